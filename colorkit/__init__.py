@@ -1,0 +1,39 @@
+"""colorkit: diverse image colorization (Deshpande et al., "Learning Diverse Image
+Colorization", CVPR 2017), its baselines, and a benchmark of diversity against error."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from colorkit.api import (  # noqa: E402
+    create_backbone,
+    create_decoder_loss,
+    create_embedder,
+    create_method,
+    create_metric,
+    list_backbones,
+    list_datasets,
+    list_decoder_losses,
+    list_embedders,
+    list_methods,
+    list_metrics,
+)
+from colorkit.plugins import hookimpl  # noqa: E402
+from colorkit.registry import ColorkitError  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "ColorkitError",
+    "hookimpl",
+    "create_backbone",
+    "create_decoder_loss",
+    "create_embedder",
+    "create_method",
+    "create_metric",
+    "list_backbones",
+    "list_datasets",
+    "list_decoder_losses",
+    "list_embedders",
+    "list_methods",
+    "list_metrics",
+]

@@ -1,0 +1,20 @@
+"""colorkit's core components, registered through the same hooks as any plugin:
+the shipped ``demo`` data set and the benchmark metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from colorkit.plugins import hookimpl
+
+DEMO_DIR = Path(__file__).parent / "demo_data" / "images"
+
+
+def demo_dataset() -> Path:
+    """The shipped demo set: real colour photographs (see colorkit/demo_data/README.md)."""
+    return DEMO_DIR
+
+
+@hookimpl
+def register_datasets(register) -> None:
+    register("demo", demo_dataset, description="shipped demo set of permissively licensed colour photographs")

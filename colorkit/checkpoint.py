@@ -1,0 +1,215 @@
+"""Checkpoints: a directory of config JSON + safetensors weights (+ statistics).
+
+Layout of a component checkpoint ``DIR``::
+
+    DIR/model.json          {"format", "colorkit_version", "kind", "name", "config", "shapes", ...}
+    DIR/model.safetensors   the state_dict (safetensors; pickle is never read or written)
+    DIR/stats.safetensors   colour statistics, when the component uses them
+
+Writes are atomic at directory level: everything is written to ``DIR.tmp-*``, then the old
+directory is moved aside and the new one moved in; a crash at any point leaves either the
+previous checkpoint or the new one complete (the loader also recovers ``DIR.old``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+
+from colorkit import __version__
+from colorkit.registry import ColorkitError
+
+FORMAT = "colorkit-checkpoint-v1"
+PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt"}
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Write a directory atomically: ``with atomic_dir(p) as tmp: write into tmp``.
+
+    The previous contents of ``p`` stay intact until the new directory is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
+    try:
+        yield tmp
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        old = path.with_name(path.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def resolve_dir(path: str | Path) -> Path:
+    """The checkpoint directory to read: ``path``, or ``path.old`` left by a crash."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    old = path.with_name(path.name + ".old")
+    if old.is_dir():
+        return old
+    raise ColorkitError(f"no checkpoint directory at {path}")
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """safetensors file of contiguous CPU copies (shared storage is split apart)."""
+    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    save_file(clean, str(path), metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; anything else (pickles included) is refused."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ColorkitError(f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)")
+    if not path.is_file():
+        raise ColorkitError(f"missing weights file {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorsError, OSError, ValueError, RuntimeError) as exc:
+        raise ColorkitError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def component_meta(obj: Any, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "colorkit_version": __version__,
+        "kind": getattr(obj, "kind", ""),
+        "name": getattr(obj, "registry_name", "") or "",
+        "class": f"{type(obj).__module__}.{type(obj).__qualname__}",
+        "config": obj.config.model_dump(mode="json"),
+        "shapes": {k: list(v.shape) for k, v in state.items()},
+    }
+
+
+def write_component(directory: Path, obj: Any, *, prefix: str = "model", extra: dict[str, Any] | None = None) -> None:
+    """Write ``prefix.json`` + ``prefix.safetensors`` for a component into ``directory``
+    (not atomic by itself: call inside :func:`atomic_dir`)."""
+    state = obj.state_dict()
+    meta = component_meta(obj, state)
+    if extra:
+        meta.update(extra)
+    save_tensors(directory / f"{prefix}.safetensors", state, {"format": FORMAT, "kind": meta["kind"], "name": meta["name"]})
+    (directory / f"{prefix}.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def save_component(obj: Any, directory: str | Path, *, stats: Any = None, extra: dict[str, Any] | None = None) -> Path:
+    """Atomically save a component (and its colour statistics) to ``directory``."""
+    directory = Path(directory)
+    with atomic_dir(directory) as tmp:
+        write_component(tmp, obj, extra=extra)
+        if stats is not None:
+            stats.save(tmp / "stats.safetensors")
+    return directory
+
+
+def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
+    meta_path = directory / f"{prefix}.json"
+    if not meta_path.is_file():
+        found = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+        raise ColorkitError(f"{directory} is not a colorkit checkpoint: no {prefix}.json (found: {', '.join(found) or 'nothing'})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ColorkitError(f"{meta_path} is not valid JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ColorkitError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    ver = str(meta.get("colorkit_version", "?"))
+    if ver.split(".")[:1] != __version__.split(".")[:1]:
+        raise ColorkitError(f"{meta_path} was written by colorkit {ver}; this is colorkit {__version__} (major versions differ)")
+    return meta
+
+
+def check_state(meta: dict[str, Any], state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path) -> None:
+    """Compare saved tensors with the freshly built model's; say exactly what differs."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k}: saved {list(state[k].shape)}, model {list(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} tensors (e.g. {', '.join(unexpected[:3])})")
+    if mismatched:
+        problems.append(f"shape mismatch in {len(mismatched)} (e.g. {'; '.join(mismatched[:3])})")
+    if problems:
+        raise ColorkitError(f"checkpoint {where} does not match {meta.get('kind')} {meta.get('name')!r}: " + "; ".join(problems))
+
+
+def load_component(directory: str | Path, *, kind: str | None = None, name: str | None = None,
+                   prefix: str = "model", map_location: str | torch.device = "cpu", **factory_kwargs: Any) -> Any:
+    """Rebuild a component from its checkpoint through the registry and load its weights.
+
+    ``kind``/``name``, when given, must match what was saved. ``factory_kwargs`` are passed
+    to the factory (e.g. ``stats=`` for methods); when ``stats.safetensors`` exists and no
+    ``stats`` is given, it is loaded and passed for factories that take it."""
+    from colorkit.plugins import registry
+
+    directory = resolve_dir(directory)
+    meta = read_meta(directory, prefix)
+    if kind is not None and meta.get("kind") != kind:
+        raise ColorkitError(f"checkpoint {directory} holds a {meta.get('kind')!r}, expected a {kind!r}")
+    if name is not None and meta.get("name") != name:
+        raise ColorkitError(f"checkpoint {directory} holds {meta.get('name')!r}, expected {name!r}")
+    stats_path = directory / "stats.safetensors"
+    if "stats" not in factory_kwargs and stats_path.is_file() and meta.get("kind") == "conditional_model":
+        from colorkit.stats import ColorStats
+
+        factory_kwargs["stats"] = ColorStats.load(stats_path)
+    obj = registry(meta["kind"]).create(meta["name"], config=meta["config"], **factory_kwargs)
+    state = load_tensors(directory / f"{prefix}.safetensors")
+    expected = obj.state_dict()
+    check_state(meta, state, expected, directory)
+    obj.load_state_dict(state, strict=True)
+    return obj.to(map_location)

@@ -1,0 +1,84 @@
+"""The ``colorkit`` command line: one module per command group; plugins add commands
+through the ``register_commands`` hook.
+
+User errors (:class:`colorkit.ColorkitError`, bad options) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from colorkit import __version__
+from colorkit.registry import ColorkitError
+
+# name -> "module:attribute"; imported lazily so `colorkit --help` stays fast.
+COMMANDS = {
+    "plugins": "colorkit.cli.plugins:plugins",
+    "data": "colorkit.cli.data:data",
+    "stats": "colorkit.cli.stats:stats",
+}
+
+
+class _Group(click.Group):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if self._plugins_added:
+            return
+        self._plugins_added = True
+        from colorkit.plugins import plugin_manager
+
+        plugin_manager().hook.register_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            mod, attr = COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(mod), attr), name)
+        if name not in self.commands:
+            self._add_plugin_commands()
+        return self.commands.get(name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="colorkit")
+def cli() -> None:
+    """colorkit: diverse image colorization (Deshpande et al., CVPR 2017).
+
+    \b
+    Examples:
+      colorkit bench --methods mdn,cvae,cgan     # train and score on the demo set
+      colorkit train --method mdn --out runs/mdn
+      colorkit colorize photo.jpg --run runs/mdn --k 5
+      colorkit plugins                          # what is registered, from where
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="colorkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        msg = exc.format_message().replace("\n", " ")
+        click.echo(f"colorkit: error: {msg}", err=True)
+        sys.exit(exc.exit_code if exc.exit_code else 2)
+    except ColorkitError as exc:
+        click.echo(f"colorkit: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,70 @@
+"""Hook specifications: the whole plugin API of colorkit.
+
+Each hook receives a ``register`` callback and calls it once per component:
+
+.. code-block:: python
+
+    from colorkit import hookimpl
+
+    @hookimpl
+    def register_conditional_models(register):
+        register("knn", KNNColorizer, description="k-nearest-neighbour colour transfer")
+
+``register(name, factory, *, description="")``: ``factory`` is normally a class deriving
+from the interface of its kind (see :mod:`colorkit.interfaces`); it is called with keyword
+arguments by ``colorkit.create_<kind>(name, ...)``. A name may be registered once per kind:
+a second registration, from any source, is an error that names both sources.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("colorkit")
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_backbones(register: Register) -> None:
+    """Register grey-feature backbones (:class:`colorkit.interfaces.Backbone`).
+
+    A backbone maps a grey image ``(B, 1, H, W)`` (L / 100, in [0, 1]) to a feature map
+    ``(B, C, h, w)``; it states ``out_channels`` and ``reduction`` (H / h)."""
+
+
+@hookspec
+def register_embedders(register: Register) -> None:
+    """Register colour-field embedders (:class:`colorkit.interfaces.Embedder`): a VAE-like
+    model with ``encode(ab[, grey]) -> Posterior`` and ``decode(z[, grey]) -> ab``."""
+
+
+@hookspec
+def register_conditional_models(register: Register) -> None:
+    """Register conditional models / methods (:class:`colorkit.interfaces.Method`): trained
+    by the engine, then ``sample(grey, k) -> (B, k, 2, H, W)`` in ab / 128 units."""
+
+
+@hookspec
+def register_decoder_losses(register: Register) -> None:
+    """Register decoder losses (:class:`colorkit.interfaces.DecoderLoss`): per-sample
+    losses between a predicted and a true ab field ``(B, 2, H, W)`` in ab / 128 units."""
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register metrics (:class:`colorkit.interfaces.Metric`): ``update(samples, target)``
+    accumulates, ``compute()`` reduces (across processes when distributed)."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register named data sets: ``factory() -> pathlib.Path`` of an image folder that
+    ``colorkit.data.prepare`` can read (e.g. the shipped ``demo`` set)."""
+
+
+@hookspec
+def register_commands(cli) -> None:
+    """Add commands to the ``colorkit`` click group: ``cli.add_command(my_command)``."""

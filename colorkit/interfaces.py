@@ -1,0 +1,242 @@
+"""Interfaces every component implements, with shapes and units.
+
+Units everywhere (the paper's, see docs/method-notes): a colour field ``ab`` is CIE Lab
+a and b divided by 128, shape ``(B, 2, H, W)``, roughly in [-1, 1]; a grey image ``grey``
+is Lab L divided by 100, shape ``(B, 1, H, W)``, in [0, 1].
+
+Components are ``torch.nn.Module`` subclasses with a pydantic ``Config`` (``extra="forbid"``)
+and named ``PRESETS`` (``paper``: the paper's exact sizes; ``small``: CPU-friendly, same
+structure; ``tiny``: for tests). ``Cls(preset="small", latent_dim=32)`` builds the config
+from the preset's values overridden by the given fields. A checkpoint stores the config
+JSON and the ``state_dict`` as safetensors (see :mod:`colorkit.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from colorkit.registry import ColorkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from colorkit.stats import ColorStats
+
+PRESET_NAMES = ("paper", "small", "tiny")
+
+
+class ComponentConfig(BaseModel):
+    """Base of every component config: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    preset: str = "small"
+
+
+class Component(nn.Module):
+    """Base class: a module built from a validated config and a named preset."""
+
+    kind: ClassVar[str] = ""
+    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "small": {}, "tiny": {}}
+    registry_name: str = ""
+
+    @classmethod
+    def make_config(cls, config: ComponentConfig | dict | None = None, **fields: Any) -> ComponentConfig:
+        if isinstance(config, cls.Config):
+            if fields:
+                config = config.model_copy(update=fields)
+            return cls.Config.model_validate(config.model_dump())
+        values: dict[str, Any] = dict(config or {})
+        values.update(fields)
+        preset = values.get("preset", cls.Config.model_fields["preset"].default)
+        if preset not in cls.PRESETS:
+            raise ColorkitError(
+                f"unknown preset {preset!r} for {cls.__name__}; expected one of {', '.join(cls.PRESETS)}"
+            )
+        return cls.Config.model_validate({**cls.PRESETS[preset], **values, "preset": preset})
+
+    def __init__(self, config: ComponentConfig | dict | None = None, **fields: Any) -> None:
+        super().__init__()
+        self.config = self.make_config(config, **fields)
+
+
+# --------------------------------------------------------------------------- backbones
+class Backbone(Component):
+    """Grey-level feature extractor: ``forward(grey (B,1,H,W)) -> (B, out_channels, H/r, W/r)``.
+
+    ``out_channels`` and ``reduction`` (r) describe the output. A backbone that must be
+    trained before use (colorkit's ``colornet``) returns a :class:`Stage` from
+    :meth:`pretrain_stage`; others return ``None``.
+    """
+
+    kind = "backbone"
+    out_channels: int
+    reduction: int
+
+    @abstractmethod
+    def forward(self, grey: Tensor) -> Tensor: ...
+
+    def pretrain_stage(self, stats: ColorStats) -> Stage | None:
+        return None
+
+
+# --------------------------------------------------------------------------- embedders
+class Posterior(NamedTuple):
+    """Diagonal Gaussian q(z | C[, G]): ``mu`` and ``logvar`` are ``(B, d)``."""
+
+    mu: Tensor
+    logvar: Tensor
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(self.mu.shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
+        return self.mu + eps * torch.exp(0.5 * self.logvar)
+
+    def kl(self) -> Tensor:
+        """KL(q || N(0, I)) per sample, ``(B,)`` (summed over the d dimensions)."""
+        return 0.5 * (self.mu.pow(2) + self.logvar.exp() - 1.0 - self.logvar).sum(dim=1)
+
+
+class Embedder(Component):
+    """Colour-field embedding (VAE): ``encode(ab[, grey]) -> Posterior``,
+    ``decode(z (B,d)[, grey]) -> ab (B,2,H,W)``. ``uses_grey`` says whether the grey image
+    is an input (the "ours+skip" variant); ``latent_dim`` is d."""
+
+    kind = "embedder"
+    latent_dim: int
+    uses_grey: bool = False
+
+    @abstractmethod
+    def encode(self, ab: Tensor, grey: Tensor | None = None) -> Posterior: ...
+
+    @abstractmethod
+    def decode(self, z: Tensor, grey: Tensor | None = None) -> Tensor: ...
+
+    def forward(self, ab: Tensor, grey: Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Posterior]:
+        post = self.encode(ab, grey)
+        z = post.sample(generator) if self.training else post.mu
+        return self.decode(z, grey), post
+
+
+# --------------------------------------------------------------------------- losses
+class DecoderLoss(Component):
+    """A decoder loss: ``forward(pred, target, stats) -> (B,)`` per-sample loss for ab
+    fields ``(B, 2, H, W)`` in ab / 128 units (summed over pixels, not averaged)."""
+
+    kind = "decoder_loss"
+
+    @abstractmethod
+    def forward(self, pred: Tensor, target: Tensor, stats: ColorStats) -> Tensor: ...
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class StepContext:
+    """What a stage's ``step`` gets besides the batch."""
+
+    optimizers: dict[str, torch.optim.Optimizer]
+    optimize: Callable[[str, Tensor], None]
+    """``optimize(name, loss)``: zero grads, check the loss is finite, backward, average
+    gradients across processes, step optimizer ``name``."""
+    epoch: int
+    step: int
+    world_size: int = 1
+    generator: torch.Generator | None = None
+
+
+@dataclass
+class Stage:
+    """One phase of a method's training (e.g. backbone pretext, VAE, MDN).
+
+    ``modules``: trained in this stage (their gradients are averaged across processes);
+    ``frozen``: put in eval mode for the stage; ``make_optimizers``: called once when the
+    stage starts; ``step(batch, ctx) -> {name: scalar tensor}``: one optimisation step,
+    calling ``ctx.optimize``; the returned scalars are logged (``"loss"`` first).
+    ``setup``: optional, called with the training split before the first epoch.
+    """
+
+    name: str
+    modules: dict[str, nn.Module]
+    make_optimizers: Callable[[], dict[str, torch.optim.Optimizer]]
+    step: Callable[[dict[str, Tensor], StepContext], dict[str, Tensor]]
+    epochs: int
+    batch_size: int = 64
+    frozen: list[nn.Module] = field(default_factory=list)
+    setup: Callable[[Any], None] | None = None
+
+
+class Method(Component):
+    """A conditional model P(C | G), trained by the engine stage by stage.
+
+    ``Cls(stats=ColorStats, preset=..., **fields)``; :meth:`stages` lists the training
+    phases in order; :meth:`sample` gives ``k`` colorizations per grey image,
+    ``(B, k, 2, H, W)`` in ab / 128, deterministic for a given ``generator``.
+    ``sample_modes``: the ways it can sample (first is the default).
+    """
+
+    kind = "conditional_model"
+    sample_modes: ClassVar[tuple[str, ...]] = ("default",)
+
+    def __init__(self, config: ComponentConfig | dict | None = None, *, stats: ColorStats, **fields: Any) -> None:
+        super().__init__(config, **fields)
+        self.stats = stats
+
+    @abstractmethod
+    def stages(self) -> list[Stage]: ...
+
+    @abstractmethod
+    def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
+               generator: torch.Generator | None = None) -> Tensor: ...
+
+    def check_mode(self, mode: str | None) -> str:
+        mode = mode or self.sample_modes[0]
+        if mode not in self.sample_modes:
+            raise ColorkitError(
+                f"{type(self).__name__} cannot sample with mode {mode!r}; expected one of {', '.join(self.sample_modes)}"
+            )
+        return mode
+
+
+# --------------------------------------------------------------------------- metrics
+class Metric(ABC):
+    """A streaming metric (torchmetrics-style): ``update`` accumulates sums, ``compute``
+    reduces them (summing the state across processes when torch.distributed is
+    initialised), ``reset`` clears. ``higher_is_better`` and ``units`` describe the value.
+
+    ``update(samples (B,k,2,H,W), target (B,2,H,W), grey (B,1,H,W))`` with ab / 128 and L / 100.
+    """
+
+    kind: ClassVar[str] = "metric"
+    higher_is_better: ClassVar[bool | None] = None
+    units: ClassVar[str] = "ab/128"
+    registry_name: str = ""
+
+    def __init__(self, stats: ColorStats | None = None) -> None:
+        self.stats = stats
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = torch.zeros((), dtype=torch.float64)
+        self.count = torch.zeros((), dtype=torch.float64)
+
+    @abstractmethod
+    def per_image(self, samples: Tensor, target: Tensor, grey: Tensor) -> Tensor:
+        """The metric's value for each image, ``(B,)``; ``update`` sums these."""
+
+    def update(self, samples: Tensor, target: Tensor, grey: Tensor) -> None:
+        vals = self.per_image(samples, target, grey).detach().double().cpu()
+        self.total += vals.sum()
+        self.count += vals.numel()
+
+    def compute(self) -> float:
+        total, count = self.total.clone(), self.count.clone()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            buf = torch.stack([total, count])
+            torch.distributed.all_reduce(buf)
+            total, count = buf[0], buf[1]
+        return float(total / count) if count > 0 else math.nan

@@ -1,0 +1,189 @@
+"""The plugin manager: built-ins, then the ``colorkit`` entry-point group.
+
+Environment controls (read when plugins first load):
+
+* ``COLORKIT_LOAD_PLUGINS``: comma-separated entry-point names to load; unset loads all,
+  an empty string loads none (only colorkit's core components remain).
+* ``COLORKIT_BLOCK_PLUGINS``: comma-separated entry-point names never to load.
+
+A plugin that raises on import, uses a hook name colorkit does not define, or raises
+inside a hook is reported (name + error, see :func:`failures`) and skipped; the rest keep
+working.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from colorkit import hookspecs
+from colorkit.registry import KINDS, ColorkitError, Entry, Registry
+
+hookimpl = pluggy.HookimplMarker("colorkit")
+
+ENTRY_POINT_GROUP = "colorkit"
+# Core components (metrics, data sets) are registered from these modules directly, as
+# llm does with its default plugins.
+BUILTIN_MODULES = ("colorkit.builtins",)
+
+_HOOK_FOR_KIND = {
+    "backbone": "register_backbones",
+    "embedder": "register_embedders",
+    "conditional_model": "register_conditional_models",
+    "decoder_loss": "register_decoder_losses",
+    "metric": "register_metrics",
+    "dataset": "register_datasets",
+}
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    plugin: str
+    distribution: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin '{self.plugin}' (distribution '{self.distribution}') failed: {self.error}"
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    name: str
+    distribution: str
+    module: str
+
+
+class _State:
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("colorkit")
+        self.pm.add_hookspecs(hookspecs)
+        self.registries = {kind: Registry(kind) for kind in KINDS}
+        self.failures: list[PluginFailure] = []
+        self.loaded: list[LoadedPlugin] = []
+        self.dist_of: dict[str, str] = {}
+
+
+_state: _State | None = None
+_lock = threading.RLock()
+
+
+def _env_list(var: str) -> list[str] | None:
+    val = os.environ.get(var)
+    if val is None:
+        return None
+    return [v.strip() for v in val.split(",") if v.strip()]
+
+
+def _check_hook_names(module: ModuleType, pm: pluggy.PluginManager) -> None:
+    """Reject hook implementations whose name colorkit does not define (a misspelling)."""
+    known = set(_HOOK_FOR_KIND.values()) | {"register_commands"}
+    for attr in dir(module):
+        obj = getattr(module, attr, None)
+        if callable(obj) and getattr(obj, "colorkit_impl", None) is not None and attr not in known:
+            raise ColorkitError(
+                f"unknown hook {attr!r}; colorkit hooks are: {', '.join(sorted(known))}"
+            )
+
+
+def _register_module(st: _State, name: str, dist: str, load) -> None:
+    try:
+        module = load()
+        _check_hook_names(module, st.pm)
+        st.pm.register(module, name=name)
+    except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, not fatal
+        st.failures.append(PluginFailure(name, dist, f"{type(exc).__name__}: {exc}"))
+        return
+    st.dist_of[name] = dist
+    st.loaded.append(LoadedPlugin(name, dist, getattr(module, "__name__", str(module))))
+
+
+def _collect(st: _State) -> None:
+    for kind, hook_name in _HOOK_FOR_KIND.items():
+        caller = getattr(st.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            plugin = impl.plugin_name
+            dist = st.dist_of.get(plugin, "?")
+
+            def register(name: str, factory: Any, *, description: str = "", _k=kind, _p=plugin, _d=dist) -> None:
+                doc = description or (getattr(factory, "__doc__", None) or "").strip().split("\n")[0]
+                st.registries[_k].add(Entry(_k, name, factory, _p, _d, doc))
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # noqa: BLE001
+                st.failures.append(
+                    PluginFailure(plugin, dist, f"{hook_name}: {type(exc).__name__}: {exc}")
+                )
+
+
+def _load() -> _State:
+    st = _State()
+    for modname in BUILTIN_MODULES:
+        _register_module(st, modname, "colorkit", lambda m=modname: importlib.import_module(m))
+    only = _env_list("COLORKIT_LOAD_PLUGINS")
+    blocked = set(_env_list("COLORKIT_BLOCK_PLUGINS") or [])
+    seen: set[str] = set()
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(ep.name)
+        if ep.name in blocked or (only is not None and ep.name not in only):
+            continue
+        dist = ep.dist.name if ep.dist is not None else "?"
+        _register_module(st, ep.name, dist, ep.load)
+    try:
+        st.pm.check_pending()
+    except pluggy.PluginValidationError as exc:  # pragma: no cover - guarded above
+        st.failures.append(PluginFailure(str(exc.plugin), "?", str(exc)))
+    _collect(st)
+    for f in st.failures:
+        print(f"colorkit: warning: {f}", file=sys.stderr)
+    return st
+
+
+def state() -> _State:
+    global _state
+    with _lock:
+        if _state is None:
+            _state = _load()
+        return _state
+
+
+def reload() -> None:
+    """Forget loaded plugins; the next use loads them again (tests, after installs)."""
+    global _state
+    with _lock:
+        _state = None
+        md.distributions.cache_clear() if hasattr(md.distributions, "cache_clear") else None
+        importlib.invalidate_caches()
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    return state().pm
+
+
+def registry(kind: str) -> Registry:
+    if kind not in KINDS:
+        raise ColorkitError(f"unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return state().registries[kind]
+
+
+def failures() -> list[PluginFailure]:
+    return list(state().failures)
+
+
+def loaded_plugins() -> list[LoadedPlugin]:
+    return list(state().loaded)
+
+
+def all_entries() -> list[Entry]:
+    st = state()
+    return [e for kind in KINDS for e in (st.registries[kind].entries[n] for n in st.registries[kind].names())]
