@@ -19,6 +19,9 @@ COMMANDS = {
     "plugins": "colorkit.cli.plugins:plugins",
     "data": "colorkit.cli.data:data",
     "stats": "colorkit.cli.stats:stats",
+    "train": "colorkit.cli.train:train",
+    "colorize": "colorkit.cli.colorize:colorize",
+    "bench": "colorkit.cli.bench:bench",
 }
 
 

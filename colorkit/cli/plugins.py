@@ -32,9 +32,11 @@ def plugins(as_json: bool, kind: str | None) -> None:
         return
     rows = [(e.kind, e.name, e.plugin, e.distribution, e.description) for e in entries]
     headers = ("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION")
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i in range(4)]
+    widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(4)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers[:4], widths)) + "  " + headers[4])
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
-    for f in fails:
-        click.echo(f"FAILED  {f}", err=True)
+    if fails:
+        click.echo(f"\n{len(fails)} plugin(s) failed to load:")
+        for f in fails:
+            click.echo(f"  {f}")

@@ -1,0 +1,115 @@
+"""Process-group helpers for ``torchrun --nproc_per_node N -m colorkit train ...``.
+
+The engine shards every global batch across processes (a DistributedSampler over one
+shared, seeded permutation), averages gradients with one bucketed all-reduce per optimizer
+step (what DistributedDataParallel does; stages call sub-module methods such as
+``encode``/``decode``, which DDP's forward hook would not see) and normalises BatchNorm over
+the global batch. So N processes with global batch B follow one process with batch B.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+from torch import Tensor, nn
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def init_from_env(device: torch.device) -> bool:
+    """Initialise the default process group when launched by torchrun (WORLD_SIZE > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def all_reduce_gradients(params: list[Tensor]) -> None:
+    """Average ``.grad`` of ``params`` across processes with a single flat all-reduce."""
+    if not is_distributed():
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        g.copy_(synced)
+
+
+def broadcast_module(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every process."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def all_agree(flag: bool) -> bool:
+    """True only if ``flag`` is true on every process."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([0.0 if flag else 1.0])
+    dist.all_reduce(t)
+    return bool(t.item() == 0)
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics cover the global batch across processes
+    (differentiable all-reduce of per-channel sums); plain BatchNorm otherwise. Works on
+    CPU (gloo) and GPU, unlike ``nn.SyncBatchNorm`` which needs GPUs."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and is_distributed()):
+            return super().forward(x)
+        dims = [d for d in range(x.dim()) if d != 1]
+        count = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
+        stacked = torch.cat([x.sum(dims), (x * x).sum(dims), count])
+        stacked = dist_fn.all_reduce(stacked)
+        c = x.shape[1]
+        n = stacked[-1]
+        mean = stacked[:c] / n
+        var = (stacked[c : 2 * c] / n - mean * mean).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(mean.detach() * m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)).clamp_min(1.0) * m)
+                self.num_batches_tracked += 1
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_batchnorm(module: nn.Module) -> nn.Module:
+    """Swap every BatchNorm1d/2d/3d in ``module`` for :class:`GlobalBatchNorm` in place
+    (parameters and buffers are kept; state_dict keys are unchanged)."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm):
+            child.__class__ = GlobalBatchNorm
+        else:
+            convert_batchnorm(child)
+    return module

@@ -1,0 +1,345 @@
+"""The training engine shared by every method.
+
+``fit(method, train_split, run_dir, config)`` runs the method's :class:`~colorkit.interfaces.Stage`
+list in order: seeded and sharded batches, one optimisation step per batch through
+``ctx.optimize``, a progress bar with loss and throughput, a JSONL log and loss-curve PNG,
+an atomic checkpoint after every epoch (``RUN_DIR/train_state``), ``resume=True`` to
+continue an interrupted run to the same result, and a clear stop on a NaN/inf loss that
+keeps the last good checkpoint. Distributed under torchrun: see :mod:`colorkit.distributed`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor
+from torch.utils.data import DistributedSampler
+
+from colorkit import distributed as D
+from colorkit.checkpoint import atomic_dir, load_tensors, read_meta, save_tensors, write_component
+from colorkit.interfaces import Method, Stage, StepContext
+from colorkit.registry import ColorkitError
+
+
+class TrainingDiverged(ColorkitError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainConfig(BaseModel):
+    """How the engine trains (the method's own config says what it trains)."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: int = 0
+    epochs: int | None = None  # overrides every stage's epochs when set
+    batch_size: int | None = None  # global batch; overrides every stage's when set
+    device: str = "auto"
+    progress: bool = True
+    checkpoint_every: int = 1  # epochs between checkpoints
+    log_every: int = 1  # steps between log lines in log.jsonl
+    max_steps_per_epoch: int | None = None  # for smoke tests
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ColorkitError(f"invalid device {device!r} ({exc}); expected auto, cpu, cuda or cuda:N") from None
+
+
+class _Indexable(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+@dataclass
+class _Progress:
+    stage_index: int = 0
+    epoch: int = 0  # epochs completed in the current stage
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ optimizer state I/O
+def _flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, Tensor] = {}
+    state_meta: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        entry: dict[str, Any] = {}
+        for k, v in st.items():
+            if isinstance(v, Tensor):
+                key = f"{prefix}.{pid}.{k}"
+                tensors[key] = v
+                entry[k] = {"tensor": key}
+            else:
+                entry[k] = {"value": v}
+        state_meta[str(pid)] = entry
+    return tensors, {"state": state_meta, "param_groups": sd["param_groups"]}
+
+
+def _unflatten_optimizer(meta: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, Any]:
+    state = {}
+    for pid, entry in meta["state"].items():
+        state[int(pid)] = {k: (tensors[v["tensor"]] if "tensor" in v else v["value"]) for k, v in entry.items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+# ------------------------------------------------------------------ the engine
+class Trainer:
+    def __init__(self, config: TrainConfig | None = None) -> None:
+        self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
+
+    # -- checkpoints -------------------------------------------------------
+    def _state_dir(self, run_dir: Path) -> Path:
+        return run_dir / "train_state"
+
+    def _save_state(self, run_dir: Path, method: Method, progress: _Progress,
+                    optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        if D.rank() != 0:
+            return
+        with atomic_dir(self._state_dir(run_dir)) as tmp:
+            write_component(tmp, method)
+            tensors: dict[str, Tensor] = {"rng.cpu": torch.get_rng_state()}
+            if torch.cuda.is_available() and self.device.type == "cuda":
+                tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            opt_meta = {}
+            for name, opt in optimizers.items():
+                t, m = _flatten_optimizer(opt, f"opt.{name}")
+                tensors.update(t)
+                opt_meta[name] = m
+            save_tensors(tmp / "optim.safetensors", tensors, {"format": "colorkit-train-state-v1"})
+            (tmp / "progress.json").write_text(json.dumps({
+                "stage_index": progress.stage_index, "epoch": progress.epoch,
+                "global_step": progress.global_step, "stage_seconds": progress.stage_seconds,
+                "optimizers": opt_meta,
+            }, indent=1))
+
+    def _load_state(self, run_dir: Path, method: Method) -> tuple[_Progress, dict[str, Any], dict[str, Tensor]] | None:
+        sdir = self._state_dir(run_dir)
+        if not sdir.is_dir():
+            old = sdir.with_name(sdir.name + ".old")
+            if not old.is_dir():
+                return None
+            sdir = old
+        meta = read_meta(sdir)
+        if meta.get("name") != method.registry_name or meta.get("config") != method.config.model_dump(mode="json"):
+            raise ColorkitError(
+                f"cannot resume: {sdir} holds {meta.get('name')!r} with a different config than the run asked for "
+                "(use the same options, or a new --out directory)"
+            )
+        state = load_tensors(sdir / "model.safetensors")
+        method.load_state_dict(state, strict=True)
+        prog = json.loads((sdir / "progress.json").read_text())
+        extra = load_tensors(sdir / "optim.safetensors")
+        hist_path = run_dir / "log.jsonl"
+        history = []
+        if hist_path.is_file():
+            history = [json.loads(line) for line in hist_path.read_text().splitlines() if line.strip()]
+            history = [h for h in history if h["global_step"] <= prog["global_step"]]
+        p = _Progress(prog["stage_index"], prog["epoch"], prog["global_step"], history, prog.get("stage_seconds", {}))
+        return p, prog["optimizers"], extra
+
+    # -- one stage ---------------------------------------------------------
+    def _optimize_fn(self, optimizers: dict[str, torch.optim.Optimizer], where: dict[str, Any]):
+        def optimize(name: str, loss: Tensor) -> None:
+            if name not in optimizers:
+                raise KeyError(f"stage has no optimizer {name!r}; it has {sorted(optimizers)}")
+            if loss.dim() != 0:
+                raise ValueError(f"ctx.optimize needs a scalar loss, got shape {tuple(loss.shape)}")
+            if not D.all_agree(bool(torch.isfinite(loss.detach()).item())):
+                raise TrainingDiverged(
+                    f"loss {name!r} became {loss.item()} in stage {where['stage']!r} at epoch {where['epoch'] + 1}, "
+                    f"step {where['step']}; training stopped, the last good checkpoint is kept in {where['ckpt']}"
+                )
+            opt = optimizers[name]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            params = [p for g in opt.param_groups for p in g["params"]]
+            D.all_reduce_gradients(params)
+            opt.step()
+        return optimize
+
+    def fit(self, method: Method, train_split: Any, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+        """Train ``method`` on ``train_split`` (has ``len()`` and ``batch(indices)``);
+        checkpoints go to ``run_dir/train_state``. Returns a summary dict."""
+        cfg = self.config
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        D.init_from_env(self.device)
+        world, rank = D.world_size(), D.rank()
+        method.to(self.device)
+        if world > 1:
+            D.convert_batchnorm(method)
+            D.broadcast_module(method)  # every process starts from rank 0's weights
+        torch.manual_seed(cfg.seed + rank)
+        if hasattr(method.stats, "to"):
+            method.stats = method.stats.to(self.device)
+
+        progress = _Progress()
+        opt_states: dict[str, Any] = {}
+        opt_tensors: dict[str, Tensor] = {}
+        if resume:
+            loaded = self._load_state(run_dir, method)
+            if loaded is not None:
+                progress, opt_states, opt_tensors = loaded
+                if rank == 0:
+                    print(f"colorkit: resuming {run_dir} at stage {progress.stage_index + 1}, "
+                          f"{progress.epoch} epoch(s) done", file=sys.stderr)
+        elif self._state_dir(run_dir).exists() and rank == 0:
+            raise ColorkitError(f"{run_dir} already holds an unfinished training run; pass --resume to continue it or choose another --out")
+        log_path = run_dir / "log.jsonl"
+        if rank == 0:
+            log_path.write_text("".join(json.dumps(h) + "\n" for h in progress.history))
+
+        stages = method.stages()
+        n = len(train_split)
+        t_all = time.perf_counter()
+        for si, stage in enumerate(stages):
+            if si < progress.stage_index:
+                continue
+            epochs = cfg.epochs if cfg.epochs is not None else stage.epochs
+            bsz = cfg.batch_size or stage.batch_size
+            if bsz % world:
+                raise ColorkitError(f"global batch size {bsz} is not divisible by the {world} processes")
+            local = bsz // world
+            if n < 2 * world:
+                raise ColorkitError(f"training split has {n} images; at least {2 * world} are needed")
+            if stage.setup is not None:
+                stage.setup(train_split)
+            if si == progress.stage_index and "rng.cpu" in opt_tensors:
+                # Restore the RNG after setup, exactly where the interrupted run saved it.
+                torch.set_rng_state(opt_tensors["rng.cpu"])
+                if "rng.cuda" in opt_tensors and self.device.type == "cuda":
+                    torch.cuda.set_rng_state(opt_tensors["rng.cuda"], self.device)
+            # Only this stage's modules learn; everything else is in eval mode, no grads.
+            method.eval()
+            method.requires_grad_(False)
+            for mod in stage.modules.values():
+                mod.train()
+                mod.requires_grad_(True)
+            for mod in stage.frozen:
+                mod.eval()
+                mod.requires_grad_(False)
+            optimizers = stage.make_optimizers()
+            if si == progress.stage_index and opt_states:
+                for name, opt in optimizers.items():
+                    opt.load_state_dict(_unflatten_optimizer(opt_states[name], opt_tensors))
+            start_epoch = progress.epoch if si == progress.stage_index else 0
+            sampler = DistributedSampler(_Indexable(n), num_replicas=world, rank=rank, shuffle=True,
+                                         seed=cfg.seed * 1000 + si, drop_last=False)
+            where = {"stage": stage.name, "epoch": 0, "step": 0, "ckpt": self._state_dir(run_dir)}
+            ctx = StepContext(optimizers=optimizers, optimize=self._optimize_fn(optimizers, where),
+                              epoch=0, step=0, world_size=world)
+            t_stage = time.perf_counter() - progress.stage_seconds.get(stage.name, 0.0)
+            for epoch in range(start_epoch, epochs):
+                sampler.set_epoch(epoch)
+                order = list(iter(sampler))
+                steps = [order[i : i + local] for i in range(0, len(order), local)]
+                steps = [s for s in steps if len(s) >= 2]  # BatchNorm needs 2 per process
+                if cfg.max_steps_per_epoch is not None:
+                    steps = steps[: cfg.max_steps_per_epoch]
+                bar = None
+                if cfg.progress and rank == 0:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(total=len(steps), desc=f"{method.registry_name or type(method).__name__}:{stage.name} "
+                               f"{epoch + 1}/{epochs}", unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)
+                seen, t0 = 0, time.perf_counter()
+                for idx in steps:
+                    batch = {k: v.to(self.device, non_blocking=True) for k, v in train_split.batch(idx).items()}
+                    where.update(epoch=epoch, step=progress.global_step)
+                    ctx.epoch, ctx.step = epoch, progress.global_step
+                    logs = stage.step(batch, ctx)
+                    progress.global_step += 1
+                    seen += len(idx) * world
+                    if rank == 0 and progress.global_step % cfg.log_every == 0:
+                        rec = {"stage": stage.name, "epoch": epoch, "global_step": progress.global_step,
+                               **{k: float(v) for k, v in logs.items()}}
+                        progress.history.append(rec)
+                        with log_path.open("a") as fh:
+                            fh.write(json.dumps(rec) + "\n")
+                    if bar is not None:
+                        rate = seen / max(time.perf_counter() - t0, 1e-9)
+                        first = next(iter(logs.items()), None)
+                        post = {first[0]: f"{float(first[1]):.4g}"} if first else {}
+                        bar.set_postfix(**post, img_s=f"{rate:.0f}")
+                        bar.update(1)
+                if bar is not None:
+                    bar.close()
+                progress.epoch = epoch + 1
+                progress.stage_index = si
+                progress.stage_seconds[stage.name] = time.perf_counter() - t_stage
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == epochs:
+                    self._save_state(run_dir, method, progress, optimizers)
+            progress.stage_index, progress.epoch = si + 1, 0
+            progress.stage_seconds[stage.name] = time.perf_counter() - t_stage
+            self._save_state(run_dir, method, progress, {})
+        method.eval()
+        method.requires_grad_(False)
+        if rank == 0:
+            plot_losses(progress.history, run_dir / "loss.png")
+        return {
+            "train_seconds": sum(progress.stage_seconds.values()),
+            "stage_seconds": dict(progress.stage_seconds),
+            "wall_seconds_this_call": time.perf_counter() - t_all,
+            "steps": progress.global_step,
+            "world_size": world,
+            "device": str(self.device),
+        }
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
+    """One panel per stage, every logged scalar against the global step (log scale when
+    positive), a moving average over the noisy per-step values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages: list[str] = []
+    for h in history:
+        if h["stage"] not in stages:
+            stages.append(h["stage"])
+    if not stages:
+        return
+    fig, axes = plt.subplots(1, len(stages), figsize=(4.5 * len(stages), 3.4), squeeze=False)
+    for ax, st in zip(axes[0], stages):
+        rows = [h for h in history if h["stage"] == st]
+        keys = [k for k in rows[0] if k not in {"stage", "epoch", "global_step"}]
+        steps = [h["global_step"] for h in rows]
+        positive = True
+        for k in keys:
+            vals = [h.get(k, math.nan) for h in rows]
+            w = max(1, len(vals) // 50)
+            smooth = [sum(vals[max(0, i - w + 1) : i + 1]) / len(vals[max(0, i - w + 1) : i + 1]) for i in range(len(vals))]
+            ax.plot(steps, smooth, label=k)
+            positive = positive and all(v > 0 for v in vals)
+        if positive:
+            ax.set_yscale("log")
+        ax.set_title(f"stage: {st}")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle("training losses (per-sample sums, ab/128 units)", fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,164 @@
+"""Registry and plugin-manager behaviour: unknown, duplicate, failing and misspelt plugins,
+a real entry point from a distribution the test creates, and the load controls."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import pytest
+
+import colorkit
+from colorkit import plugins
+from colorkit.cli import main
+from colorkit.registry import DuplicateComponentError, Entry, Registry, UnknownComponentError
+
+
+def make_dist(root, dist_name, module, source, entry_name=None):
+    """Write an installed distribution (dist-info with an entry point) under ``root``."""
+    entry_name = entry_name or module
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist_name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[colorkit]\n{entry_name} = {module}\n")
+    (info / "RECORD").write_text("")
+
+
+@pytest.fixture
+def plugin_path(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.reload()
+    yield tmp_path
+    for mod in [m for m in sys.modules if m.startswith("ck_test_")]:
+        del sys.modules[mod]
+    monkeypatch.undo()
+    plugins.reload()
+
+
+GOOD = '''
+from colorkit import hookimpl
+
+def my_dataset():
+    """a test data set"""
+    return "/nowhere"
+
+@hookimpl
+def register_datasets(register):
+    register("ck-test-set", my_dataset)
+'''
+
+
+def test_unknown_name_lists_known():
+    reg = Registry("metric")
+    reg.add(Entry("metric", "a", object, "p", "d"))
+    reg.add(Entry("metric", "b", object, "p", "d"))
+    with pytest.raises(UnknownComponentError, match=r"unknown metric 'c'; known: a, b"):
+        reg.get("c")
+
+
+def test_duplicate_names_both_sources():
+    reg = Registry("backbone")
+    reg.add(Entry("backbone", "x", object, "first", "dist-one"))
+    with pytest.raises(DuplicateComponentError, match=r"plugin 'first' \(distribution 'dist-one'\).*plugin 'second' \(distribution 'dist-two'\)"):
+        reg.add(Entry("backbone", "x", object, "second", "dist-two"))
+
+
+def test_family_names_pass_variant():
+    reg = Registry("backbone")
+    reg.add(Entry("backbone", "timm:", lambda variant, **kw: ("built", variant, kw), "p", "d"))
+    assert reg.create("timm:resnet18", level=2) == ("built", "resnet18", {"level": 2})
+    assert "timm:resnet18" in reg and "timm:" in reg and "other" not in reg
+
+
+def test_real_entry_point_registers(plugin_path):
+    make_dist(plugin_path, "ck-test-good", "ck_test_good", GOOD)
+    assert "ck-test-set" in colorkit.list_datasets()
+    entry = plugins.registry("dataset").get("ck-test-set")
+    assert entry.distribution == "ck-test-good" and entry.plugin == "ck_test_good"
+    assert entry.description == "a test data set"
+
+
+def test_failing_plugin_reported_others_work(plugin_path, capsys):
+    make_dist(plugin_path, "ck-test-good", "ck_test_good", GOOD)
+    make_dist(plugin_path, "ck-test-bad", "ck_test_bad", "raise RuntimeError('boom at import')\n")
+    assert "ck-test-set" in colorkit.list_datasets()
+    fails = plugins.failures()
+    (bad,) = [f for f in fails if f.plugin.startswith("ck_test")]
+    assert bad.plugin == "ck_test_bad" and bad.distribution == "ck-test-bad"
+    assert "RuntimeError: boom at import" in str(bad)
+    assert "ck_test_bad" in capsys.readouterr().err
+
+
+def test_misspelt_hook_rejected(plugin_path):
+    make_dist(plugin_path, "ck-test-typo", "ck_test_typo", '''
+from colorkit import hookimpl
+
+@hookimpl
+def register_dataset(register):
+    register("never", lambda: None)
+''')
+    assert "never" not in colorkit.list_datasets()
+    (fail,) = [f for f in plugins.failures() if f.plugin == "ck_test_typo"]
+    assert "unknown hook 'register_dataset'" in fail.error
+
+
+def test_duplicate_across_plugins_reported(plugin_path):
+    make_dist(plugin_path, "ck-test-good", "ck_test_good", GOOD)
+    make_dist(plugin_path, "ck-test-dup", "ck_test_dup", GOOD.replace("my_dataset", "other"))
+    (fail,) = [f for f in plugins.failures() if f.plugin in {"ck_test_dup", "ck_test_good"}]
+    assert "duplicate dataset name 'ck-test-set'" in fail.error
+    assert "ck-test-set" in colorkit.list_datasets()
+
+
+def test_hook_raising_is_isolated(plugin_path):
+    make_dist(plugin_path, "ck-test-raise", "ck_test_raise", '''
+from colorkit import hookimpl
+
+@hookimpl
+def register_datasets(register):
+    raise ValueError("inside the hook")
+''')
+    assert "demo" in colorkit.list_datasets()
+    (fail,) = [f for f in plugins.failures() if f.plugin == "ck_test_raise"]
+    assert "register_datasets: ValueError: inside the hook" in fail.error
+
+
+def test_env_restricts_and_blocks(plugin_path, monkeypatch):
+    make_dist(plugin_path, "ck-test-good", "ck_test_good", GOOD)
+    monkeypatch.setenv("COLORKIT_LOAD_PLUGINS", "")
+    plugins.reload()
+    assert "ck-test-set" not in colorkit.list_datasets()
+    assert "demo" in colorkit.list_datasets()  # core components stay
+    assert colorkit.list_methods() == []
+    monkeypatch.setenv("COLORKIT_LOAD_PLUGINS", "ck_test_good")
+    plugins.reload()
+    assert "ck-test-set" in colorkit.list_datasets()
+    monkeypatch.delenv("COLORKIT_LOAD_PLUGINS")
+    monkeypatch.setenv("COLORKIT_BLOCK_PLUGINS", "ck_test_good")
+    plugins.reload()
+    assert "ck-test-set" not in colorkit.list_datasets()
+
+
+def test_plugins_command_text_and_json(plugin_path, capsys):
+    make_dist(plugin_path, "ck-test-good", "ck_test_good", GOOD)
+    with pytest.raises(SystemExit) as exc:
+        main(["plugins", "--json"])
+    assert exc.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {(c["kind"], c["name"]): c for c in data["components"]}
+    assert rows[("dataset", "ck-test-set")]["distribution"] == "ck-test-good"
+    assert rows[("dataset", "demo")]["distribution"] == "colorkit"
+    with pytest.raises(SystemExit):
+        main(["plugins"])
+    out = capsys.readouterr().out
+    assert "ck-test-set" in out and "ck-test-good" in out and out.startswith("KIND")
+
+
+def test_cli_user_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["plugins", "--kind", "nonsense"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("colorkit: error:") and err.count("\n") == 1 and "Traceback" not in err
