@@ -13,7 +13,6 @@ import os
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import Tensor, nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
@@ -71,6 +70,22 @@ def all_agree(flag: bool) -> bool:
     return bool(t.item() == 0)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over processes: the gradient of a sum is the summed gradient."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # noqa: D102
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
+        g = grad.clone()
+        dist.all_reduce(g)
+        return g
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics cover the global batch across processes
     (differentiable all-reduce of per-channel sums); plain BatchNorm otherwise. Works on
@@ -86,7 +101,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [d for d in range(x.dim()) if d != 1]
         count = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
         stacked = torch.cat([x.sum(dims), (x * x).sum(dims), count])
-        stacked = dist_fn.all_reduce(stacked)
+        stacked = _AllReduceSum.apply(stacked)
         c = x.shape[1]
         n = stacked[-1]
         mean = stacked[:c] / n
