@@ -18,3 +18,11 @@ def demo_dataset() -> Path:
 @hookimpl
 def register_datasets(register) -> None:
     register("demo", demo_dataset, description="shipped demo set of permissively licensed colour photographs")
+
+
+@hookimpl
+def register_metrics(register) -> None:
+    from colorkit.metrics import METRIC_CLASSES
+
+    for cls in METRIC_CLASSES:
+        register(cls.registry_name, cls)

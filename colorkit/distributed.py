@@ -52,6 +52,20 @@ def all_reduce_gradients(params: list[Tensor]) -> None:
         g.copy_(synced)
 
 
+def all_reduce_sum(buf: Tensor) -> Tensor:
+    """``buf`` summed over processes (a copy; on the GPU for NCCL, which cannot reduce CPU
+    tensors); ``buf`` itself when not distributed."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return buf
+    if dist.get_backend() == "nccl":
+        out = buf.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(out)
+        return out.to(buf.device)
+    out = buf.clone()
+    dist.all_reduce(out)
+    return out
+
+
 def broadcast_module(module: nn.Module) -> None:
     """Copy rank 0's parameters and buffers to every process."""
     if not is_distributed():
@@ -122,7 +136,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 def convert_batchnorm(module: nn.Module) -> nn.Module:
     """Swap every BatchNorm1d/2d/3d in ``module`` for :class:`GlobalBatchNorm` in place
     (parameters and buffers are kept; state_dict keys are unchanged)."""
-    for name, child in list(module.named_children()):
+    for child in list(module.children()):
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm):
             child.__class__ = GlobalBatchNorm
         else:

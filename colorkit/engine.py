@@ -25,7 +25,7 @@ from torch.utils.data import DistributedSampler
 
 from colorkit import distributed as D
 from colorkit.checkpoint import atomic_dir, load_tensors, read_meta, save_tensors, write_component
-from colorkit.interfaces import Method, Stage, StepContext
+from colorkit.interfaces import Method, StepContext
 from colorkit.registry import ColorkitError
 
 

@@ -18,7 +18,7 @@ a second registration, from any source, is an error that names both sources.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -234,9 +235,7 @@ class Metric(ABC):
         self.count += vals.numel()
 
     def compute(self) -> float:
-        total, count = self.total.clone(), self.count.clone()
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            buf = torch.stack([total, count])
-            torch.distributed.all_reduce(buf)
-            total, count = buf[0], buf[1]
+        from colorkit.distributed import all_reduce_sum
+
+        total, count = all_reduce_sum(torch.stack([self.total, self.count]))
         return float(total / count) if count > 0 else math.nan

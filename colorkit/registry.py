@@ -9,8 +9,9 @@ part after the colon is passed to the factory as ``variant=``.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 KINDS: tuple[str, ...] = (
     "backbone",

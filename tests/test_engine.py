@@ -9,10 +9,10 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from toy_method import ToyMethod, ToySplit
 
 from colorkit.engine import TrainConfig, Trainer, TrainingDiverged
 from colorkit.registry import ColorkitError
-from toy_method import ToyMethod, ToySplit
 
 
 def make(**kw):

@@ -1,0 +1,138 @@
+"""Metrics of diverse colorization (Deshpande et al., CVPR 2017, section 7) and beyond.
+
+Registered (see :func:`colorkit.list_metrics`), each a streaming
+:class:`colorkit.interfaces.Metric` with a functional form in
+:mod:`colorkit.metrics.functional` that documents the exact definition:
+
+=====================  ============================================  ==========================
+name                   what                                          units
+=====================  ============================================  ==========================
+``error_of_best``      min over k of the mean abs. error (Table 3)   ab/128
+``variance``           variance across the k outputs (Table 3)       (ab/128)^2
+``mae_all``            mean abs. error, all pixels (Table 1)         ab/128
+``mae_grid``           mean abs. error, central 8x8 grid (Table 1)   ab/128
+``wmae_all``           colourfulness-weighted ``mae_all`` (Table 2)  ab/128 x weight
+``wmae_grid``          colourfulness-weighted ``mae_grid`` (Table 2) ab/128 x weight
+``colorfulness``       Hasler-Suesstrunk M of the outputs            M (0-255 RGB)
+``colorfulness_gt``    Hasler-Suesstrunk M of the ground truth       M (0-255 RGB)
+``pairwise_distance``  mean abs. difference between output pairs     ab/128
+=====================  ============================================  ==========================
+
+Inputs: ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` in ab / 128, ``grey (B, 1, H, W)``
+in L / 100; the weighted errors need ``stats`` (:class:`colorkit.stats.ColorStats`).
+
+.. code-block:: python
+
+    from colorkit.metrics import MetricCollection, compute_all
+
+    compute_all(["error_of_best", "variance"], samples, target, grey)   # {name: float}
+
+    metrics = MetricCollection(["mae_all", "wmae_all"], stats=stats)
+    for samples, target, grey in batches:
+        metrics.update(samples, target, grey)
+    metrics.compute()                                                   # {name: float}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from colorkit.interfaces import Metric
+from colorkit.metrics.classes import (
+    METRIC_CLASSES,
+    Colorfulness,
+    ColorfulnessGT,
+    ErrorOfBest,
+    MAEAll,
+    MAEGrid,
+    PairwiseDistance,
+    SampleMetric,
+    Variance,
+    WMAEAll,
+    WMAEGrid,
+)
+from colorkit.metrics.functional import central_grid_indices
+from colorkit.registry import ColorkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from colorkit.stats import ColorStats
+
+__all__ = [
+    "METRIC_CLASSES",
+    "Colorfulness",
+    "ColorfulnessGT",
+    "ErrorOfBest",
+    "MAEAll",
+    "MAEGrid",
+    "MetricCollection",
+    "PairwiseDistance",
+    "SampleMetric",
+    "Variance",
+    "WMAEAll",
+    "WMAEGrid",
+    "central_grid_indices",
+    "compute_all",
+]
+
+
+class MetricCollection:
+    """Several metrics updated together: ``update`` feeds each, ``compute`` returns
+    ``{name: float}`` (each reduced across processes when distributed), ``reset`` clears all.
+
+    ``metrics``: registered names (built with ``colorkit.create_metric(name, stats=stats)``,
+    so plugin metrics work too), :class:`Metric` instances (keyed by their
+    ``registry_name``), or a mapping ``{name: name or Metric}``. Names must be unique.
+    """
+
+    def __init__(self, metrics: Iterable[str | Metric] | Mapping[str, str | Metric],
+                 stats: ColorStats | None = None) -> None:
+        from colorkit.api import create_metric
+
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        items = metrics.items() if isinstance(metrics, Mapping) else (
+            (m if isinstance(m, str) else m.registry_name, m) for m in metrics)
+        self.metrics: dict[str, Metric] = {}
+        for key, m in items:
+            if not key:
+                raise ColorkitError(f"metric {m!r} has no registry_name: pass a mapping {{name: metric}}")
+            if key in self.metrics:
+                raise ColorkitError(f"metric {key!r} given twice")
+            self.metrics[key] = create_metric(m, stats=stats) if isinstance(m, str) else m
+
+    def update(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> None:
+        for m in self.metrics.values():
+            m.update(samples, target, grey)
+
+    def compute(self) -> dict[str, float]:
+        return {name: m.compute() for name, m in self.metrics.items()}
+
+    def reset(self) -> None:
+        for m in self.metrics.values():
+            m.reset()
+
+    def __getitem__(self, name: str) -> Metric:
+        return self.metrics[name]
+
+    def __iter__(self):
+        return iter(self.metrics)
+
+    def __len__(self) -> int:
+        return len(self.metrics)
+
+    def __repr__(self) -> str:
+        return f"MetricCollection({', '.join(self.metrics)})"
+
+
+def compute_all(names: Iterable[str], samples: Tensor, target: Tensor, grey: Tensor | None = None,
+                stats: ColorStats | None = None) -> dict[str, float]:
+    """Each named metric over one batch: ``{name: mean over the B images}``.
+
+    ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` in ab / 128, ``grey (B, 1, H, W)`` in
+    L / 100; ``stats`` for the weighted errors. Reduced across processes when distributed."""
+    collection = MetricCollection([names] if isinstance(names, str) else list(names), stats=stats)
+    collection.update(samples, target, grey)
+    return collection.compute()
