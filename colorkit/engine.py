@@ -215,7 +215,6 @@ class Trainer:
         for si, stage in enumerate(stages):
             if si < progress.stage_index:
                 continue
-            epochs = cfg.epochs if cfg.epochs is not None else stage.epochs
             bsz = cfg.batch_size or stage.batch_size
             if bsz % world:
                 raise ColorkitError(f"global batch size {bsz} is not divisible by the {world} processes")
@@ -224,6 +223,8 @@ class Trainer:
                 raise ColorkitError(f"training split has {n} images; at least {2 * world} are needed")
             if stage.setup is not None:
                 stage.setup(train_split)
+            # Read after setup: a stage may find its result cached and set epochs to 0.
+            epochs = 0 if stage.epochs == 0 else (cfg.epochs if cfg.epochs is not None else stage.epochs)
             if si == progress.stage_index and "rng.cpu" in opt_tensors:
                 # Restore the RNG after setup, exactly where the interrupted run saved it.
                 torch.set_rng_state(opt_tensors["rng.cpu"])

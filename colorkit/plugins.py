@@ -105,6 +105,13 @@ def _register_module(st: _State, name: str, dist: str, load) -> None:
     st.loaded.append(LoadedPlugin(name, dist, getattr(module, "__name__", str(module))))
 
 
+def _summary(doc: str) -> str:
+    """First sentence of a docstring's first paragraph, on one line."""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    cut = para.find(". ")
+    return para[: cut + 1] if cut >= 0 else para
+
+
 def _collect(st: _State) -> None:
     for kind, hook_name in _HOOK_FOR_KIND.items():
         caller = getattr(st.pm.hook, hook_name)
@@ -113,7 +120,7 @@ def _collect(st: _State) -> None:
             dist = st.dist_of.get(plugin, "?")
 
             def register(name: str, factory: Any, *, description: str = "", _k=kind, _p=plugin, _d=dist) -> None:
-                doc = description or (getattr(factory, "__doc__", None) or "").strip().split("\n")[0]
+                doc = description or _summary(getattr(factory, "__doc__", None) or "")
                 st.registries[_k].add(Entry(_k, name, factory, _p, _d, doc))
 
             try:
