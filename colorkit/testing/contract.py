@@ -1,0 +1,284 @@
+"""The contract every registered component meets; a plugin author calls it on their class.
+
+.. code-block:: python
+
+    from colorkit.testing import check_method
+
+    def test_my_method(colorkit_tiny_stats):
+        check_method(MyMethod, stats=colorkit_tiny_stats)
+
+Each check raises :class:`ContractError` naming the component and what is wrong.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from colorkit.registry import KINDS, Entry
+
+AB_LIMIT = 1.5  # |ab/128| beyond this means the values are not in paper units
+
+
+class ContractError(AssertionError):
+    """A component breaks colorkit's contract; the message says how."""
+
+
+def _fail(what: str, msg: str) -> None:
+    raise ContractError(f"{what}: {msg}")
+
+
+def find_entry(obj: Any, kind: str | None = None) -> Entry:
+    """The registry entry of a name or a class (registry metadata check)."""
+    from colorkit.plugins import registry
+
+    kinds = [kind] if kind else list(KINDS)
+    if isinstance(obj, str):
+        for k in kinds:
+            reg = registry(k)
+            if obj in reg:
+                return reg.get(obj)
+        _fail(obj, f"no {kind or 'component'} of that name is registered (see `colorkit plugins`)")
+    for k in kinds:
+        for e in registry(k).entries.values():
+            if e.factory is obj:
+                return e
+    name = getattr(obj, "__qualname__", repr(obj))
+    _fail(name, f"is not registered as a {kind or 'component'}: add a hookimpl (e.g. register_conditional_models) "
+                "in a module named by a [project.entry-points.colorkit] line of your package, and install it")
+    raise AssertionError  # unreachable
+
+
+def _check_entry(e: Entry) -> str:
+    what = f"{e.kind} {e.name!r} ({e.source})"
+    if not e.description:
+        _fail(what, "has no description: pass description= to register() or give the class a docstring")
+    if e.distribution in {"", "?"}:
+        _fail(what, "does not come from an installed distribution (entry point without metadata)")
+    return what
+
+
+def _finite(what: str, label: str, t: Tensor) -> None:
+    if not torch.isfinite(t).all():
+        _fail(what, f"{label} has NaN or inf values")
+
+
+def _check_ab(what: str, label: str, ab: Tensor, shape: tuple[int, ...]) -> None:
+    if tuple(ab.shape) != shape:
+        _fail(what, f"{label} has shape {tuple(ab.shape)}, expected {shape} (B, k, 2, H, W)")
+    if not ab.is_floating_point():
+        _fail(what, f"{label} has dtype {ab.dtype}, expected a floating-point tensor")
+    _finite(what, label, ab)
+    m = float(ab.detach().abs().max())
+    if m > AB_LIMIT:
+        _fail(what, f"{label} reaches |ab| = {m:.3g}: expected Lab ab / 128 (about [-1, 1]), not Lab units")
+
+
+def _grey(b: int, s: int, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 1, s, s, generator=g)
+
+
+def _ab(b: int, s: int, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.tanh(torch.randn(b, 2, s, s, generator=g) * 0.3)
+
+
+def _build(e: Entry, stats: Any, image_size: int | None, **extra: Any) -> Any:
+    fields = getattr(getattr(e.factory, "Config", None), "model_fields", {})
+    kw: dict[str, Any] = {"preset": "tiny", **extra} if "preset" in fields else dict(extra)
+    if image_size is not None and "image_size" in fields:
+        kw["image_size"] = image_size
+    if e.kind in {"conditional_model"}:
+        kw["stats"] = stats
+    if e.kind == "metric":
+        return e.factory(stats=stats)
+    obj = e.factory(**kw)
+    obj.registry_name = e.name
+    return obj
+
+
+def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
+    from colorkit.checkpoint import load_component, save_component
+
+    method = obj.kind == "conditional_model"
+    try:
+        save_component(obj, tmp / "ckpt", stats=stats if method else None)
+        back = load_component(tmp / "ckpt", kind=obj.kind, name=obj.registry_name, **({"stats": stats} if method else {}))
+    except Exception as exc:  # noqa: BLE001
+        _fail(what, f"save/load round trip failed: {type(exc).__name__}: {exc}")
+    a, b = obj.state_dict(), back.state_dict()
+    for k, v in a.items():
+        if not torch.equal(v.cpu(), b[k].cpu()):
+            _fail(what, f"tensor {k!r} differs after the save/load round trip")
+    return back
+
+
+def _backward(what: str, loss: Tensor, params: list[nn.Parameter]) -> None:
+    loss.backward()
+    got = [p.grad for p in params if p.grad is not None]
+    if params and not got:
+        _fail(what, "backward produced no gradient for any parameter")
+    for gr in got:
+        _finite(what, "a gradient", gr)
+
+
+# ------------------------------------------------------------------ per kind
+def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int | None = None, k: int = 3,
+                 batch: int = 2, seed: int = 0, tmp_dir: str | Path | None = None, train_steps: int = 2) -> None:
+    """Contract of a conditional model: builds from ``preset="tiny"`` + ``stats``, every
+    stage takes engine steps with finite losses and changes its modules, ``sample`` gives
+    ``(B, k, 2, H, W)`` in ab / 128, reproducible under a seed for every sampling mode,
+    and the same samples after a save/load round trip."""
+    from colorkit.engine import TrainConfig, Trainer
+
+    e = find_entry(obj, "conditional_model")
+    what = _check_entry(e)
+    s = image_size or int(getattr(stats, "image_size", 64))
+    torch.manual_seed(seed)
+    m = _build(e, stats, s)
+    if getattr(m.config, "image_size", s) != s:
+        _fail(what, f"config image_size {m.config.image_size} differs from the statistics' {s}")
+    stages = m.stages()
+    if not stages:
+        _fail(what, "stages() returned no training stage")
+    names = [st.name for st in stages]
+    if len(set(names)) != len(names):
+        _fail(what, f"stage names repeat: {names}")
+    modes = tuple(getattr(m, "sample_modes", ()))
+    if not modes:
+        _fail(what, "sample_modes is empty")
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as td:
+        tmp = Path(td)
+        split = dataset.split("train") if dataset is not None else _SyntheticSplit(12, s, seed)
+        before = {k2: v.clone() for k2, v in m.state_dict().items() if v.is_floating_point()}
+        try:
+            Trainer(TrainConfig(epochs=1, max_steps_per_epoch=train_steps, progress=False, seed=seed,
+                                batch_size=4, device="cpu")).fit(m, split, tmp / "run")
+        except Exception as exc:  # noqa: BLE001
+            _fail(what, f"training through the engine failed: {type(exc).__name__}: {exc}")
+        for st in stages:
+            params = [k2 for mod_name, mod in st.modules.items() for k2, _ in mod.named_parameters()]
+            if st.epochs and params:
+                changed = any(not torch.equal(before[k2], v) for k2, v in m.state_dict().items() if k2 in before)
+                if not changed:
+                    _fail(what, f"stage {st.name!r} left every parameter unchanged")
+        grey = _grey(batch, s, seed)
+        for mode in modes:
+            g1 = torch.Generator().manual_seed(seed)
+            out = m.sample(grey, k, mode=mode, generator=g1)
+            _check_ab(what, f"sample(mode={mode!r})", out, (batch, k, 2, s, s))
+            again = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
+            if not torch.allclose(out, again, atol=1e-6):
+                _fail(what, f"sample(mode={mode!r}) is not reproducible with the same generator seed")
+        back = _round_trip(what, m, stats, tmp)
+        for mode in modes:
+            a = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
+            b = back.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
+            if not torch.allclose(a, b, atol=1e-5):
+                _fail(what, f"samples (mode={mode!r}) differ after the save/load round trip")
+
+
+class _SyntheticSplit:
+    """A split of random grey/ab fields, for checks run without a prepared data set."""
+
+    def __init__(self, n: int, s: int, seed: int) -> None:
+        self.grey, self.ab = _grey(n, s, seed), _ab(n, s, seed)
+
+    def __len__(self) -> int:
+        return len(self.grey)
+
+    def batch(self, idx: Any) -> dict[str, Tensor]:
+        i = torch.as_tensor(list(idx), dtype=torch.long)
+        return {"grey": self.grey[i], "ab": self.ab[i], "index": i}
+
+
+def _check_backbone(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
+    m = _build(e, stats, s)
+    if not isinstance(getattr(m, "out_channels", None), int) or not isinstance(getattr(m, "reduction", None), int):
+        _fail(what, "must state integer out_channels and reduction")
+    m.train()
+    f = m(_grey(2, s, 0))
+    h = -(-s // m.reduction)
+    if f.dim() != 4 or f.shape[:2] != (2, m.out_channels) or abs(f.shape[-1] - h) > 1:
+        _fail(what, f"forward gave {tuple(f.shape)}, expected (2, {m.out_channels}, ~{h}, ~{h})")
+    _finite(what, "features", f)
+    _backward(what, f.float().pow(2).mean(), list(m.parameters()))
+    m.eval()
+    back = _round_trip(what, m, None, tmp)
+    x = _grey(2, s, 1)
+    if not torch.allclose(m(x), back.eval()(x), atol=1e-5):
+        _fail(what, "features differ after the save/load round trip")
+
+
+def _check_embedder(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
+    m = _build(e, stats, s)
+    d = getattr(m, "latent_dim", None)
+    ab, grey = _ab(2, s, 0), _grey(2, s, 0)
+    g = grey if m.uses_grey else None
+    m.train()
+    post = m.encode(ab, g)
+    if tuple(post.mu.shape) != (2, d) or tuple(post.logvar.shape) != (2, d):
+        _fail(what, f"encode gave mu {tuple(post.mu.shape)}, logvar {tuple(post.logvar.shape)}; expected (2, {d})")
+    rec = m.decode(post.sample(), g)
+    _check_ab(what, "decode", rec[:, None], (2, 1, 2, s, s))
+    _backward(what, (rec - ab).pow(2).mean() + post.kl().mean(), list(m.parameters()))
+    m.eval()
+    back = _round_trip(what, m, None, tmp)
+    if not torch.allclose(m.decode(post.mu.detach(), g), back.eval().decode(post.mu.detach(), g), atol=1e-5):
+        _fail(what, "decode differs after the save/load round trip")
+
+
+def _check_loss(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
+    m = _build(e, stats, None)
+    target = _ab(3, s, 0)
+    pred = _ab(3, s, 5).requires_grad_(True)
+    val = m(pred, target, stats)
+    if tuple(val.shape) != (3,):
+        _fail(what, f"returned shape {tuple(val.shape)}, expected per-sample (B,) = (3,)")
+    _finite(what, "loss", val)
+    val.sum().backward()
+    if pred.grad is None:
+        _fail(what, "no gradient reaches the prediction")
+    _finite(what, "gradient", pred.grad)
+    same = m(target.clone(), target, stats)
+    if (same.abs() > 1e-4 * (1 + val.detach().abs())).any():
+        _fail(what, f"is not ~0 for a perfect prediction (got {same.tolist()})")
+    _round_trip(what, m, None, tmp)
+
+
+def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
+    m = _build(e, stats, None)
+    target, grey = _ab(2, s, 0), _grey(2, s, 0)
+    samples = torch.stack([target + 0.05 * i for i in range(3)], dim=1).clamp(-1, 1)
+    m.update(samples, target, grey)
+    v = m.compute()
+    if not isinstance(v, float) or v != v:
+        _fail(what, f"compute() gave {v!r}, expected a finite float after one update")
+    if m.higher_is_better not in (True, False, None) or not m.units:
+        _fail(what, "must declare higher_is_better and units")
+
+
+def check_component(obj: Any, kind: str | None = None, *, stats: Any = None, image_size: int | None = None,
+                    tmp_dir: str | Path | None = None, dataset: Any = None) -> None:
+    """Run the contract for any registered component (name or class)."""
+    e = find_entry(obj, kind)
+    what = _check_entry(e)
+    s = image_size or int(getattr(stats, "image_size", 32))
+    if e.kind == "conditional_model":
+        check_method(e.factory, stats=stats, image_size=s, tmp_dir=tmp_dir, dataset=dataset)
+        return
+    if e.kind == "dataset":
+        p = Path(e.factory())
+        if not p.is_dir():
+            _fail(what, f"returned {p}, which is not a folder")
+        return
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as td:
+        check = {"backbone": _check_backbone, "embedder": _check_embedder, "decoder_loss": _check_loss,
+                 "metric": _check_metric}[e.kind]
+        check(e, what, stats, s, Path(td))
