@@ -122,7 +122,6 @@ def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     from colorkit.data import prepare
-    from colorkit.plugins import registry
     from colorkit.runs import _versions_safe, load, read_run
     from colorkit.stats import load_or_compute_stats
 
@@ -131,8 +130,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.methods:
         raise ColorkitError("no methods given; e.g. --methods mdn,cvae,cgan")
+    from colorkit.runs import check_options
+
     for m in cfg.methods:
-        registry("conditional_model").get(m)  # fail before any work, listing known names
+        check_options(m, cfg.preset, None)  # fail before any work (unknown name lists the known)
     if len(set(cfg.methods)) != len(cfg.methods):
         raise ColorkitError(f"--methods lists a method twice: {','.join(cfg.methods)}")
     if cfg.k < 1:

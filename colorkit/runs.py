@@ -37,6 +37,23 @@ def _versions_safe() -> dict[str, str]:
     return out
 
 
+def check_options(method: str, preset: str, options: dict[str, Any] | None) -> None:
+    """Validate a method's preset and options before any expensive work."""
+    from colorkit.plugins import registry
+
+    factory = registry("conditional_model").get(method).factory
+    make = getattr(factory, "make_config", None)
+    if make is None:
+        return
+    try:
+        make(None, preset=preset, **(options or {}))
+    except ColorkitError:
+        raise
+    except (ValueError, TypeError) as exc:
+        msg = " ".join(str(exc).split())
+        raise ColorkitError(f"invalid options for method {method!r}: {msg}") from None
+
+
 def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any] | None, dataset: Any) -> Any:
     from colorkit.api import create_method
     from colorkit.plugins import registry
@@ -53,7 +70,7 @@ def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any
     except ColorkitError:
         raise
     except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
-        msg = str(exc).replace("\n", " ")
+        msg = " ".join(str(exc).split())
         raise ColorkitError(f"invalid options for method {method!r}: {msg}") from None
 
 
@@ -66,6 +83,7 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
     from colorkit.stats import load_or_compute_stats
 
     out = Path(out) if out is not None else Path("runs") / method
+    check_options(method, preset, options)
     if (out / "run.json").is_file() and not resume:
         raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
     ds = prepared if prepared is not None else prepare(dataset, size=size, seed=seed, progress=progress)

@@ -1,0 +1,133 @@
+"""End to end through the CLI on a tiny made-up data set: train, colorize, bench (+ rerun),
+and user errors (exit 2, one line, nothing written)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorkit
+from colorkit.cli import main
+from colorkit.testing import make_image_folder
+
+TINY = ["--preset", "tiny", "--epochs", "1", "--size", "32"]
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("pipe") / "imgs", n=40, size=48, seed=3)
+
+
+@pytest.fixture(scope="module")
+def bench_out(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--methods", "mdn,cvae,cgan", "--dataset", str(folder), *TINY, "--out", str(out), "--no-progress"])
+    assert exc.value.code == 0
+    return out
+
+
+def test_bench_outputs_and_schema(bench_out):
+    res = json.loads((bench_out / "results.json").read_text())
+    keys = {"error_of_best", "variance", "mae_all", "mae_grid", "wmae_all", "wmae_grid", "colorfulness",
+            "pairwise_distance", "train_seconds", "infer_seconds_per_image"}
+    assert {"mdn", "cvae", "cgan", "mdn[mixture]"} <= set(res["methods"])
+    for name, row in res["methods"].items():
+        assert keys <= set(row), name
+        assert all(np.isfinite(row[k]) for k in keys)
+        assert 0 <= row["error_of_best"] <= row["mae_all"] + 1e-9
+    assert res["split"] == {"train": 32, "test": 8} or sum(res["split"].values()) == 40
+    assert {"dataset", "preset", "seed", "versions", "device", "units", "k"} <= set(res)
+    assert res["units"]["error_of_best"] == "ab/128"
+    csv = (bench_out / "results.csv").read_text().splitlines()
+    assert csv[0].startswith("method,error_of_best [ab/128]") and len(csv) == 1 + len(res["methods"])
+    md = (bench_out / "results.md").read_text()
+    assert "Eob." in md and "Var." in md and "ab/128" in md
+    for png in ("scatter.png", "samples.png"):
+        assert Image.open(bench_out / png).size[0] > 200
+
+
+def test_bench_rerun_reuses_runs_and_repeats_numbers(bench_out, folder, capsys):
+    before = json.loads((bench_out / "results.json").read_text())
+    code, out, err = run_cli(["bench", "--methods", "mdn,cvae,cgan", "--dataset", str(folder), *TINY,
+                              "--out", str(bench_out), "--no-progress"], capsys)
+    assert code == 0 and "reusing finished run" in out + err
+    after = json.loads((bench_out / "results.json").read_text())
+    for name, row in before["methods"].items():
+        for k in ("error_of_best", "variance", "mae_all", "wmae_grid", "pairwise_distance"):
+            assert row[k] == after["methods"][name][k], (name, k)
+
+
+def test_train_colorize_and_library(bench_out, tmp_path, capsys):
+    run = bench_out / "runs" / "cvae"
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)).save(photo)
+    Image.fromarray(rng.integers(0, 255, (30, 20), dtype=np.uint8)).save(tmp_path / "grey.png")
+    code, out, err = run_cli(["colorize", str(photo), str(tmp_path / "grey.png"), "--run", str(run), "--k", "3",
+                              "--out", str(tmp_path / "col")], capsys)
+    assert code == 0, err
+    assert Image.open(tmp_path / "col" / "photo_1.png").size == (70, 45)
+    assert Image.open(tmp_path / "col" / "grey_3.png").size == (20, 30)
+    assert (tmp_path / "col" / "grid.png").is_file()
+    imgs = colorkit.load(run).colorize(photo, k=2)
+    assert len(imgs) == 2 and imgs[0].size == (70, 45)
+    t = colorkit.load(run).colorize(np.asarray(Image.open(photo)), k=2, output="tensors")
+    assert t.shape == (2, 3, 45, 70) and float(t.min()) >= 0 and float(t.max()) <= 1
+    # The L channel is the input's own: greying a colorization gives back the input's L.
+    from colorkit.color import rgb_to_lab
+    from colorkit.imageio import open_image, to_tensor
+
+    L_in = rgb_to_lab(to_tensor(open_image(photo)))[:, 0]
+    L_out = rgb_to_lab(t[:1])[:, 0]
+    assert float((L_in - L_out).abs().mean()) < 1.5  # Lab L units, gamut clipping aside
+
+
+def test_train_command_and_resume_refusal(folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, o, e = run_cli(["train", "--method", "cgan", "--dataset", str(folder), *TINY, "--out", str(out),
+                          "--no-progress"], capsys)
+    assert code == 0, e
+    info = json.loads((out / "run.json").read_text())
+    assert info["method"] == "cgan" and info["complete"] and "ab/128" in info["units"]
+    assert not (out / "train_state").exists() and (out / "loss.png").is_file()
+    code, o, e = run_cli(["train", "--method", "cgan", "--dataset", str(folder), *TINY, "--out", str(out)], capsys)
+    assert code == 2 and "already holds a finished run" in e
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--method", "nope"], "unknown conditional model 'nope'; known:"),
+    (["bench", "--methods", "mdn,nope"], "unknown conditional model 'nope'"),
+    (["train", "--method", "cvae", "--dataset", "/no/such/folder"], "/no/such/folder"),
+    (["colorize", "missing.jpg", "--run", "/no/run"], "not a colorkit run directory"),
+    (["train", "--method", "cvae", "--preset", "huge"], "unknown preset 'huge'"),
+    (["train", "--method", "cvae", "--option", "nonsense=1"], "invalid options for method 'cvae'"),
+])
+def test_user_errors_exit_2_one_line(args, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(args, capsys)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert needle in last and last.startswith("colorkit: error:") and "Traceback" not in err, err
+    assert not (tmp_path / "colorized").exists()
+
+
+def test_colorize_bad_image_writes_nothing(bench_out, tmp_path, capsys):
+    good = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8) + 90).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"definitely not a jpeg")
+    code, out, err = run_cli(["colorize", str(good), str(bad), "--run", str(bench_out / "runs" / "cvae"),
+                              "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "cannot read image" in err and str(bad) in err
+    assert not (tmp_path / "o").exists()
