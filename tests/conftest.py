@@ -1,15 +1,9 @@
-"""Shared fixtures: everything small and made by the tests."""
+"""Shared test setup: everything small and made by the tests; nothing touches the user's
+cache (every prepared data set goes to one temporary folder for the session)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 
-import pytest
-
-# Tests never write to the user's cache.
-os.environ.setdefault("COLORKIT_CACHE", os.path.join(os.path.dirname(__file__), ".cache-unused"))
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("COLORKIT_CACHE", str(tmp_path_factory.getbasetemp() / "colorkit-cache"))
+os.environ["COLORKIT_CACHE"] = tempfile.mkdtemp(prefix="colorkit-test-cache-")

@@ -102,17 +102,22 @@ def decoder_loss(
     """Weighted sum of decoder-loss terms per sample, ``(B,)``; the public entry.
 
     ``weights`` maps term names (``l2``, ``hist``, ``mah``, ``grad``) to their lambda;
-    default :data:`PAPER_WEIGHTS` (eq. 4). ``impl``: ``"torch"`` (this module's reference),
-    ``"triton"`` or ``"auto"``.
+    default :data:`PAPER_WEIGHTS` (eq. 4).
+
+    ``impl``: ``"torch"`` (this module's reference, the test oracle), ``"triton"`` (the fused
+    kernels of :mod:`colorkit_paper.fused`: CUDA tensors, or CPU under ``TRITON_INTERPRET=1``;
+    fp32/fp16/bf16; differentiable in ``pred`` only, ``target`` is treated as data) or
+    ``"auto"``: the environment variable ``COLORKIT_LOSS_IMPL=torch|triton`` if set, else
+    Triton for CUDA tensors when triton imports, else torch.
     """
     weights = dict(PAPER_WEIGHTS if weights is None else weights)
     unknown = set(weights) - TERMS
     if unknown:
         raise ValueError(f"unknown decoder-loss terms {sorted(unknown)}; expected some of {sorted(TERMS)}")
-    if impl not in {"auto", "torch", "triton"}:
-        raise ValueError(f"impl must be 'auto', 'torch' or 'triton', got {impl!r}")
-    if impl == "triton":
-        raise NotImplementedError("the Triton decoder loss is not built yet (issue 6); use impl='torch'")
+    from colorkit_paper.fused import fused_decoder_loss, resolve_impl
+
+    if resolve_impl(impl, pred, target) == "triton":
+        return fused_decoder_loss(pred, target, stats, weights)
     total = pred.new_zeros(pred.shape[0])
     if weights.get("l2"):
         total = total + weights["l2"] * l2_loss(pred, target)
@@ -123,3 +128,24 @@ def decoder_loss(
     if weights.get("grad"):
         total = total + weights["grad"] * grad_loss(pred, target)
     return total
+
+
+class DecoderLossModule(torch.nn.Module):
+    """Module form of :func:`decoder_loss`: ``DecoderLossModule(weights=..., impl=...)``,
+    ``forward(pred, target, stats)`` -> ``(B,)`` per-sample loss (see :func:`decoder_loss`)."""
+
+    def __init__(self, weights: dict[str, float] | None = None, impl: str = "auto") -> None:
+        super().__init__()
+        self.weights = dict(PAPER_WEIGHTS if weights is None else weights)
+        unknown = set(self.weights) - TERMS
+        if unknown:
+            raise ValueError(f"unknown decoder-loss terms {sorted(unknown)}; expected some of {sorted(TERMS)}")
+        if impl not in {"auto", "torch", "triton"}:
+            raise ValueError(f"impl must be 'auto', 'torch' or 'triton', got {impl!r}")
+        self.impl = impl
+
+    def forward(self, pred: Tensor, target: Tensor, stats: ColorStats) -> Tensor:
+        return decoder_loss(pred, target, stats, weights=self.weights, impl=self.impl)
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}, impl={self.impl!r}"
