@@ -1,0 +1,14 @@
+"""Entry point ``baselines``: registers the paper's baselines (section 5) as conditional models."""
+
+from __future__ import annotations
+
+from colorkit.plugins import hookimpl
+
+from .cgan import CGAN
+from .cvae import CVAE
+
+
+@hookimpl
+def register_conditional_models(register) -> None:
+    register("cvae", CVAE, description="conditional VAE baseline (paper 6.3): 256 z ~ N(0, I) samples, k-means centres")
+    register("cgan", CGAN, description="pix2pix cGAN baseline (paper 5): 256 dropout samples, k-means centres")
