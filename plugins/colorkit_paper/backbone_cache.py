@@ -1,0 +1,81 @@
+"""Cache of pretext-trained backbones (the paper's fixed colorization CNN, section 6.2).
+
+A ``colornet`` is trained once per data set and reused by every later run on it: it is
+stored as a component checkpoint under ``<prepared data set>/backbones/<name>-<key>``
+where ``key`` hashes everything that determines the trained weights (backbone config,
+pretext schedule, image size, colour statistics, the training split).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from colorkit.checkpoint import load_component, resolve_dir, save_component
+from colorkit.registry import ColorkitError
+
+
+def _digest(*arrays: Any) -> str:
+    """Short sha256 of tensors / numpy arrays (``None`` skipped)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            continue
+        if isinstance(a, torch.Tensor):
+            a = a.detach().to("cpu").contiguous().numpy()
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def dataset_dir(train_split: Any) -> Path | None:
+    """The prepared data set's folder of a split (``SplitData.images_path.parent``), if known."""
+    for attr in ("root", "dataset_root"):
+        root = getattr(train_split, attr, None)
+        if root is not None:
+            return Path(root)
+    images = getattr(train_split, "images_path", None)
+    return Path(images).parent if images is not None else None
+
+
+def cache_path(base: Path, backbone: nn.Module, schedule: dict[str, Any], stats: Any, train_split: Any) -> Path:
+    """``base / f"{name}-{key}"`` for this backbone trained with ``schedule`` on this data."""
+    name = getattr(backbone, "registry_name", "") or type(backbone).__name__.lower()
+    spec = {
+        "name": name,
+        "config": backbone.config.model_dump(mode="json"),
+        "schedule": schedule,
+        "stats": _digest(getattr(stats, "bin_weights", None), getattr(stats, "in_gamut", None)),
+        "split": _digest(getattr(train_split, "indices", None)) if hasattr(train_split, "indices") else len(train_split),
+    }
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return base / f"{name.replace(':', '_')}-{key}"
+
+
+def load_into(backbone: nn.Module, path: Path) -> bool:
+    """Load a cached backbone's weights into ``backbone``; False when there is none."""
+    try:
+        resolve_dir(path)
+    except ColorkitError:
+        return False
+    try:
+        cached = load_component(path, kind="backbone")
+        backbone.load_state_dict(cached.state_dict(), strict=True)
+    except (ColorkitError, RuntimeError) as exc:
+        warnings.warn(f"ignoring the cached backbone at {path} ({exc}); training a new one", UserWarning, stacklevel=2)
+        return False
+    return True
+
+
+def save(backbone: nn.Module, path: Path) -> None:
+    """Store ``backbone`` at ``path`` (atomic); a failure to write only warns."""
+    try:
+        save_component(backbone, path)
+    except OSError as exc:
+        warnings.warn(f"could not cache the trained backbone at {path} ({exc})", UserWarning, stacklevel=2)

@@ -1,0 +1,63 @@
+"""Building blocks in the paper's notation (Deshpande et al., CVPR 2017, section 6).
+
+``C_a(k, s, n)``: convolution, kernel ``k``, stride ``s``, ``n`` output channels, activation
+``a``, zero padding; ``B``: batch normalisation; ``U(f)``: bilinear up-sampling by ``f``.
+The paper applies the activation before ``B`` (``C_ReLU(...) -> B``); so do we.
+
+Padding is TensorFlow's ``SAME`` rule (the authors' code is TensorFlow): output side
+``ceil(H / s)``, the odd padding zero at the bottom/right. So a stride-1 conv keeps the
+size, also for the even kernel 4 (pad 1 before, 2 after), and a stride-2 conv halves it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """(before, after) zero padding of TF ``SAME`` for an input side ``size``: the output
+    side is ``ceil(size / stride)``."""
+    span = dilation * (kernel - 1) + 1
+    total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """``Conv2d`` with TF ``SAME`` zero padding (asymmetric for even kernels), computed
+    from the input size: ``(B, Cin, H, W) -> (B, Cout, ceil(H/s), ceil(W/s))``."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1,
+                 bias: bool = True) -> None:
+        super().__init__(cin, cout, kernel, stride, padding=0, dilation=dilation, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        (k, _), (s, _), (d, _) = self.kernel_size, self.stride, self.dilation
+        top, bottom = same_padding(x.shape[-2], k, s, d)
+        left, right = same_padding(x.shape[-1], k, s, d)
+        if top == bottom == left == right:
+            return F.conv2d(x, self.weight, self.bias, self.stride, top, self.dilation)
+        x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation)
+
+
+class ConvBlock(nn.Sequential):
+    """``C_ReLU(k, s, n) -> B``: conv (SAME padding), ReLU, then batch norm (when ``bn``)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1,
+                 bn: bool = True) -> None:
+        layers: list[nn.Module] = [SameConv2d(cin, cout, kernel, stride, dilation), nn.ReLU(inplace=True)]
+        if bn:
+            layers.append(nn.BatchNorm2d(cout))
+        super().__init__(*layers)
+
+
+def up2(x: Tensor) -> Tensor:
+    """``U(2)``: bilinear up-sampling by 2, ``(B, C, H, W) -> (B, C, 2H, 2W)``."""
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0

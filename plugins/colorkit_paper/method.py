@@ -1,0 +1,257 @@
+"""The method of Deshpande et al. (CVPR 2017): VAE embedding (section 3) + MDN P(z|G)
+(section 4) on fixed grey-level features, as colorkit methods ``mdn`` and ``mdn-skip``.
+
+Training stages, in order (each frozen once done):
+
+1. ``colornet`` pretext (section 6.2's fixed colorization CNN; only for a backbone that
+   needs training, skipped when a cached one for this data set is found);
+2. ``vae``: L_dec (eq. 4, per-sample sum) + ``kl_weight`` * KL (per-sample sum), batch mean;
+3. ``mdn``: eq. (6) with z drawn fresh each step from the frozen VAE posterior.
+
+Sampling (``(B, k, 2, H, W)`` in ab/128): ``topk`` decodes the k means with the largest pi
+(section 6.2, k <= 8); ``mixture`` draws z from the GMM (component ~ pi, z = mu +
+sqrt(0.1) eps). ``mdn-skip`` ("ours+skip", section 7.3) uses the ``vae-skip`` embedder,
+whose decoder also sees the grey image.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
+from colorkit.registry import ColorkitError
+
+from . import backbone_cache
+from .losses import PAPER_WEIGHTS, TERMS, decoder_loss
+from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
+
+
+class MDNConfig(ComponentConfig):
+    image_size: int = 64
+    """Side of the (square) images the method is trained on (power of two >= 16)."""
+    latent_dim: int = 64
+    """d, the size of the colour-field embedding (paper: 64)."""
+    embedder: str = "vae"
+    embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra config of the embedder (e.g. ``widths``); its preset is the method's."""
+    backbone: str = "colornet"
+    """Any registered backbone, e.g. ``colornet`` or ``timm:resnet18``."""
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
+    components: int = 8
+    variance: float = VARIANCE
+    """Fixed spherical variance sigma^2 of every GMM component (paper: .1)."""
+    mdn_widths: tuple[int, int, int, int, int] = PAPER_WIDTHS
+    mdn_fc: int = 4096
+    mdn_dropout: float = 0.5
+    loss_weights: dict[str, float] = Field(default_factory=lambda: dict(PAPER_WEIGHTS))
+    """Decoder-loss terms and their lambdas (``l2``, ``hist``, ``mah``, ``grad``); eq. 4 by default."""
+    loss_impl: Literal["auto", "torch", "triton"] = "auto"
+    kl_weight: float = 1e-2
+    """KL weight relative to the decoder loss (paper: 1e-2)."""
+    pretext_epochs: int = 10
+    pretext_batch_size: int = 32
+    pretext_lr: float = 3e-4
+    vae_epochs: int = 10
+    vae_batch_size: int = 32
+    vae_lr: float = 5e-4
+    """Adam learning rate of the VAE (1e-3 and above made the KL term spike on small data)."""
+    mdn_epochs: int = 10
+    mdn_batch_size: int = 32
+    mdn_lr: float = 1e-3
+    cache_dir: str | None = None
+    """Where trained backbones are cached; default ``<prepared data set>/backbones``."""
+    use_cache: bool = True
+
+    @field_validator("loss_weights")
+    @classmethod
+    def _terms(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - TERMS
+        if unknown:
+            raise ValueError(f"unknown decoder-loss terms {sorted(unknown)}; expected some of {sorted(TERMS)}")
+        return v
+
+
+METHOD_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": {  # ~270 training images of 64x64 train in about a minute on 2 CPU cores
+        "mdn_widths": (96, 80, 72, 64, 32), "mdn_fc": 512, "mdn_dropout": 0.2,
+        "pretext_epochs": 10, "pretext_lr": 1e-3,
+        "vae_epochs": 20, "vae_lr": 5e-4,
+        "mdn_epochs": 20, "mdn_lr": 1e-3,
+    },
+    "tiny": {
+        "latent_dim": 8, "mdn_widths": (8, 8, 8, 8, 8), "mdn_fc": 32, "mdn_dropout": 0.0,
+        "pretext_epochs": 1, "pretext_batch_size": 8, "pretext_lr": 1e-3,
+        "vae_epochs": 1, "vae_batch_size": 8, "vae_lr": 1e-3,
+        "mdn_epochs": 1, "mdn_batch_size": 8, "mdn_lr": 1e-3,
+    },
+}
+
+
+class MDNMethod(Method):
+    """Deshpande et al.'s diverse colorization: VAE colour embedding + MDN over grey features."""
+
+    Config: ClassVar[type[ComponentConfig]] = MDNConfig
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = METHOD_PRESETS
+    sample_modes: ClassVar[tuple[str, ...]] = ("topk", "mixture")
+
+    def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
+        super().__init__(config, stats=stats, **fields)
+        from colorkit.api import create_backbone, create_embedder  # registry, at build time only
+
+        c = self.config
+        self.backbone = create_backbone(c.backbone, **{"preset": c.preset, **c.backbone_kwargs})
+        self.embedder = create_embedder(c.embedder, **{
+            "preset": c.preset, "latent_dim": c.latent_dim, "image_size": c.image_size, **c.embedder_kwargs})
+        feat = self._feature_shape()  # (C, h, w) of the backbone at image_size
+        self.mdn = MixtureDensityNetwork(feat[0], feat[1:], self.embedder.latent_dim, c.components,
+                                         c.mdn_widths, c.mdn_fc, c.mdn_dropout)
+        self._pretext_cached = False  # cached backbone loaded: the pretext stage does nothing
+        self._pretext_images = 0  # images the pretext stage trained on in this run
+        self._cache_target: Path | None = None
+
+    def _feature_shape(self) -> tuple[int, int, int]:
+        s, was = self.config.image_size, self.backbone.training
+        self.backbone.eval()  # BN with batch 1
+        with torch.no_grad():
+            f = self.backbone(torch.zeros(1, 1, s, s))
+        self.backbone.train(was)
+        return tuple(f.shape[1:])  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ training
+    def stages(self) -> list[Stage]:
+        c = self.config
+        stages: list[Stage] = []
+        pre = self._pretext_stage()
+        if pre is not None:
+            stages.append(pre)
+        stages.append(Stage(
+            name="vae", modules={"vae": self.embedder}, step=self._vae_step, epochs=c.vae_epochs,
+            batch_size=c.vae_batch_size, setup=self._flush_backbone_cache,
+            make_optimizers=lambda: {"vae": torch.optim.Adam(self.embedder.parameters(), lr=c.vae_lr)},
+        ))
+        stages.append(Stage(
+            name="mdn", modules={"mdn": self.mdn}, step=self._mdn_step, epochs=c.mdn_epochs,
+            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._flush_backbone_cache,
+            make_optimizers=lambda: {"mdn": torch.optim.Adam(self.mdn.parameters(), lr=c.mdn_lr)},
+        ))
+        return stages
+
+    def _pretext_stage(self) -> Stage | None:
+        c = self.config
+        kwargs = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr}
+        params = inspect.signature(self.backbone.pretrain_stage).parameters
+        stage = self.backbone.pretrain_stage(self.stats, **{k: v for k, v in kwargs.items() if k in params})
+        if stage is None:
+            return None
+        stage.epochs, stage.batch_size = c.pretext_epochs, c.pretext_batch_size
+        inner = stage.step
+
+        def setup(train_split: Any) -> None:
+            self._cache_target = self._cache_path(train_split)
+            if self._cache_target is not None and backbone_cache.load_into(self.backbone, self._cache_target):
+                self._pretext_cached = True
+                stage.epochs = 0  # an engine reading epochs after setup skips the stage entirely
+
+        def step(batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+            if self._pretext_cached:
+                return {}
+            self._pretext_images += batch["grey"].shape[0] * ctx.world_size
+            return inner(batch, ctx)
+
+        stage.setup, stage.step = setup, step
+        return stage
+
+    def _cache_path(self, train_split: Any) -> Path | None:
+        c = self.config
+        if not c.use_cache:
+            return None
+        base = Path(c.cache_dir) if c.cache_dir else backbone_cache.dataset_dir(train_split)
+        if base is None:
+            return None
+        if not c.cache_dir:
+            base = base / "backbones"
+        schedule = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr,
+                    "image_size": c.image_size}
+        return backbone_cache.cache_path(base, self.backbone, schedule, self.stats, train_split)
+
+    def _flush_backbone_cache(self, train_split: Any) -> None:
+        """After the pretext stage: store the backbone if it finished its full schedule
+        (not a shortened smoke run) and nothing was cached yet."""
+        from colorkit import distributed as D
+
+        target, self._cache_target = self._cache_target, None
+        full = self._pretext_images >= 0.9 * self.config.pretext_epochs * len(train_split)
+        if target is not None and not self._pretext_cached and full and D.rank() == 0:
+            backbone_cache.save(self.backbone, target)
+
+    def _vae_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        c = self.config
+        ab, grey = batch["ab"], batch["grey"]
+        g = grey if self.embedder.uses_grey else None
+        post = self.embedder.encode(ab, g)
+        recon = self.embedder.decode(post.sample(), g)  # (B, 2, H, W)
+        dec = decoder_loss(recon, ab, self.stats, weights=dict(c.loss_weights), impl=c.loss_impl)  # (B,)
+        kl = post.kl()  # (B,)
+        loss = (dec + c.kl_weight * kl).mean()
+        ctx.optimize("vae", loss)
+        return {"loss": loss.detach(), "dec": dec.mean().detach(), "kl": kl.mean().detach()}
+
+    def _mdn_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        ab, grey = batch["ab"], batch["grey"]
+        with torch.no_grad():
+            feats = self.backbone(grey)  # (B, C, h, w)
+            z = self.embedder.encode(ab, grey if self.embedder.uses_grey else None).sample()  # (B, d)
+        log_pi, mu = self.mdn(feats)
+        loss = mdn_loss(log_pi, mu, z, self.config.variance).mean()
+        ctx.optimize("mdn", loss)
+        return {"loss": loss.detach()}
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """``k`` colorizations of ``grey (B,1,H,W)`` (L/100) -> ``(B, k, 2, H, W)`` (ab/128).
+
+        Images of another size are resized to ``image_size`` and the colour fields back.
+        ``topk`` (default): the means of the k most probable components (k <= components);
+        ``mixture``: k draws from the GMM using ``generator``."""
+        mode = self.check_mode(mode)
+        if grey.dim() != 4 or grey.shape[1] != 1:
+            raise ColorkitError(f"sample expects grey of shape (B, 1, H, W); got {tuple(grey.shape)}")
+        s, (h, w) = self.config.image_size, grey.shape[-2:]
+        g = grey if (h, w) == (s, s) else F.interpolate(grey, size=(s, s), mode="bilinear", antialias=True)
+        was = self.training
+        self.eval()
+        try:
+            log_pi, mu = self.mdn(self.backbone(g))  # (B, M), (B, M, d)
+            if mode == "topk":
+                z = topk_means(log_pi, mu, k)
+            else:
+                z = sample_mixture(log_pi, mu, k, self.config.variance, generator)
+            b = g.shape[0]  # z: (B, k, d)
+            gk = g.repeat_interleave(k, dim=0) if self.embedder.uses_grey else None
+            ab = self.embedder.decode(z.reshape(b * k, -1), gk)  # (B*k, 2, s, s)
+        finally:
+            self.train(was)
+        if (h, w) != (s, s):
+            ab = F.interpolate(ab, size=(h, w), mode="bilinear")
+        return ab.reshape(b, k, 2, h, w)
+
+
+class MDNSkipConfig(MDNConfig):
+    embedder: str = "vae-skip"
+
+
+class MDNSkipMethod(MDNMethod):
+    """"ours+skip" (section 7.3): as ``mdn`` with the ``vae-skip`` embedder (grey encoder +
+    skip connections into the decoder)."""
+
+    Config: ClassVar[type[ComponentConfig]] = MDNSkipConfig

@@ -1,0 +1,91 @@
+"""MDN (paper sections 4, 6.2): eq. (6) min-approximation, top-k ordering, GMM sampling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from colorkit_paper.mdn import MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
+
+from colorkit import ColorkitError
+
+
+def _known_mixture():
+    # two samples, three components in 2-d; sample 0 is closest to component 2,
+    # sample 1 to component 0 (although component 1 has the larger weight).
+    mu = torch.tensor([[[0.0, 0.0], [5.0, 5.0], [1.0, 1.0]],
+                       [[0.0, 0.0], [3.0, 0.0], [-4.0, 2.0]]], requires_grad=True)
+    pi = torch.tensor([[0.2, 0.3, 0.5], [0.1, 0.8, 0.1]])
+    z = torch.tensor([[1.1, 0.8], [0.5, -0.2]])
+    return pi.log(), mu, z
+
+
+def test_loss_picks_closest_component():
+    log_pi, mu, z = _known_mixture()
+    loss = mdn_loss(log_pi, mu, z, variance=0.1)
+    want0 = -math.log(0.5) + (0.1**2 + 0.2**2) / (2 * 0.1)
+    want1 = -math.log(0.1) + (0.5**2 + 0.2**2) / (2 * 0.1)
+    torch.testing.assert_close(loss, torch.tensor([want0, want1]))
+    loss.sum().backward()
+    grad_norm = mu.grad.norm(dim=-1)  # only the chosen means move
+    assert (grad_norm[0, :2] == 0).all() and grad_norm[0, 2] > 0
+    assert (grad_norm[1, 1:] == 0).all() and grad_norm[1, 0] > 0
+
+
+def test_loss_variance_is_sigma_squared():
+    log_pi, mu, z = _known_mixture()
+    a = mdn_loss(log_pi, mu, z, variance=0.1) + log_pi.gather(1, torch.tensor([[2], [0]]))[:, 0]
+    b = mdn_loss(log_pi, mu, z, variance=0.4) + log_pi.gather(1, torch.tensor([[2], [0]]))[:, 0]
+    torch.testing.assert_close(a, 4 * b)  # ||z - mu||^2 / (2 sigma^2)
+
+
+def test_topk_orders_by_pi():
+    log_pi, mu, _ = _known_mixture()
+    top = topk_means(log_pi, mu.detach(), 3)
+    torch.testing.assert_close(top[0], mu[0, [2, 1, 0]].detach())
+    torch.testing.assert_close(top[1, :2], mu[1, [1, 0]].detach())  # tie 0.1/0.1: lower index first
+    assert topk_means(log_pi, mu.detach(), 1).shape == (2, 1, 2)
+    with pytest.raises(ColorkitError, match="at most 3"):
+        topk_means(log_pi, mu.detach(), 4)
+
+
+def test_mixture_sampling_reproducible_and_correct():
+    log_pi, mu, _ = _known_mixture()
+    mu = mu.detach()
+    a = sample_mixture(log_pi, mu, 5, 0.1, torch.Generator().manual_seed(0))
+    b = sample_mixture(log_pi, mu, 5, 0.1, torch.Generator().manual_seed(0))
+    c = sample_mixture(log_pi, mu, 5, 0.1, torch.Generator().manual_seed(1))
+    assert a.shape == (2, 5, 2)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, c)
+    # one dominant component: draws are N(mu, 0.1 I)
+    log_pi1 = torch.tensor([[1.0, 1e-9, 1e-9]]).log()
+    draws = sample_mixture(log_pi1, mu[:1], 20000, 0.1, torch.Generator().manual_seed(2))[0]
+    torch.testing.assert_close(draws.mean(0), mu[0, 0], atol=0.02, rtol=0)
+    torch.testing.assert_close(draws.var(0), torch.full((2,), 0.1), atol=0.01, rtol=0)
+    # the component frequencies follow pi
+    far = torch.tensor([[[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]]])
+    pi = torch.tensor([[0.2, 0.3, 0.5]])
+    d = sample_mixture(pi.log(), far, 20000, 0.1, torch.Generator().manual_seed(3))[0]
+    freq = torch.stack([(d.norm(dim=1) < 10).float().mean(), (d[:, 0] > 50).float().mean(), (d[:, 1] > 50).float().mean()])
+    torch.testing.assert_close(freq, pi[0], atol=0.02, rtol=0)
+
+
+def test_network_shapes_and_normalised_weights():
+    net = MixtureDensityNetwork(16, (8, 8), latent_dim=4, components=8, widths=(8, 8, 8, 8, 8), fc_dim=16)
+    log_pi, mu = net(torch.randn(3, 16, 8, 8))
+    assert log_pi.shape == (3, 8) and mu.shape == (3, 8, 4)
+    torch.testing.assert_close(log_pi.exp().sum(1), torch.ones(3))
+    odd = MixtureDensityNetwork(16, (5, 5), latent_dim=4, widths=(8, 8, 8, 8, 8), fc_dim=16)
+    assert odd(torch.randn(2, 16, 5, 5))[1].shape == (2, 8, 4)
+
+
+def test_paper_mdn_architecture():
+    net = MixtureDensityNetwork(512, (28, 28), latent_dim=64)
+    convs = [m for m in net.convs.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size[0], c.stride[0], c.out_channels) for c in convs] == [
+        (5, 1, 384), (5, 1, 320), (5, 1, 288), (5, 2, 256), (5, 1, 128)]
+    fcs = [m for m in net.fc if isinstance(m, torch.nn.Linear)]
+    assert [(f.in_features, f.out_features) for f in fcs] == [(128 * 14 * 14, 4096), (4096, 8 * 64 + 8)]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in net.fc) == 2

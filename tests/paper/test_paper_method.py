@@ -1,0 +1,147 @@
+"""The ``mdn`` / ``mdn-skip`` methods: stages, training smoke, sampling, checkpoints, cache."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from colorkit_paper.losses import decoder_loss
+from colorkit_paper.mdn import mdn_loss
+from colorkit_paper.method import MDNMethod, MDNSkipMethod
+from paper_helpers import Split, run_stage, structured_batch
+
+from colorkit import ColorkitError, create_method
+from colorkit.checkpoint import load_component, save_component
+
+S = 16
+
+
+def tiny(name: str = "mdn", stats=None, **kw):
+    return create_method(name, stats=stats, preset="tiny", image_size=S, **kw)
+
+
+def test_stages_in_order(stats16):
+    m = tiny(stats=stats16)
+    stages = m.stages()
+    assert [s.name for s in stages] == ["colornet", "vae", "mdn"]
+    assert stages[2].frozen == [m.backbone, m.embedder]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        timm_m = tiny(stats=stats16, backbone="timm:resnet18")
+    assert [s.name for s in timm_m.stages()] == ["vae", "mdn"]  # nothing to pretrain
+    assert isinstance(tiny("mdn-skip", stats16), MDNSkipMethod) and tiny("mdn-skip", stats16).embedder.uses_grey
+
+
+@torch.no_grad()
+def _eval_losses(m, data) -> tuple[float, float]:
+    """Deterministic (eval mode, z = posterior mean) VAE decoder and MDN losses."""
+    was = m.training
+    m.eval()
+    g = data["grey"] if m.embedder.uses_grey else None
+    mu = m.embedder.encode(data["ab"], g).mu
+    dec = decoder_loss(m.embedder.decode(mu, g), data["ab"], m.stats, impl="torch").mean()
+    nll = mdn_loss(*m.mdn(m.backbone(data["grey"])), mu).mean()
+    m.train(was)
+    return float(dec), float(nll)
+
+
+@pytest.mark.parametrize("name", ["mdn", "mdn-skip"])
+def test_smoke_training_reduces_losses(name, stats16):
+    torch.manual_seed(0)
+    m = tiny(name, stats16)
+    data = structured_batch(64, S)
+    _, vae, mdn = m.stages()
+    vae.batch_size = mdn.batch_size = 16
+    dec0, _ = _eval_losses(m, data)
+    run_stage(vae, data, 60)
+    dec1, nll1 = _eval_losses(m, data)
+    run_stage(mdn, data, 60)
+    _, nll2 = _eval_losses(m, data)
+    assert dec1 < 0.7 * dec0
+    assert nll2 < 0.85 * nll1
+
+
+@pytest.mark.parametrize("name", ["mdn", "mdn-skip"])
+def test_sampling(name, stats16):
+    m = tiny(name, stats16)
+    m.train()
+    grey = structured_batch(3, S)["grey"]
+    top = m.sample(grey, 5)
+    assert top.shape == (3, 5, 2, S, S) and m.training  # mode restored
+    torch.testing.assert_close(m.sample(grey, 5, mode="topk"), top, rtol=0, atol=0)
+    # topk is the paper's order: decode the means sorted by pi
+    m.eval()
+    log_pi, mu = m.mdn(m.backbone(grey))
+    order = log_pi.argsort(dim=1, descending=True, stable=True)[:, :2]
+    z = mu.gather(1, order[..., None].expand(-1, -1, mu.shape[-1]))
+    g = grey.repeat_interleave(2, 0) if m.embedder.uses_grey else None
+    torch.testing.assert_close(top[:, :2], m.embedder.decode(z.flatten(0, 1), g).view(3, 2, 2, S, S))
+    a = m.sample(grey, 4, mode="mixture", generator=torch.Generator().manual_seed(0))
+    b = m.sample(grey, 4, mode="mixture", generator=torch.Generator().manual_seed(0))
+    c = m.sample(grey, 4, mode="mixture", generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, c)
+    assert m.sample(grey, 12, mode="mixture").shape == (3, 12, 2, S, S)
+    assert m.sample(torch.rand(1, 1, 24, 20), 2).shape == (1, 2, 2, 24, 20)  # resized and back
+    with pytest.raises(ColorkitError, match="at most 8"):
+        m.sample(grey, 9)
+    with pytest.raises(ColorkitError, match="mode"):
+        m.sample(grey, 2, mode="beam")
+
+
+def test_checkpoint_round_trip(stats16, tmp_path):
+    m = tiny("mdn-skip", stats16, mdn_dropout=0.3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    save_component(m, tmp_path / "ckpt", stats=stats16)
+    back = load_component(tmp_path / "ckpt")
+    assert type(back) is MDNSkipMethod and back.config == m.config
+    grey = structured_batch(2, S)["grey"]
+    torch.testing.assert_close(back.sample(grey, 3), m.sample(grey, 3))
+    again = MDNSkipMethod(config=m.config.model_dump(mode="json"), stats=stats16)
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
+
+
+def test_config_errors(stats16):
+    with pytest.raises(ValueError, match="unknown decoder-loss terms"):
+        tiny(stats=stats16, loss_weights={"hist": 1.0, "tv": 1.0})
+    with pytest.raises(ColorkitError, match="unknown backbone"):
+        tiny(stats=stats16, backbone="nonet")
+    assert MDNMethod(stats=stats16, preset="paper").mdn.fc[2].out_features == 4096
+
+
+def test_backbone_cache(stats16, tmp_path):
+    data = structured_batch(24, S)
+    m = tiny(stats=stats16, cache_dir=str(tmp_path), pretext_epochs=1, pretext_batch_size=8)
+    pre, vae, _ = m.stages()
+    run_stage(pre, data, 3)  # one full epoch of 24 images
+    vae.setup(Split(data))  # the next stage stores the trained backbone
+    cached = list(tmp_path.iterdir())
+    assert len(cached) == 1 and cached[0].name.startswith("colornet-")
+
+    fresh = tiny(stats=stats16, cache_dir=str(tmp_path), pretext_epochs=1, pretext_batch_size=8)
+    pre2 = fresh.stages()[0]
+    pre2.setup(Split(data))
+    assert pre2.epochs == 0 and pre2.step({k: v[:8] for k, v in data.items()}, None) == {}
+    for a, b in zip(fresh.backbone.state_dict().values(), m.backbone.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+    # a shortened (smoke) pretext run is not cached; other settings get another key
+    other = tiny(stats=stats16, cache_dir=str(tmp_path), pretext_epochs=2, pretext_batch_size=8)
+    pre3, vae3, _ = other.stages()
+    pre3.setup(Split(data))
+    assert pre3.epochs == 2
+    run_stage(pre3, data, 3)
+    vae3.setup(Split(data))
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_engine_runs_all_stages(stats16, tmp_path):
+    engine = pytest.importorskip("colorkit.engine")
+    m = tiny(stats=stats16, use_cache=False)
+    summary = engine.Trainer(engine.TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu",
+                                                max_steps_per_epoch=2)).fit(m, Split(structured_batch(16, S)), tmp_path)
+    assert set(summary["stage_seconds"]) == {"colornet", "vae", "mdn"}
+    assert m.sample(structured_batch(2, S)["grey"], 2).isfinite().all()
