@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import torch
+from colorkit_paper.losses import decoder_loss
 
 import colorkit
 from colorkit.data import prepare
 from colorkit.engine import TrainConfig, Trainer
 from colorkit.runs import build_method
 from colorkit.stats import load_or_compute_stats
-from colorkit_paper.losses import decoder_loss
 
 
 def vae_only(method):

@@ -22,7 +22,6 @@ from colorkit.plugins import hookimpl  # noqa: E402
 from colorkit.registry import ColorkitError  # noqa: E402
 
 
-
 def load(run_dir, device: str = "auto"):
     """Load a trained run: ``colorkit.load("runs/mdn").colorize("photo.jpg", k=5)``."""
     from colorkit.runs import load as _load

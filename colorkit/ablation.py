@@ -70,7 +70,7 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
         scores = reconstruct_scores(m.embedder, ds.split("test"), stats)
         atomic_write_text(res_path, json.dumps(scores, indent=2))
         results[label] = scores
-    d = str(ds.source).rstrip("/").split("/")[-1]
+    d = ds.name or Path(ds.source).name
     lines = [
         f"Decoder-loss ablation on `{d}` ({len(ds.test_idx)} test images, preset {preset}): VAE reconstructions "
         "from the posterior mean, errors in ab/128 (weighted: x colourfulness weight of the true pixel's bin).",

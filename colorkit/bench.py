@@ -95,7 +95,7 @@ def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, desc=f"eval {colorizer.name}{'[' + mode + ']' if mode else ''}", unit="img", leave=False)
+        bar = tqdm(total=n, desc=f"eval {colorizer.name}{'[' + mode + ']' if mode else ''}", unit="img", leave=False, disable=None)
     for start in range(0, n, batch_size):
         b = test.batch(list(range(start, min(n, start + batch_size))))
         grey = b["grey"].to(colorizer.device)
@@ -171,7 +171,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             log(f"{name}: error_of_best {res['error_of_best']:.4f}, variance {res['variance']:.2e}")
     results = {
         "methods": rows,
-        "dataset": {"source": str(ds.source), "size": ds.size, "hash": ds.info().get("hash")},
+        "dataset": {"name": ds.name or Path(ds.source).name, "source": str(ds.source), "size": ds.size,
+                    "hash": ds.info().get("hash")},
         "split": {"train": int(len(ds.train_idx)), "test": int(len(ds.test_idx))},
         "preset": cfg.preset, "seed": cfg.seed, "k": cfg.k, "epochs_override": cfg.epochs,
         "versions": _versions_safe(), "device": device or cfg.device,
@@ -187,7 +188,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 # ------------------------------------------------------------------ outputs
 def table_markdown(results: dict[str, Any]) -> str:
     """Paper Table 3 layout (Eob., Var.) followed by the other measures."""
-    d = results["dataset"]["source"].rstrip("/").split("/")[-1] or results["dataset"]["source"]
+    d = results["dataset"].get("name") or Path(results["dataset"]["source"]).name
     lines = [
         f"Diverse colorization on `{d}` ({results['split']['test']} test images, k = {results['k']}, "
         f"preset {results['preset']}, seed {results['seed']}). Errors in ab/128 (paper units).",

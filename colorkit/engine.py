@@ -262,7 +262,8 @@ class Trainer:
                     from tqdm.auto import tqdm
 
                     bar = tqdm(total=len(steps), desc=f"{method.registry_name or type(method).__name__}:{stage.name} "
-                               f"{epoch + 1}/{epochs}", unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)
+                               f"{epoch + 1}/{epochs}", unit="step", leave=False, file=sys.stderr, dynamic_ncols=True,
+                               disable=None)
                 seen, t0 = 0, time.perf_counter()
                 for idx in steps:
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in train_split.batch(idx).items()}

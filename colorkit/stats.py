@@ -461,7 +461,7 @@ def compute_stats(
 
     from tqdm.auto import tqdm
 
-    for rows in tqdm(list(_chunks(n, batch_size)), desc="colour statistics", unit="batch", disable=not progress):
+    for rows in tqdm(list(_chunks(n, batch_size)), desc="colour statistics", unit="batch", disable=None if progress else True):
         ab = train.batch(rows)["ab"]  # (b, 2, H, W)
         counts += torch.bincount(nearest[ab_to_bin_index(ab).reshape(-1)], minlength=G * G)
         x = ab.reshape(ab.shape[0], -1).to(torch.float64)  # (b, D): a-plane then b-plane

@@ -250,7 +250,7 @@ def _build(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
             f.write(header)
-            bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, file=sys.stderr)
+            bar = tqdm(total=len(files), desc=desc, unit="img", disable=None if progress else True, file=sys.stderr)
             with bar:
                 for i, res in enumerate(_iter_loaded(files, load, workers)):
                     if res.array is not None:

@@ -118,6 +118,15 @@ def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
     return back
 
 
+def _stage_state(stage: Any) -> dict[str, Tensor]:
+    """Copies of what a stage trains: its modules' parameters, or their buffers when they
+    have no parameters (e.g. a bank of stored examples)."""
+    items = [(f"{n}.{k}", v) for n, mod in stage.modules.items() for k, v in mod.named_parameters()]
+    if not items:
+        items = [(f"{n}.{k}", v) for n, mod in stage.modules.items() for k, v in mod.named_buffers()]
+    return {k: v.detach().clone() for k, v in items}
+
+
 def _backward(what: str, loss: Tensor, params: list[nn.Parameter]) -> None:
     loss.backward()
     got = [p.grad for p in params if p.grad is not None]
@@ -155,18 +164,22 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
     with tempfile.TemporaryDirectory(dir=tmp_dir) as td:
         tmp = Path(td)
         split = dataset.split("train") if dataset is not None else _SyntheticSplit(12, s, seed)
-        before = {k2: v.clone() for k2, v in m.state_dict().items() if v.is_floating_point()}
+        before = {st.name: _stage_state(st) for st in stages}
         try:
             Trainer(TrainConfig(epochs=1, max_steps_per_epoch=train_steps, progress=False, seed=seed,
                                 batch_size=4, device="cpu")).fit(m, split, tmp / "run")
         except Exception as exc:  # noqa: BLE001
             _fail(what, f"training through the engine failed: {type(exc).__name__}: {exc}")
         for st in stages:
-            params = [k2 for mod_name, mod in st.modules.items() for k2, _ in mod.named_parameters()]
-            if st.epochs and params:
-                changed = any(not torch.equal(before[k2], v) for k2, v in m.state_dict().items() if k2 in before)
-                if not changed:
-                    _fail(what, f"stage {st.name!r} left every parameter unchanged")
+            old = before[st.name]
+            if st.epochs and old:
+                now = _stage_state(st)
+                if all(torch.equal(v, now[k2]) for k2, v in old.items()):
+                    has_params = any(True for mod in st.modules.values() for _ in mod.parameters())
+                    _fail(what, f"stage {st.name!r} left every {'parameter' if has_params else 'buffer'} of its "
+                                f"modules ({', '.join(st.modules)}) unchanged after {train_steps} engine steps: "
+                                "its step must change them (e.g. ctx.optimize(name, loss) with a loss that "
+                                "depends on them)")
         grey = _grey(batch, s, seed)
         for mode in modes:
             g1 = torch.Generator().manual_seed(seed)
