@@ -88,6 +88,7 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
         raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
     ds = prepared if prepared is not None else prepare(dataset, size=size, seed=seed, progress=progress)
     st = stats if stats is not None else load_or_compute_stats(ds)
+    torch.manual_seed(seed)  # the initial weights depend on the seed alone
     m = build_method(method, st, preset=preset, options=options, dataset=ds)
     m.registry_name = method
     t0 = time.perf_counter()
