@@ -1,13 +1,13 @@
 """Colour statistics of a training set: the PCA of colour fields and colourfulness weights.
 
-Deshpande et al. (CVPR 2017), section 4: the VAE decoder loss uses
+Deshpande et al. (CVPR 2017), section 3.1: the VAE decoder loss uses
 
-* ``L_mah`` (eq. 3): a Mahalanobis distance in the basis of the top-k principal components
+* ``L_mah`` (section 3.1, unnumbered): a Mahalanobis distance in the basis of the top-k principal components
   of the flattened ab fields (k = 20; ``sigma_k^2`` = explained variance of component k);
 * ``L_hist`` (eq. 2): a per-pixel weight that up-weights rare (colourful) ab values.
 
 Both come from the training split only (:func:`compute_stats`) and are stored with every
-checkpoint as a safetensors file (:meth:`ColorStats.save`). See docs/method-notes.md.
+checkpoint as a safetensors file (:meth:`ColorStats.save`). See docs/decisions.md.
 
 Units: ab fields are Lab (a, b) / 128; PCA variances are in (ab/128)^2. The weight grid
 is in Lab units:

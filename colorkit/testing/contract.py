@@ -108,7 +108,12 @@ def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
     method = obj.kind == "conditional_model"
     try:
         save_component(obj, tmp / "ckpt", stats=stats if method else None)
-        back = load_component(tmp / "ckpt", kind=obj.kind, name=obj.registry_name, **({"stats": stats} if method else {}))
+        # Rebuild under another RNG state, as a new process would: random state kept outside
+        # the state_dict then differs instead of being redrawn identically.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((torch.initial_seed() + 7919) % 2**63)
+            back = load_component(tmp / "ckpt", kind=obj.kind, name=obj.registry_name,
+                                  **({"stats": stats} if method else {}))
     except Exception as exc:  # noqa: BLE001
         _fail(what, f"save/load round trip failed: {type(exc).__name__}: {exc}")
     a, b = obj.state_dict(), back.state_dict()
@@ -193,7 +198,8 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
             a = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
             b = back.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
             if not torch.allclose(a, b, atol=1e-5):
-                _fail(what, f"samples (mode={mode!r}) differ after the save/load round trip")
+                _fail(what, f"samples (mode={mode!r}) differ after the save/load round trip: state outside the "
+                            "state_dict? (keep tensors as parameters or persistent registered buffers)")
 
 
 class _SyntheticSplit:

@@ -1,0 +1,173 @@
+"""The contract kit (colorkit.testing) rejects broken methods and says what is wrong.
+
+Each broken method is a small working one with one defect; it is registered into the
+conditional-model registry for the test only (the contract reads registry metadata and
+rebuilds the method through the registry on load)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from colorkit.interfaces import ComponentConfig, Method, Stage
+from colorkit.plugins import registry
+from colorkit.registry import Entry
+from colorkit.testing import ContractError, check_method
+
+
+class _Config(ComponentConfig):
+    image_size: int = 32
+
+
+class Good(Method):
+    """A working method: a 3x3 conv regresses ab, samples add seeded per-sample offsets."""
+
+    Config = _Config
+    PRESETS = {"paper": {}, "small": {}, "tiny": {}}
+
+    def __init__(self, config=None, *, stats, **fields):
+        super().__init__(config, stats=stats, **fields)
+        self.net = nn.Conv2d(1, 2, 3, padding=1)
+
+    def predict(self, grey):
+        return torch.tanh(self.net(grey))  # (B, 2, H, W) in ab/128
+
+    def loss(self, batch, ctx):
+        return (self.predict(batch["grey"]) - batch["ab"]).pow(2).mean()
+
+    def _step(self, batch, ctx):
+        loss = self.loss(batch, ctx)
+        ctx.optimize("net", loss)
+        return {"loss": loss.detach()}
+
+    def stages(self):
+        return [Stage("fit", {"net": self.net}, lambda: {"net": torch.optim.SGD(self.net.parameters(), lr=0.1)},
+                      self._step, epochs=1, batch_size=4)]
+
+    def noise(self, shape, generator):
+        return torch.randn(shape, generator=generator)
+
+    @torch.no_grad()
+    def sample(self, grey, k, *, mode=None, generator=None):
+        self.check_mode(mode)
+        offsets = 0.05 * self.noise((grey.shape[0], k, 2, 1, 1), generator)
+        return (self.predict(grey)[:, None] + offsets).clamp(-1, 1)  # (B, k, 2, H, W)
+
+
+class WrongShape(Good):
+    @torch.no_grad()
+    def sample(self, grey, k, *, mode=None, generator=None):
+        return super().sample(grey, k, mode=mode, generator=generator)[..., ::2, ::2]  # half size
+
+
+class LabUnits(Good):
+    @torch.no_grad()
+    def sample(self, grey, k, *, mode=None, generator=None):
+        return 128 * super().sample(grey, k, mode=mode, generator=generator)  # Lab a, b, not / 128
+
+
+class IgnoresGenerator(Good):
+    def noise(self, shape, generator):
+        return torch.randn(shape)  # torch's global generator: differs from call to call
+
+
+class UnregisteredTensor(Good):
+    def __init__(self, config=None, *, stats, **fields):
+        super().__init__(config, stats=stats, **fields)
+        self.scale = torch.rand(())  # a plain attribute: not in state_dict, random again on load
+
+    def predict(self, grey):
+        return torch.tanh(self.scale * self.net(grey))
+
+
+class RandomBuffer(Good):
+    def __init__(self, config=None, *, stats, **fields):
+        super().__init__(config, stats=stats, **fields)
+        self.register_buffer("shift", 0.3 * torch.rand(2, 1, 1), persistent=False)  # not saved
+
+    def predict(self, grey):
+        return torch.tanh(self.net(grey) + self.shift)
+
+
+class NaNLoss(Good):
+    def loss(self, batch, ctx):
+        return super().loss(batch, ctx) * float("nan")
+
+
+class LazyStage(Good):
+    """Two stages; the second computes a loss but never optimizes it."""
+
+    def __init__(self, config=None, *, stats, **fields):
+        super().__init__(config, stats=stats, **fields)
+        self.head = nn.Conv2d(2, 2, 1)
+
+    def predict(self, grey):
+        return torch.tanh(self.head(self.net(grey)))
+
+    def stages(self):
+        def lazy(batch, ctx):
+            return {"loss": self.loss(batch, ctx).detach()}  # no ctx.optimize("head", ...)
+
+        return [*super().stages(),
+                Stage("head", {"head": self.head}, lambda: {"head": torch.optim.SGD(self.head.parameters(), lr=0.1)},
+                      lazy, epochs=1, batch_size=4, frozen=[self.net])]
+
+
+@pytest.fixture
+def registered():
+    """``registered(cls)`` registers ``cls`` as a conditional model for this test only."""
+    reg = registry("conditional_model")
+    names = []
+
+    def add(cls):
+        name = f"contract-kit-{cls.__name__.lower()}"
+        reg.add(Entry("conditional_model", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__ or "test"))
+        names.append(name)
+        return cls
+
+    yield add
+    for name in names:
+        reg.entries.pop(name, None)
+
+
+def check(cls, stats, tmp_path):
+    check_method(cls, stats=stats, tmp_dir=tmp_path)
+
+
+def test_a_working_method_passes(registered, colorkit_tiny_stats, tmp_path):
+    check(registered(Good), colorkit_tiny_stats, tmp_path)
+
+
+@pytest.mark.parametrize("cls,needles", [
+    pytest.param(WrongShape, ["sample(mode='default') has shape (2, 3, 2, 16, 16)", "expected (2, 3, 2, 32, 32)"], id="WrongShape"),
+    pytest.param(LabUnits, ["reaches |ab| =", "expected Lab ab / 128", "not Lab units"], id="LabUnits"),
+    pytest.param(IgnoresGenerator, ["sample(mode='default') is not reproducible with the same generator seed"], id="IgnoresGenerator"),
+    pytest.param(UnregisteredTensor, ["samples (mode='default') differ after the save/load round trip"], id="UnregisteredTensor"),
+    pytest.param(RandomBuffer, ["samples (mode='default') differ after the save/load round trip"], id="RandomBuffer"),
+    pytest.param(NaNLoss, ["training through the engine failed", "TrainingDiverged", "became nan", "stage 'fit'"], id="NaNLoss"),
+    pytest.param(LazyStage, ["stage 'head' left every parameter of its modules (head) unchanged", "ctx.optimize"], id="LazyStage"),
+])
+def test_broken_method_fails_saying_why(cls, needles, registered, colorkit_tiny_stats, tmp_path):
+    registered(cls)
+    with pytest.raises(ContractError) as exc:
+        check(cls, colorkit_tiny_stats, tmp_path)
+    msg = str(exc.value)
+    assert msg.startswith(f"conditional_model 'contract-kit-{cls.__name__.lower()}'"), msg
+    for needle in needles:
+        assert needle in msg, msg
+
+
+def test_unregistered_method_fails_saying_how_to_register(colorkit_tiny_stats, tmp_path):
+    with pytest.raises(ContractError) as exc:
+        check(Good, colorkit_tiny_stats, tmp_path)
+    msg = str(exc.value)
+    assert "Good: is not registered as a conditional_model" in msg
+    assert "register_conditional_models" in msg and "[project.entry-points.colorkit]" in msg
+
+
+def test_unknown_name_fails(colorkit_tiny_stats):
+    from colorkit.testing import check_component
+
+    with pytest.raises(ContractError, match=r"no-such-method: no conditional_model of that name is registered"):
+        check_component("no-such-method", "conditional_model", stats=colorkit_tiny_stats)
