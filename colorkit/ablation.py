@@ -59,6 +59,7 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
         if res_path.is_file():  # finished earlier (an interrupted ablation resumes here)
             results[label] = json.loads(res_path.read_text())
             continue
+        torch.manual_seed(seed)  # every variant starts from the same initial weights
         m = build_method(method, stats, preset=preset, options={"loss_weights": weights}, dataset=ds)
         m.registry_name = method
         vae_stage = [s for s in m.stages() if s.name == "vae"]
