@@ -41,14 +41,7 @@ from pathlib import Path
 
 import torch
 from colorkit_paper import fused
-from colorkit_paper.losses import (
-    PAPER_WEIGHTS,
-    decoder_loss,
-    grad_loss,
-    hist_loss,
-    l2_loss,
-    mah_loss,
-)
+from colorkit_paper.losses import PAPER_WEIGHTS, decoder_loss, weighted_terms
 
 from colorkit.stats import ColorStats, G
 
@@ -106,16 +99,7 @@ def make_stats(size: int, k: int, device: str, seed: int = 0) -> ColorStats:
 
 def torch_terms(pred, target, stats, weights):
     """The torch branch of decoder_loss, term by term (what torch.compile compiles)."""
-    total = pred.new_zeros(pred.shape[0])
-    if weights.get("l2"):
-        total = total + weights["l2"] * l2_loss(pred, target)
-    if weights.get("hist"):
-        total = total + weights["hist"] * hist_loss(pred, target, stats.weight_of(target))
-    if weights.get("mah"):
-        total = total + weights["mah"] * mah_loss(pred, target, stats.pca_components, stats.pca_variances)
-    if weights.get("grad"):
-        total = total + weights["grad"] * grad_loss(pred, target)
-    return total
+    return weighted_terms(pred, target, stats, weights)
 
 
 def make_loss_fn(provider: str, stats, weights) -> Callable:

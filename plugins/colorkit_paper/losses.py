@@ -118,6 +118,11 @@ def decoder_loss(
 
     if resolve_impl(impl, pred, target) == "triton":
         return fused_decoder_loss(pred, target, stats, weights)
+    return weighted_terms(pred, target, stats, weights)
+
+
+def weighted_terms(pred: Tensor, target: Tensor, stats: ColorStats, weights: dict[str, float]) -> Tensor:
+    """The torch reference of :func:`decoder_loss`, term by term, ``(B,)``."""
     total = pred.new_zeros(pred.shape[0])
     if weights.get("l2"):
         total = total + weights["l2"] * l2_loss(pred, target)
