@@ -162,3 +162,34 @@ def test_cli_user_error_is_one_line(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("colorkit: error:") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_plugin_adds_a_cli_command(plugin_path, capsys):
+    make_dist(plugin_path, "ck-test-cmd", "ck_test_cmd", '''
+import click
+from colorkit import hookimpl
+
+@click.command("ck-hello")
+@click.option("--name", default="world")
+def hello(name):
+    """Say hello (a plugin command)."""
+    click.echo(f"hello {name}")
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(hello)
+''')
+    from colorkit.cli import cli
+
+    cli._plugins_added = False  # the group is module-level: let it ask the plugins again
+    cli.commands.pop("ck-hello", None)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["ck-hello", "--name", "colorkit"])
+        assert exc.value.code == 0 and capsys.readouterr().out == "hello colorkit\n"
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "ck-hello" in capsys.readouterr().out
+    finally:
+        cli.commands.pop("ck-hello", None)
+        cli._plugins_added = False
