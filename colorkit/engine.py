@@ -339,7 +339,7 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"stage: {st}")
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
-    fig.suptitle("training losses (per-sample sums, ab/128 units)", fontsize=9)
+    fig.suptitle("training losses as each stage logs them (decoder losses: per-sample sums in ab/128 units)", fontsize=9)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=90)
