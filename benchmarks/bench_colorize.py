@@ -10,14 +10,11 @@ median and spread; appends a row to benchmarks/results/colorize.csv. Target: < 2
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from _results import append_rows
 from PIL import Image
 
 import colorkit
@@ -47,15 +44,9 @@ def main() -> None:
     med = statistics.median(times)
     print(f"colorize {img.size[0]}x{img.size[1]} into {args.k} with {c.name}: median {med:.3f} s "
           f"(min {min(times):.3f}, max {max(times):.3f}) over {args.repeats} runs, torch threads {torch.get_num_threads()}")
-    out_csv = Path(__file__).parent / "results" / "colorize.csv"
-    new = not out_csv.exists()
-    with out_csv.open("a", newline="") as fh:
-        w = csv.writer(fh)
-        if new:
-            w.writerow(["date", "host", "method", "width", "height", "k", "median_s", "min_s", "max_s", "repeats", "torch"])
-        w.writerow([dt.datetime.now().isoformat(timespec="seconds"), platform.node(), c.name, img.size[0], img.size[1],
-                    args.k, f"{med:.4f}", f"{min(times):.4f}", f"{max(times):.4f}", args.repeats, torch.__version__])
-
+    append_rows("colorize", ["method", "width", "height", "k", "median_s", "min_s", "max_s", "repeats", "torch"],
+                [[c.name, img.size[0], img.size[1], args.k, f"{med:.4f}", f"{min(times):.4f}", f"{max(times):.4f}",
+                  args.repeats, torch.__version__]])
 
 if __name__ == "__main__":
     main()

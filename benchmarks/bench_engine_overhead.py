@@ -14,16 +14,13 @@ Appends a row to benchmarks/results/engine_overhead.csv.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
 import os
-import platform
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+from _results import append_rows
 from colorkit_paper.losses import decoder_loss
 
 import colorkit
@@ -97,17 +94,10 @@ def main() -> None:
     overhead = (b - e) / b * 100
     print(f"VAE ({args.preset}) training throughput: bare loop {b:.1f} img/s, engine {e:.1f} img/s, "
           f"engine overhead {overhead:+.1f}% (target <= 10%)")
-    out = Path(__file__).parent / "results" / "engine_overhead.csv"
-    new = not out.exists()
-    with out.open("a", newline="") as fh:
-        w = csv.writer(fh)
-        if new:
-            w.writerow(["date", "host", "cpus", "torch_threads", "preset", "epochs", "repeats", "bare_img_s",
-                        "engine_img_s", "overhead_percent", "colorkit", "torch"])
-        w.writerow([dt.datetime.now().isoformat(timespec="seconds"), platform.node(), os.cpu_count(),
-                    torch.get_num_threads(), args.preset, args.epochs, args.repeats, f"{b:.2f}", f"{e:.2f}",
-                    f"{overhead:.2f}", colorkit.__version__, torch.__version__])
-
+    append_rows("engine_overhead", ["cpus", "torch_threads", "preset", "epochs", "repeats", "bare_img_s",
+                                     "engine_img_s", "overhead_percent", "colorkit", "torch"],
+                [[os.cpu_count(), torch.get_num_threads(), args.preset, args.epochs, args.repeats, f"{b:.2f}",
+                  f"{e:.2f}", f"{overhead:.2f}", colorkit.__version__, torch.__version__]])
 
 if __name__ == "__main__":
     main()

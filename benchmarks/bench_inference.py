@@ -10,14 +10,11 @@ Appends rows to benchmarks/results/inference.csv.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from _results import append_rows
 
 import colorkit
 from colorkit.data import prepare
@@ -50,16 +47,9 @@ def main() -> None:
         rows.append((c.name, args.batch / med, med))
         print(f"{c.name:6s}: {args.batch / med:8.2f} images/s  ({med:.3f} s per batch of {args.batch}, k={args.k}, "
               f"modes {getattr(c.method, 'sample_modes', ())[0]})", flush=True)
-    out_csv = Path(__file__).parent / "results" / "inference.csv"
-    new = not out_csv.exists()
-    with out_csv.open("a", newline="") as fh:
-        w = csv.writer(fh)
-        if new:
-            w.writerow(["date", "host", "device", "method", "batch", "k", "images_per_s", "batch_seconds", "torch_threads", "torch"])
-        for name, ips, med in rows:
-            w.writerow([dt.datetime.now().isoformat(timespec="seconds"), platform.node(), args.device, name, args.batch,
-                        args.k, f"{ips:.3f}", f"{med:.4f}", torch.get_num_threads(), torch.__version__])
-
+    append_rows("inference", ["device", "method", "batch", "k", "images_per_s", "batch_seconds", "torch_threads", "torch"],
+                [[args.device, name, args.batch, args.k, f"{ips:.3f}", f"{med:.4f}", torch.get_num_threads(),
+                  torch.__version__] for name, ips, med in rows])
 
 if __name__ == "__main__":
     main()

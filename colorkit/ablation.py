@@ -72,22 +72,21 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
         atomic_write_text(res_path, json.dumps(scores, indent=2))
         results[label] = scores
     d = ds.name or Path(ds.source).name
+    def table(title: str, all_key: str, grid_key: str, fmt: str) -> list[str]:
+        return [
+            title, "",
+            "| Dataset | " + " | ".join(f"{v} All | {v} Grid" for v in VARIANTS) + " |",
+            "|---|" + "---|---|" * len(VARIANTS),
+            f"| {d} | " + " | ".join(f"{results[v][all_key]:{fmt}} | {results[v][grid_key]:{fmt}}" for v in VARIANTS) + " |",
+            "",
+        ]
+
     lines = [
         f"Decoder-loss ablation on `{d}` ({len(ds.test_idx)} test images, preset {preset}): VAE reconstructions "
         "from the posterior mean, errors in ab/128 (weighted: x colourfulness weight of the true pixel's bin).",
         "",
-        "Table 1 (absolute error):",
-        "",
-        "| Dataset | " + " | ".join(f"{v} All | {v} Grid" for v in VARIANTS) + " |",
-        "|---|" + "---|---|" * len(VARIANTS),
-        f"| {d} | " + " | ".join(f"{results[v]['mae_all']:.4f} | {results[v]['mae_grid']:.4f}" for v in VARIANTS) + " |",
-        "",
-        "Table 2 (weighted absolute error):",
-        "",
-        "| Dataset | " + " | ".join(f"{v} All | {v} Grid" for v in VARIANTS) + " |",
-        "|---|" + "---|---|" * len(VARIANTS),
-        f"| {d} | " + " | ".join(f"{results[v]['wmae_all']:.3f} | {results[v]['wmae_grid']:.3f}" for v in VARIANTS) + " |",
-        "",
+        *table("Table 1 (absolute error):", "mae_all", "mae_grid", ".4f"),
+        *table("Table 2 (weighted absolute error):", "wmae_all", "wmae_grid", ".3f"),
     ]
     text = "\n".join(lines)
     atomic_write_text(root / "ablation.md", text)

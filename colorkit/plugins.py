@@ -169,8 +169,7 @@ def reload() -> None:
     global _state
     with _lock:
         _state = None
-        md.distributions.cache_clear() if hasattr(md.distributions, "cache_clear") else None
-        importlib.invalidate_caches()
+        importlib.invalidate_caches()  # new distributions on sys.path become visible
 
 
 def plugin_manager() -> pluggy.PluginManager:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from colorkit import __version__
-from colorkit.checkpoint import atomic_write_text, load_component, save_tensors
+from colorkit.checkpoint import atomic_write_text, load_component, write_component
 from colorkit.engine import TrainConfig, Trainer, resolve_device
 from colorkit.registry import ColorkitError
 
@@ -109,19 +109,10 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
 
 
 def finalize_run(out: Path, method: Any, stats: Any, info: dict[str, Any]) -> None:
-    """Write the final model, statistics and ``run.json`` (last), then drop ``train_state``."""
-    from colorkit.checkpoint import component_meta
-
-    state = method.state_dict()
-    meta = component_meta(method, state)
-    for name, write in (
-        ("model.safetensors", lambda p: save_tensors(p, state, {"format": meta["format"], "kind": meta["kind"], "name": meta["name"]})),
-        ("stats.safetensors", lambda p: stats.save(p)),
-    ):
-        tmp = out / (name + ".tmp")
-        write(tmp)
-        tmp.replace(out / name)
-    atomic_write_text(out / "model.json", json.dumps(meta, indent=2, sort_keys=True))
+    """Write the final model and statistics, then ``run.json`` last: until it exists the run
+    counts as unfinished (``train_state`` stays for ``--resume``); then drop ``train_state``."""
+    write_component(out, method)
+    stats.save(out / "stats.safetensors")
     run = {"format": RUN_FORMAT, "complete": True, "units": "ab/128 (Lab a,b divided by 128); seconds",
            "versions": _versions_safe(), "host": platform.node(), **info}
     atomic_write_text(out / "run.json", json.dumps(run, indent=2, sort_keys=True))
