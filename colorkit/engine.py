@@ -322,7 +322,7 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
             stages.append(h["stage"])
     if not stages:
         return
-    fig, axes = plt.subplots(1, len(stages), figsize=(4.5 * len(stages), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(stages), figsize=(max(6.0, 4.5 * len(stages)), 3.6), squeeze=False)
     for ax, st in zip(axes[0], stages):
         rows = [h for h in history if h["stage"] == st]
         keys = [k for k in rows[0] if k not in {"stage", "epoch", "global_step"}]
@@ -339,7 +339,7 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"stage: {st}")
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
-    fig.suptitle("training losses as each stage logs them (decoder losses: per-sample sums in ab/128 units)", fontsize=9)
+    fig.suptitle("training losses as each stage logs them\n(decoder losses: per-sample sums in ab/128 units)", fontsize=8)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=90)
