@@ -38,6 +38,14 @@ def init_from_env(device: torch.device) -> bool:
     return True
 
 
+def shutdown() -> None:
+    """Leave the process group together: a barrier, then destroy it. Ranks tearing gloo
+    down at different moments can abort the later one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def all_reduce_gradients(params: list[Tensor]) -> None:
     """Average ``.grad`` of ``params`` across processes with a single flat all-reduce."""
     if not is_distributed():

@@ -113,7 +113,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(out, "ddp.safetensors"))
-    torch.distributed.destroy_process_group()
+    from colorkit.distributed import shutdown
+
+    shutdown()
 
 
 def test_two_process_ddp_matches_single_process(tmp_path):

@@ -58,3 +58,4 @@ def train(method, dataset, preset, epochs, out, seed, size, device, resume, opti
         info = json.loads((run / "run.json").read_text())
         click.echo(f"trained {method} ({preset}) in {info['train_seconds']:.1f} s of training, "
                    f"{time.perf_counter() - t0:.1f} s wall; run directory: {run}")
+    D.shutdown()
