@@ -1,5 +1,6 @@
 """colorkit's core components, registered through the same hooks as any plugin:
-the shipped ``demo`` data set and the benchmark metrics."""
+the shipped ``demo`` data set, the paper's data set recipes (``lfw``, ``lsun-church``,
+``imagenet-val``) and the benchmark metrics."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ def demo_dataset() -> Path:
 @hookimpl
 def register_datasets(register) -> None:
     register("demo", demo_dataset, description="shipped demo set of permissively licensed colour photographs")
+    from colorkit.data.recipes import RECIPES, recipe_factory
+
+    for name, recipe in RECIPES.items():  # fetched first: `colorkit data fetch NAME`
+        register(name, recipe_factory(name), description=recipe.description)
 
 
 @hookimpl

@@ -10,13 +10,15 @@ keeps the last good checkpoint. Distributed under torchrun: see :mod:`colorkit.d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -45,6 +47,35 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = 1  # epochs between checkpoints
     log_every: int = 1  # steps between log lines in log.jsonl
     max_steps_per_epoch: int | None = None  # for smoke tests
+    # The GPU path (see docs/reproduce-paper.md): "auto" = bf16 autocast on CUDA, fp32 elsewhere.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool | None = None  # None: on CUDA
+    compile: bool = False  # torch.compile every sub-module's forward
+    compile_backend: str = "inductor"
+    loader_workers: int | None = None  # DataLoader processes; None: 0 on CPU, up to 4 on CUDA
+
+
+def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype training runs under (``None``: plain fp32)."""
+    if config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
+    return config.channels_last if config.channels_last is not None else device.type == "cuda"
+
+
+def compile_modules(method: torch.nn.Module, backend: str) -> list[str]:
+    """``torch.compile`` the forward of each direct sub-module of ``method`` in place
+    (weights and state-dict keys unchanged). Returns the compiled modules' names. Code a
+    stage calls through other methods (``encode``/``decode``) runs uncompiled."""
+    names = []
+    for name, mod in method.named_children():
+        if any(True for _ in mod.parameters()):
+            mod.compile(backend=backend)
+            names.append(name)
+    return names
 
 
 def resolve_device(device: str) -> torch.device:
@@ -177,6 +208,19 @@ class Trainer:
             opt.step()
         return optimize
 
+    def _batches(self, train_split: Any, steps: list[list[int]]):
+        """The batches of ``steps`` on the device: read lazily by a DataLoader from a
+        prepared split's shards, else through ``train_split.batch`` (any split)."""
+        if not hasattr(train_split, "rgb_uint8"):
+            for idx in steps:
+                yield {k: v.to(self.device, non_blocking=True) for k, v in train_split.batch(idx).items()}
+            return
+        from colorkit.data.loader import batch_loader, to_model_batch
+
+        loader = batch_loader(train_split, steps, device=self.device, workers=self.config.loader_workers)
+        for rgb, rows in loader:
+            yield to_model_batch(rgb, rows, self.device)
+
     def fit(self, method: Method, train_split: Any, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
         """Train ``method`` on ``train_split`` (has ``len()`` and ``batch(indices)``);
         checkpoints go to ``run_dir/train_state``. Returns a summary dict."""
@@ -185,7 +229,17 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         D.init_from_env(self.device)
         world, rank = D.world_size(), D.rank()
+        if self.device.type == "cuda" and self.device.index is None and world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per process
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         method.to(self.device)
+        channels_last = use_channels_last(cfg, self.device)
+        if channels_last:
+            method.to(memory_format=torch.channels_last)
+        amp_dtype = autocast_dtype(cfg, self.device)
+        if cfg.compile:
+            compile_modules(method, cfg.compile_backend)
         if world > 1:
             D.convert_batchnorm(method)
             D.broadcast_module(method)  # every process starts from rank 0's weights
@@ -265,11 +319,16 @@ class Trainer:
                                f"{epoch + 1}/{epochs}", unit="step", leave=False, file=sys.stderr, dynamic_ncols=True,
                                disable=None)
                 seen, t0 = 0, time.perf_counter()
-                for idx in steps:
-                    batch = {k: v.to(self.device, non_blocking=True) for k, v in train_split.batch(idx).items()}
+                for idx, batch in zip(steps, self._batches(train_split, steps)):
+                    if channels_last:
+                        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                                 for k, v in batch.items()}
                     where.update(epoch=epoch, step=progress.global_step)
                     ctx.epoch, ctx.step = epoch, progress.global_step
-                    logs = stage.step(batch, ctx)
+                    amp = (torch.autocast(self.device.type, dtype=amp_dtype) if amp_dtype is not None
+                           else contextlib.nullcontext())
+                    with amp:
+                        logs = stage.step(batch, ctx)
                     progress.global_step += 1
                     seen += len(idx) * world
                     if rank == 0 and progress.global_step % cfg.log_every == 0:
@@ -305,6 +364,9 @@ class Trainer:
             "steps": progress.global_step,
             "world_size": world,
             "device": str(self.device),
+            "precision": "bf16 autocast" if amp_dtype is not None else "fp32",
+            "channels_last": channels_last,
+            "compiled": cfg.compile,
         }
 
 

@@ -61,8 +61,12 @@ def register_metrics(register: Register) -> None:
 
 @hookspec
 def register_datasets(register: Register) -> None:
-    """Register named data sets: ``factory() -> pathlib.Path`` of an image folder that
-    ``colorkit.data.prepare`` can read (e.g. the shipped ``demo`` set)."""
+    """Register named data sets. ``factory()`` returns a path (a folder of images, a
+    ``.tar``/``.tar.gz``/``.zip`` archive or an LMDB directory, e.g. the shipped ``demo``
+    set), a :class:`colorkit.data.sources.Source` (e.g. images generated from a spec; a
+    name ending in ``:`` gets the text after the colon as ``variant=``) or a
+    :class:`colorkit.data.recipes.Recipe` (an archive fetched by ``colorkit data fetch``).
+    See :mod:`colorkit.data.sources` for the protocol."""
 
 
 @hookspec

@@ -77,7 +77,7 @@ def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any
 def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None = None, preset: str = "small",
           epochs: int | None = None, seed: int = 0, size: int = 64, device: str = "auto", resume: bool = False,
           progress: bool = True, options: dict[str, Any] | None = None, prepared: Any = None,
-          stats: Any = None) -> Path:
+          stats: Any = None, engine: dict[str, Any] | None = None) -> Path:
     """Train ``method`` on ``dataset``'s training split into a run directory; returns it."""
     from colorkit.data import prepare
     from colorkit.stats import load_or_compute_stats
@@ -92,7 +92,7 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
     m = build_method(method, st, preset=preset, options=options, dataset=ds)
     m.registry_name = method
     t0 = time.perf_counter()
-    trainer = Trainer(TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress))
+    trainer = Trainer(TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress, **(engine or {})))
     summary = trainer.fit(m, ds.split("train"), out, resume=resume)
     from colorkit import distributed as D
 

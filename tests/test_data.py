@@ -222,7 +222,7 @@ def test_batch_matches_getitem(ds):
 
 
 def test_cache_reused_without_reading_images(folder, cache, ds, monkeypatch):
-    mtime = (ds.root / "images.npy").stat().st_mtime_ns
+    mtime = (ds.root / "shard-00000.npy").stat().st_mtime_ns
 
     def boom(*args, **kwargs):
         raise AssertionError("image loader called although the cache is valid")
@@ -230,7 +230,7 @@ def test_cache_reused_without_reading_images(folder, cache, ds, monkeypatch):
     monkeypatch.setattr(images_mod, "load_image", boom)
     again = prepare(folder, size=SIZE, cache_dir=cache, progress=False, seed=1)
     assert again.root == ds.root and again.files == ds.files and again.skipped == ds.skipped
-    assert (ds.root / "images.npy").stat().st_mtime_ns == mtime
+    assert (ds.root / "shard-00000.npy").stat().st_mtime_ns == mtime
 
 
 def test_cache_invalidated_when_a_file_is_added(tmp_path, monkeypatch):
@@ -251,7 +251,7 @@ def test_cache_invalidated_when_a_file_is_added(tmp_path, monkeypatch):
     assert cropped.hash != second.hash and cropped.crop
 
 
-def test_interrupted_prepare_leaves_no_cache(tmp_path, monkeypatch):
+def test_interrupted_prepare_leaves_no_cache_and_resumes(tmp_path, monkeypatch):
     src = tmp_path / "src"
     src.mkdir()
     for i in range(6):
@@ -267,11 +267,18 @@ def test_interrupted_prepare_leaves_no_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(images_mod, "load_image", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        prepare(src, size=16, cache_dir=tmp_path / "c", progress=False, workers=1)
-    assert list((tmp_path / "c" / "datasets").iterdir()) == []  # no partial cache, no temp dir
-    monkeypatch.setattr(images_mod, "load_image", real)
-    ok = prepare(src, size=16, cache_dir=tmp_path / "c", progress=False, workers=1)
-    assert ok.n == 6
+        prepare(src, size=16, cache_dir=tmp_path / "c", progress=False, workers=1, shard_size=2)
+    # no cache under a final name; only the locked build folder holding the complete shard
+    left = list((tmp_path / "c" / "datasets").iterdir())
+    assert [p.name.startswith(".tmp-build-") for p in left] == [True]
+    assert sorted(p.name for p in left[0].glob("shard-*.json")) == ["shard-00000.json"]
+    monkeypatch.setattr(images_mod, "load_image", lambda *a, **k: seen.append(1) or real(*a, **k))
+    seen.clear()
+    ok = prepare(src, size=16, cache_dir=tmp_path / "c", progress=False, workers=1, shard_size=2)
+    assert ok.n == 6 and len(seen) == 4  # the first shard's two images were not decoded again
+    assert [p.name for p in (tmp_path / "c" / "datasets").iterdir()] == [ok.root.name]
+    fresh = prepare(src, size=16, cache_dir=tmp_path / "c2", progress=False, workers=1, shard_size=2)
+    assert fresh.content_hash == ok.content_hash
 
 
 def test_load_image_reasons_direct(folder, monkeypatch):
@@ -285,7 +292,7 @@ def test_load_image_reasons_direct(folder, monkeypatch):
 
 
 def test_sources_and_errors(tmp_path, folder, cache, monkeypatch):
-    with pytest.raises(ColorkitError, match="neither a folder nor a registered data set name; known names: .*demo"):
+    with pytest.raises(ColorkitError, match="neither a folder, an archive .* nor a registered data set name; known names: .*demo"):
         prepare(tmp_path / "missing", cache_dir=cache)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ColorkitError, match="no image files"):

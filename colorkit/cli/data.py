@@ -1,5 +1,6 @@
-"""``colorkit data prepare`` / ``colorkit data info``: prepare a folder of images once and
-show what was kept, skipped and split (see :mod:`colorkit.data`)."""
+"""``colorkit data fetch`` / ``prepare`` / ``info``: get a published data set's archive,
+prepare a data set once and show what was kept, skipped and split (see
+:mod:`colorkit.data`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def dataset_options(fn):
     """The options that pick and prepare a data set (shared with ``colorkit stats``)."""
     options = [
         click.option("--dataset", default="demo", show_default=True,
-                     help="Folder of images, or a registered data set name (see `colorkit plugins`)."),
+                     help="Folder of images, .tar, .tar.gz or .zip archive, LMDB directory, or a registered "
+                          "data set name (see `colorkit plugins`)."),
         click.option("--size", default=64, show_default=True, type=click.IntRange(min=8),
                      help="Side of the square images, in pixels."),
         click.option("--crop/--no-crop", default=False, show_default=True,
@@ -49,29 +51,56 @@ def format_info(info: dict[str, Any]) -> str:
         f"{info['size']}x{info['size']} pixels ({resize})",
         f"split    : train {info['n_train']}, test {info['n_test']} images (seed {info['seed']})",
         f"skipped  : {info['n_skipped']} files ({skip_text})",
-        f"cache    : {info['cache']}",
-        f"hash     : {info['hash'][:16]}",
-    ])
+        f"cache    : {info['cache']} ({info.get('shards', 1)} shard(s))",
+        f"hash     : {info['hash'][:16]} (key), {info.get('content_hash', '')[:16]} (content)",
+    ] + ([f"rule     : {info['split_rule'].get('rule', info['split_rule'])}"] if info.get("split_rule") else []))
 
 
 @click.group("data")
 def data() -> None:
-    """Prepare image folders for training and inspect them.
+    """Fetch the paper's data sets, prepare data sets for training and inspect them.
 
     \b
     Examples:
-      colorkit data prepare --dataset ~/photos --size 64
+      colorkit data fetch lfw
+      colorkit data fetch imagenet-val --from ~/Downloads/ILSVRC2012_img_val.tar
+      colorkit data prepare lfw
+      colorkit data prepare --dataset ~/photos.tar.gz --size 64
       colorkit data info --dataset demo --json
     """
 
 
+@data.command("fetch")
+@click.argument("name")
+@click.option("--url", default=None, help="Download from this address instead of the recipe's.")
+@click.option("--from", "from_file", default=None, type=click.Path(dir_okay=False),
+              help="Use this local copy of the archive (verified, used in place, not copied).")
+@click.option("--sha256", default=None, metavar="HEX",
+              help="Expected sha256 of the archive (for mirrors and other files; default: the published checksum).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Cache folder [default: $COLORKIT_CACHE or ~/.cache/colorkit].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | None, cache_dir: Path | None,
+              quiet: bool) -> None:
+    """Download (resuming an interrupted download) and verify data set NAME's archive.
+
+    NAME is a recipe: lfw, lsun-church or imagenet-val (see `colorkit plugins`). Afterwards
+    `--dataset NAME` works in every command."""
+    from colorkit.data.recipes import fetch
+
+    path = fetch(name, url=url, from_file=from_file, sha256=sha256, cache_dir=cache_dir, progress=not quiet)
+    click.echo(f"{name}: {path} ({path.stat().st_size} bytes, verified); next: colorkit data prepare {name}")
+
+
 @data.command("prepare")
+@click.argument("name", required=False)
 @dataset_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def prepare_cmd(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
+def prepare_cmd(name: str | None, dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
                 cache_dir: Path | None, quiet: bool) -> None:
-    """Resize, convert and cache every image once (reused while the folder is unchanged)."""
-    ds = prepare_from_options(dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
+    """Stream, resize, convert and cache every image once, in shards (reused while the source
+    is unchanged; an interrupted preparation resumes). NAME is the same as --dataset NAME."""
+    ds = prepare_from_options(name or dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
     click.echo(format_info(ds.info()))
 
 

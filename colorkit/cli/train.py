@@ -33,10 +33,16 @@ def parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--size", type=click.IntRange(min=16), default=64, show_default=True, help="Image size the model works at.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bf16 autocast on CUDA, fp32 elsewhere.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model's sub-modules (GPU runs).")
+@click.option("--loader-workers", type=click.IntRange(min=0), default=None,
+              help="DataLoader processes [default: 0 on CPU, up to 4 on CUDA].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Method config field (repeatable).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def train(method, dataset, preset, epochs, out, seed, size, device, resume, options, no_progress) -> None:
+def train(method, dataset, preset, epochs, out, seed, size, device, precision, compile_, loader_workers, resume,
+          options, no_progress) -> None:
     """Train METHOD (statistics, then each stage) and leave a run directory.
 
     \b
@@ -44,6 +50,7 @@ def train(method, dataset, preset, epochs, out, seed, size, device, resume, opti
       colorkit train --method mdn
       colorkit train --method cvae --dataset ~/photos --preset paper --epochs 10 --out runs/cvae
       torchrun --nproc_per_node 2 -m colorkit train --method mdn --out runs/mdn-ddp
+      torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper --device cuda --compile
     """
     from colorkit.plugins import registry
     from colorkit.runs import train as run_train
@@ -51,7 +58,8 @@ def train(method, dataset, preset, epochs, out, seed, size, device, resume, opti
     registry("conditional_model").get(method)  # fail fast, listing known methods
     t0 = time.perf_counter()
     run = run_train(method, dataset=dataset, out=out, preset=preset, epochs=epochs, seed=seed, size=size,
-                    device=device, resume=resume, progress=not no_progress, options=parse_options(options))
+                    device=device, resume=resume, progress=not no_progress, options=parse_options(options),
+                    engine={"precision": precision, "compile": compile_, "loader_workers": loader_workers})
     from colorkit import distributed as D
 
     if D.rank() == 0:

@@ -1,8 +1,9 @@
-"""Data preparation for colorkit: folders of photographs -> cached 64x64 uint8 arrays with a
-train/test split (Deshpande et al., CVPR 2017, section 7.1).
+"""Data preparation for colorkit: folders, archives, LMDB databases, fetched recipes
+(``lfw``, ``lsun-church``, ``imagenet-val``) and generated sets -> cached, sharded 64x64
+uint8 arrays with a train/test split (Deshpande et al., CVPR 2017, section 7.1).
 
 >>> from colorkit.data import prepare
->>> ds = prepare("demo")                      # or a folder path
+>>> ds = prepare("demo")                      # or a folder, .tar, .tar.gz, .zip, LMDB dir
 >>> train = ds.split("train")
 >>> b = train.batch(range(16))                # {"grey": (16,1,64,64), "ab": (16,2,64,64), "index": (16,)}
 
@@ -20,8 +21,10 @@ from colorkit.data.images import (
     find_images,
     load_image,
 )
+from colorkit.data.loader import batch_loader
 from colorkit.data.prepare import (
     FORMAT,
+    SHARD_SIZE,
     content_hash,
     default_cache_dir,
     default_test_size,
@@ -29,16 +32,21 @@ from colorkit.data.prepare import (
     resolve_source,
     split_indices,
 )
+from colorkit.data.sources import Record, Source, source_for_path
 
 __all__ = [
     "FORMAT",
+    "SHARD_SIZE",
     "IMAGE_EXTENSIONS",
     "MIN_SIDE",
     "SKIP_REASONS",
     "SPLITS",
     "Loaded",
     "PreparedDataset",
+    "Record",
+    "Source",
     "SplitData",
+    "batch_loader",
     "content_hash",
     "default_cache_dir",
     "default_test_size",
@@ -46,5 +54,6 @@ __all__ = [
     "load_image",
     "prepare",
     "resolve_source",
+    "source_for_path",
     "split_indices",
 ]

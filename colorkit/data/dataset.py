@@ -1,4 +1,4 @@
-"""A prepared data set (uint8 images in a memory-mapped ``images.npy``) and its splits.
+"""A prepared data set (uint8 images in memory-mapped ``shard-NNNNN.npy`` files) and its splits.
 
 :class:`PreparedDataset` is what :func:`colorkit.data.prepare` returns; its
 :meth:`~PreparedDataset.split` gives a :class:`SplitData`, a ``torch.utils.data.Dataset``
@@ -33,6 +33,43 @@ def _open_images(path: Path) -> np.ndarray:
     return arr
 
 
+class _Shards:
+    """Rows of a sharded prepared set, each shard memory-mapped on first use (a few file
+    handles, no pixels held in memory)."""
+
+    def __init__(self, root: Path, shards: Sequence[tuple[str, int]]) -> None:
+        self.root = Path(root)
+        self.shards = [(str(f), int(n)) for f, n in shards]
+        self.starts = np.cumsum([0] + [n for _, n in self.shards]).astype(np.int64)
+        self._maps: dict[int, np.ndarray] = {}
+
+    @property
+    def n(self) -> int:
+        return int(self.starts[-1])
+
+    def shard(self, k: int) -> np.ndarray:
+        m = self._maps.get(k)
+        if m is None:
+            m = _open_images(self.root / self.shards[k][0])
+            if m.shape[0] != self.shards[k][1]:
+                raise ColorkitError(f"{self.root / self.shards[k][0]}: holds {m.shape[0]} images, "
+                                    f"the index says {self.shards[k][1]}; prepare the data set again")
+            self._maps[k] = m
+        return m
+
+    def gather(self, rows: np.ndarray, out: np.ndarray) -> None:
+        """``out[i] = image[rows[i]]`` for sorted ``rows``."""
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for k in np.unique(which):
+            sel = which == k
+            out[sel] = self.shard(int(k))[rows[sel] - self.starts[k]]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_maps"] = {}
+        return state
+
+
 class SplitData(Dataset):
     """One split (``train`` or ``test``) of a prepared data set.
 
@@ -40,32 +77,37 @@ class SplitData(Dataset):
     ``{"grey": (1,H,W) float32, "ab": (2,H,W) float32, "index": int}`` where ``index`` is
     the image's row in the whole prepared set (``PreparedDataset.files[index]``).
     :meth:`batch` does the same for many positions at once; :meth:`rgb_uint8` gives the
-    stored pixels. Pickles without the memory map (safe for DataLoader workers).
+    stored pixels. Shards are read lazily (memory-mapped); pickles without the maps
+    (safe for DataLoader workers). ``root``: the prepared cache folder.
     """
 
-    def __init__(self, images_path: Path, indices: np.ndarray, name: str) -> None:
-        self.images_path = Path(images_path)
-        self.indices = np.asarray(indices, dtype=np.int64)  # (N_split,) rows of images.npy
+    def __init__(self, root: Path, indices: np.ndarray, name: str,
+                 shards: Sequence[tuple[str, int]] | None = None, size: int | None = None) -> None:
+        root = Path(root)
+        if root.suffix == ".npy":  # a single images.npy (older callers)
+            shards = [(root.name, int(_open_images(root).shape[0]))]
+            root = root.parent
+        self.root = root
+        self.indices = np.asarray(indices, dtype=np.int64)  # (N_split,) rows of the prepared set
         self.name = name
-        self._images: np.ndarray | None = None
+        self._store = _Shards(root, shards or [])
+        self._size = size
 
     @property
-    def images(self) -> np.ndarray:
-        """The whole prepared set, memory-mapped read-only, ``(N, H, W, 3)`` uint8."""
-        if self._images is None:
-            self._images = _open_images(self.images_path)
-        return self._images
+    def images_path(self) -> Path:
+        """The prepared cache folder's index (kept for callers that take its parent)."""
+        return self.root / "index.json"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_images"] = None
-        return state
+    def _hw(self) -> tuple[int, int]:
+        if self._size is None:
+            self._size = int(self._store.shard(0).shape[1]) if self._store.shards else 0
+        return self._size, self._size
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
 
     def __repr__(self) -> str:
-        return f"SplitData({self.name!r}, n={len(self)}, images={str(self.images_path)!r})"
+        return f"SplitData({self.name!r}, n={len(self)}, cache={str(self.root)!r})"
 
     def _rows(self, positions: Sequence[int] | Tensor | np.ndarray) -> np.ndarray:
         if isinstance(positions, Tensor):
@@ -80,12 +122,14 @@ class SplitData(Dataset):
         """Stored sRGB pixels of the images at ``positions`` (in this split), ``(B, H, W, 3)``
         uint8, in the order given."""
         rows = self._rows(positions)
+        h, w = self._hw()
         if rows.size == 0:
-            h, w = self.images.shape[1:3]
             return np.zeros((0, h, w, 3), dtype=np.uint8)
-        order = np.argsort(rows, kind="stable")  # read the memory map in file order
-        out = np.empty((rows.size, *self.images.shape[1:]), dtype=np.uint8)
-        out[order] = self.images[rows[order]]
+        order = np.argsort(rows, kind="stable")  # read the memory maps in file order
+        tmp = np.empty((rows.size, h, w, 3), dtype=np.uint8)
+        self._store.gather(rows[order], tmp)
+        out = np.empty_like(tmp)
+        out[order] = tmp
         return out
 
     def batch(
@@ -107,12 +151,14 @@ class SplitData(Dataset):
 
 @dataclass
 class PreparedDataset:
-    """A folder of images prepared once at ``size x size`` and cached.
+    """A data set prepared once at ``size x size`` and cached.
 
-    ``root``: the cache folder (``images.npy``, ``index.json``); ``source``: the folder the
-    images came from; ``files``: kept images, relative to ``source``, in storage order;
-    ``train_idx`` / ``test_idx``: int64 rows of ``images.npy``; ``skipped``: reason ->
-    count; ``skipped_files``: relative path -> reason.
+    ``root``: the cache folder (``shard-NNNNN.npy``, ``index.json``); ``source``: the
+    folder, archive or spec the images came from; ``files``: kept images' keys (relative
+    paths or member names), in storage order; ``train_idx`` / ``test_idx``: int64 rows of
+    the prepared set; ``skipped``: reason -> count; ``skipped_files``: key -> reason;
+    ``shards``: ``(file, n_images)`` per shard; ``content_hash``: sha256 over the pixels
+    and the kept/skipped lists (equal for equal caches however they were built).
     """
 
     root: Path
@@ -129,26 +175,42 @@ class PreparedDataset:
     test_size: int = 0
     n_candidates: int = 0
     name: str = ""
+    shards: list[tuple[str, int]] = field(default_factory=list)
+    content_hash: str = ""
+    split_rule: dict[str, Any] | None = None
+    meta_list: list[Any] | None = None
 
     @property
     def n(self) -> int:
         """Number of kept images."""
         return len(self.files)
 
-    @property
-    def images_path(self) -> Path:
-        return self.root / "images.npy"
+    #: :meth:`images` refuses to load more than this many bytes at once.
+    MAX_IMAGES_BYTES = 2 * 1024**3
 
     def images(self) -> np.ndarray:
-        """All kept images, memory-mapped read-only, ``(n, size, size, 3)`` uint8 sRGB."""
-        return _open_images(self.images_path)
+        """All kept images in one array, ``(n, size, size, 3)`` uint8 sRGB: the shard
+        itself (memory-mapped) when there is one shard, else a copy (refused above
+        :attr:`MAX_IMAGES_BYTES`; read large sets through :meth:`split` instead)."""
+        if len(self.shards) == 1:
+            return _open_images(self.root / self.shards[0][0])
+        nbytes = self.n * self.size * self.size * 3
+        if nbytes > self.MAX_IMAGES_BYTES:
+            raise ColorkitError(f"{self.n} images need {nbytes / 1e9:.1f} GB in one array; read them "
+                                "through PreparedDataset.split(...) batches instead")
+        split = SplitData(self.root, np.arange(self.n), "all", self.shards, self.size)
+        return split.rgb_uint8(np.arange(self.n))
+
+    def meta(self, row: int) -> dict[str, Any] | None:
+        """Per-image metadata the source gave for kept image ``row`` (``None`` if none)."""
+        return None if self.meta_list is None else self.meta_list[row]
 
     def split(self, name: str) -> SplitData:
         """The ``"train"`` or ``"test"`` split as a :class:`SplitData`."""
         if name == "train":
-            return SplitData(self.images_path, self.train_idx, "train")
+            return SplitData(self.root, self.train_idx, "train", self.shards, self.size)
         if name == "test":
-            return SplitData(self.images_path, self.test_idx, "test")
+            return SplitData(self.root, self.test_idx, "test", self.shards, self.size)
         raise ColorkitError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
 
     def info(self) -> dict[str, Any]:
@@ -158,6 +220,9 @@ class PreparedDataset:
             "source": str(self.source),
             "cache": str(self.root),
             "hash": self.hash,
+            "content_hash": self.content_hash,
+            "shards": len(self.shards),
+            "split_rule": self.split_rule,
             "size": self.size,
             "size_units": "pixels (square)",
             "crop": self.crop,

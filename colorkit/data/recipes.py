@@ -1,0 +1,278 @@
+"""Recipes for the paper's data sets, and ``fetch``: download (or register) an archive,
+resume an interrupted download, verify its checksum.
+
+A :class:`Recipe` is what a data set plugin registers for a published data set: the
+archive's file name, where it is published, its published image count and checksums, and
+the paper's split rule (1,000 random test images, seeded; the rest for training).
+``colorkit data fetch NAME`` stores the archive under ``<cache>/downloads/`` and records it
+in ``<cache>/downloads/NAME.json``; from then on ``--dataset NAME`` reads that archive
+(streaming, see :mod:`colorkit.data.prepare`).
+
+Downloads go to ``FILE.part`` and are renamed to ``FILE`` only after the checksum matched:
+a half-written or wrong file never carries the final name. An interrupted download is
+resumed with an HTTP ``Range`` request when the server supports it (restarted otherwise).
+The checksum is the recipe's (sha256, else its published md5) or the one given with
+``--sha256``; a mismatch is a one-line error and the ``.part`` file is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from colorkit.data import sources as _sources
+from colorkit.registry import ColorkitError
+
+PAPER_SPLIT = {"test_size": 1000, "seed": 0, "rule": "1000 random test images (numpy default_rng(seed) permutation), the rest for training"}
+
+
+@dataclass
+class Recipe:
+    """A published data set: how to get its archive and how the paper splits it."""
+
+    name: str
+    filename: str
+    url: str | None
+    n_images: int
+    description: str
+    md5: str | None = None
+    sha256: str | None = None
+    approx_bytes: int | None = None
+    layout: str = ""
+    split_rule: dict[str, Any] = field(default_factory=lambda: dict(PAPER_SPLIT))
+
+    def record_path(self, cache: Path) -> Path:
+        return cache / "downloads" / f"{self.name}.json"
+
+    def fetched(self, cache: Path) -> Path | None:
+        """The fetched archive, if ``fetch`` recorded one that still exists."""
+        try:
+            rec = json.loads(self.record_path(cache).read_text())
+            path = Path(rec["path"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return path if path.exists() else None
+
+    def source(self, cache: Path) -> _sources.Source:
+        path = self.fetched(cache)
+        if path is None:
+            how = "--url URL or --from FILE" if self.url is None else f"[--url URL | --from FILE] (default URL {self.url})"
+            raise ColorkitError(
+                f"data set {self.name!r} is not fetched yet; run `colorkit data fetch {self.name} {how}` "
+                f"(cache {cache})"
+            )
+        src = _sources.source_for_path(path, name=self.name, cache_dir=cache)
+        src.split_rule = dict(self.split_rule)
+        return src
+
+
+RECIPES: dict[str, Recipe] = {
+    "lfw": Recipe(
+        name="lfw",
+        filename="lfw-deepfunneled.tgz",
+        url="http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz",
+        n_images=13233,
+        md5="68331da3eb755a505a502b5aacb3c201",
+        approx_bytes=108_000_000,
+        layout="gzip tar, one folder per person, 250x250 JPEGs",
+        description="Labeled Faces in the Wild, deep-funneled (13,233 faces)",
+    ),
+    "lsun-church": Recipe(
+        name="lsun-church",
+        filename="church_outdoor_train_lmdb.zip",
+        url="http://dl.yf.io/lsun/scenes/church_outdoor_train_lmdb.zip",
+        n_images=126227,
+        approx_bytes=2_300_000_000,
+        layout="zip of an LMDB whose values are WebP images (short side 256)",
+        description="LSUN Church (outdoor), training set (126,227 images)",
+    ),
+    "imagenet-val": Recipe(
+        name="imagenet-val",
+        filename="ILSVRC2012_img_val.tar",
+        url=None,  # needs an account: give --url or --from
+        n_images=50000,
+        md5="29b22e2961454d5413ddabcf34fc5622",
+        approx_bytes=6_744_924_160,
+        layout="plain tar of 50,000 JPEGs",
+        description="ImageNet (ILSVRC 2012) validation set (50,000 images)",
+    ),
+}
+"""The paper's three data sets. ``md5``: as published with the data sets (the figures
+torchvision checks); none is published for LSUN. ``approx_bytes``: for the disk estimate
+only, never checked."""
+
+
+def _check_hex(value: str, n: int, what: str) -> str:
+    v = value.strip().lower()
+    if len(v) != n or any(c not in "0123456789abcdef" for c in v):
+        raise ColorkitError(f"--{what} {value!r} is not a {what} checksum; expected {n} hexadecimal digits")
+    return v
+
+
+def _hash_file(path: Path, progress: bool, desc: str) -> tuple[str, str]:
+    from tqdm.auto import tqdm
+
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    total = path.stat().st_size
+    with open(path, "rb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr,
+                                      disable=None if progress else True) as bar:
+        while chunk := f.read(1 << 20):
+            sha.update(chunk)
+            md5.update(chunk)
+            bar.update(len(chunk))
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def _verify(path: Path, recipe: Recipe | None, sha256: str | None, progress: bool) -> tuple[str, str]:
+    """``(sha256, how)``; raises (and removes nothing itself) on a mismatch."""
+    got_sha, got_md5 = _hash_file(path, progress, f"verifying {path.name}")
+    want_sha = sha256 or (recipe.sha256 if recipe else None)
+    if want_sha is not None:
+        if got_sha != want_sha:
+            raise ColorkitError(f"checksum mismatch for {path.name}: sha256 {got_sha}, expected {want_sha}; file not kept")
+        return got_sha, "sha256"
+    if recipe is not None and recipe.md5 is not None:
+        if got_md5 != recipe.md5:
+            raise ColorkitError(f"checksum mismatch for {path.name}: md5 {got_md5}, expected the published {recipe.md5}; "
+                                "file not kept (give --sha256 HEX for a different file)")
+        return got_sha, "published md5"
+    return got_sha, "none published (sha256 recorded)"
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0, retries: int = 3) -> None:
+    """Download ``url`` into ``dest`` (``dest`` grows; resumes from its current size with
+    an HTTP Range request; starts over when the server ignores the Range). Retries a
+    dropped connection ``retries`` times."""
+    from tqdm.auto import tqdm
+
+    if not url.lower().startswith(("http://", "https://")):
+        raise ColorkitError(f"--url {url!r}: expected an http:// or https:// address")
+    attempt = 0
+    while True:
+        have = dest.stat().st_size if dest.exists() else 0
+        req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) checked above
+                status = getattr(resp, "status", 200)
+                if have and status == 200:
+                    have = 0  # server ignored the Range: start over
+                elif status == 206:
+                    rng = resp.headers.get("Content-Range", "")
+                    if not rng.startswith(f"bytes {have}-"):
+                        raise ColorkitError(f"{url}: the server answered the range request with {rng!r}; "
+                                            f"expected bytes {have}-")
+                length = resp.headers.get("Content-Length")
+                total = have + int(length) if length is not None and length.isdigit() else None
+                mode = "ab" if have else "wb"
+                with open(dest, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                 desc=f"fetching {dest.name.removesuffix('.part')}",
+                                                 file=sys.stderr, disable=None if progress else True) as bar:
+                    got = 0
+                    while chunk := resp.read(1 << 16):
+                        f.write(chunk)
+                        got += len(chunk)
+                        bar.update(len(chunk))
+                    f.flush()
+                    os.fsync(f.fileno())
+                if length is not None and length.isdigit() and got < int(length):
+                    raise _Interrupted(f"connection closed after {have + got} of {total} bytes")
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:  # the range starts at the end: nothing left to get
+                return
+            raise ColorkitError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+        except (_Interrupted, urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            if isinstance(exc, ColorkitError):
+                raise
+            attempt += 1
+            if attempt > retries:
+                reason = getattr(exc, "reason", exc)
+                raise ColorkitError(f"cannot download {url}: {reason} (partial file kept as {dest}; "
+                                    "run the same fetch again to resume)") from None
+            print(f"colorkit: download interrupted ({exc}); resuming (attempt {attempt} of {retries})", file=sys.stderr)
+            time.sleep(min(2.0 * attempt, 5.0) if attempt > 1 else 0.0)
+
+
+def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str] | None = None,
+          sha256: str | None = None, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+          retries: int = 3) -> Path:
+    """Get data set ``name``'s archive into the cache (or register a local copy with
+    ``from_file``, which is verified and used in place, not copied). Returns its path."""
+    from colorkit.data.prepare import default_cache_dir
+    from colorkit.plugins import registry
+
+    reg = registry("dataset")
+    if name not in reg:
+        known = ", ".join(n for n in reg.names()) or "none"
+        raise ColorkitError(f"unknown data set {name!r}; known: {known}")
+    recipe = reg.create(name)
+    if not isinstance(recipe, Recipe):
+        raise ColorkitError(f"data set {name!r} is not fetched from an archive (nothing to fetch); "
+                            "use it directly with --dataset")
+    if url is not None and from_file is not None:
+        raise ColorkitError("give either --url or --from, not both")
+    want = _check_hex(sha256, 64, "sha256") if sha256 is not None else None
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    if from_file is not None:
+        path = Path(from_file).expanduser().resolve()
+        if not path.is_file():
+            raise ColorkitError(f"--from {str(from_file)!r} is not a file; expected the {recipe.filename} archive")
+        got, how = _verify(path, recipe, want, progress)
+    else:
+        address = url or recipe.url
+        if address is None:
+            raise ColorkitError(f"data set {name!r} has no public download address; give --url URL or --from FILE")
+        path = downloads / recipe.filename
+        part = downloads / (recipe.filename + ".part")
+        if path.exists():
+            part.unlink(missing_ok=True)
+            try:
+                got, how = _verify(path, recipe, want, progress)
+            except ColorkitError:
+                path.unlink()  # an older file that is not the one asked for: fetch again
+                path = downloads / recipe.filename
+            else:
+                _record(recipe, cache, path, got, how, address)
+                return path
+        download(address, part, progress=progress, retries=retries)
+        try:
+            got, how = _verify(part, recipe, want, progress)
+        except ColorkitError:
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, path)
+    _record(recipe, cache, path, got, how, str(from_file) if from_file is not None else (url or recipe.url or ""))
+    return path
+
+
+def _record(recipe: Recipe, cache: Path, path: Path, sha: str, how: str, origin: str) -> None:
+    rec = {"name": recipe.name, "path": str(path), "sha256": sha, "verified_by": how, "origin": origin,
+           "bytes": path.stat().st_size, "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    tmp = recipe.record_path(cache).with_suffix(".json.part")
+    tmp.write_text(json.dumps(rec, indent=1))
+    os.replace(tmp, recipe.record_path(cache))
+
+
+def recipe_factory(name: str):
+    def make() -> Recipe:
+        return RECIPES[name]
+
+    make.__doc__ = RECIPES[name].description
+    return make
+
+
+__all__ = ["PAPER_SPLIT", "RECIPES", "Recipe", "download", "fetch", "recipe_factory"]
