@@ -47,11 +47,10 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = 1  # epochs between checkpoints
     log_every: int = 1  # steps between log lines in log.jsonl
     max_steps_per_epoch: int | None = None  # for smoke tests
-    # The GPU path (see docs/reproduce-paper.md): "auto" = bf16 autocast on CUDA, fp32 elsewhere.
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
     channels_last: bool | None = None  # None: on CUDA
     compile: bool = False  # torch.compile every sub-module's forward
-    compile_backend: str = "inductor"
+    compile_backend: str = "inductor"  # torch.compile backend when compile is set
     loader_workers: int | None = None  # DataLoader processes; None: 0 on CPU, up to 4 on CUDA
 
 
