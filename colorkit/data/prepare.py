@@ -667,6 +667,10 @@ def prepare(
             seed=seed, test_size=test_size,
         )
     n = int(index["n_images"])
+    expected = getattr(src, "expected_images", None)
+    if expected is not None and int(index["n_files"]) != expected and progress is not False:
+        print(f"colorkit: note: {name} holds {index['n_files']} images; the published data set has {expected}",
+              file=sys.stderr)
     rule = index.get("split_rule")
     t = _check_test_size(test_size, n, src.location, rule)
     train_idx, test_idx = split_indices(n, t, seed)

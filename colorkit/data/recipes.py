@@ -18,6 +18,7 @@ The checksum is the recipe's (sha256, else its published md5) or the one given w
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import sys
@@ -71,6 +72,7 @@ class Recipe:
             )
         src = _sources.source_for_path(path, name=self.name, cache_dir=cache)
         src.split_rule = dict(self.split_rule)
+        src.expected_images = self.n_images  # prepare warns when the archive holds another count
         return src
 
 
@@ -193,7 +195,8 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
             if exc.code == 416 and have:  # the range starts at the end: nothing left to get
                 return
             raise ColorkitError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
-        except (_Interrupted, urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        except (_Interrupted, urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
+                OSError) as exc:
             if isinstance(exc, ColorkitError):
                 raise
             attempt += 1
