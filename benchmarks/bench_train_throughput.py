@@ -123,7 +123,7 @@ def main(argv=None) -> None:
                     b = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in b.items()}
                 batches.append(b)
 
-            def run(b, i):
+            def run(b, i, opts=opts, optimize=optimize, stage=stage):
                 ctx = StepContext(optimizers=opts, optimize=optimize, epoch=0, step=i)
                 with torch.autocast(dev.type, dtype=amp) if amp else contextlib.nullcontext():
                     return stage.step(b, ctx)
