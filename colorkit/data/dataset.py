@@ -57,12 +57,15 @@ class _Shards:
             self._maps[k] = m
         return m
 
-    def gather(self, rows: np.ndarray, out: np.ndarray) -> None:
-        """``out[i] = image[rows[i]]`` for sorted ``rows``."""
+    def gather(self, rows: np.ndarray, out: np.ndarray, dest: np.ndarray) -> None:
+        """``out[dest[i]] = image[rows[i]]`` for sorted ``rows``."""
+        if len(self.shards) == 1:
+            out[dest] = self.shard(0)[rows]
+            return
         which = np.searchsorted(self.starts, rows, side="right") - 1
         for k in np.unique(which):
             sel = which == k
-            out[sel] = self.shard(int(k))[rows[sel] - self.starts[k]]
+            out[dest[sel]] = self.shard(int(k))[rows[sel] - self.starts[k]]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -126,10 +129,8 @@ class SplitData(Dataset):
         if rows.size == 0:
             return np.zeros((0, h, w, 3), dtype=np.uint8)
         order = np.argsort(rows, kind="stable")  # read the memory maps in file order
-        tmp = np.empty((rows.size, h, w, 3), dtype=np.uint8)
-        self._store.gather(rows[order], tmp)
-        out = np.empty_like(tmp)
-        out[order] = tmp
+        out = np.empty((rows.size, h, w, 3), dtype=np.uint8)
+        self._store.gather(rows[order], out, order)
         return out
 
     def batch(

@@ -47,12 +47,17 @@ def default_workers(device: torch.device) -> int:
 
 
 def batch_loader(split: Any, batches: Iterable[Sequence[int]], *, device: torch.device | str = "cpu",
-                 workers: int | None = None, prefetch: int = 2) -> DataLoader:
+                 workers: int | None = None, prefetch: int = 2) -> Iterable[tuple[Tensor, Tensor]]:
     """A DataLoader yielding ``(rgb_uint8, rows)`` for each batch of positions in
     ``batches`` (in order). ``split`` needs ``rgb_uint8(positions)`` (a
-    :class:`~colorkit.data.SplitData`); pinned memory when ``device`` is CUDA."""
+    :class:`~colorkit.data.SplitData`); pinned memory when ``device`` is CUDA. With no
+    worker processes on CPU the same reads run in this process as a plain generator (a
+    DataLoader would only add per-batch overhead there)."""
     dev = torch.device(device)
     n_workers = default_workers(dev) if workers is None else int(workers)
+    if n_workers == 0 and dev.type != "cuda":
+        reader = _BatchReader(split)  # in this process: no DataLoader machinery per batch
+        return (reader[b] for b in batches)
     return DataLoader(
         _BatchReader(split),
         sampler=list(batches),
