@@ -10,6 +10,7 @@ Units: ``grey`` = Lab L / 100 ``(1, H, W)``; ``ab`` = Lab (a, b) / 128 ``(2, H, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,42 +35,72 @@ def _open_images(path: Path) -> np.ndarray:
 
 
 class _Shards:
-    """Rows of a sharded prepared set, each shard memory-mapped on first use (a few file
-    handles, no pixels held in memory)."""
+    """Rows of a sharded prepared set, read with ``pread`` straight into the output (one
+    file handle per shard, opened on first use): no pixels stay mapped or held in this
+    process, so its memory does not grow with the data set however many epochs run."""
 
     def __init__(self, root: Path, shards: Sequence[tuple[str, int]]) -> None:
         self.root = Path(root)
         self.shards = [(str(f), int(n)) for f, n in shards]
         self.starts = np.cumsum([0] + [n for _, n in self.shards]).astype(np.int64)
-        self._maps: dict[int, np.ndarray] = {}
+        self._files: dict[int, tuple[int, int, tuple[int, ...]]] = {}  # k -> (fd, data offset, shape)
 
     @property
     def n(self) -> int:
         return int(self.starts[-1])
 
     def shard(self, k: int) -> np.ndarray:
-        m = self._maps.get(k)
-        if m is None:
-            m = _open_images(self.root / self.shards[k][0])
-            if m.shape[0] != self.shards[k][1]:
-                raise ColorkitError(f"{self.root / self.shards[k][0]}: holds {m.shape[0]} images, "
-                                    f"the index says {self.shards[k][1]}; prepare the data set again")
-            self._maps[k] = m
+        """Shard ``k`` memory-mapped (for whole-array reads)."""
+        m = _open_images(self.root / self.shards[k][0])
+        if m.shape[0] != self.shards[k][1]:
+            raise ColorkitError(f"{self.root / self.shards[k][0]}: holds {m.shape[0]} images, "
+                                f"the index says {self.shards[k][1]}; prepare the data set again")
         return m
 
+    def _file(self, k: int) -> tuple[int, int, tuple[int, ...]]:
+        got = self._files.get(k)
+        if got is None:
+            path = self.root / self.shards[k][0]
+            with open(path, "rb") as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                             else np.lib.format.read_array_header_2_0(f))
+                except ValueError as exc:
+                    raise ColorkitError(f"{path}: not a prepared shard ({exc}); prepare the data set again") from None
+                offset = f.tell()
+            if dtype != np.uint8 or fortran or len(shape) != 4 or shape[0] != self.shards[k][1] or shape[-1] != 3:
+                raise ColorkitError(f"{path}: expected {self.shards[k][1]} uint8 images (N, H, W, 3), found "
+                                    f"{dtype} {shape}; prepare the data set again")
+            got = (os.open(path, os.O_RDONLY), offset, tuple(shape))
+            self._files[k] = got
+        return got
+
     def gather(self, rows: np.ndarray, out: np.ndarray, dest: np.ndarray) -> None:
-        """``out[dest[i]] = image[rows[i]]`` for sorted ``rows``."""
-        if len(self.shards) == 1:
-            out[dest] = self.shard(0)[rows]
-            return
+        """``out[dest[i]] = image[rows[i]]`` for sorted ``rows`` (``out`` C-contiguous)."""
         which = np.searchsorted(self.starts, rows, side="right") - 1
-        for k in np.unique(which):
-            sel = which == k
-            out[dest[sel]] = self.shard(int(k))[rows[sel] - self.starts[k]]
+        row_bytes = int(np.prod(out.shape[1:]))
+        for r, k, d in zip(rows.tolist(), which.tolist(), dest.tolist()):
+            fd, offset, shape = self._file(k)
+            target = memoryview(out[d]).cast("B")
+            got = os.preadv(fd, [target], offset + (r - int(self.starts[k])) * row_bytes)
+            if got != row_bytes:
+                raise ColorkitError(f"{self.root / self.shards[k][0]}: truncated shard; prepare the data set again")
+
+    def close(self) -> None:
+        for fd, _, _ in self._files.values():
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
+                pass
+        self._files = {}
+
+    def __del__(self) -> None:
+        self.close()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_maps"] = {}
+        state["_files"] = {}
         return state
 
 
@@ -103,7 +134,7 @@ class SplitData(Dataset):
 
     def _hw(self) -> tuple[int, int]:
         if self._size is None:
-            self._size = int(self._store.shard(0).shape[1]) if self._store.shards else 0
+            self._size = int(self._store._file(0)[2][1]) if self._store.shards else 0
         return self._size, self._size
 
     def __len__(self) -> int:
