@@ -1,9 +1,9 @@
-"""A prepared data set (uint8 images in memory-mapped ``shard-NNNNN.npy`` files) and its splits.
+"""A prepared data set (uint8 images in ``shard-NNNNN.npy`` files) and its splits.
 
 :class:`PreparedDataset` is what :func:`colorkit.data.prepare` returns; its
 :meth:`~PreparedDataset.split` gives a :class:`SplitData`, a ``torch.utils.data.Dataset``
 whose :meth:`~SplitData.batch` converts many images in one vectorised call (what the
-training engine uses). Images are read from the memory map, never all loaded at once.
+training engine uses). Rows are read from the shards per batch, never all loaded at once.
 
 Units: ``grey`` = Lab L / 100 ``(1, H, W)``; ``ab`` = Lab (a, b) / 128 ``(2, H, W)``.
 """
@@ -111,8 +111,8 @@ class SplitData(Dataset):
     ``{"grey": (1,H,W) float32, "ab": (2,H,W) float32, "index": int}`` where ``index`` is
     the image's row in the whole prepared set (``PreparedDataset.files[index]``).
     :meth:`batch` does the same for many positions at once; :meth:`rgb_uint8` gives the
-    stored pixels. Shards are read lazily (memory-mapped); pickles without the maps
-    (safe for DataLoader workers). ``root``: the prepared cache folder.
+    stored pixels. Rows are read per call from the shards (``pread``); pickles without
+    the open files (safe for DataLoader workers). ``root``: the prepared cache folder.
     """
 
     def __init__(self, root: Path, indices: np.ndarray, name: str,

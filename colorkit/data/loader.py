@@ -2,7 +2,7 @@
 
 :func:`batch_loader` turns a list of index batches (what the engine's seeded, sharded
 sampler gives) into ``(rgb uint8 (B, H, W, 3), rows int64 (B,))`` tensors read from the
-memory-mapped shards, in worker processes when ``workers > 0`` and into pinned memory for
+shards, in worker processes when ``workers > 0`` and into pinned memory for
 CUDA. Only ``prefetch * max(1, workers)`` batches are in flight, so memory stays flat
 however large the set. The Lab conversion (:func:`to_model_batch`) runs on the training
 device, so the numbers are the same whatever the loader's settings.
@@ -40,7 +40,7 @@ class _BatchReader(Dataset):
 
 def default_workers(device: torch.device) -> int:
     """Loader processes: none on CPU (the conversion runs on the training device and
-    reading the memory map is cheap), up to 4 for a GPU."""
+    reading the shards is cheap), up to 4 for a GPU."""
     if device.type != "cuda":
         return 0
     return max(1, min(4, (os.cpu_count() or 2) - 1))

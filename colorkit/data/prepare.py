@@ -10,7 +10,7 @@ data set name (a folder, a fetched recipe such as ``lfw``, or a generated set; s
 ``<cache>/datasets/<key>/shard-NNNNN.npy``
     uint8 ``(n, size, size, 3)`` sRGB, ``shard_size`` images each (the last one fewer),
     written streaming: memory stays flat however many images there are, and nothing is
-    extracted to disk. Read back lazily, memory-mapped, one shard at a time.
+    extracted to disk. Read back per batch (``pread`` of the rows asked for).
 ``<cache>/datasets/<key>/shard-NNNNN.json``
     the shard's source positions, kept keys, skipped keys with reason and detail,
     per-image metadata and the sha256 of its pixels (written after the shard: the
