@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from colorkit.color import uint8_hwc_to_model
 from colorkit.registry import ColorkitError
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "all")
 
 
 def _open_images(path: Path) -> np.ndarray:
@@ -238,11 +238,14 @@ class PreparedDataset:
         return None if self.meta_list is None else self.meta_list[row]
 
     def split(self, name: str) -> SplitData:
-        """The ``"train"`` or ``"test"`` split as a :class:`SplitData`."""
+        """The ``"train"`` or ``"test"`` split as a :class:`SplitData`; ``"all"``: every kept
+        image in storage order (how a held-out test set is scored)."""
         if name == "train":
             return SplitData(self.root, self.train_idx, "train", self.shards, self.size)
         if name == "test":
             return SplitData(self.root, self.test_idx, "test", self.shards, self.size)
+        if name == "all":
+            return SplitData(self.root, np.arange(self.n, dtype=np.int64), "all", self.shards, self.size)
         raise ColorkitError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
 
     def info(self) -> dict[str, Any]:
