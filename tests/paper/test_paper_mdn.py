@@ -117,8 +117,9 @@ def test_state_dicts_without_the_init_flag_still_load():
 def test_kmeans_init_runs_once_and_spreads_the_components(stats16):
     """mdn_init='kmeans': the MDN stage's setup puts the components on k-means centres of
     the training codes; a second setup (a resumed stage) leaves the weights alone."""
-    from colorkit import create_method
     from paper_helpers import structured_batch
+
+    from colorkit import create_method
 
     class Split:
         def __init__(self, data):
