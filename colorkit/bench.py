@@ -81,12 +81,21 @@ def _run_for(method: str, cfg: BenchConfig, ds: Any, stats: Any, log) -> Path:
 
 @torch.no_grad()
 def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_size: int, mode: str | None,
-             progress: bool = False, keep: int = 0) -> tuple[dict[str, float], torch.Tensor | None]:
+             progress: bool = False, keep: int = 0, meta_of: Any = None) -> tuple[dict[str, float], torch.Tensor | None]:
     """Score one method on the whole test split; returns metrics (+ the first ``keep``
-    images' samples for the sample sheet)."""
+    images' samples for the sample sheet). ``meta_of``: ``colorkit.data.meta.load_meta(ds)``
+    (per-image metadata by row) or None; with it, metrics and methods that declare
+    ``uses_meta`` get each batch's records as ``meta=``."""
+    from colorkit.api import list_metrics
     from colorkit.metrics import MetricCollection
+    from colorkit.plugins import registry
 
-    metrics = MetricCollection(list(METRICS), stats=stats)
+    uses_meta = bool(getattr(colorizer.method, "uses_meta", False))
+    if uses_meta and meta_of is None:
+        raise ColorkitError(f"{colorizer.name} needs per-image metadata, which this data set does not have; "
+                            "use a data set with metadata such as synth")
+    meta_metrics = [n for n in list_metrics() if getattr(registry("metric").get(n).factory, "uses_meta", False)]
+    metrics = MetricCollection(list(METRICS) + (meta_metrics if meta_of is not None else []), stats=stats)
     kept = []
     n = len(test)
     t_infer = 0.0
@@ -100,7 +109,9 @@ def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_
         b = test.batch(list(range(start, min(n, start + batch_size))))
         grey = b["grey"].to(colorizer.device)
         t0 = time.perf_counter()
-        samples = colorizer.method.sample(grey, k, mode=mode, generator=gen)
+        meta = meta_of(b["index"]) if meta_of is not None else None
+        extra = {"meta": meta} if uses_meta else {}
+        samples = colorizer.method.sample(grey, k, mode=mode, generator=gen, **extra)
         if samples.device.type == "cuda":
             torch.cuda.synchronize()
         t_infer += time.perf_counter() - t0
@@ -108,7 +119,7 @@ def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_
             raise ColorkitError(f"{colorizer.name}.sample returned shape {tuple(samples.shape)}, expected "
                                 f"{(grey.shape[0], k, 2, *grey.shape[-2:])}")
         samples, target, grey = samples.float().cpu(), b["ab"], b["grey"]
-        metrics.update(samples, target, grey)
+        metrics.update(samples, target, grey, meta=meta)
         if sum(len(x) for x in kept) < keep:
             kept.append(samples)
         if bar is not None:
@@ -146,6 +157,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
     ds = prepare(cfg.dataset, size=cfg.size, seed=cfg.seed, progress=cfg.progress)
     stats = load_or_compute_stats(ds)
+    from colorkit.data.meta import load_meta
+
+    meta_of = load_meta(ds)  # per-image metadata (e.g. synth's themes), or None
     test = ds.split("test")
     log(f"data: {ds.source}: {len(ds.train_idx)} train / {len(ds.test_idx)} test images at {ds.size}x{ds.size}")
 
@@ -163,7 +177,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             name = method if i == 0 else f"{method}[{mode}]"
             res, kept = evaluate(colorizer, test, stats, k=cfg.k, seed=cfg.seed, batch_size=cfg.batch_size,
                                  mode=mode if len(modes) > 1 else None, progress=cfg.progress,
-                                 keep=cfg.sample_images if i == 0 else 0)
+                                 keep=cfg.sample_images if i == 0 else 0, meta_of=meta_of)
             res = {"train_seconds": float(info["train_seconds"]), **res, "mode": mode, "run_dir": str(run_dir)}
             rows[name] = res
             if kept is not None:
