@@ -2,9 +2,9 @@
 
 Usage (after ``colorkit bench --dataset SPEC --methods mdn,cvae,cgan --out OUT``)::
 
-    python benchmarks/synth_modes.py --out OUT [--dataset SPEC] [--k 5] [--sheet docs/x.png]
+    python benchmarks/synth_modes.py --out OUT [--also OUT2] [--dataset SPEC] [--k 5] [--sheet docs/x.png]
 
-Scores every finished run in ``OUT/runs`` (every sampling mode) and three references
+Scores every finished run in ``OUT/runs`` (and ``OUT2/runs``; every sampling mode) and three references
 computed here: ``oracle`` (the image's true themes), ``grey`` (ab = 0) and ``mean-field``
 (the training split's mean colour field). Per test image it computes ``mode_recall``,
 ``mode_precision``, ``coherence`` (fractions) and ``error_of_best`` (ab/128); each
@@ -55,9 +55,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sheet", default=None)
     ap.add_argument("--sheet-images", type=int, default=4)
+    ap.add_argument("--sheet-methods", default="oracle,mdn,cvae,cgan")
+    ap.add_argument("--also", action="append", default=[], help="another bench --out folder whose runs to score")
     args = ap.parse_args()
     out = Path(args.out)
-    runs = sorted(p for p in (out / "runs").iterdir() if (p / "run.json").is_file()) if (out / "runs").is_dir() else []
+    runs = []
+    for folder in [out, *map(Path, args.also)]:
+        if (folder / "runs").is_dir():
+            runs += sorted(p for p in (folder / "runs").iterdir() if (p / "run.json").is_file())
     source = args.dataset or (read_run(runs[0])["dataset"]["source"] if runs else "synth")
     ds = prepare(source, seed=args.seed, progress=False)
     meta_of = load_meta(ds)
@@ -118,7 +123,7 @@ def main() -> None:
         from colorkit.bench import sample_sheet
 
         m = args.sheet_images
-        sheet = {name: s[:m] for name, s in outputs.items() if name not in ("grey",)}
+        sheet = {name: outputs[name][:m] for name in args.sheet_methods.split(",") if name in outputs}
         sample_sheet(sheet, test, Path(args.sheet), k=k, tile=48)
 
 

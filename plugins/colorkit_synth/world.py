@@ -23,7 +23,7 @@ parameter    default  meaning
 ``n``        600      images (20-100000)
 ``size``     64       image side in pixels (16-256)
 ``objects``  2        at most this many objects per image (1-4); each image has 1 to
-                      ``objects``, placed without overlap
+                      ``objects``, placed without overlap (fewer when the next does not fit)
 ``skew``     0.5      theme probabilities are proportional to ``1 / (t + 1) ** skew``
                       (0: uniform)
 ===========  =======  ====================================================================
@@ -58,7 +58,7 @@ import numpy as np
 from colorkit.data.meta import META_ARRAYS, META_FORMAT, META_JSON
 from colorkit.registry import ColorkitError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FIXED_MTIME_NS = 1_000_000_000 * 10**9  # every PNG gets this mtime: same spec -> same data set hash
 MIN_SEPARATION = 0.25
 """Smallest distance between two modes of one region, ab / 128 (32 Lab units)."""
@@ -70,6 +70,7 @@ CLASS_L = (50.0, 73.0, 53.0, 70.0, 51.0, 74.0, 54.0, 71.0)
 TEXTURE_AMPLITUDE = 4.0  # Lab L units
 NOISE_AMPLITUDE = 1.0
 BACKGROUND_WAVE = 4.0
+R_MIN, R_MAX = 12.0, 18.0  # object size (circumradius) in pixels at size 64
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def render(world: World, rng: np.random.Generator, size: int) -> tuple[np.ndarra
     for _ in range(n_obj):
         c = int(rng.integers(0, spec.classes))
         for _try in range(60):
-            r = float(rng.uniform(9.0, 14.0)) * scale
+            r = float(rng.uniform(R_MIN, R_MAX)) * scale
             cx, cy = (float(v) for v in rng.uniform(r + 2 * scale, S - r - 2 * scale, 2))
             if all(math.hypot(cx - o["cx"], cy - o["cy"]) > r + o["r"] + 3 * scale for o in objects):
                 break
