@@ -65,7 +65,7 @@ def main() -> None:
     print("winner fraction per component:", " ".join(f"{x:.2f}" for x in win.tolist()))
     print("mean pi per component:       ", " ".join(f"{x:.2f}" for x in pi.mean(0).tolist()))
     valid_c, cov_top, cov_all, dup_top, groups = [], [], [], [], []
-    order = torch.sort(log_pi, 1, descending=True, stable=True).indices
+    order = torch.sort(log_pi, dim=1, descending=True, stable=True).indices
     per_comp_valid = torch.zeros(M)
     for i, rec in enumerate(meta):
         mt = theme_match(comp[i], rec)  # (M, G)
