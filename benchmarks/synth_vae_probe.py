@@ -45,7 +45,6 @@ def main() -> None:
     vae_stage = next(s for s in m.stages() if s.name == "vae")
     vae_stage.setup = None
 
-
     m.stages = lambda: [vae_stage]  # type: ignore[method-assign]
     m.registry_name = "mdn"
     t0 = time.perf_counter()
