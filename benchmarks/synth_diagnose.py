@@ -17,11 +17,11 @@ import argparse
 
 import numpy as np
 import torch
+from colorkit_synth.modes import MODE_TOL, region_weights
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
 from colorkit.runs import load, read_run
-from colorkit_synth.modes import MODE_TOL, region_weights
 
 
 def theme_match(samples: torch.Tensor, rec: dict) -> torch.Tensor:

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from colorkit_synth.modes import image_scores
+from colorkit_synth.oracle import Oracle
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
 from colorkit.metrics.functional import _error_of_best_per_image
 from colorkit.runs import load, read_run
-from colorkit_synth.modes import image_scores
-from colorkit_synth.oracle import Oracle
 
 RESAMPLES, CI_SEED = 1000, 0
 
@@ -90,7 +89,6 @@ def main() -> None:
         for i, mode in enumerate(modes):
             name = info["method"] if i == 0 else f"{info['method']}[{mode}]"
             gen = torch.Generator().manual_seed(args.seed)
-            t0 = time.perf_counter()
             outs = [col.method.sample(grey[j:j + 16], k, mode=mode if len(modes) > 1 else None, generator=gen)
                     for j in range(0, n, 16)]
             outputs[name] = torch.cat(outs).float()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from colorkit_synth import world as W
+from colorkit_synth.modes import COHERENCE_TOL, MODE_TOL, image_scores
+from colorkit_synth.oracle import Oracle
 from PIL import Image
 
 from colorkit.cli import main
@@ -17,9 +19,6 @@ from colorkit.data import prepare
 from colorkit.data.meta import META_JSON, load_meta, read_meta_folder
 from colorkit.metrics import MetricCollection
 from colorkit.registry import ColorkitError
-from colorkit_synth import world as W
-from colorkit_synth.modes import COHERENCE_TOL, MODE_TOL, image_scores
-from colorkit_synth.oracle import Oracle
 
 SMALL = "synth:n=200,size=32"
 
