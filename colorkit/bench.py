@@ -47,7 +47,8 @@ PRIMARY = "error_of_best"
 EXTRA_UNITS = {"train_seconds": "s", "infer_seconds_per_image": "s/image"}
 # results.md's realism table (when registered): name -> column title
 REALISM = {"mae_all": "mean err. (all k)", "hist_kl": "hist. KL", "grad_log_ratio": "grad. log2 ratio",
-           "colorfulness_diff": "colourf. - GT", "pairwise_distance": "pairwise dist."}
+           "colorfulness_diff": "colourf. - GT", "pairwise_distance": "pairwise dist.",
+           "mode_recall": "mode recall", "mode_precision": "mode precision", "coherence": "coherence"}
 
 
 @dataclass
@@ -75,12 +76,19 @@ class BenchConfig:
 
 
 # ------------------------------------------------------------------ what to score
-def reference_names() -> list[str]:
-    """Registered conditional models with ``role = "reference"``, in registry order."""
+def reference_names(with_meta: bool = False) -> list[str]:
+    """Registered conditional models with ``role = "reference"``, in registry order; those
+    that need per-image metadata (``uses_meta``, e.g. synth's ``oracle``) only when
+    ``with_meta``."""
     from colorkit.plugins import registry
 
     reg = registry("conditional_model")
-    return [n for n in reg.names() if getattr(reg.get(n).factory, "role", "learned") == "reference"]
+    out = []
+    for n in reg.names():
+        f = reg.get(n).factory
+        if getattr(f, "role", "learned") == "reference" and (with_meta or not getattr(f, "uses_meta", False)):
+            out.append(n)
+    return out
 
 
 def role_of(method: str) -> str:
@@ -89,15 +97,19 @@ def role_of(method: str) -> str:
     return str(getattr(registry("conditional_model").get(method).factory, "role", "learned"))
 
 
-def build_metrics(stats: Any) -> tuple[dict[str, Metric], dict[str, str]]:
-    """Every registered metric built with ``stats``; those that cannot be built are
-    returned as ``{name: reason}`` instead (and reported, not fatal)."""
+def build_metrics(stats: Any, with_meta: bool = False) -> tuple[dict[str, Metric], dict[str, str]]:
+    """Every registered metric built with ``stats``; those that cannot be built, or need
+    per-image metadata the data set lacks, are returned as ``{name: reason}`` instead
+    (and reported, not fatal)."""
     from colorkit.api import create_metric
     from colorkit.plugins import registry
 
     metrics: dict[str, Metric] = {}
     skipped: dict[str, str] = {}
     for name in registry("metric").names():
+        if getattr(registry("metric").get(name).factory, "uses_meta", False) and not with_meta:
+            skipped[name] = "needs per-image metadata, which this test set does not have"
+            continue
         try:
             metrics[name] = create_metric(name, stats=stats)
         except Exception as exc:  # noqa: BLE001 - a third-party metric must not sink the bench
@@ -107,9 +119,10 @@ def build_metrics(stats: Any) -> tuple[dict[str, Metric], dict[str, str]]:
 
 def _is_mean_of_images(m: Metric) -> bool:
     """The metric's value is the mean of its ``per_image`` values (the base class's
-    update/compute), so a bootstrap over images applies."""
+    update/compute; a ``uses_meta`` metric may override ``update`` only to pass ``meta``),
+    so a bootstrap over images applies."""
     cls = type(m)
-    return cls.update is Metric.update and cls.compute is Metric.compute
+    return (cls.update is Metric.update or getattr(m, "uses_meta", False)) and cls.compute is Metric.compute
 
 
 def metric_info(metrics: dict[str, Metric]) -> dict[str, dict[str, Any]]:
@@ -153,11 +166,17 @@ def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log)
 # ------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def evaluate(colorizer: Any, test: Any, metrics: dict[str, Metric], *, k: int, seed: int, batch_size: int,
-             mode: str | None, progress: bool = False, keep: int = 0) -> dict[str, Any]:
+             mode: str | None, progress: bool = False, keep: int = 0, meta_of: Any = None) -> dict[str, Any]:
     """Score one method on the whole test split with every metric in ``metrics``.
 
-    Returns ``{"values": {name: float}, "per_image": {name: (N,) float64 tensor or None},
+    ``meta_of``: the test set's per-image metadata (``colorkit.data.meta.load_meta``) or
+    None; with it, methods and metrics that declare ``uses_meta`` get each batch's records
+    as ``meta=``. Returns ``{"values": {name: float}, "per_image": {name: (N,) float64 tensor or None},
     "infer_seconds_per_image": float, "kept": (keep, k, 2, H, W) or None}``."""
+    uses_meta = bool(getattr(colorizer.method, "uses_meta", False))
+    if uses_meta and meta_of is None:
+        raise ColorkitError(f"{colorizer.name} needs per-image metadata, which this test set does not have; "
+                            "use a data set with metadata such as synth")
     per_image: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
     for m in metrics.values():
         m.reset()
@@ -174,8 +193,10 @@ def evaluate(colorizer: Any, test: Any, metrics: dict[str, Metric], *, k: int, s
     for start in range(0, n, batch_size):
         b = test.batch(list(range(start, min(n, start + batch_size))))
         grey = b["grey"].to(colorizer.device)
+        meta = meta_of(b["index"]) if meta_of is not None else None
         t0 = time.perf_counter()
-        samples = colorizer.method.sample(grey, k, mode=mode, generator=gen)
+        extra = {"meta": meta} if uses_meta else {}
+        samples = colorizer.method.sample(grey, k, mode=mode, generator=gen, **extra)
         if samples.device.type == "cuda":
             torch.cuda.synchronize()
         t_infer += time.perf_counter() - t0
@@ -184,10 +205,11 @@ def evaluate(colorizer: Any, test: Any, metrics: dict[str, Metric], *, k: int, s
                                 f"{(grey.shape[0], k, 2, *grey.shape[-2:])}")
         samples, target, grey = samples.float().cpu(), b["ab"], b["grey"]
         for name, m in metrics.items():
+            kw = {"meta": meta} if getattr(m, "uses_meta", False) else {}
             if _is_mean_of_images(m):
-                per_image[name].append(m.per_image(samples, target, grey).detach())
+                per_image[name].append(m.per_image(samples, target, grey, **kw).detach())
             else:
-                m.update(samples, target, grey)
+                m.update(samples, target, grey, **kw)
         if sum(len(x) for x in kept) < keep:
             kept.append(samples)
         if bar is not None:
@@ -208,19 +230,22 @@ def evaluate(colorizer: Any, test: Any, metrics: dict[str, Metric], *, k: int, s
             "kept": torch.cat(kept)[:keep] if kept else None}
 
 
-def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, dict[str, Any]]:
-    """The split scored: ``ds``'s test split, or every usable image of ``--test-dataset``."""
-    if cfg.test_dataset is None:
-        return ds.split("test"), {"name": ds.name or Path(ds.source).name, "source": str(ds.source),
-                                  "hash": ds.info().get("hash"), "images": int(len(ds.test_idx)),
-                                  "held_out": False}
+def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, Any, dict[str, Any]]:
+    """The split scored, its per-image metadata (or None) and a description: ``ds``'s test
+    split, or every usable image of ``--test-dataset``."""
     from colorkit.data import prepare
+    from colorkit.data.meta import load_meta
+
+    if cfg.test_dataset is None:
+        return ds.split("test"), load_meta(ds), {
+            "name": ds.name or Path(ds.source).name, "source": str(ds.source), "hash": ds.info().get("hash"),
+            "images": int(len(ds.test_idx)), "held_out": False}
 
     tds = prepare(cfg.test_dataset, size=cfg.size, seed=cfg.seed, progress=cfg.progress)
     info = tds.info()
     log(f"test set: {tds.source}: {tds.n} usable images (all scored), {info['n_skipped']} skipped "
         + (f"({', '.join(f'{k}: {v}' for k, v in info['skipped'].items())})" if info["n_skipped"] else ""))
-    return tds.split("all"), {"name": tds.name or Path(tds.source).name, "source": str(tds.source),
+    return tds.split("all"), load_meta(tds), {"name": tds.name or Path(tds.source).name, "source": str(tds.source),
                               "hash": info.get("hash"), "images": int(tds.n), "held_out": True,
                               "skipped": info["skipped"], "n_skipped": info["n_skipped"]}
 
@@ -243,10 +268,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         if cfg.threads < 1:
             raise ColorkitError(f"--threads must be at least 1, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
-    methods = list(cfg.methods)
-    if cfg.references:
-        methods += [r for r in reference_names() if r not in methods]
-    for m in methods:
+    for m in cfg.methods:
         check_options(m, cfg.preset, None)  # fail before any work (unknown name lists the known)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,8 +281,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     ds = prepare(cfg.dataset, size=cfg.size, seed=cfg.seed, progress=cfg.progress)
     stats = load_or_compute_stats(ds)
     log(f"data: {ds.source}: {len(ds.train_idx)} train / {len(ds.test_idx)} test images at {ds.size}x{ds.size}")
-    test, test_info = _test_split(cfg, ds, log)
-    metrics, skipped_metrics = build_metrics(stats)
+    test, meta_of, test_info = _test_split(cfg, ds, log)
+    methods = list(cfg.methods)
+    if cfg.references:
+        methods += [r for r in reference_names(with_meta=meta_of is not None) if r not in methods]
+    metrics, skipped_metrics = build_metrics(stats, with_meta=meta_of is not None)
     for name, why in skipped_metrics.items():
         log(f"metric {name} skipped: {why}")
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
@@ -289,7 +314,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 name = method if mi == 0 else f"{method}[{mode}]"
                 res = evaluate(colorizer, test, metrics, k=cfg.k, seed=seed, batch_size=cfg.batch_size,
                                mode=mode if len(modes) > 1 else None, progress=cfg.progress,
-                               keep=cfg.sample_images if si == 0 else 0)
+                               keep=cfg.sample_images if si == 0 else 0, meta_of=meta_of)
                 row = rows.setdefault(name, {"kind": role, "method": method, "mode": mode, "run_dir": str(run_dir),
                                              "per_seed": {}, "train_seconds": 0.0, "infer_seconds_per_image": 0.0})
                 row["per_seed"][str(seed)] = res["values"]

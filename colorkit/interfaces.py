@@ -186,6 +186,10 @@ class Method(Component):
     kind = "conditional_model"
     sample_modes: ClassVar[tuple[str, ...]] = ("default",)
     role: ClassVar[str] = "learned"
+    uses_meta: ClassVar[bool] = False
+    """When true, ``sample`` also takes ``meta=``: one record per image of the data set's
+    per-image metadata (see :mod:`colorkit.data.meta`); the bench passes it. Such a method
+    names in ``contract_dataset`` a data set with metadata for the contract checks."""
 
     def __init__(self, config: ComponentConfig | dict | None = None, *, stats: ColorStats, **fields: Any) -> None:
         super().__init__(config, **fields)
@@ -227,6 +231,11 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool | None] = None
     units: ClassVar[str] = "ab/128"
     registry_name: str = ""
+    uses_meta: ClassVar[bool] = False
+    """When true, ``update(samples, target, grey, meta=records)`` also takes the batch's
+    per-image metadata (:mod:`colorkit.data.meta`); such a metric is skipped on data sets
+    without metadata, and names in ``contract_dataset`` a data set with metadata for the
+    contract checks."""
 
     def __init__(self, stats: ColorStats | None = None) -> None:
         self.stats = stats

@@ -115,9 +115,15 @@ class MetricCollection:
                 raise ColorkitError(f"metric {key!r} given twice")
             self.metrics[key] = create_metric(m, stats=stats) if isinstance(m, str) else m
 
-    def update(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> None:
+    def update(self, samples: Tensor, target: Tensor, grey: Tensor | None = None, meta: list | None = None) -> None:
+        """Feed every metric; metrics with ``uses_meta`` get ``meta`` (the batch's per-image
+        metadata records) and are skipped when it is ``None``."""
         for m in self.metrics.values():
-            m.update(samples, target, grey)
+            if getattr(m, "uses_meta", False):
+                if meta is not None:
+                    m.update(samples, target, grey, meta=meta)
+            else:
+                m.update(samples, target, grey)
 
     def compute(self) -> dict[str, float]:
         return {name: m.compute() for name, m in self.metrics.items()}
