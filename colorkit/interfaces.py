@@ -178,10 +178,18 @@ class Method(Component):
     phases in order; :meth:`sample` gives ``k`` colorizations per grey image,
     ``(B, k, 2, H, W)`` in ab / 128, deterministic for a given ``generator``.
     ``sample_modes``: the ways it can sample (first is the default).
+    ``role``: ``"learned"`` for a model of P(C | G); ``"reference"`` for a yardstick the
+    benchmark scores beside every method (e.g. the all-grey output, or colour fields drawn
+    without looking at the input) and compares each learned method against.
     """
 
     kind = "conditional_model"
     sample_modes: ClassVar[tuple[str, ...]] = ("default",)
+    role: ClassVar[str] = "learned"
+    uses_meta: ClassVar[bool] = False
+    """When true, ``sample`` also takes ``meta=``: one record per image of the data set's
+    per-image metadata (see :mod:`colorkit.data.meta`); the bench passes it. Such a method
+    names in ``contract_dataset`` a data set with metadata for the contract checks."""
 
     def __init__(self, config: ComponentConfig | dict | None = None, *, stats: ColorStats, **fields: Any) -> None:
         super().__init__(config, **fields)
@@ -193,6 +201,13 @@ class Method(Component):
     @abstractmethod
     def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
                generator: torch.Generator | None = None) -> Tensor: ...
+
+    def diagnostics(self, split: Any, *, k: int, batch_size: int = 64) -> dict[str, Any] | None:
+        """Optional JSON-able facts about how the trained model behaves on ``split`` (e.g.
+        which mixture components it uses); ``None`` when it has none. Recorded in
+        ``run.json`` for the training split and printed by ``colorkit bench`` for the test
+        split."""
+        return None
 
     def check_mode(self, mode: str | None) -> str:
         mode = mode or self.sample_modes[0]
@@ -216,6 +231,11 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool | None] = None
     units: ClassVar[str] = "ab/128"
     registry_name: str = ""
+    uses_meta: ClassVar[bool] = False
+    """When true, ``update(samples, target, grey, meta=records)`` also takes the batch's
+    per-image metadata (:mod:`colorkit.data.meta`); such a metric is skipped on data sets
+    without metadata, and names in ``contract_dataset`` a data set with metadata for the
+    contract checks."""
 
     def __init__(self, stats: ColorStats | None = None) -> None:
         self.stats = stats

@@ -102,6 +102,24 @@ def _build(e: Entry, stats: Any, image_size: int | None, **extra: Any) -> Any:
     return obj
 
 
+def _meta_data(what: str, obj: Any, s: int, batch: int) -> tuple[Any, dict[str, Tensor], list]:
+    """For ``uses_meta`` components: the data set their ``contract_dataset`` names, prepared
+    at ``s`` pixels, a test batch of ``batch`` images and its metadata records."""
+    from colorkit.data import prepare
+    from colorkit.data.meta import load_meta
+
+    spec = getattr(obj, "contract_dataset", None)
+    if not spec:
+        _fail(what, "declares uses_meta = True but names no contract_dataset (a data set with per-image "
+                    "metadata to check it on)")
+    ds = prepare(spec, size=s, progress=False, test_size=batch)
+    meta_of = load_meta(ds)
+    if meta_of is None:
+        _fail(what, f"contract_dataset {spec!r} has no per-image metadata (colorkit-meta.json)")
+    b = ds.split("test").batch(list(range(batch)))
+    return ds, b, meta_of(b["index"])
+
+
 def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
     from colorkit.checkpoint import load_component, save_component
 
@@ -166,6 +184,11 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
     modes = tuple(getattr(m, "sample_modes", ()))
     if not modes:
         _fail(what, "sample_modes is empty")
+    extra: dict[str, Any] = {}
+    grey = _grey(batch, s, seed)
+    if getattr(m, "uses_meta", False):  # sampled with per-image metadata, trained on its data set
+        dataset, b, meta = _meta_data(what, m, s, batch)
+        grey, extra = b["grey"], {"meta": meta}
     with tempfile.TemporaryDirectory(dir=tmp_dir) as td:
         tmp = Path(td)
         split = dataset.split("train") if dataset is not None else _SyntheticSplit(12, s, seed)
@@ -185,18 +208,17 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
                                 f"modules ({', '.join(st.modules)}) unchanged after {train_steps} engine steps: "
                                 "its step must change them (e.g. ctx.optimize(name, loss) with a loss that "
                                 "depends on them)")
-        grey = _grey(batch, s, seed)
         for mode in modes:
             g1 = torch.Generator().manual_seed(seed)
-            out = m.sample(grey, k, mode=mode, generator=g1)
+            out = m.sample(grey, k, mode=mode, generator=g1, **extra)
             _check_ab(what, f"sample(mode={mode!r})", out, (batch, k, 2, s, s))
-            again = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
+            again = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
             if not torch.allclose(out, again, atol=1e-6):
                 _fail(what, f"sample(mode={mode!r}) is not reproducible with the same generator seed")
         back = _round_trip(what, m, stats, tmp)
         for mode in modes:
-            a = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
-            b = back.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed))
+            a = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
+            b = back.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
             if not torch.allclose(a, b, atol=1e-5):
                 _fail(what, f"samples (mode={mode!r}) differ after the save/load round trip: state outside the "
                             "state_dict? (keep tensors as parameters or persistent registered buffers)")
@@ -273,8 +295,12 @@ def _check_loss(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
 def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     m = _build(e, stats, None)
     target, grey = _ab(2, s, 0), _grey(2, s, 0)
+    extra: dict[str, Any] = {}
+    if getattr(m, "uses_meta", False):
+        _, b, meta = _meta_data(what, m, s, 2)
+        target, grey, extra = b["ab"], b["grey"], {"meta": meta}
     samples = torch.stack([target + 0.05 * i for i in range(3)], dim=1).clamp(-1, 1)
-    m.update(samples, target, grey)
+    m.update(samples, target, grey, **extra)
     v = m.compute()
     if not isinstance(v, float) or v != v:
         _fail(what, f"compute() gave {v!r}, expected a finite float after one update")

@@ -16,8 +16,6 @@ whose decoder also sees the grey image.
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -28,9 +26,9 @@ from torch import Tensor
 from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
 from colorkit.registry import ColorkitError
 
-from . import backbone_cache
 from .losses import PAPER_WEIGHTS, TERMS, decoder_loss
 from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
+from .pretext import PretextBackbone
 
 
 class MDNConfig(ComponentConfig):
@@ -65,6 +63,13 @@ class MDNConfig(ComponentConfig):
     mdn_epochs: int = 10
     mdn_batch_size: int = 32
     mdn_lr: float = 1e-3
+    mdn_init: Literal["random", "kmeans"] = "random"
+    """``kmeans``: before the MDN stage, set every component's mean to a k-means centre of
+    the training split's VAE codes (output weights scaled by 0.1, bias = centre) and the
+    mixture logits to the log cluster sizes, so training starts from the best
+    input-agnostic mixture instead of one where a single component wins everything."""
+    flip: bool = False
+    """Random horizontal flips (half of each batch) in the VAE and MDN stages."""
     cache_dir: str | None = None
     """Where trained backbones are cached; default ``<prepared data set>/backbones``."""
     use_cache: bool = True
@@ -95,7 +100,7 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class MDNMethod(Method):
+class MDNMethod(PretextBackbone, Method):
     """Deshpande et al.'s diverse colorization: VAE colour embedding + MDN over grey features."""
 
     Config: ClassVar[type[ComponentConfig]] = MDNConfig
@@ -113,9 +118,7 @@ class MDNMethod(Method):
         feat = self._feature_shape()  # (C, h, w) of the backbone at image_size
         self.mdn = MixtureDensityNetwork(feat[0], feat[1:], self.embedder.latent_dim, c.components,
                                          c.mdn_widths, c.mdn_fc, c.mdn_dropout)
-        self._pretext_cached = False  # cached backbone loaded: the pretext stage does nothing
-        self._pretext_images = 0  # images the pretext stage trained on in this run
-        self._cache_target: Path | None = None
+        self._init_pretext()
 
     def _feature_shape(self) -> tuple[int, int, int]:
         s, was = self.config.image_size, self.backbone.training
@@ -139,62 +142,52 @@ class MDNMethod(Method):
         ))
         stages.append(Stage(
             name="mdn", modules={"mdn": self.mdn}, step=self._mdn_step, epochs=c.mdn_epochs,
-            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._flush_backbone_cache,
+            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._mdn_setup,
             make_optimizers=lambda: {"mdn": torch.optim.Adam(self.mdn.parameters(), lr=c.mdn_lr)},
         ))
         return stages
 
-    def _pretext_stage(self) -> Stage | None:
-        c = self.config
-        kwargs = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr}
-        params = inspect.signature(self.backbone.pretrain_stage).parameters
-        stage = self.backbone.pretrain_stage(self.stats, **{k: v for k, v in kwargs.items() if k in params})
-        if stage is None:
-            return None
-        stage.epochs, stage.batch_size = c.pretext_epochs, c.pretext_batch_size
-        inner = stage.step
+    def _mdn_setup(self, train_split: Any) -> None:
+        self._flush_backbone_cache(train_split)
+        if self.config.mdn_init == "kmeans" and not bool(self.mdn.initialised):
+            self._kmeans_init(train_split)
 
-        def setup(train_split: Any) -> None:
-            self._cache_target = self._cache_path(train_split)
-            if self._cache_target is not None and backbone_cache.load_into(self.backbone, self._cache_target):
-                self._pretext_cached = True
-                stage.epochs = 0  # an engine reading epochs after setup skips the stage entirely
+    @torch.no_grad()
+    def _kmeans_init(self, train_split: Any, max_images: int = 4096) -> None:
+        """Component means at the k-means centres of the training codes (see ``mdn_init``)."""
+        from colorkit.cluster import kmeans
 
-        def step(batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
-            if self._pretext_cached:
-                return {}
-            self._pretext_images += batch["grey"].shape[0] * ctx.world_size
-            return inner(batch, ctx)
+        n = len(train_split)
+        gen = torch.Generator().manual_seed(0)
+        pos = torch.randperm(n, generator=gen)[:max_images].sort().values
+        was = self.embedder.training
+        self.embedder.eval()
+        dev = next(self.mdn.parameters()).device
+        codes = []
+        for start in range(0, pos.numel(), 256):
+            b = train_split.batch(pos[start : start + 256])
+            g = b["grey"].to(dev) if self.embedder.uses_grey else None
+            codes.append(self.embedder.encode(b["ab"].to(dev), g).mu.float())
+        self.embedder.train(was)
+        z = torch.cat(codes)  # (N, d)
+        m = self.config.components
+        if z.shape[0] < m:
+            raise ColorkitError(f"mdn_init='kmeans' needs at least {m} training images, got {z.shape[0]}")
+        res = kmeans(z[None].cpu(), m, generator=gen)
+        centres = res.centres[0].to(dev)  # (M, d)
+        sizes = torch.bincount(res.labels[0], minlength=m).float().clamp_min(1).to(dev)
+        self.mdn.init_output(centres, sizes.log(), weight_scale=0.1)
 
-        stage.setup, stage.step = setup, step
-        return stage
-
-    def _cache_path(self, train_split: Any) -> Path | None:
-        c = self.config
-        if not c.use_cache:
-            return None
-        base = Path(c.cache_dir) if c.cache_dir else backbone_cache.dataset_dir(train_split)
-        if base is None:
-            return None
-        if not c.cache_dir:
-            base = base / "backbones"
-        schedule = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr,
-                    "image_size": c.image_size}
-        return backbone_cache.cache_path(base, self.backbone, schedule, self.stats, train_split)
-
-    def _flush_backbone_cache(self, train_split: Any) -> None:
-        """After the pretext stage: store the backbone if it finished its full schedule
-        (not a shortened smoke run) and nothing was cached yet."""
-        from colorkit import distributed as D
-
-        target, self._cache_target = self._cache_target, None
-        full = self._pretext_images >= 0.9 * self.config.pretext_epochs * len(train_split)
-        if target is not None and not self._pretext_cached and full and D.rank() == 0:
-            backbone_cache.save(self.backbone, target)
+    def _flip(self, *xs: Tensor) -> tuple[Tensor, ...]:
+        """The same random half of the batch mirrored left-right in every tensor."""
+        if not self.config.flip:
+            return xs
+        sel = torch.rand(xs[0].shape[0], device=xs[0].device) < 0.5
+        return tuple(torch.where(sel[:, None, None, None], x.flip(-1), x) for x in xs)
 
     def _vae_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         c = self.config
-        ab, grey = batch["ab"], batch["grey"]
+        ab, grey = self._flip(batch["ab"], batch["grey"])
         g = grey if self.embedder.uses_grey else None
         post = self.embedder.encode(ab, g)
         recon = self.embedder.decode(post.sample(), g)  # (B, 2, H, W)
@@ -205,7 +198,7 @@ class MDNMethod(Method):
         return {"loss": loss.detach(), "dec": dec.mean().detach(), "kl": kl.mean().detach()}
 
     def _mdn_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
-        ab, grey = batch["ab"], batch["grey"]
+        ab, grey = self._flip(batch["ab"], batch["grey"])
         with torch.no_grad():
             feats = self.backbone(grey)  # (B, C, h, w)
             z = self.embedder.encode(ab, grey if self.embedder.uses_grey else None).sample()  # (B, d)
@@ -213,6 +206,57 @@ class MDNMethod(Method):
         loss = mdn_loss(log_pi, mu, z, self.config.variance).mean()
         ctx.optimize("mdn", loss)
         return {"loss": loss.detach()}
+
+    # ------------------------------------------------------------------ diagnostics
+    @torch.no_grad()
+    def mixture_weights(self, grey: Tensor) -> Tensor:
+        """``(B, M)`` mixture weights pi of the MDN for grey images at ``image_size``."""
+        was = self.training
+        self.eval()
+        try:
+            log_pi, _ = self.mdn(self.backbone(grey.to(next(self.parameters()).device)))
+        finally:
+            self.train(was)
+        return log_pi.float().exp()
+
+    @torch.no_grad()
+    def diagnostics(self, split: Any, *, k: int, batch_size: int = 64) -> dict[str, Any]:
+        """Which mixture components are used on ``split``: per component, the fraction of
+        images where it has the largest weight (``winner``) and where it is among the k
+        largest (``in_top_k``, what ``topk`` sampling decodes); the mean per-image entropy
+        of the weights and the entropy of their mean, in nats (log M is uniform use; a
+        mixture that has collapsed to one component has both near 0)."""
+        m = self.config.components
+        kk = min(k, m)
+        winner = torch.zeros(m, dtype=torch.float64)
+        top = torch.zeros(m, dtype=torch.float64)
+        ent, mean_pi, n = 0.0, torch.zeros(m, dtype=torch.float64), 0
+        for start in range(0, len(split), batch_size):
+            grey = split.batch(list(range(start, min(len(split), start + batch_size))))["grey"]
+            s = self.config.image_size
+            if tuple(grey.shape[-2:]) != (s, s):
+                grey = F.interpolate(grey, size=(s, s), mode="bilinear", antialias=True)
+            pi = self.mixture_weights(grey).double().cpu()  # (B, M)
+            winner += torch.bincount(pi.argmax(1), minlength=m).double()
+            top += torch.bincount(pi.topk(kk, dim=1).indices.reshape(-1), minlength=m).double()
+            ent += float(-(pi * pi.clamp_min(1e-30).log()).sum(1).sum())
+            mean_pi += pi.sum(0)
+            n += pi.shape[0]
+        if n == 0:
+            return {"components": m, "images": 0}
+        mean_pi /= n
+        return {
+            "components": m,
+            "images": n,
+            "k": kk,
+            "winner_fraction": [round(float(v), 6) for v in winner / n],
+            "in_top_k_fraction": [round(float(v), 6) for v in top / n],
+            "mean_weight": [round(float(v), 6) for v in mean_pi],
+            "mean_entropy_nats": round(ent / n, 6),
+            "entropy_of_mean_nats": round(float(-(mean_pi * mean_pi.clamp_min(1e-30).log()).sum()), 6),
+            "max_entropy_nats": round(float(torch.log(torch.tensor(float(m)))), 6),
+            "components_ever_winning": int((winner > 0).sum()),
+        }
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
