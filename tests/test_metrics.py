@@ -286,6 +286,7 @@ def test_class_matches_functional(cls):
         "variance": (samples,), "pairwise_distance": (samples,),
         "wmae_all": (samples, target, FakeStats()), "wmae_grid": (samples, target, FakeStats()),
         "colorfulness": (samples, grey), "colorfulness_gt": (target, grey),
+        "colorfulness_diff": (samples, target, grey),
     }.get(cls.registry_name, (samples, target))
     torch.testing.assert_close(fn(*args, reduction="none"), per_image)
 
