@@ -130,7 +130,7 @@ def _random_kills(n: int, seed: int) -> list[tuple[str, int]]:
     return [(rng.choice(["mdn", "cvae", "cgan"]), rng.random()) for _ in range(n)]
 
 
-@pytest.mark.parametrize("method,u", [*_random_kills(2, seed=14)[:1], _random_kills(2, seed=14)[1]]
+@pytest.mark.parametrize("method,u", _random_kills(2, seed=14)
                          + [pytest.param(*c, marks=pytest.mark.slow) for c in _random_kills(8, seed=15)])
 def test_random_kill_points_resume_to_the_same_weights(method, u, folder, tmp_path, tmp_path_factory, capsys):
     ref, events = reference(method, folder, tmp_path_factory)
