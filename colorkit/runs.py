@@ -218,22 +218,33 @@ class Colorizer:
     @torch.no_grad()
     def sample(self, grey: torch.Tensor, k: int = 5, *, mode: str | None = None, seed: int = 0) -> torch.Tensor:
         """``grey`` (B,1,s,s) at the model size -> ab (B,k,2,s,s), ab/128."""
-        if k < 1:
-            raise ColorkitError(f"k must be at least 1, got {k}")
+        from colorkit.imageio import check_k
+
+        check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         return self.method.sample(grey.to(self.device), k, mode=mode, generator=gen)
 
     @torch.no_grad()
     def colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,
-                 output: str = "images") -> Any:
+                 output: str = "images", max_pixels: int | None = None) -> Any:
         """Colorize one image (path, PIL image, or uint8 HxWx3 / HxW array) at its own
         resolution: the predicted ab is upsampled and joined with the input's L channel.
 
         ``output="images"``: a list of ``k`` PIL images; ``"tensors"``: RGB ``(k, 3, H, W)``
-        in [0, 1]."""
+        in [0, 1]. Both hold all k at once: for large photos use :meth:`iter_colorize`.
+        Images above ``max_pixels`` (default 50 megapixels) are refused."""
         from colorkit.imageio import colorize_full_resolution
 
-        return colorize_full_resolution(self, image, k=k, mode=mode, seed=seed, output=output)
+        return colorize_full_resolution(self, image, k=k, mode=mode, seed=seed, output=output,
+                                        max_pixels=max_pixels)
+
+    def iter_colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,
+                      max_pixels: int | None = None) -> Any:
+        """The same colorizations as :meth:`colorize`, one PIL image at a time (memory
+        independent of k)."""
+        from colorkit.imageio import iter_colorizations
+
+        return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
 
 
 def load(run_dir: str | Path, device: str = "auto") -> Colorizer:
