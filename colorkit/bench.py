@@ -73,7 +73,7 @@ def _run_for(method: str, cfg: BenchConfig, ds: Any, stats: Any, log) -> Path:
             log(f"{method}: reusing finished run {run_dir}")
             return run_dir
         raise ColorkitError(f"{run_dir} holds a run with other settings; use another --out or delete it")
-    resume = (run_dir / "train_state").is_dir()
+    resume = (run_dir / "train_state").is_dir() or (run_dir / "train_state.old").is_dir()
     log(f"{method}: {'resuming' if resume else 'training'} ({cfg.preset} preset) -> {run_dir}")
     return train(method, out=run_dir, preset=cfg.preset, epochs=cfg.epochs, seed=cfg.seed, device=cfg.device,
                  resume=resume, progress=cfg.progress, prepared=ds, stats=stats)

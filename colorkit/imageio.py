@@ -32,7 +32,7 @@ MAX_PIXELS = 50_000_000
 """Default limit on the pixels of a photo to colorize (50 megapixels, e.g. 8660x5773)."""
 MAX_K = 64
 """Most colorizations per image."""
-_BAND_PIXELS = 1 << 20  # pixels converted at once
+_BAND_PIXELS = 1 << 18  # pixels converted at once (each costs ~100 bytes of temporaries)
 
 
 def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
@@ -190,8 +190,10 @@ def iter_colorizations(colorizer: Any, image: Any, *, k: int, mode: str | None =
             lab = torch.cat([L_full[None, r0:r1], ab_band], dim=0)[None]  # (1, 3, b, W)
             rgb = lab_to_rgb(lab)[0]
             out[r0:r1] = (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-        yield Image.fromarray(out)
+        pil = Image.fromarray(out)
         del out
+        yield pil
+        del pil  # the caller's copy is the only one left while the next is made
 
 
 def grid_row(grey: Image.Image, outputs: list[Image.Image], *, height: int = 160,
