@@ -127,7 +127,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
     t_start = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from colorkit.checkpoint import ensure_writable_dir
+
+    ensure_writable_dir(out)  # a read-only or full --out fails now, not after the training
     if not cfg.methods:
         raise ColorkitError("no methods given; e.g. --methods mdn,cvae,cgan")
     from colorkit.runs import check_options

@@ -115,6 +115,8 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
                 raise ColorkitError(f"{out} holds a finished {info['method']!r} run, not {method!r}; "
                                     "choose another --out")
             print(f"colorkit: {out} is already complete ({method}); nothing to resume", file=sys.stderr)
+            for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
+                shutil.rmtree(out / leftover, ignore_errors=True)
             return out
         return _train_locked(method, dataset=dataset, out=out, preset=preset, epochs=epochs, seed=seed, size=size,
                              device=device, resume=resume, progress=progress, options=options, prepared=prepared,

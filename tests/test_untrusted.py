@@ -253,9 +253,10 @@ def test_unwritable_out_fails_before_any_work(tmp_path, monkeypatch, capsys):
         return real(*a, dir=dir, **kw)
 
     monkeypatch.setattr(ck.tempfile, "mkstemp", read_only)
-    code, _, err = run_cli(["train", "--method", "cvae", "--dataset", str(tmp_path / "no-such-folder"), "--preset",
-                            "tiny", "--out", str(out), "--no-progress"], capsys)
-    one_line_error(code, err, f"cannot write to --out {out}: Read-only file system")
+    for cmd in (["train", "--method", "cvae"], ["bench", "--methods", "cvae"]):
+        code, _, err = run_cli([*cmd, "--dataset", str(tmp_path / "no-such-folder"), "--preset", "tiny", "--out",
+                                str(out), "--no-progress"], capsys)
+        one_line_error(code, err, f"cannot write to --out {out}: Read-only file system")
 
 
 def _mount_tmpfs(path: Path, opts: str) -> bool:
