@@ -1,11 +1,26 @@
-"""``colorkit bench``: train (or reuse) methods, score them on one test split.
+"""``colorkit bench``: train (or reuse) methods, score them and the references on one test set.
 
-Every method is evaluated on the same test images and the same grey inputs, with the
-registered metrics (paper units, ab / 128; see :mod:`colorkit.metrics`). Outputs in ``OUT``:
-``results.json``, ``results.csv``, ``results.md`` (laid out like the paper's Table 3),
-``scatter.png`` (variance against error-of-best) and ``samples.png`` (grey | k
-colorizations per method | ground truth). Trained runs live in ``OUT/runs/<method>``: an
-interrupted bench reuses finished ones and resumes an unfinished one.
+Every method is evaluated on the same test images and the same grey inputs with *every*
+registered metric (each with its own units and direction, read from the metric class), so
+a metric added by a plugin shows up in every output. Beside the learned methods the bench
+scores the reference methods (registered with ``role = "reference"``: ``grey``,
+``mean-field``, ``prior-samples``, ``prior-kmeans``, ``colornet``), which never look at the
+grey input or look at it one pixel at a time; a learned method has shown something only
+where it beats them.
+
+Uncertainty: each metric that is a mean over images gets a 95 % bootstrap interval over
+the test images (``<metric>_ci``, 1000 resamples, seeded). For each learned method a
+paired bootstrap of its per-image error-of-best against each reference gives the
+``verdicts``. With ``seeds > 1`` every method is trained and evaluated once per training
+seed (``seed``, ``seed + 1``, ...) on the same split; a row's value and interval are then
+over the per-image values averaged across seeds, and ``per_seed`` / ``seed_mean`` /
+``seed_std`` give the spread across seeds.
+
+Outputs in ``OUT``: ``results.json``, ``results.csv``, ``results.md`` (Table 3 layout,
+realism measures, training budgets, mixture usage, verdicts last), ``scatter.png``
+(variance against error-of-best, references marked) and ``samples.png``. Trained runs live
+in ``OUT/runs/<method>/seed-<s>``: an interrupted bench reuses finished ones and resumes an
+unfinished one. All errors are in ab / 128 unless a metric's units say otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +28,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +39,15 @@ import torch
 
 from colorkit import __version__
 from colorkit.checkpoint import atomic_write_text
+from colorkit.interfaces import Metric
+from colorkit.metrics.bootstrap import LEVEL, RESAMPLES, bootstrap_ci, paired_bootstrap, to_tensor
 from colorkit.registry import ColorkitError
 
-METRICS = ("error_of_best", "variance", "mae_all", "mae_grid", "wmae_all", "wmae_grid",
-           "colorfulness", "colorfulness_gt", "pairwise_distance")
-UNITS = {
-    "error_of_best": "ab/128", "variance": "(ab/128)^2", "mae_all": "ab/128", "mae_grid": "ab/128",
-    "wmae_all": "ab/128 x colourfulness weight", "wmae_grid": "ab/128 x colourfulness weight",
-    "colorfulness": "Hasler-Suesstrunk M (0-255 RGB)", "colorfulness_gt": "Hasler-Suesstrunk M (0-255 RGB)",
-    "pairwise_distance": "ab/128", "train_seconds": "s", "infer_seconds_per_image": "s/image",
-}
+PRIMARY = "error_of_best"
+EXTRA_UNITS = {"train_seconds": "s", "infer_seconds_per_image": "s/image"}
+# results.md's realism table (when registered): name -> column title
+REALISM = {"mae_all": "mean err. (all k)", "hist_kl": "hist. KL", "grad_log_ratio": "grad. log2 ratio",
+           "colorfulness_diff": "colourf. - GT", "pairwise_distance": "pairwise dist."}
 
 
 @dataclass
@@ -42,51 +58,109 @@ class BenchConfig:
     epochs: int | None = None
     k: int = 5
     seed: int = 0
+    seeds: int = 1
+    """Training seeds: ``seed`` ... ``seed + seeds - 1`` (the train/test split keeps ``seed``)."""
     runs: list[str] = field(default_factory=list)
     out: str = "bench-out"
     size: int = 64
     device: str = "auto"
     progress: bool = True
     batch_size: int = 16
-    sample_images: int = 6
+    sample_images: int = 3
     extra_modes: bool = True  # also score every extra sampling mode (e.g. mdn's mixture)
+    references: bool = True
+    test_dataset: str | None = None
+    threads: int | None = None
+    resamples: int = RESAMPLES
 
 
-def _run_for(method: str, cfg: BenchConfig, ds: Any, stats: Any, log) -> Path:
-    """A finished run directory for ``method``: given with --runs, left by an earlier
-    (interrupted) bench, or trained now."""
+# ------------------------------------------------------------------ what to score
+def reference_names() -> list[str]:
+    """Registered conditional models with ``role = "reference"``, in registry order."""
+    from colorkit.plugins import registry
+
+    reg = registry("conditional_model")
+    return [n for n in reg.names() if getattr(reg.get(n).factory, "role", "learned") == "reference"]
+
+
+def role_of(method: str) -> str:
+    from colorkit.plugins import registry
+
+    return str(getattr(registry("conditional_model").get(method).factory, "role", "learned"))
+
+
+def build_metrics(stats: Any) -> tuple[dict[str, Metric], dict[str, str]]:
+    """Every registered metric built with ``stats``; those that cannot be built are
+    returned as ``{name: reason}`` instead (and reported, not fatal)."""
+    from colorkit.api import create_metric
+    from colorkit.plugins import registry
+
+    metrics: dict[str, Metric] = {}
+    skipped: dict[str, str] = {}
+    for name in registry("metric").names():
+        try:
+            metrics[name] = create_metric(name, stats=stats)
+        except Exception as exc:  # noqa: BLE001 - a third-party metric must not sink the bench
+            skipped[name] = " ".join(str(exc).split()) or type(exc).__name__
+    return metrics, skipped
+
+
+def _is_mean_of_images(m: Metric) -> bool:
+    """The metric's value is the mean of its ``per_image`` values (the base class's
+    update/compute), so a bootstrap over images applies."""
+    cls = type(m)
+    return cls.update is Metric.update and cls.compute is Metric.compute
+
+
+def metric_info(metrics: dict[str, Metric]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, m in metrics.items():
+        doc = (type(m).__doc__ or "").strip().split("\n\n")[0]
+        out[name] = {"units": str(getattr(m, "units", "")), "higher_is_better": getattr(m, "higher_is_better", None),
+                     "interval": "bootstrap" if _is_mean_of_images(m) else "none (not a mean over images)",
+                     "description": " ".join(doc.split())}
+    return out
+
+
+# ------------------------------------------------------------------ runs
+def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log) -> Path:
+    """A finished run directory for ``method`` and training ``seed``: given with --runs,
+    left by an earlier (interrupted) bench, or trained now."""
     from colorkit.runs import read_run, train
 
     for r in cfg.runs:
         info = read_run(r)
-        if info["method"] == method:
+        if info["method"] == method and int(info.get("seed", 0)) == seed:
             if info["dataset"].get("hash") != ds.info().get("hash"):
                 raise ColorkitError(f"run {r} was trained on another data set ({info['dataset'].get('source')}); "
-                                    f"bench evaluates on {ds.source}")
-            log(f"{method}: reusing run {r}")
+                                    f"bench trains on {ds.source}")
+            log(f"{method} (seed {seed}): reusing run {r}")
             return Path(r)
-    run_dir = Path(cfg.out) / "runs" / method
+    run_dir = Path(cfg.out) / "runs" / method / f"seed-{seed}"
     if (run_dir / "run.json").is_file():
         info = read_run(run_dir)
         if info.get("preset") == cfg.preset and info["dataset"].get("hash") == ds.info().get("hash") \
-                and info.get("seed") == cfg.seed and info.get("epochs_override") == cfg.epochs:
-            log(f"{method}: reusing finished run {run_dir}")
+                and info.get("seed") == seed and info.get("epochs_override") == cfg.epochs:
+            log(f"{method} (seed {seed}): reusing finished run {run_dir}")
             return run_dir
         raise ColorkitError(f"{run_dir} holds a run with other settings; use another --out or delete it")
     resume = (run_dir / "train_state").is_dir() or (run_dir / "train_state.old").is_dir()
-    log(f"{method}: {'resuming' if resume else 'training'} ({cfg.preset} preset) -> {run_dir}")
-    return train(method, out=run_dir, preset=cfg.preset, epochs=cfg.epochs, seed=cfg.seed, device=cfg.device,
+    log(f"{method} (seed {seed}): {'resuming' if resume else 'training'} ({cfg.preset} preset) -> {run_dir}")
+    return train(method, out=run_dir, preset=cfg.preset, epochs=cfg.epochs, seed=seed, device=cfg.device,
                  resume=resume, progress=cfg.progress, prepared=ds, stats=stats)
 
 
+# ------------------------------------------------------------------ evaluation
 @torch.no_grad()
-def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_size: int, mode: str | None,
-             progress: bool = False, keep: int = 0) -> tuple[dict[str, float], torch.Tensor | None]:
-    """Score one method on the whole test split; returns metrics (+ the first ``keep``
-    images' samples for the sample sheet)."""
-    from colorkit.metrics import MetricCollection
+def evaluate(colorizer: Any, test: Any, metrics: dict[str, Metric], *, k: int, seed: int, batch_size: int,
+             mode: str | None, progress: bool = False, keep: int = 0) -> dict[str, Any]:
+    """Score one method on the whole test split with every metric in ``metrics``.
 
-    metrics = MetricCollection(list(METRICS), stats=stats)
+    Returns ``{"values": {name: float}, "per_image": {name: (N,) float64 tensor or None},
+    "infer_seconds_per_image": float, "kept": (keep, k, 2, H, W) or None}``."""
+    per_image: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
+    for m in metrics.values():
+        m.reset()
     kept = []
     n = len(test)
     t_infer = 0.0
@@ -95,7 +169,8 @@ def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, desc=f"eval {colorizer.name}{'[' + mode + ']' if mode else ''}", unit="img", leave=False, disable=None)
+        bar = tqdm(total=n, desc=f"eval {colorizer.name}{'[' + mode + ']' if mode else ''}", unit="img", leave=False,
+                   disable=None)
     for start in range(0, n, batch_size):
         b = test.batch(list(range(start, min(n, start + batch_size))))
         grey = b["grey"].to(colorizer.device)
@@ -108,38 +183,75 @@ def evaluate(colorizer: Any, test: Any, stats: Any, *, k: int, seed: int, batch_
             raise ColorkitError(f"{colorizer.name}.sample returned shape {tuple(samples.shape)}, expected "
                                 f"{(grey.shape[0], k, 2, *grey.shape[-2:])}")
         samples, target, grey = samples.float().cpu(), b["ab"], b["grey"]
-        metrics.update(samples, target, grey)
+        for name, m in metrics.items():
+            if _is_mean_of_images(m):
+                per_image[name].append(m.per_image(samples, target, grey).detach())
+            else:
+                m.update(samples, target, grey)
         if sum(len(x) for x in kept) < keep:
             kept.append(samples)
         if bar is not None:
             bar.update(grey.shape[0])
     if bar is not None:
         bar.close()
-    res = metrics.compute()
-    res["infer_seconds_per_image"] = t_infer / n
-    return res, (torch.cat(kept)[:keep] if kept else None)
+    values: dict[str, float] = {}
+    images: dict[str, torch.Tensor | None] = {}
+    for name, m in metrics.items():
+        if _is_mean_of_images(m):
+            v = to_tensor(per_image[name])
+            images[name] = v
+            values[name] = float(v.mean()) if v.numel() else math.nan
+        else:
+            images[name] = None
+            values[name] = float(m.compute())
+    return {"values": values, "per_image": images, "infer_seconds_per_image": t_infer / max(n, 1),
+            "kept": torch.cat(kept)[:keep] if kept else None}
+
+
+def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, dict[str, Any]]:
+    """The split scored: ``ds``'s test split, or every usable image of ``--test-dataset``."""
+    if cfg.test_dataset is None:
+        return ds.split("test"), {"name": ds.name or Path(ds.source).name, "source": str(ds.source),
+                                  "hash": ds.info().get("hash"), "images": int(len(ds.test_idx)),
+                                  "held_out": False}
+    from colorkit.data import prepare
+
+    tds = prepare(cfg.test_dataset, size=cfg.size, seed=cfg.seed, progress=cfg.progress)
+    info = tds.info()
+    log(f"test set: {tds.source}: {tds.n} usable images (all scored), {info['n_skipped']} skipped "
+        + (f"({', '.join(f'{k}: {v}' for k, v in info['skipped'].items())})" if info["n_skipped"] else ""))
+    return tds.split("all"), {"name": tds.name or Path(tds.source).name, "source": str(tds.source),
+                              "hash": info.get("hash"), "images": int(tds.n), "held_out": True,
+                              "skipped": info["skipped"], "n_skipped": info["n_skipped"]}
 
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     from colorkit.data import prepare
-    from colorkit.runs import _versions_safe, load, read_run
+    from colorkit.runs import _versions_safe, check_options, load, read_run
     from colorkit.stats import load_or_compute_stats
 
     t_start = time.perf_counter()
-    out = Path(cfg.out)
-    from colorkit.checkpoint import ensure_writable_dir
-
-    ensure_writable_dir(out)  # a read-only or full --out fails now, not after the training
     if not cfg.methods:
         raise ColorkitError("no methods given; e.g. --methods mdn,cvae,cgan")
-    from colorkit.runs import check_options
-
-    for m in cfg.methods:
-        check_options(m, cfg.preset, None)  # fail before any work (unknown name lists the known)
     if len(set(cfg.methods)) != len(cfg.methods):
         raise ColorkitError(f"--methods lists a method twice: {','.join(cfg.methods)}")
     if cfg.k < 1:
         raise ColorkitError(f"--k must be at least 1, got {cfg.k}")
+    if cfg.seeds < 1:
+        raise ColorkitError(f"--seeds must be at least 1, got {cfg.seeds}")
+    if cfg.threads is not None:
+        if cfg.threads < 1:
+            raise ColorkitError(f"--threads must be at least 1, got {cfg.threads}")
+        torch.set_num_threads(cfg.threads)
+    methods = list(cfg.methods)
+    if cfg.references:
+        methods += [r for r in reference_names() if r not in methods]
+    for m in methods:
+        check_options(m, cfg.preset, None)  # fail before any work (unknown name lists the known)
+    out = Path(cfg.out)
+    from colorkit.checkpoint import ensure_writable_dir
+
+    ensure_writable_dir(out)  # a read-only or full --out fails now, not after the training
 
     def log(msg: str) -> None:
         from tqdm.auto import tqdm
@@ -148,37 +260,86 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
     ds = prepare(cfg.dataset, size=cfg.size, seed=cfg.seed, progress=cfg.progress)
     stats = load_or_compute_stats(ds)
-    test = ds.split("test")
     log(f"data: {ds.source}: {len(ds.train_idx)} train / {len(ds.test_idx)} test images at {ds.size}x{ds.size}")
+    test, test_info = _test_split(cfg, ds, log)
+    metrics, skipped_metrics = build_metrics(stats)
+    for name, why in skipped_metrics.items():
+        log(f"metric {name} skipped: {why}")
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
 
     rows: dict[str, dict[str, Any]] = {}
+    per_image: dict[str, dict[str, list[torch.Tensor]]] = {}  # row -> metric -> per-seed (N,)
     sheet: dict[str, torch.Tensor] = {}
+    budgets: dict[str, dict[str, Any]] = {}
+    usage: dict[str, dict[str, Any]] = {}
     device = None
-    for method in cfg.methods:
-        run_dir = _run_for(method, cfg, ds, stats, log)
-        info = read_run(run_dir)
-        colorizer = load(run_dir, device=cfg.device)
-        device = str(colorizer.device)
-        modes = list(getattr(colorizer.method, "sample_modes", ("default",)))
-        score_modes = modes if cfg.extra_modes else modes[:1]
-        for i, mode in enumerate(score_modes):
-            name = method if i == 0 else f"{method}[{mode}]"
-            res, kept = evaluate(colorizer, test, stats, k=cfg.k, seed=cfg.seed, batch_size=cfg.batch_size,
-                                 mode=mode if len(modes) > 1 else None, progress=cfg.progress,
-                                 keep=cfg.sample_images if i == 0 else 0)
-            res = {"train_seconds": float(info["train_seconds"]), **res, "mode": mode, "run_dir": str(run_dir)}
-            rows[name] = res
-            if kept is not None:
-                sheet[method] = kept
-            log(f"{name}: error_of_best {res['error_of_best']:.4f}, variance {res['variance']:.2e}")
+    for method in methods:
+        role = role_of(method)
+        for si, seed in enumerate(seeds):
+            run_dir = _run_for(method, seed, cfg, ds, stats, log)
+            info = read_run(run_dir)
+            colorizer = load(run_dir, device=cfg.device)
+            device = str(colorizer.device)
+            if si == 0:
+                budgets[method] = _budget(info)
+                diag = colorizer.method.diagnostics(test, k=cfg.k, batch_size=max(cfg.batch_size, 64))
+                if diag:
+                    usage[method] = {"train": (info.get("diagnostics") or {}).get("train"), "test": diag}
+            modes = list(getattr(colorizer.method, "sample_modes", ("default",)))
+            score_modes = modes if cfg.extra_modes else modes[:1]
+            for mi, mode in enumerate(score_modes):
+                name = method if mi == 0 else f"{method}[{mode}]"
+                res = evaluate(colorizer, test, metrics, k=cfg.k, seed=seed, batch_size=cfg.batch_size,
+                               mode=mode if len(modes) > 1 else None, progress=cfg.progress,
+                               keep=cfg.sample_images if si == 0 else 0)
+                row = rows.setdefault(name, {"kind": role, "method": method, "mode": mode, "run_dir": str(run_dir),
+                                             "per_seed": {}, "train_seconds": 0.0, "infer_seconds_per_image": 0.0})
+                row["per_seed"][str(seed)] = res["values"]
+                row["train_seconds"] += float(info["train_seconds"]) / len(seeds)
+                row["infer_seconds_per_image"] += res["infer_seconds_per_image"] / len(seeds)
+                for mname, v in res["per_image"].items():
+                    if v is not None:
+                        per_image.setdefault(name, {}).setdefault(mname, []).append(v)
+                if res["kept"] is not None:
+                    sheet[name] = res["kept"]
+                log(f"{name} (seed {seed}): error_of_best {res['values'][PRIMARY]:.4f}, "
+                    f"variance {res['values']['variance']:.2e}" if "variance" in res["values"] else
+                    f"{name} (seed {seed}): error_of_best {res['values'].get(PRIMARY, math.nan):.4f}")
+    # aggregate: per-image values averaged over seeds -> value and interval
+    image_means: dict[str, dict[str, torch.Tensor]] = {}
+    for name, row in rows.items():
+        for mname in metrics:
+            seed_vals = [row["per_seed"][str(s)][mname] for s in seeds]
+            series = per_image.get(name, {}).get(mname)
+            if series:
+                v = torch.stack(series).mean(0)
+                image_means.setdefault(name, {})[mname] = v
+                row[mname] = float(v.mean())
+                row[f"{mname}_ci"] = list(bootstrap_ci(v, resamples=cfg.resamples, seed=cfg.seed))
+            else:
+                row[mname] = float(sum(seed_vals) / len(seed_vals))
+                row[f"{mname}_ci"] = None
+            if len(seeds) > 1:
+                t = torch.tensor(seed_vals, dtype=torch.float64)
+                row.setdefault("seed_mean", {})[mname] = float(t.mean())
+                row.setdefault("seed_std", {})[mname] = float(t.std(unbiased=True))
+    verdicts = _verdicts(rows, image_means, cfg)
     results = {
         "methods": rows,
+        "verdicts": verdicts,
+        "metrics": metric_info(metrics),
+        "skipped_metrics": skipped_metrics,
+        "budget": budgets,
+        "mixture_usage": usage,
         "dataset": {"name": ds.name or Path(ds.source).name, "source": str(ds.source), "size": ds.size,
                     "hash": ds.info().get("hash")},
-        "split": {"train": int(len(ds.train_idx)), "test": int(len(ds.test_idx))},
-        "preset": cfg.preset, "seed": cfg.seed, "k": cfg.k, "epochs_override": cfg.epochs,
+        "test_set": test_info,
+        "split": {"train": int(len(ds.train_idx)), "test": int(len(test))},
+        "preset": cfg.preset, "seed": cfg.seed, "seeds": seeds, "k": cfg.k, "epochs_override": cfg.epochs,
+        "bootstrap": {"resamples": cfg.resamples, "level": LEVEL, "seed": cfg.seed, "over": "test images"},
         "versions": _versions_safe(), "device": device or cfg.device,
-        "units": UNITS,
+        "threads": torch.get_num_threads(), "machine": {"processor": _cpu_name(), "system": platform.system()},
+        "units": {**{n: i["units"] for n, i in metric_info(metrics).items()}, **EXTRA_UNITS},
         "colorkit_version": __version__,
     }
     write_outputs(out, results, sheet, test, cfg)
@@ -187,89 +348,236 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     return results
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _budget(info: dict[str, Any]) -> dict[str, Any]:
+    stages = info.get("stage_budget")
+    return {"stages": stages, "train_seconds": float(info.get("train_seconds", math.nan)),
+            "n_train": int(info.get("dataset", {}).get("n_train", 0)), "known": stages is not None}
+
+
+def _verdicts(rows: dict[str, dict[str, Any]], image_means: dict[str, dict[str, torch.Tensor]],
+              cfg: BenchConfig) -> dict[str, Any]:
+    """For each learned row: paired bootstrap of its per-image error-of-best minus each
+    reference row's; it *beats* a reference when the whole interval is below 0."""
+    refs = [n for n, r in rows.items() if r["kind"] == "reference" and PRIMARY in image_means.get(n, {})]
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        if row["kind"] == "reference" or PRIMARY not in image_means.get(name, {}):
+            continue
+        mine = image_means[name][PRIMARY]
+        comparisons = {}
+        for ref in refs:
+            diff, low, high = paired_bootstrap(mine, image_means[ref][PRIMARY], resamples=cfg.resamples, seed=cfg.seed)
+            outcome = "beats" if high < 0 else ("worse" if low > 0 else "not distinguishable")
+            comparisons[ref] = {"difference": diff, "ci": [low, high], "outcome": outcome}
+        out[name] = {"error_of_best": row[PRIMARY], "ci": row[f"{PRIMARY}_ci"], "against": comparisons,
+                     "beats": [r for r, c in comparisons.items() if c["outcome"] == "beats"],
+                     "does_not_beat": [r for r, c in comparisons.items() if c["outcome"] != "beats"],
+                     "text": verdict_line(name, row, comparisons)}
+    return out
+
+
+def _ci_text(ci: list[float] | None, fmt: str = "{:.3f}") -> str:
+    if not ci or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in ci):
+        return ""
+    return f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
+def verdict_line(name: str, row: dict[str, Any], comparisons: dict[str, dict[str, Any]]) -> str:
+    beats = [r for r, c in comparisons.items() if c["outcome"] == "beats"]
+    rest = [(r, c) for r, c in comparisons.items() if c["outcome"] != "beats"]
+    parts = [f"{name}: error-of-best {row[PRIMARY]:.3f}{_ci_text(row.get(PRIMARY + '_ci'))}"]
+    parts.append(f"beats {', '.join(beats)}" if beats else "beats no reference")
+    for r, c in rest:
+        word = "is WORSE than" if c["outcome"] == "worse" else "does NOT beat"
+        parts.append(f"{word} {r} (difference {c['difference']:+.3f}{_ci_text(c['ci'])})")
+    return "; ".join(parts)
+
+
 # ------------------------------------------------------------------ outputs
+def _fmt(v: Any, spec: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec)
+
+
+def _spec(name: str) -> str:
+    return ".1e" if name == "variance" else ".4g"
+
+
 def table_markdown(results: dict[str, Any]) -> str:
-    """Paper Table 3 layout (Eob., Var.) followed by the other measures."""
-    d = results["dataset"].get("name") or Path(results["dataset"]["source"]).name
+    """Table 3 layout (Eob., Var. with intervals), realism, every other metric, seeds,
+    training budgets, mixture usage, then one verdict line per learned method."""
+    rows, metrics = results["methods"], results["metrics"]
+    d = results["test_set"]["name"]
+    seeds = results["seeds"]
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (values: mean over seeds)"
+    held = " (held-out set, trained on " + results["dataset"]["name"] + ")" if results["test_set"].get("held_out") else ""
     lines = [
-        f"Diverse colorization on `{d}` ({results['split']['test']} test images, k = {results['k']}, "
-        f"preset {results['preset']}, seed {results['seed']}). Errors in ab/128 (paper units).",
+        f"Diverse colorization on `{d}`{held}: {results['split']['test']} test images, k = {results['k']}, "
+        f"preset {results['preset']}, {seed_text}. Errors in ab/128 (paper units). "
+        f"[low, high]: 95% bootstrap interval over test images ({results['bootstrap']['resamples']} resamples).",
         "",
-        f"| Method | {d} Eob. | {d} Var. |",
-        "|---|---|---|",
+        f"| Method | kind | {d} Eob. | {d} Var. |",
+        "|---|---|---|---|",
     ]
-    for name, r in results["methods"].items():
-        lines.append(f"| {name} | {r['error_of_best']:.3f} | {r['variance']:.1e} |")
-    lines += [
-        "",
-        "| Method | MAE all | MAE grid | wMAE all | wMAE grid | colourfulness (GT) | pairwise dist. | train s | infer s/img |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results["methods"].items():
-        lines.append(
-            f"| {name} | {r['mae_all']:.4f} | {r['mae_grid']:.4f} | {r['wmae_all']:.3f} | {r['wmae_grid']:.3f} | "
-            f"{r['colorfulness']:.1f} ({r['colorfulness_gt']:.1f}) | {r['pairwise_distance']:.4f} | "
-            f"{r['train_seconds']:.1f} | {r['infer_seconds_per_image']:.4f} |"
-        )
-    lines += ["", "Units: " + "; ".join(f"{k}: {v}" for k, v in UNITS.items()), ""]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{_ci_text(r.get(PRIMARY + '_ci'))} | "
+                     f"{_fmt(r.get('variance'), '.1e')}{_ci_text(r.get('variance_ci'), '{:.1e}')} |")
+    realism = [m for m in REALISM if m in metrics]
+    if realism:
+        lines += ["", "Realism (error-of-best rewards spreading k guesses; these do not):", "",
+                  "| Method | " + " | ".join(REALISM[m] for m in realism) + " |",
+                  "|---|" + "---|" * len(realism)]
+        for name, r in rows.items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{_fmt(r.get(m), '.3f')}{_ci_text(r.get(m + '_ci'))}" for m in realism) + " |")
+    other = [m for m in metrics if m not in realism and m not in (PRIMARY, "variance")]
+    if other:
+        lines += ["", "| Method | " + " | ".join(other)
+                  + " | train s | infer s/img |", "|---|" + "---|" * (len(other) + 2)]
+        for name, r in rows.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(r.get(m), _spec(m)) for m in other)
+                         + f" | {_fmt(r.get('train_seconds'), '.1f')} | {_fmt(r.get('infer_seconds_per_image'), '.4f')} |")
+    if len(seeds) > 1:
+        lines += ["", "Across training seeds (error-of-best per seed; mean +- standard deviation):", "",
+                  "| Method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- sd |", "|---|" + "---|" * (len(seeds) + 1)]
+        for name, r in rows.items():
+            per = [r["per_seed"][str(s)].get(PRIMARY) for s in seeds]
+            lines.append(f"| {name} | " + " | ".join(_fmt(v, ".4f") for v in per)
+                         + f" | {_fmt(r['seed_mean'][PRIMARY], '.4f')} +- {_fmt(r['seed_std'][PRIMARY], '.4f')} |")
+    lines += ["", "Training budget (first seed; images = images seen by the stage in training, "
+              "a cached stage shows 0 epochs):", "", "| Method | stages (epochs, images) | train s |", "|---|---|---|"]
+    for method, b in results["budget"].items():
+        if b["known"]:
+            st = ", ".join(f"{s} {v['epochs']} ep / {v['images']} img" for s, v in b["stages"].items()) or "none"
+        else:
+            st = "not recorded (run made by an older colorkit)"
+        lines.append(f"| {method} | {st} | {_fmt(b['train_seconds'], '.1f')} |")
+    for method, u in results["mixture_usage"].items():
+        lines += ["", f"Mixture usage of {method} (per component: fraction of images where it has the largest "
+                  f"weight / is among the top {u['test'].get('k', '?')}; entropies in nats, uniform = "
+                  f"{u['test'].get('max_entropy_nats', float('nan')):.2f}):", ""]
+        for split in ("train", "test"):
+            x = u.get(split)
+            if not x or not x.get("images"):
+                continue
+            lines.append(f"- {split} ({x['images']} images): winner "
+                         + " ".join(f"{v:.2f}" for v in x["winner_fraction"]) + "; top-k "
+                         + " ".join(f"{v:.2f}" for v in x["in_top_k_fraction"])
+                         + f"; mean entropy {x['mean_entropy_nats']:.2f}, entropy of mean weights "
+                         f"{x['entropy_of_mean_nats']:.2f}; {x['components_ever_winning']} of {x['components']} "
+                         "components ever win")
+    if results.get("skipped_metrics"):
+        lines += ["", "Metrics not scored: " + "; ".join(f"{k}: {v}" for k, v in results["skipped_metrics"].items())]
+    lines += ["", "Units: " + "; ".join(f"{k}: {v}" for k, v in results["units"].items()), ""]
+    if results["verdicts"]:
+        lines += ["Verdicts (paired bootstrap of per-image error-of-best against each reference; "
+                  "'beats' = the whole 95% interval of the difference is below 0):", ""]
+        lines += [f"- {v['text']}" for v in results["verdicts"].values()]
+        lines.append("")
     return "\n".join(lines)
 
 
 def write_outputs(out: Path, results: dict[str, Any], sheet: dict[str, torch.Tensor], test: Any, cfg: BenchConfig) -> None:
-    cols = ["method", *METRICS, "train_seconds", "infer_seconds_per_image"]
+    metric_names = list(results["metrics"])
+    units = results["units"]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow([c if c == "method" else f"{c} [{UNITS[c]}]" for c in cols])
+    header = ["method", "kind", "mode"]
+    for m in metric_names:
+        header += [f"{m} [{units[m]}]", f"{m}_ci_low", f"{m}_ci_high"]
+    header += [f"{c} [{EXTRA_UNITS[c]}]" for c in EXTRA_UNITS]
+    w.writerow(header)
     for name, r in results["methods"].items():
-        w.writerow([name] + [f"{r[c]:.6g}" for c in cols[1:]])
+        line = [name, r["kind"], r["mode"]]
+        for m in metric_names:
+            ci = r.get(f"{m}_ci") or [None, None]
+            line += [_fmt(r.get(m), ".6g"), _fmt(ci[0], ".6g"), _fmt(ci[1], ".6g")]
+        line += [_fmt(r.get(c), ".6g") for c in EXTRA_UNITS]
+        w.writerow(line)
     atomic_write_text(out / "results.csv", buf.getvalue())
     atomic_write_text(out / "results.md", table_markdown(results))
     scatter_plot(results, out / "scatter.png")
     if sheet:
-        sample_sheet(sheet, test, out / "samples.png", k=cfg.k)
+        sample_sheet(sheet, test, out / "samples.png", k=cfg.k, kinds={n: r["kind"] for n, r in results["methods"].items()})
 
 
 def scatter_plot(results: dict[str, Any], path: Path) -> None:
+    """Variance (x, symmetric-log so that 0 is drawn at 0) against error-of-best (y, with
+    its interval); references as grey crosses, learned methods as coloured dots."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.2, 4))
-    for name, r in results["methods"].items():
-        ax.scatter(max(r["variance"], 1e-12), r["error_of_best"], s=40)
-        ax.annotate(name, (max(r["variance"], 1e-12), r["error_of_best"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("variance across k colorizations [(ab/128)^2]  (diversity, higher is better)")
-    ax.set_ylabel("error-of-best [ab/128]  (lower is better)")
-    ax.set_title(f"{results['split']['test']} test images, k = {results['k']}", fontsize=9)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    rows = results["methods"]
+    pos = [r["variance"] for r in rows.values() if r.get("variance", 0) > 0]
+    linthresh = min(pos) / 2 if pos else 1e-6
+    for name, r in rows.items():
+        x, y = r.get("variance", math.nan), r.get(PRIMARY, math.nan)
+        ci = r.get(f"{PRIMARY}_ci")
+        ref = r["kind"] == "reference"
+        yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
+        ax.errorbar(x, y, yerr=yerr, fmt="x" if ref else "o", color="0.45" if ref else None, ms=7 if ref else 6,
+                    capsize=2, lw=1)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7,
+                    color="0.35" if ref else "black")
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.set_xlabel("variance across the k colorizations [(ab/128)^2], symlog\n(diversity: higher is more diverse)")
+    ax.set_ylabel("error-of-best [ab/128] (lower is better)")
+    ax.set_title(f"{results['test_set']['name']}: {results['split']['test']} test images, k = {results['k']}; "
+                 "x = reference, bars = 95% CI", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
 
 
-def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: int, tile: int = 96) -> None:
-    """Rows: test images; columns: grey | k colorizations of each method | ground truth."""
+def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: int, tile: int = 64,
+                 kinds: dict[str, str] | None = None) -> None:
+    """For each of the first few test images a block: one row per method and mode
+    (label | grey | k colorizations | ground truth)."""
+    from PIL import Image, ImageDraw
+
     from colorkit.color import model_to_rgb
-    from colorkit.imageio import grid_row, stack_rows, to_pil
+    from colorkit.imageio import to_pil
 
     n = min(len(v) for v in sheet.values())
     b = test.batch(list(range(n)))
-    rows = []
+    label_w, pad = 150, 3
+    cols = k + 2
+    rows_per_block = len(sheet)
+    block_h = 16 + rows_per_block * (tile + pad)
+    img = Image.new("RGB", (label_w + cols * (tile + pad), n * (block_h + 8)), "white")
+    draw = ImageDraw.Draw(img)
     for i in range(n):
+        y0 = i * (block_h + 8)
         grey = b["grey"][i : i + 1]
-        outs, labels = [], ["grey"]
-        for name, samples in sheet.items():
+        grey_img = to_pil(model_to_rgb(grey, torch.zeros_like(b["ab"][i : i + 1]))[0]).resize((tile, tile))
+        truth = to_pil(model_to_rgb(grey, b["ab"][i : i + 1])[0]).resize((tile, tile))
+        draw.text((2, y0 + 2), f"test image {i + 1}: grey | {k} colorizations | ground truth", fill=(0, 0, 0))
+        for j, (name, samples) in enumerate(sheet.items()):
+            y = y0 + 16 + j * (tile + pad)
+            kind = (kinds or {}).get(name, "")
+            draw.text((2, y + tile // 2 - 6), f"{name}{' (ref.)' if kind == 'reference' else ''}",
+                      fill=(90, 90, 90) if kind == "reference" else (0, 0, 0))
             rgb = model_to_rgb(grey.expand(samples.shape[1], -1, -1, -1), samples[i])
-            outs += [to_pil(x) for x in rgb]
-            labels += [f"{name} {j + 1}" for j in range(samples.shape[1])]
-        truth = to_pil(model_to_rgb(grey, b["ab"][i : i + 1])[0])
-        grey_img = to_pil(model_to_rgb(grey, torch.zeros_like(b["ab"][i : i + 1]))[0])
-        rows.append(grid_row(grey_img, outs, height=tile, labels=labels + ["ground truth"] if i == 0 else None, truth=truth))
-    img = stack_rows(rows)
+            tiles = [grey_img] + [to_pil(x).resize((tile, tile)) for x in rgb] + [truth]
+            for c, t in enumerate(tiles):
+                img.paste(t, (label_w + c * (tile + pad), y))
     tmp = path.with_suffix(".tmp.png")
     img.save(tmp)
     tmp.replace(path)

@@ -247,11 +247,14 @@ class Trainer:
         stages = method.stages()
         n = len(train_split)
         t_all = time.perf_counter()
+        budget: dict[str, dict[str, int]] = {}
         # The saved optimizer and RNG state belong to the stage the run was interrupted in,
         # and only to it; later stages start afresh.
         resume_stage = progress.stage_index if "rng.cpu" in opt_tensors else None
         for si, stage in enumerate(stages):
-            if si < progress.stage_index:
+            if si < progress.stage_index:  # done before a resume: its planned schedule
+                e = 0 if stage.epochs == 0 else (cfg.epochs if cfg.epochs is not None else stage.epochs)
+                budget[stage.name] = {"epochs": e, "images": e * n}
                 continue
             restoring = si == resume_stage
             # A checkpoint taken at a stage boundary (no epoch done yet) saved the RNG before
@@ -295,6 +298,7 @@ class Trainer:
             ctx = StepContext(optimizers=optimizers, optimize=self._optimize_fn(optimizers, where),
                               epoch=0, step=0, world_size=world)
             t_stage = time.perf_counter() - progress.stage_seconds.get(stage.name, 0.0)
+            budget[stage.name] = {"epochs": epochs, "images": start_epoch * n}
             for epoch in range(start_epoch, epochs):
                 sampler.set_epoch(epoch)
                 order = list(iter(sampler))
@@ -317,6 +321,7 @@ class Trainer:
                     logs = stage.step(batch, ctx)
                     progress.global_step += 1
                     seen += len(idx) * world
+                    budget[stage.name]["images"] += len(idx) * world
                     if rank == 0 and progress.global_step % cfg.log_every == 0:
                         rec = {"stage": stage.name, "epoch": epoch, "global_step": progress.global_step,
                                **{k: float(v) for k, v in logs.items()}}
@@ -346,6 +351,7 @@ class Trainer:
         return {
             "train_seconds": sum(progress.stage_seconds.values()),
             "stage_seconds": dict(progress.stage_seconds),
+            "stage_budget": budget,
             "wall_seconds_this_call": time.perf_counter() - t_all,
             "steps": progress.global_step,
             "world_size": world,

@@ -178,10 +178,14 @@ class Method(Component):
     phases in order; :meth:`sample` gives ``k`` colorizations per grey image,
     ``(B, k, 2, H, W)`` in ab / 128, deterministic for a given ``generator``.
     ``sample_modes``: the ways it can sample (first is the default).
+    ``role``: ``"learned"`` for a model of P(C | G); ``"reference"`` for a yardstick the
+    benchmark scores beside every method (e.g. the all-grey output, or colour fields drawn
+    without looking at the input) and compares each learned method against.
     """
 
     kind = "conditional_model"
     sample_modes: ClassVar[tuple[str, ...]] = ("default",)
+    role: ClassVar[str] = "learned"
 
     def __init__(self, config: ComponentConfig | dict | None = None, *, stats: ColorStats, **fields: Any) -> None:
         super().__init__(config, **fields)
@@ -193,6 +197,13 @@ class Method(Component):
     @abstractmethod
     def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
                generator: torch.Generator | None = None) -> Tensor: ...
+
+    def diagnostics(self, split: Any, *, k: int, batch_size: int = 64) -> dict[str, Any] | None:
+        """Optional JSON-able facts about how the trained model behaves on ``split`` (e.g.
+        which mixture components it uses); ``None`` when it has none. Recorded in
+        ``run.json`` for the training split and printed by ``colorkit bench`` for the test
+        split."""
+        return None
 
     def check_mode(self, mode: str | None) -> str:
         mode = mode or self.sample_modes[0]

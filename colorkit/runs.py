@@ -37,7 +37,15 @@ RUN_FORMAT = "colorkit-run-v1"
 
 
 def _versions_safe() -> dict[str, str]:
-    out = {"colorkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    import numpy
+
+    out = {"colorkit": __version__, "torch": torch.__version__, "python": platform.python_version(),
+           "numpy": numpy.__version__}
+    for mod in ("kornia", "timm", "PIL"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional here
+            pass
     try:
         import triton
 
@@ -139,12 +147,16 @@ def _train_locked(method: str, *, dataset: str | Path, out: Path, preset: str, e
     summary = trainer.fit(m, ds.split("train"), out, resume=resume)
     from colorkit import distributed as D
 
+    diagnostics = m.diagnostics(ds.split("train"), k=5) if D.rank() == 0 else None
     if D.rank() == 0:
         finalize_run(out, m, st, {
             "method": method, "preset": preset, "options": options or {}, "seed": seed, "epochs_override": epochs,
             "dataset": {"source": str(ds.source), "size": ds.size, "n_train": len(ds.train_idx),
                         "n_test": len(ds.test_idx), "hash": ds.info().get("hash")},
             "train_seconds": summary["train_seconds"], "stage_seconds": summary["stage_seconds"],
+            "stage_budget": summary["stage_budget"], "threads": torch.get_num_threads(),
+            "role": getattr(m, "role", "learned"),
+            **({"diagnostics": {"train": diagnostics}} if diagnostics else {}),
             "wall_seconds": time.perf_counter() - t0, "world_size": summary["world_size"],
             "device": summary["device"],
         })

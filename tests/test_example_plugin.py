@@ -88,7 +88,7 @@ def test_bench_mdn_and_knn(knn, tmp_path, capsys):
         row = res["methods"][name]
         assert math.isfinite(row["error_of_best"]) and 0 <= row["error_of_best"] <= row["mae_all"] + 1e-9
     assert res["methods"]["knn"]["variance"] > 0  # k different training images
-    assert (out / "runs" / "knn" / "model.safetensors").is_file()
+    assert (out / "runs" / "knn" / "seed-0" / "model.safetensors").is_file()
     assert "| knn |" in (out / "results.md").read_text() and "| knn |" in stdout
 
 

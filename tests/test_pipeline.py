@@ -38,21 +38,40 @@ def bench_out(folder, tmp_path_factory):
 
 
 def test_bench_outputs_and_schema(bench_out):
+    from colorkit import list_metrics
+    from colorkit.data.prepare import default_test_size
+
     res = json.loads((bench_out / "results.json").read_text())
-    keys = {"error_of_best", "variance", "mae_all", "mae_grid", "wmae_all", "wmae_grid", "colorfulness",
-            "pairwise_distance", "train_seconds", "infer_seconds_per_image"}
-    assert {"mdn", "cvae", "cgan", "mdn[mixture]"} <= set(res["methods"])
+    metrics = set(list_metrics())
+    assert {"error_of_best", "variance", "mae_all", "hist_kl", "grad_log_ratio", "colorfulness_diff"} <= metrics
+    assert set(res["metrics"]) == metrics  # every registered metric is scored
+    keys = metrics | {"train_seconds", "infer_seconds_per_image"}
+    learned = {"mdn", "cvae", "cgan", "mdn[mixture]"}
+    refs = {"grey", "mean-field", "prior-samples", "prior-kmeans", "colornet", "colornet[per-pixel]"}
+    assert learned | refs <= set(res["methods"])
     for name, row in res["methods"].items():
         assert keys <= set(row), name
         assert all(np.isfinite(row[k]) for k in keys)
+        assert row["kind"] == ("reference" if name in refs else "learned")
         assert 0 <= row["error_of_best"] <= row["mae_all"] + 1e-9
-    assert res["split"] == {"train": 32, "test": 8} or sum(res["split"].values()) == 40
-    assert {"dataset", "preset", "seed", "versions", "device", "units", "k"} <= set(res)
+        low, high = row["error_of_best_ci"]
+        assert low <= row["error_of_best"] <= high
+    t = default_test_size(40)
+    assert res["split"] == {"train": 40 - t, "test": t}
+    assert {"dataset", "preset", "seed", "versions", "device", "units", "k", "threads", "verdicts", "budget"} <= set(res)
     assert res["units"]["error_of_best"] == "ab/128"
+    assert set(res["verdicts"]) == {n for n in res["methods"] if n not in refs}
+    assert set(res["verdicts"]["mdn"]["against"]) == {n for n in res["methods"] if n in refs}
+    assert res["budget"]["mdn"]["stages"]["vae"] == {"epochs": 1, "images": 40 - t}
+    usage = res["mixture_usage"]["mdn"]
+    assert usage["test"]["images"] == t and sum(usage["test"]["winner_fraction"]) == pytest.approx(1.0)
+    assert usage["train"]["images"] == 40 - t
     csv = (bench_out / "results.csv").read_text().splitlines()
-    assert csv[0].startswith("method,error_of_best [ab/128]") and len(csv) == 1 + len(res["methods"])
+    assert csv[0].startswith("method,kind,mode,") and "error_of_best [ab/128]" in csv[0]
+    assert len(csv) == 1 + len(res["methods"])
     md = (bench_out / "results.md").read_text()
-    assert "Eob." in md and "Var." in md and "ab/128" in md
+    assert "Eob." in md and "Var." in md and "ab/128" in md and "Training budget" in md and "Mixture usage" in md
+    assert md.rstrip().splitlines()[-1].startswith("- ")  # verdict lines close the page
     for png in ("scatter.png", "samples.png"):
         assert Image.open(bench_out / png).size[0] > 200
 
@@ -63,13 +82,19 @@ def test_bench_rerun_reuses_runs_and_repeats_numbers(bench_out, folder, capsys):
                               "--out", str(bench_out), "--no-progress"], capsys)
     assert code == 0 and "reusing finished run" in out + err
     after = json.loads((bench_out / "results.json").read_text())
-    for name, row in before["methods"].items():
-        for k in ("error_of_best", "variance", "mae_all", "wmae_grid", "pairwise_distance"):
-            assert row[k] == after["methods"][name][k], (name, k)
+
+    def without_timings(res):
+        res = json.loads(json.dumps(res))
+        res.pop("elapsed_seconds")
+        for row in res["methods"].values():
+            row.pop("infer_seconds_per_image")
+        return res
+
+    assert without_timings(before) == without_timings(after)
 
 
 def test_train_colorize_and_library(bench_out, tmp_path, capsys):
-    run = bench_out / "runs" / "cvae"
+    run = bench_out / "runs" / "cvae" / "seed-0"
     photo = tmp_path / "photo.png"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)).save(photo)
@@ -127,7 +152,7 @@ def test_colorize_bad_image_writes_nothing(bench_out, tmp_path, capsys):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8) + 90).save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"definitely not a jpeg")
-    code, out, err = run_cli(["colorize", str(good), str(bad), "--run", str(bench_out / "runs" / "cvae"),
+    code, out, err = run_cli(["colorize", str(good), str(bad), "--run", str(bench_out / "runs" / "cvae" / "seed-0"),
                               "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "cannot read image" in err and str(bad) in err
     assert not (tmp_path / "o").exists()

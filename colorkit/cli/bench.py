@@ -13,8 +13,17 @@ import click
 @click.option("--dataset", default="demo", show_default=True, help="Registered data set name or image folder.")
 @click.option("--preset", default="small", show_default=True, help="small (CPU), paper (exact sizes) or tiny.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs for every stage (default: preset's).")
-@click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Colorizations per image.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--k", type=click.IntRange(min=1, max=64), default=5, show_default=True, help="Colorizations per image.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the train/test split, of the first training run and of the bootstrap.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train and evaluate every method with seeds SEED ... SEED+N-1; report mean and spread.")
+@click.option("--no-references", is_flag=True,
+              help="Do not score the reference methods (grey, mean-field, prior-samples, prior-kmeans, colornet).")
+@click.option("--test-dataset", default=None,
+              help="Score on every usable image of this folder or data set instead of the test split.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (results are reproducible for a fixed machine and thread count).")
 @click.option("--runs", multiple=True, type=click.Path(file_okay=False), help="Reuse these run directories (repeatable).")
 @click.option("--out", default="bench-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--size", type=click.IntRange(min=16), default=64, show_default=True)
@@ -22,16 +31,22 @@ import click
 @click.option("--ablation", type=click.Choice(["decoder-loss"]), default=None,
               help="Instead: the paper's Tables 1-2 (VAE trained with l2, mah, full loss).")
 @click.option("--no-progress", is_flag=True)
-def bench(methods, dataset, preset, epochs, k, seed, runs, out, size, device, ablation, no_progress) -> None:
-    """Train (or reuse) each method, score all on the same test split, write the tables.
+def bench(methods, dataset, preset, epochs, k, seed, seeds, no_references, test_dataset, threads, runs, out, size,
+          device, ablation, no_progress) -> None:
+    """Train (or reuse) each method, score all and the reference methods on the same test
+    images with every registered metric, write the tables.
 
     \b
-    Writes OUT/results.json, results.csv, results.md (paper Table 3 layout), scatter.png
-    (variance vs error-of-best) and samples.png; prints the table and the elapsed time.
+    Writes OUT/results.json, results.csv, results.md (paper Table 3 layout with 95%
+    bootstrap intervals, realism measures, training budgets, mixture usage and one verdict
+    per learned method against the references), scatter.png (variance vs error-of-best)
+    and samples.png; prints the table and the elapsed time.
 
     \b
     Examples:
       colorkit bench --methods mdn,cvae,cgan
+      colorkit bench --methods mdn,cvae,cgan --seeds 3
+      colorkit bench --methods mdn --runs runs/mdn --test-dataset ~/old-photos
       colorkit bench --methods mdn,cgan --runs runs/mdn --out bench-lfw --dataset ~/lfw
       colorkit bench --ablation decoder-loss
     """
@@ -45,8 +60,9 @@ def bench(methods, dataset, preset, epochs, k, seed, runs, out, size, device, ab
         from colorkit.bench import BenchConfig, run_bench, table_markdown
 
         cfg = BenchConfig(methods=[m.strip() for m in methods.split(",") if m.strip()], dataset=dataset,
-                          preset=preset, epochs=epochs, k=k, seed=seed, runs=list(runs), out=out, size=size,
-                          device=device, progress=not no_progress)
+                          preset=preset, epochs=epochs, k=k, seed=seed, seeds=seeds, runs=list(runs), out=out,
+                          size=size, device=device, progress=not no_progress, references=not no_references,
+                          test_dataset=test_dataset, threads=threads)
         results = run_bench(cfg)
         text = table_markdown(results)
     click.echo(text)

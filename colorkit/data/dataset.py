@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from colorkit.color import uint8_hwc_to_model
 from colorkit.registry import ColorkitError
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "all")
 
 
 def _open_images(path: Path) -> np.ndarray:
@@ -144,11 +144,14 @@ class PreparedDataset:
         return _open_images(self.images_path)
 
     def split(self, name: str) -> SplitData:
-        """The ``"train"`` or ``"test"`` split as a :class:`SplitData`."""
+        """The ``"train"`` or ``"test"`` split as a :class:`SplitData`; ``"all"``: every kept
+        image in storage order (how a held-out test set is scored)."""
         if name == "train":
             return SplitData(self.images_path, self.train_idx, "train")
         if name == "test":
             return SplitData(self.images_path, self.test_idx, "test")
+        if name == "all":
+            return SplitData(self.images_path, np.arange(self.n, dtype=np.int64), "all")
         raise ColorkitError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
 
     def info(self) -> dict[str, Any]:

@@ -16,7 +16,13 @@ name                   what                                          units
 ``colorfulness``       Hasler-Suesstrunk M of the outputs            M (0-255 RGB)
 ``colorfulness_gt``    Hasler-Suesstrunk M of the ground truth       M (0-255 RGB)
 ``pairwise_distance``  mean abs. difference between output pairs     ab/128
+``hist_kl``            sym. KL of pooled ab histograms vs truth      nats
+``grad_log_ratio``     log2 ab gradient energy, outputs / truth      log2 ratio
+``colorfulness_diff``  colourfulness of outputs minus truth's        M (0-255 RGB)
 =====================  ============================================  ==========================
+
+``mae_all`` is also the realism counterpart of ``error_of_best``: the mean error over *all*
+k outputs, which a method cannot lower by spreading its guesses.
 
 Inputs: ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` in ab / 128, ``grey (B, 1, H, W)``
 in L / 100; the weighted errors need ``stats`` (:class:`colorkit.stats.ColorStats`).
@@ -44,8 +50,11 @@ from colorkit.interfaces import Metric
 from colorkit.metrics.classes import (
     METRIC_CLASSES,
     Colorfulness,
+    ColorfulnessDiff,
     ColorfulnessGT,
     ErrorOfBest,
+    GradLogRatio,
+    HistKL,
     MAEAll,
     MAEGrid,
     PairwiseDistance,
@@ -63,8 +72,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "METRIC_CLASSES",
     "Colorfulness",
+    "ColorfulnessDiff",
     "ColorfulnessGT",
     "ErrorOfBest",
+    "GradLogRatio",
+    "HistKL",
     "MAEAll",
     "MAEGrid",
     "MetricCollection",

@@ -177,6 +177,49 @@ class PairwiseDistance(SampleMetric):
         return F._pairwise_per_image(samples)
 
 
+class HistKL(SampleMetric):
+    """Realism of the colours used: symmetric KL divergence (nats) between the ab histogram
+    of the k colorizations pooled together and the ground truth's, over the 23 x 23 ab cells
+    (both mixed with 0.1 % of the uniform histogram). 0 when the same colours are used in
+    the same proportions."""
+
+    registry_name = "hist_kl"
+    higher_is_better = False
+    units = "nats (symmetric KL of ab histograms)"
+
+    def per_image(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> Tensor:
+        self._check(samples, target, grey)
+        return F._hist_kl_per_image(samples, target)
+
+
+class GradLogRatio(SampleMetric):
+    """Spatial coherence: log2 of the ab gradient energy of the colorizations (mean over
+    k) over that of the ground truth. 0: as smooth as real colour fields; negative:
+    smoother (washed-out blobs); positive: noisier (per-pixel speckle)."""
+
+    registry_name = "grad_log_ratio"
+    higher_is_better = None
+    units = "log2 ratio (0 = ground truth's smoothness)"
+
+    def per_image(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> Tensor:
+        self._check(samples, target, grey)
+        return F._grad_log_ratio_per_image(samples, target)
+
+
+class ColorfulnessDiff(SampleMetric):
+    """Colourfulness against the ground truth: Hasler-Suesstrunk M of the colorizations
+    (mean over k) minus M of the ground truth. 0: as colourful; negative: washed out."""
+
+    registry_name = "colorfulness_diff"
+    higher_is_better = None
+    units = "Hasler-Suesstrunk M (0-255 RGB), difference"
+    needs_grey = True
+
+    def per_image(self, samples: Tensor, target: Tensor, grey: Tensor) -> Tensor:
+        self._check(samples, target, grey)
+        return F._colorfulness_diff_per_image(samples, target, grey)
+
+
 METRIC_CLASSES: tuple[type[SampleMetric], ...] = (
     ErrorOfBest,
     Variance,
@@ -187,4 +230,7 @@ METRIC_CLASSES: tuple[type[SampleMetric], ...] = (
     Colorfulness,
     ColorfulnessGT,
     PairwiseDistance,
+    HistKL,
+    GradLogRatio,
+    ColorfulnessDiff,
 )

@@ -29,6 +29,16 @@ Definitions (paper section 7 and docs/method-notes.md, "Metrics"):
   ``sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)`` with ``rg = R - G``,
   ``yb = (R + G) / 2 - B`` and population statistics over the pixels; averaged over the k.
 * pairwise distance: ``mean_{i<j} mean_{c, h, w} |samples_i - samples_j|``; 0 when k = 1.
+* histogram distance (realism of the colours used): the symmetric KL divergence, in nats,
+  between the ab histogram of the k colorizations pooled together and that of the ground
+  truth, over the 23 x 23 cells of :mod:`colorkit.stats`; each histogram is mixed with
+  ``HIST_EPS`` of the uniform one so that empty cells stay finite.
+* gradient-energy ratio (spatial coherence): ``log2((mean_k E(samples_k) + GRAD_EPS) /
+  (E(target) + GRAD_EPS))`` with ``E(x) = mean_{c, h, w}`` of the squared horizontal plus
+  vertical finite differences of ``x``; 0 when the outputs are as smooth as the ground truth,
+  negative when smoother, positive when noisier (per-pixel speckle).
+* colourfulness difference: ``mean_k M(samples_k) - M(target)``, M as above; 0 when the
+  outputs are as colourful as the ground truth, negative when washed out.
 """
 
 from __future__ import annotations
@@ -42,12 +52,20 @@ from colorkit.registry import ColorkitError
 
 Reduction = Literal["mean", "sum", "none"]
 
+HIST_EPS = 1e-3
+"""Weight of the uniform histogram mixed into both histograms of ``hist_kl``."""
+GRAD_EPS = 1e-5
+"""(ab/128)^2 added to both gradient energies of ``grad_log_ratio`` (flat images stay finite)."""
+
 __all__ = [
     "WeightSource",
     "central_grid_indices",
     "colorfulness",
     "colorfulness_gt",
+    "colorfulness_diff",
     "error_of_best",
+    "grad_log_ratio",
+    "hist_kl",
     "hasler_suesstrunk",
     "lab_to_rgb255",
     "mae_all",
@@ -227,6 +245,45 @@ def _colorfulness_gt_per_image(target: Tensor, grey: Tensor) -> Tensor:
     return hasler_suesstrunk(lab_to_rgb255(grey, target))
 
 
+def _ab_histogram(ab: Tensor) -> Tensor:
+    """Normalised histogram over the 23 x 23 ab cells of every pixel of ``ab``
+    ``(B, ..., 2, H, W)`` pooled per image: ``(B, 529)`` float64."""
+    from colorkit.stats import G, ab_to_bin_index
+
+    b = ab.shape[0]
+    cells = ab_to_bin_index(ab.reshape(b, -1, 2, *ab.shape[-2:])).reshape(b, -1)  # (B, P)
+    hist = torch.zeros(b, G * G, dtype=torch.float64, device=ab.device)
+    hist.scatter_add_(1, cells, torch.ones_like(cells, dtype=torch.float64))
+    return hist / hist.sum(1, keepdim=True)
+
+
+def _hist_kl_per_image(samples: Tensor, target: Tensor) -> Tensor:
+    p = _ab_histogram(samples)
+    q = _ab_histogram(target)
+    uniform = 1.0 / p.shape[1]
+    p = (1 - HIST_EPS) * p + HIST_EPS * uniform
+    q = (1 - HIST_EPS) * q + HIST_EPS * uniform
+    return ((p - q) * (p.log() - q.log())).sum(1)  # KL(p||q) + KL(q||p)
+
+
+def _grad_energy(ab: Tensor) -> Tensor:
+    """Mean squared finite difference (horizontal + vertical) over ``(..., C, H, W)`` -> ``(...)``."""
+    x = _float(ab)
+    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean(dim=(-3, -2, -1))
+    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean(dim=(-3, -2, -1))
+    return dx + dy
+
+
+def _grad_log_ratio_per_image(samples: Tensor, target: Tensor) -> Tensor:
+    es = _grad_energy(samples).mean(dim=1)  # (B,)
+    et = _grad_energy(target)  # (B,)
+    return torch.log2((es + GRAD_EPS) / (et + GRAD_EPS))
+
+
+def _colorfulness_diff_per_image(samples: Tensor, target: Tensor, grey: Tensor) -> Tensor:
+    return _colorfulness_per_image(samples, grey) - _colorfulness_gt_per_image(target, grey)
+
+
 # --------------------------------------------------------------------------- public forms
 def error_of_best(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Error-of-best (Table 3): per image, the smallest over its k colorizations of the mean
@@ -307,3 +364,22 @@ def pairwise_distance(samples: Tensor, reduction: Reduction = "mean") -> Tensor:
     ``samples (B, k, 2, H, W)`` -> ``(B,)`` or a scalar."""
     _check_samples(samples)
     return _reduce(_pairwise_per_image(samples), reduction)
+
+
+def hist_kl(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """Symmetric KL (nats) between the pooled ab histogram of the k colorizations and the
+    ground truth's, per image (see the module docstring)."""
+    _check_samples(samples, target)
+    return _reduce(_hist_kl_per_image(samples, target), reduction)
+
+
+def grad_log_ratio(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """log2 of the ab gradient energy of the colorizations over the ground truth's, per image."""
+    _check_samples(samples, target)
+    return _reduce(_grad_log_ratio_per_image(samples, target), reduction)
+
+
+def colorfulness_diff(samples: Tensor, target: Tensor, grey: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """Colourfulness M of the colorizations (mean over k) minus the ground truth's, per image."""
+    _check_samples(samples, target, grey)
+    return _reduce(_colorfulness_diff_per_image(samples, target, grey), reduction)

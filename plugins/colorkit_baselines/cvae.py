@@ -10,10 +10,12 @@ decoder f(z, G) with U-Net skip connections from the grey encoder; loss KL + L2.
   input channel (``encoder_sees_grey=True``), so it really is Q(z | C, G) as section 5 and
   Sohn et al. have it; ``False`` gives the VAE encoder on C alone. The paper's dropout on
   fully connected layers is not used (it would add noise to the posterior).
-* Decoder input: z (B, d) replicated 4x4, times the grey map (B, d, 4, 4). Then
-  U(2) C(5,1,512) B -> U(2) C(5,1,256) B -> U(2) C(5,1,128) B -> U(2) C(5,1,2) tanh, where
-  each C after an up-sampling also receives the grey encoder's map of that resolution
-  (8x8x512, 16x16x256, 32x32x128), concatenated along channels (U-Net skips).
+* Decoder input: z (B, d) replicated 4x4, times the grey map (B, d, 4, 4). Then, as the
+  VAE's decoder (6.1), C(4,1,1024) B at 4x4, then U(2) C(5,1,512) B -> U(2) C(5,1,256) B ->
+  U(2) C(5,1,128) B -> U(2) C(5,1,2) tanh, where each C after an up-sampling also receives
+  the grey encoder's map of that resolution (8x8x512, 16x16x256, 32x32x128), concatenated
+  along channels (U-Net skips). The 4x4 convolution pads as TensorFlow's ``SAME`` (one
+  row/column before, two after), so it keeps the 4x4 size.
 * Loss per sample: ||C - f||^2 (summed over pixels and both channels) + ``kl_weight`` * KL,
   averaged over the batch; ``kl_weight`` = 1e-2 as for the paper's VAE.
 * Test (6.3): ``num_samples`` = 256 codes z ~ N(0, I) decoded with the fixed grey image,
@@ -90,19 +92,23 @@ class ColourEncoder(nn.Module):
 class SkipDecoder(nn.Module):
     """(B, d, S/16, S/16) with grey maps [S/8, S/4, S/2] -> ab (B, 2, S, S) in [-1, 1]."""
 
-    def __init__(self, widths: tuple[int, int, int], d: int, skip_widths: tuple[int, int, int]) -> None:
+    def __init__(self, widths: tuple[int, int, int, int], d: int, skip_widths: tuple[int, int, int]) -> None:
         super().__init__()
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        w1, w2, w3 = widths
+        w0, w1, w2, w3 = widths
         s1, s2, s3 = skip_widths  # grey encoder widths at S/2, S/4, S/8
+        # C(4,1,w0) B at S/16 with TF SAME padding (1 before, 2 after), as the VAE's decoder.
+        self.bottleneck = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(d, w0, 4, 1), nn.ReLU(inplace=True),
+                                        nn.BatchNorm2d(w0))
         self.blocks = nn.ModuleList([
-            conv_relu_bn(d + s3, w1, 5, 1),  # (B, w1, S/8, S/8)
+            conv_relu_bn(w0 + s3, w1, 5, 1),  # (B, w1, S/8, S/8)
             conv_relu_bn(w1 + s2, w2, 5, 1),  # (B, w2, S/4, S/4)
             conv_relu_bn(w2 + s1, w3, 5, 1),  # (B, w3, S/2, S/2)
         ])
         self.out = nn.Conv2d(w3, 2, 5, 1, padding=2)
 
     def forward(self, h: Tensor, skips: list[Tensor]) -> Tensor:
+        h = self.bottleneck(h)  # (B, w0, S/16, S/16)
         for block, skip in zip(self.blocks, skips):
             h = block(torch.cat([self.up(h), skip], 1))
         return torch.tanh(self.out(self.up(h)))  # (B, 2, S, S)
@@ -112,7 +118,7 @@ class CVAEConfig(SampledConfig):
     latent_dim: int = Field(64, ge=1, description="d, the code size (paper: 64)")
     grey_widths: tuple[int, int, int] = (128, 256, 512)
     colour_widths: tuple[int, int, int, int] = (128, 256, 512, 1024)
-    decoder_widths: tuple[int, int, int] = (512, 256, 128)
+    decoder_widths: tuple[int, int, int, int] = (1024, 512, 256, 128)
     encoder_sees_grey: bool = Field(True, description="Q(z|C,G): grey as a third encoder input channel")
     kl_weight: float = Field(1e-2, ge=0)
     lr: float = Field(1e-3, gt=0, description="Adam learning rate (the paper gives none)")
@@ -128,11 +134,11 @@ class CVAE(SampledMethod):
         # of ~270 images of 64x64 take ~80 s.
         "small": {
             "grey_widths": (32, 64, 128), "colour_widths": (32, 64, 128, 256),
-            "decoder_widths": (128, 64, 32), "epochs": 30, "batch_size": 32,
+            "decoder_widths": (256, 128, 64, 32), "epochs": 30, "batch_size": 32,
         },
         "tiny": {
             "latent_dim": 8, "grey_widths": (4, 8, 8), "colour_widths": (4, 8, 8, 16),
-            "decoder_widths": (8, 8, 4), "epochs": 1, "batch_size": 8, "num_samples": 16,
+            "decoder_widths": (16, 8, 8, 4), "epochs": 1, "batch_size": 8, "num_samples": 16,
         },
     }
     config: CVAEConfig

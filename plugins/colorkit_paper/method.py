@@ -16,8 +16,6 @@ whose decoder also sees the grey image.
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -28,9 +26,9 @@ from torch import Tensor
 from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
 from colorkit.registry import ColorkitError
 
-from . import backbone_cache
 from .losses import PAPER_WEIGHTS, TERMS, decoder_loss
 from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
+from .pretext import PretextBackbone
 
 
 class MDNConfig(ComponentConfig):
@@ -95,7 +93,7 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class MDNMethod(Method):
+class MDNMethod(PretextBackbone, Method):
     """Deshpande et al.'s diverse colorization: VAE colour embedding + MDN over grey features."""
 
     Config: ClassVar[type[ComponentConfig]] = MDNConfig
@@ -113,9 +111,7 @@ class MDNMethod(Method):
         feat = self._feature_shape()  # (C, h, w) of the backbone at image_size
         self.mdn = MixtureDensityNetwork(feat[0], feat[1:], self.embedder.latent_dim, c.components,
                                          c.mdn_widths, c.mdn_fc, c.mdn_dropout)
-        self._pretext_cached = False  # cached backbone loaded: the pretext stage does nothing
-        self._pretext_images = 0  # images the pretext stage trained on in this run
-        self._cache_target: Path | None = None
+        self._init_pretext()
 
     def _feature_shape(self) -> tuple[int, int, int]:
         s, was = self.config.image_size, self.backbone.training
@@ -144,54 +140,6 @@ class MDNMethod(Method):
         ))
         return stages
 
-    def _pretext_stage(self) -> Stage | None:
-        c = self.config
-        kwargs = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr}
-        params = inspect.signature(self.backbone.pretrain_stage).parameters
-        stage = self.backbone.pretrain_stage(self.stats, **{k: v for k, v in kwargs.items() if k in params})
-        if stage is None:
-            return None
-        stage.epochs, stage.batch_size = c.pretext_epochs, c.pretext_batch_size
-        inner = stage.step
-
-        def setup(train_split: Any) -> None:
-            self._cache_target = self._cache_path(train_split)
-            if self._cache_target is not None and backbone_cache.load_into(self.backbone, self._cache_target):
-                self._pretext_cached = True
-                stage.epochs = 0  # an engine reading epochs after setup skips the stage entirely
-
-        def step(batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
-            if self._pretext_cached:
-                return {}
-            self._pretext_images += batch["grey"].shape[0] * ctx.world_size
-            return inner(batch, ctx)
-
-        stage.setup, stage.step = setup, step
-        return stage
-
-    def _cache_path(self, train_split: Any) -> Path | None:
-        c = self.config
-        if not c.use_cache:
-            return None
-        base = Path(c.cache_dir) if c.cache_dir else backbone_cache.dataset_dir(train_split)
-        if base is None:
-            return None
-        if not c.cache_dir:
-            base = base / "backbones"
-        schedule = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr,
-                    "image_size": c.image_size}
-        return backbone_cache.cache_path(base, self.backbone, schedule, self.stats, train_split)
-
-    def _flush_backbone_cache(self, train_split: Any) -> None:
-        """After the pretext stage: store the backbone if it finished its full schedule
-        (not a shortened smoke run) and nothing was cached yet."""
-        from colorkit import distributed as D
-
-        target, self._cache_target = self._cache_target, None
-        full = self._pretext_images >= 0.9 * self.config.pretext_epochs * len(train_split)
-        if target is not None and not self._pretext_cached and full and D.rank() == 0:
-            backbone_cache.save(self.backbone, target)
-
     def _vae_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         c = self.config
         ab, grey = batch["ab"], batch["grey"]
@@ -213,6 +161,57 @@ class MDNMethod(Method):
         loss = mdn_loss(log_pi, mu, z, self.config.variance).mean()
         ctx.optimize("mdn", loss)
         return {"loss": loss.detach()}
+
+    # ------------------------------------------------------------------ diagnostics
+    @torch.no_grad()
+    def mixture_weights(self, grey: Tensor) -> Tensor:
+        """``(B, M)`` mixture weights pi of the MDN for grey images at ``image_size``."""
+        was = self.training
+        self.eval()
+        try:
+            log_pi, _ = self.mdn(self.backbone(grey.to(next(self.parameters()).device)))
+        finally:
+            self.train(was)
+        return log_pi.float().exp()
+
+    @torch.no_grad()
+    def diagnostics(self, split: Any, *, k: int, batch_size: int = 64) -> dict[str, Any]:
+        """Which mixture components are used on ``split``: per component, the fraction of
+        images where it has the largest weight (``winner``) and where it is among the k
+        largest (``in_top_k``, what ``topk`` sampling decodes); the mean per-image entropy
+        of the weights and the entropy of their mean, in nats (log M is uniform use; a
+        mixture that has collapsed to one component has both near 0)."""
+        m = self.config.components
+        kk = min(k, m)
+        winner = torch.zeros(m, dtype=torch.float64)
+        top = torch.zeros(m, dtype=torch.float64)
+        ent, mean_pi, n = 0.0, torch.zeros(m, dtype=torch.float64), 0
+        for start in range(0, len(split), batch_size):
+            grey = split.batch(list(range(start, min(len(split), start + batch_size))))["grey"]
+            s = self.config.image_size
+            if tuple(grey.shape[-2:]) != (s, s):
+                grey = F.interpolate(grey, size=(s, s), mode="bilinear", antialias=True)
+            pi = self.mixture_weights(grey).double().cpu()  # (B, M)
+            winner += torch.bincount(pi.argmax(1), minlength=m).double()
+            top += torch.bincount(pi.topk(kk, dim=1).indices.reshape(-1), minlength=m).double()
+            ent += float(-(pi * pi.clamp_min(1e-30).log()).sum(1).sum())
+            mean_pi += pi.sum(0)
+            n += pi.shape[0]
+        if n == 0:
+            return {"components": m, "images": 0}
+        mean_pi /= n
+        return {
+            "components": m,
+            "images": n,
+            "k": kk,
+            "winner_fraction": [round(float(v), 6) for v in winner / n],
+            "in_top_k_fraction": [round(float(v), 6) for v in top / n],
+            "mean_weight": [round(float(v), 6) for v in mean_pi],
+            "mean_entropy_nats": round(ent / n, 6),
+            "entropy_of_mean_nats": round(float(-(mean_pi * mean_pi.clamp_min(1e-30).log()).sum()), 6),
+            "max_entropy_nats": round(float(torch.log(torch.tensor(float(m)))), 6),
+            "components_ever_winning": int((winner > 0).sum()),
+        }
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()

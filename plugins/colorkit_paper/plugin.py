@@ -9,6 +9,7 @@ from __future__ import annotations
 from colorkit.plugins import hookimpl
 
 from .backbones import ColorNet, TimmBackbone
+from .colornet_method import ColorNetColorizer
 from .decoder_losses import GradLoss, HistLoss, L2Loss, MahLoss, PaperLoss
 from .method import MDNMethod, MDNSkipMethod
 from .vae import VAE, VAESkip
@@ -39,3 +40,5 @@ def register_backbones(register) -> None:
 def register_conditional_models(register) -> None:
     register("mdn", MDNMethod, description="VAE embedding + MDN on grey features (Deshpande et al. 2017)")
     register("mdn-skip", MDNSkipMethod, description="'ours+skip': as mdn with the vae-skip embedder")
+    register("colornet", ColorNetColorizer,
+             description="reference: the grey-feature colorization CNN alone (annealed mean, per-pixel samples)")

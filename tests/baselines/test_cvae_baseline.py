@@ -22,9 +22,19 @@ def test_grey_map_and_decoder_shapes_at_64(stats):
 def test_paper_widths_in_config():
     c = CVAE.make_config(preset="paper")
     assert (c.latent_dim, c.grey_widths, c.colour_widths, c.decoder_widths) == (
-        64, (128, 256, 512), (128, 256, 512, 1024), (512, 256, 128))
+        64, (128, 256, 512), (128, 256, 512, 1024), (1024, 512, 256, 128))
     small = CVAE.make_config(preset="small")
     assert small.grey_widths == (32, 64, 128) and small.kl_weight == 1e-2
+
+
+def test_decoder_has_the_vae_bottleneck(stats):
+    """As the paper's VAE decoder: C(4,1,1024) B at S/16 (4x4 for 64x64), size kept."""
+    m = CVAE(stats=stats, preset="paper")
+    conv = m.decoder.bottleneck[1]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (64, 1024, (4, 4), (1, 1))
+    assert isinstance(m.decoder.bottleneck[-1], torch.nn.BatchNorm2d)
+    with torch.no_grad():
+        assert m.decoder.bottleneck.eval()(torch.randn(1, 64, 4, 4)).shape == (1, 1024, 4, 4)
 
 
 def test_zero_code_gives_zero_decoder_input(stats):

@@ -56,10 +56,12 @@ def test_smoke_training_reduces_losses(name, stats16):
     dec0, _ = _eval_losses(m, data)
     run_stage(vae, data, 60)
     dec1, nll1 = _eval_losses(m, data)
-    run_stage(mdn, data, 60)
+    run_stage(mdn, data, 150)
     _, nll2 = _eval_losses(m, data)
     assert dec1 < 0.7 * dec0
-    assert nll2 < 0.85 * nll1
+    # 150 steps, not 60: after 60 the drop was 14-16 % depending on the CPU thread count
+    # (float summation order), too close to the bound to be a reliable check.
+    assert nll2 < 0.85 * nll1, (nll1, nll2)
 
 
 @pytest.mark.parametrize("name", ["mdn", "mdn-skip"])

@@ -1,0 +1,121 @@
+"""The ``colornet`` reference: the grey-feature colorization CNN used on its own.
+
+``mdn`` feeds the features of a colorization CNN (``colornet``, trained on Zhang et al.'s
+ab-bin classification pretext) to its mixture density network. Used on its own, the same
+CNN is a colorization method in the style of Zhang et al. (ECCV 2016), with a distribution
+over the Q in-gamut ab bins at every pixel of its feature map. Scoring it beside ``mdn``
+measures what the global, spatially coherent code adds instead of assuming it.
+
+Sampling, ``(B, k, 2, H, W)`` in ab / 128:
+
+* ``annealed-mean`` (default): Zhang et al.'s single output, the mean of the bin centres
+  under the distribution re-tempered to temperature ``T`` (0.38, their choice), repeated
+  k times (so its variance is 0);
+* ``per-pixel``: k independent draws of a bin at every pixel (``generator``): diversity
+  without spatial coherence.
+
+Both are computed at the feature resolution (``image_size / reduction``) and up-sampled
+bilinearly to the grey image's size. The backbone is trained by its pretext stage, cached
+per data set and schedule, so a bench that also trains ``mdn`` with the same preset trains
+it once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from colorkit.interfaces import ComponentConfig, Method, Stage
+from colorkit.registry import ColorkitError
+
+from .pretext import PretextBackbone
+
+
+class ColorNetMethodConfig(ComponentConfig):
+    image_size: int = 64
+    backbone: str = "colornet"
+    """A registered backbone with a pretext classifier (``logits(grey)``), e.g. ``colornet``."""
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
+    temperature: float = Field(0.38, gt=0, description="annealed-mean temperature (Zhang et al.: 0.38)")
+    pretext_epochs: int = 10
+    pretext_batch_size: int = 32
+    pretext_lr: float = 3e-4
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+
+# The same pretext schedules as mdn's presets, so both share one cached backbone.
+COLORNET_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": {"pretext_epochs": 10, "pretext_lr": 1e-3},
+    "tiny": {"pretext_epochs": 1, "pretext_batch_size": 8, "pretext_lr": 1e-3},
+}
+
+
+class ColorNetColorizer(PretextBackbone, Method):
+    """Reference: the pretext-trained colorization CNN, annealed mean or per-pixel samples."""
+
+    Config: ClassVar[type[ComponentConfig]] = ColorNetMethodConfig
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = COLORNET_PRESETS
+    sample_modes: ClassVar[tuple[str, ...]] = ("annealed-mean", "per-pixel")
+    role: ClassVar[str] = "reference"
+
+    def __init__(self, config: ColorNetMethodConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
+        super().__init__(config, stats=stats, **fields)
+        from colorkit.api import create_backbone
+
+        c = self.config
+        self.backbone = create_backbone(c.backbone, **{"preset": c.preset, **c.backbone_kwargs})
+        if not callable(getattr(self.backbone, "logits", None)):
+            raise ColorkitError(f"backbone {c.backbone!r} has no pretext classifier (logits); the colornet "
+                                "reference needs one, e.g. backbone='colornet'")
+        self._init_pretext()
+
+    def stages(self) -> list[Stage]:
+        pre = self._pretext_stage()
+        if pre is None:
+            raise ColorkitError(f"backbone {self.config.backbone!r} has no pretext stage to train")
+        done = Stage(name="cache", modules={}, make_optimizers=dict, step=_no_step, epochs=0,
+                     setup=self._flush_backbone_cache)
+        return [pre, done]
+
+    def bin_probabilities(self, grey: Tensor) -> Tensor:
+        """``(B, Q, h, w)`` probabilities over the in-gamut ab bins at the feature resolution."""
+        logits = self.backbone.logits(grey)  # (B, 23*23, h, w)
+        in_gamut = self.stats.in_gamut.reshape(-1).to(logits.device).bool()
+        return logits[:, in_gamut].float().softmax(dim=1)
+
+    @torch.no_grad()
+    def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        mode = self.check_mode(mode)
+        if grey.dim() != 4 or grey.shape[1] != 1:
+            raise ColorkitError(f"sample expects grey of shape (B, 1, H, W); got {tuple(grey.shape)}")
+        s, (h, w) = self.config.image_size, grey.shape[-2:]
+        g = grey if (h, w) == (s, s) else F.interpolate(grey, size=(s, s), mode="bilinear", antialias=True)
+        was = self.training
+        self.eval()
+        try:
+            p = self.bin_probabilities(g)  # (B, Q, fh, fw)
+        finally:
+            self.train(was)
+        centres = self.stats.class_centers().to(p.device, p.dtype)  # (Q, 2)
+        b, q, fh, fw = p.shape
+        if mode == "annealed-mean":
+            t = p.clamp_min(1e-12).log() / self.config.temperature
+            pt = t.softmax(dim=1)
+            ab = torch.einsum("bqhw,qc->bchw", pt, centres).unsqueeze(1).expand(b, k, 2, fh, fw)
+        else:
+            flat = p.permute(0, 2, 3, 1).reshape(-1, q)  # (B*fh*fw, Q)
+            draws = torch.multinomial(flat, k, replacement=True, generator=generator)  # (B*fh*fw, k)
+            ab = centres[draws].reshape(b, fh, fw, k, 2).permute(0, 3, 4, 1, 2)  # (B, k, 2, fh, fw)
+        ab = F.interpolate(ab.reshape(b * k, 2, fh, fw), size=(h, w), mode="bilinear", align_corners=False)
+        return ab.reshape(b, k, 2, h, w)
+
+
+def _no_step(batch: dict[str, Tensor], ctx: Any) -> dict[str, Tensor]:  # pragma: no cover - epochs=0
+    raise ColorkitError("the cache stage takes no training steps")

@@ -1,0 +1,1 @@
+"""colorkit's reference methods: input-agnostic yardsticks every benchmark scores."""
