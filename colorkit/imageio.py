@@ -5,7 +5,7 @@ the input's own resolution and joins it with the input's own L channel, as the p
 release did with its 256x256 L.
 
 Memory: :func:`iter_colorizations` converts one colorization at a time, in bands of rows,
-so what a photo costs does not grow with k (about 10 bytes per pixel of the photo beyond
+so what a photo costs does not grow with k (about 20 bytes per pixel of the photo beyond
 the loaded model). Photos above :data:`MAX_PIXELS` pixels are refused with a one-line
 error unless a higher ``max_pixels`` is given; ``k`` is at most :data:`MAX_K`.
 """
@@ -39,7 +39,7 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) ->
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     if width * height > limit:
         raise ColorkitError(f"{what} is {width}x{height} = {width * height:,} pixels; the limit is {limit:,} "
-                            "(raise it with --max-pixels / max_pixels=, at about 10 bytes of memory per pixel)")
+                            "(raise it with --max-pixels / max_pixels=, at about 20 bytes of memory per pixel)")
 
 
 def check_k(k: int) -> None:

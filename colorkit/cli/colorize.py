@@ -23,7 +23,7 @@ from colorkit.imageio import MAX_K, MAX_PIXELS
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
-              help="Largest photo accepted, in pixels (memory is about 10 bytes per pixel).")
+              help="Largest photo accepted, in pixels (memory is about 20 bytes per pixel).")
 def colorize(images, run_dir, k, out, mode, seed, device, max_pixels) -> None:
     """Write K colorizations of each IMAGE (colour or grey) plus one grid PNG.
 
