@@ -161,8 +161,8 @@ def test_resume_of_a_finished_run_leaves_it_untouched(folder, tmp_path, tmp_path
     with pytest.raises(SystemExit) as exc:
         main(["train", "--method", "cvae", "--dataset", str(folder), "--preset", "tiny", "--epochs", str(EPOCHS),
               "--size", str(SIZE), "--out", str(ref), "--resume", "--no-progress"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 0 and "already complete" in err
+    out = capsys.readouterr()
+    assert exc.value.code == 0 and "already complete" in out.err and "trained" not in out.out
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in ref.iterdir() if p.is_file()}
     assert {k: v for k, v in after.items() if k != ".lock"} == {k: v for k, v in before.items() if k != ".lock"}
 
