@@ -14,7 +14,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from colorkit import plugins
-from colorkit.bench import BenchConfig, _verdicts, reference_names, run_bench
+from colorkit.bench import BenchConfig, _verdicts, reference_names
 from colorkit.cli import main
 from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from colorkit.runs import load, train

@@ -48,6 +48,28 @@ class MixtureDensityNetwork(nn.Module):
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(w4 * h * w, fc_dim), nn.ReLU(inplace=True),
             nn.Dropout(dropout), nn.Linear(fc_dim, components * latent_dim + components),
         )
+        # Set by init_output: a resumed run must not be re-initialised.
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # Runs saved before the flag existed hold trained weights: mark them initialised.
+        state_dict.setdefault(prefix + "initialised", torch.ones((), dtype=torch.bool))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def init_output(self, means: Tensor, logits: Tensor, weight_scale: float = 0.1) -> None:
+        """Start the mixture at ``means (M, d)`` with logits ``(M,)``: the output layer's
+        bias is set to them and its weights scaled by ``weight_scale``, so that every
+        input first maps close to this mixture."""
+        m, d = self.components, self.latent_dim
+        if tuple(means.shape) != (m, d) or tuple(logits.shape) != (m,):
+            raise ColorkitError(f"init_output needs means ({m}, {d}) and logits ({m},); got "
+                                f"{tuple(means.shape)} and {tuple(logits.shape)}")
+        last = self.fc[-1]
+        last.weight.mul_(weight_scale)
+        last.bias[: m * d] = means.reshape(-1).to(last.bias)
+        last.bias[m * d :] = logits.to(last.bias)
+        self.initialised.fill_(True)
 
     def forward(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         out = self.fc(self.convs(feats))  # (B, M*d + M)

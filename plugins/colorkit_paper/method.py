@@ -63,6 +63,13 @@ class MDNConfig(ComponentConfig):
     mdn_epochs: int = 10
     mdn_batch_size: int = 32
     mdn_lr: float = 1e-3
+    mdn_init: Literal["random", "kmeans"] = "random"
+    """``kmeans``: before the MDN stage, set every component's mean to a k-means centre of
+    the training split's VAE codes (output weights scaled by 0.1, bias = centre) and the
+    mixture logits to the log cluster sizes, so training starts from the best
+    input-agnostic mixture instead of one where a single component wins everything."""
+    flip: bool = False
+    """Random horizontal flips (half of each batch) in the VAE and MDN stages."""
     cache_dir: str | None = None
     """Where trained backbones are cached; default ``<prepared data set>/backbones``."""
     use_cache: bool = True
@@ -135,14 +142,52 @@ class MDNMethod(PretextBackbone, Method):
         ))
         stages.append(Stage(
             name="mdn", modules={"mdn": self.mdn}, step=self._mdn_step, epochs=c.mdn_epochs,
-            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._flush_backbone_cache,
+            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._mdn_setup,
             make_optimizers=lambda: {"mdn": torch.optim.Adam(self.mdn.parameters(), lr=c.mdn_lr)},
         ))
         return stages
 
+    def _mdn_setup(self, train_split: Any) -> None:
+        self._flush_backbone_cache(train_split)
+        if self.config.mdn_init == "kmeans" and not bool(self.mdn.initialised):
+            self._kmeans_init(train_split)
+
+    @torch.no_grad()
+    def _kmeans_init(self, train_split: Any, max_images: int = 4096) -> None:
+        """Component means at the k-means centres of the training codes (see ``mdn_init``)."""
+        from colorkit.cluster import kmeans
+
+        n = len(train_split)
+        gen = torch.Generator().manual_seed(0)
+        pos = torch.randperm(n, generator=gen)[:max_images].sort().values
+        was = self.embedder.training
+        self.embedder.eval()
+        dev = next(self.mdn.parameters()).device
+        codes = []
+        for start in range(0, pos.numel(), 256):
+            b = train_split.batch(pos[start : start + 256])
+            g = b["grey"].to(dev) if self.embedder.uses_grey else None
+            codes.append(self.embedder.encode(b["ab"].to(dev), g).mu.float())
+        self.embedder.train(was)
+        z = torch.cat(codes)  # (N, d)
+        m = self.config.components
+        if z.shape[0] < m:
+            raise ColorkitError(f"mdn_init='kmeans' needs at least {m} training images, got {z.shape[0]}")
+        res = kmeans(z[None].cpu(), m, generator=gen)
+        centres = res.centres[0].to(dev)  # (M, d)
+        sizes = torch.bincount(res.labels[0], minlength=m).float().clamp_min(1).to(dev)
+        self.mdn.init_output(centres, sizes.log(), weight_scale=0.1)
+
+    def _flip(self, *xs: Tensor) -> tuple[Tensor, ...]:
+        """The same random half of the batch mirrored left-right in every tensor."""
+        if not self.config.flip:
+            return xs
+        sel = torch.rand(xs[0].shape[0], device=xs[0].device) < 0.5
+        return tuple(torch.where(sel[:, None, None, None], x.flip(-1), x) for x in xs)
+
     def _vae_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         c = self.config
-        ab, grey = batch["ab"], batch["grey"]
+        ab, grey = self._flip(batch["ab"], batch["grey"])
         g = grey if self.embedder.uses_grey else None
         post = self.embedder.encode(ab, g)
         recon = self.embedder.decode(post.sample(), g)  # (B, 2, H, W)
@@ -153,7 +198,7 @@ class MDNMethod(PretextBackbone, Method):
         return {"loss": loss.detach(), "dec": dec.mean().detach(), "kl": kl.mean().detach()}
 
     def _mdn_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
-        ab, grey = batch["ab"], batch["grey"]
+        ab, grey = self._flip(batch["ab"], batch["grey"])
         with torch.no_grad():
             feats = self.backbone(grey)  # (B, C, h, w)
             z = self.embedder.encode(ab, grey if self.embedder.uses_grey else None).sample()  # (B, d)
