@@ -157,7 +157,7 @@ def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log)
             log(f"{method} (seed {seed}): reusing finished run {run_dir}")
             return run_dir
         raise ColorkitError(f"{run_dir} holds a run with other settings; use another --out or delete it")
-    resume = (run_dir / "train_state").is_dir()
+    resume = (run_dir / "train_state").is_dir() or (run_dir / "train_state.old").is_dir()
     log(f"{method} (seed {seed}): {'resuming' if resume else 'training'} ({cfg.preset} preset) -> {run_dir}")
     return train(method, out=run_dir, preset=cfg.preset, epochs=cfg.epochs, seed=seed, device=cfg.device,
                  resume=resume, progress=cfg.progress, prepared=ds, stats=stats)
@@ -271,7 +271,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     for m in cfg.methods:
         check_options(m, cfg.preset, None)  # fail before any work (unknown name lists the known)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from colorkit.checkpoint import ensure_writable_dir
+
+    ensure_writable_dir(out)  # a read-only or full --out fails now, not after the training
 
     def log(msg: str) -> None:
         from tqdm.auto import tqdm

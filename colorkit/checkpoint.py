@@ -24,7 +24,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError as SafetensorsError
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 
 from colorkit import __version__
 from colorkit.registry import ColorkitError
@@ -46,7 +48,10 @@ def _fsync_dir(path: Path) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Write a directory atomically: ``with atomic_dir(p) as tmp: write into tmp``.
 
-    The previous contents of ``p`` stay intact until the new directory is complete."""
+    The previous contents of ``p`` stay intact until the new directory is complete. At
+    every instant at least one complete copy exists: ``p``, or ``p.old`` while the new one
+    is being moved in (a copy left there by a crash is moved back first, never deleted
+    while it is the only one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
@@ -59,7 +64,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         _fsync_dir(tmp)
         old = path.with_name(path.name + ".old")
         if old.exists():
-            shutil.rmtree(old)
+            if path.exists():
+                shutil.rmtree(old)  # a crash after the new copy landed: old is garbage
+            else:
+                os.replace(old, path)  # a crash between the renames: old is the only copy
+                _fsync_dir(path.parent)
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
@@ -100,9 +109,36 @@ def resolve_dir(path: str | Path) -> Path:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """safetensors file of contiguous CPU copies (shared storage is split apart)."""
+    """safetensors file of contiguous CPU copies (shared storage is split apart), written
+    atomically and byte-reproducibly: the header's keys are sorted, so the same tensors and
+    metadata always give the same bytes."""
+    path = Path(path)
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    save_file(clean, str(path), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    data = safetensors_bytes(clean, {k: str(v) for k, v in (metadata or {}).items()})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """The safetensors serialisation with its JSON header's keys sorted (the library writes
+    metadata in hash order, which changes from one call to the next). Tensor data and
+    offsets are unchanged; the header keeps its length, so the file stays valid."""
+    data = save_bytes(tensors, metadata=metadata or None)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # cannot happen: same content, same compact separators
+        raise RuntimeError("safetensors header grew when sorted")
+    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -138,7 +174,7 @@ def write_component(directory: Path, obj: Any, *, prefix: str = "model", extra: 
     if extra:
         meta.update(extra)
     save_tensors(directory / f"{prefix}.safetensors", state, {"format": FORMAT, "kind": meta["kind"], "name": meta["name"]})
-    (directory / f"{prefix}.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    atomic_write_text(directory / f"{prefix}.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
 def save_component(obj: Any, directory: str | Path, *, stats: Any = None, extra: dict[str, Any] | None = None) -> Path:
@@ -160,11 +196,16 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
         raise ColorkitError(f"{meta_path} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ColorkitError(f"{meta_path} holds a JSON {type(meta).__name__}, expected an object")
     if meta.get("format") != FORMAT:
         raise ColorkitError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     ver = str(meta.get("colorkit_version", "?"))
     if ver.split(".")[:1] != __version__.split(".")[:1]:
         raise ColorkitError(f"{meta_path} was written by colorkit {ver}; this is colorkit {__version__} (major versions differ)")
+    bad = [k for k, t in (("kind", str), ("name", str), ("config", dict)) if not isinstance(meta.get(k), t)]
+    if bad:
+        raise ColorkitError(f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)")
     return meta
 
 
@@ -208,9 +249,124 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
         from colorkit.stats import ColorStats
 
         factory_kwargs["stats"] = ColorStats.load(stats_path)
-    obj = registry(meta["kind"]).create(meta["name"], config=meta["config"], **factory_kwargs)
-    state = load_tensors(directory / f"{prefix}.safetensors")
+    reg = registry(meta["kind"])
+    weights = directory / f"{prefix}.safetensors"
+    saved_shapes = header_shapes(weights)
+    # Build on the meta device first (no memory): the config's shapes are checked against
+    # the file's header before anything of the config's size is allocated.
+    try:
+        with torch.device("meta"):
+            probe = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
+    except Exception:  # noqa: BLE001 - built for real below (a bad config fails there, worded as usual)
+        probe = None
+    if probe is not None:
+        check_state(meta, saved_shapes, probe.state_dict(), directory)
+        del probe
+    state = load_tensors(weights)
+    check_finite(state, weights)
+    obj = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
     expected = obj.state_dict()
     check_state(meta, state, expected, directory)
     obj.load_state_dict(state, strict=True)
     return obj.to(map_location)
+
+
+class _Shape:
+    """A tensor stand-in with only a shape (what :func:`check_state` compares)."""
+
+    def __init__(self, shape: list[int]) -> None:
+        self.shape = tuple(shape)
+
+
+def header_shapes(path: str | Path) -> dict[str, Any]:
+    """Tensor shapes from a safetensors file's header, without reading the tensors."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ColorkitError(f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)")
+    if not path.is_file():
+        raise ColorkitError(f"missing weights file {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: _Shape(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorsError, OSError, ValueError, RuntimeError) as exc:
+        raise ColorkitError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def check_finite(state: dict[str, torch.Tensor], where: Path) -> None:
+    """Refuse weights holding NaN or infinity (they load silently and give black images)."""
+    for k in sorted(state):
+        v = state[k]
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise ColorkitError(f"{where}: tensor {k!r} holds {bad} NaN or infinite value(s); refusing to load "
+                                "damaged weights")
+
+
+_held_locks: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def lock_dir(directory: str | Path, what: str = "--out") -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory`` (``directory/.lock``, flock; released when
+    the process ends, even by kill -9). A second process gets a one-line
+    :class:`ColorkitError`; the same process may take it again (re-entrant). Taking the
+    lock also checks that the directory is writable (it writes the lock file and syncs it)."""
+    import fcntl
+
+    directory = Path(directory)
+    key = str(directory.resolve())
+    if key in _held_locks:
+        yield directory
+        return
+    ensure_writable_dir(directory, what)
+    lock = directory / ".lock"
+    try:
+        fh = open(lock, "a+")  # noqa: SIM115 - held for the duration
+    except OSError as exc:
+        raise ColorkitError(f"cannot write to {what} {directory}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise ColorkitError(f"{directory} is in use by another colorkit process (pid {holder}); wait for it to "
+                                f"finish or choose another {what}") from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            raise ColorkitError(f"cannot write to {what} {directory}: {exc.strerror or exc}") from None
+        _held_locks[key] = fh
+        try:
+            yield directory
+        finally:
+            _held_locks.pop(key, None)
+    finally:
+        fh.close()  # releases the flock
+
+
+def ensure_writable_dir(directory: str | Path, what: str = "--out") -> Path:
+    """Create ``directory`` if needed and check that a file can be written and synced in
+    it (read-only, full or unreachable folders fail here, before any long work)."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ColorkitError(f"cannot create {what} {directory}: {exc.strerror or exc}") from None
+    if not directory.is_dir():
+        raise ColorkitError(f"{what} {directory} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=directory)
+        try:
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise ColorkitError(f"cannot write to {what} {directory}: {exc.strerror or exc}") from None
+    return directory

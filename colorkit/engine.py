@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,15 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 from colorkit import distributed as D
-from colorkit.checkpoint import atomic_dir, load_tensors, read_meta, save_tensors, write_component
+from colorkit.checkpoint import (
+    atomic_dir,
+    check_finite,
+    load_tensors,
+    lock_dir,
+    read_meta,
+    save_tensors,
+    write_component,
+)
 from colorkit.interfaces import Method, StepContext
 from colorkit.registry import ColorkitError
 
@@ -176,6 +185,7 @@ class Trainer:
                 "(use the same options, or a new --out directory)"
             )
         state = load_tensors(sdir / "model.safetensors")
+        check_finite(state, sdir / "model.safetensors")
         method.load_state_dict(state, strict=True)
         prog = json.loads((sdir / "progress.json").read_text())
         extra = load_tensors(sdir / "optim.safetensors")
@@ -186,6 +196,11 @@ class Trainer:
             history = [h for h in history if h["global_step"] <= prog["global_step"]]
         p = _Progress(prog["stage_index"], prog["epoch"], prog["global_step"], history, prog.get("stage_seconds", {}))
         return p, prog["optimizers"], extra
+
+    def _restore_rng(self, tensors: dict[str, Tensor]) -> None:
+        torch.set_rng_state(tensors["rng.cpu"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
 
     # -- one stage ---------------------------------------------------------
     def _optimize_fn(self, optimizers: dict[str, torch.optim.Optimizer], where: dict[str, Any]):
@@ -219,12 +234,26 @@ class Trainer:
         loader = batch_loader(train_split, steps, device=self.device, workers=self.config.loader_workers)
         for rgb, rows in loader:
             yield to_model_batch(rgb, rows, self.device)
+    def _has_state(self, run_dir: Path) -> bool:
+        sdir = self._state_dir(run_dir)
+        return sdir.exists() or sdir.with_name(sdir.name + ".old").exists()
 
     def fit(self, method: Method, train_split: Any, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
         """Train ``method`` on ``train_split`` (has ``len()`` and ``batch(indices)``);
-        checkpoints go to ``run_dir/train_state``. Returns a summary dict."""
-        cfg = self.config
+        checkpoints go to ``run_dir/train_state``. Returns a summary dict.
+
+        ``run_dir`` is locked while training (another process training into it gets a
+        one-line error) and checked to be writable first."""
         run_dir = Path(run_dir)
+        first = os.environ.get("RANK", "0") == "0" and D.rank() == 0
+        with lock_dir(run_dir) if first else contextlib.nullcontext(run_dir):
+            if first:  # temporary folders of a killed checkpoint write
+                for tmp in run_dir.glob(self._state_dir(run_dir).name + ".tmp-*"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+            return self._fit(method, train_split, run_dir, resume=resume)
+
+    def _fit(self, method: Method, train_split: Any, run_dir: Path, *, resume: bool) -> dict[str, Any]:
+        cfg = self.config
         run_dir.mkdir(parents=True, exist_ok=True)
         D.init_from_env(self.device)
         world, rank = D.world_size(), D.rank()
@@ -256,7 +285,10 @@ class Trainer:
                 if rank == 0:
                     print(f"colorkit: resuming {run_dir} at stage {progress.stage_index + 1}, "
                           f"{progress.epoch} epoch(s) done", file=sys.stderr)
-        elif self._state_dir(run_dir).exists() and rank == 0:
+            elif rank == 0:
+                print(f"colorkit: warning: --resume found no saved training state in {run_dir} "
+                      f"(no {self._state_dir(run_dir).name}/); training from the beginning", file=sys.stderr)
+        elif self._has_state(run_dir) and rank == 0:
             raise ColorkitError(f"{run_dir} already holds an unfinished training run; pass --resume to continue it or choose another --out")
         log_path = run_dir / "log.jsonl"
         if rank == 0:
@@ -266,11 +298,19 @@ class Trainer:
         n = len(train_split)
         t_all = time.perf_counter()
         budget: dict[str, dict[str, int]] = {}
+        # The saved optimizer and RNG state belong to the stage the run was interrupted in,
+        # and only to it; later stages start afresh.
+        resume_stage = progress.stage_index if "rng.cpu" in opt_tensors else None
         for si, stage in enumerate(stages):
             if si < progress.stage_index:  # done before a resume: its planned schedule
                 e = 0 if stage.epochs == 0 else (cfg.epochs if cfg.epochs is not None else stage.epochs)
                 budget[stage.name] = {"epochs": e, "images": e * n}
                 continue
+            restoring = si == resume_stage
+            # A checkpoint taken at a stage boundary (no epoch done yet) saved the RNG before
+            # the next stage's setup; one taken inside a stage saved it after setup.
+            if restoring and progress.epoch == 0:
+                self._restore_rng(opt_tensors)
             bsz = cfg.batch_size or stage.batch_size
             if bsz % world:
                 raise ColorkitError(f"global batch size {bsz} is not divisible by the {world} processes")
@@ -281,11 +321,9 @@ class Trainer:
                 stage.setup(train_split)
             # Read after setup: a stage may find its result cached and set epochs to 0.
             epochs = 0 if stage.epochs == 0 else (cfg.epochs if cfg.epochs is not None else stage.epochs)
-            if si == progress.stage_index and "rng.cpu" in opt_tensors:
+            if restoring and progress.epoch > 0:
                 # Restore the RNG after setup, exactly where the interrupted run saved it.
-                torch.set_rng_state(opt_tensors["rng.cpu"])
-                if "rng.cuda" in opt_tensors and self.device.type == "cuda":
-                    torch.cuda.set_rng_state(opt_tensors["rng.cuda"], self.device)
+                self._restore_rng(opt_tensors)
             # Only this stage's modules learn; everything else is in eval mode, no grads.
             method.eval()
             method.requires_grad_(False)
@@ -296,7 +334,11 @@ class Trainer:
                 mod.eval()
                 mod.requires_grad_(False)
             optimizers = stage.make_optimizers()
-            if si == progress.stage_index and opt_states:
+            if restoring and opt_states:
+                missing = sorted(set(optimizers) - set(opt_states))
+                if missing:
+                    raise ColorkitError(f"cannot resume {run_dir}: its saved state of stage {stage.name!r} has no "
+                                        f"optimizer {', '.join(map(repr, missing))} (use a new --out directory)")
                 for name, opt in optimizers.items():
                     opt.load_state_dict(_unflatten_optimizer(opt_states[name], opt_tensors))
             start_epoch = progress.epoch if si == progress.stage_index else 0

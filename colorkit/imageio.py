@@ -3,10 +3,19 @@
 ``colorize`` predicts ab at the model size (64x64 by default), upsamples it bilinearly to
 the input's own resolution and joins it with the input's own L channel, as the paper's
 release did with its 256x256 L.
+
+Memory: :func:`iter_colorizations` converts one colorization at a time, in bands of rows,
+so what a photo costs does not grow with k (about 20 bytes per pixel of the photo beyond
+the loaded model). Photos above :data:`MAX_PIXELS` pixels are refused with a one-line
+error unless a higher ``max_pixels`` is given; ``k`` is at most :data:`MAX_K`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +28,89 @@ from colorkit.color import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
 from colorkit.data.images import _to_rgb
 from colorkit.registry import ColorkitError
 
+MAX_PIXELS = 50_000_000
+"""Default limit on the pixels of a photo to colorize (50 megapixels, e.g. 8660x5773)."""
+MAX_K = 64
+"""Most colorizations per image."""
+_BAND_PIXELS = 1 << 18  # pixels converted at once (each costs ~100 bytes of temporaries)
 
-def open_image(image: Any) -> Image.Image:
+
+def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise ColorkitError(f"{what} is {width}x{height} = {width * height:,} pixels; the limit is {limit:,} "
+                            "(raise it with --max-pixels / max_pixels=, at about 20 bytes of memory per pixel)")
+
+
+def check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise ColorkitError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+
+
+def _path_check(path: Path) -> None:
+    if path.is_dir():
+        raise ColorkitError(f"cannot read image {path}: it is a directory (expected an image file)")
+    if not path.is_file():
+        raise ColorkitError(f"cannot read image {path}: no such file")
+
+
+def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
+    """Width and height of an image file from its header (nothing decoded); a missing,
+    unreadable or too large image is a one-line error."""
+    path = Path(path)
+    _path_check(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _no_bomb_limit(), Image.open(path) as img:
+                size = img.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ColorkitError(f"cannot read image {path}: {exc}") from None
+    _check_pixels(size[0], size[1], max_pixels, f"image {path}")
+    return size
+
+
+_bomb_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_bomb_limit():
+    """Pillow's own size limit off while a header is read: colorkit's (``max_pixels``) is
+    checked before any pixel is decoded."""
+    with _bomb_lock:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def open_image(image: Any, max_pixels: int | None = None) -> Image.Image:
     """A path, PIL image or uint8 array (HxW grey, HxWx3 RGB, HxWx4 RGBA) as an RGB PIL
-    image (grey inputs are replicated to three channels; EXIF orientation applied)."""
+    image (grey inputs are replicated to three channels; EXIF orientation applied).
+    More than ``max_pixels`` (default :data:`MAX_PIXELS`) pixels is a one-line error,
+    raised from the file's header before anything is decoded."""
     if isinstance(image, (str, Path)):
         path = Path(image)
-        if not path.is_file():
-            raise ColorkitError(f"cannot read image {path}: no such file")
+        image_size(path, max_pixels)
         try:
-            with Image.open(path) as img:
-                img.load()
-                image = ImageOps.exif_transpose(img)
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with _no_bomb_limit(), Image.open(path) as img:
+                    img.load()
+                    image = ImageOps.exif_transpose(img)
+        except (UnidentifiedImageError, OSError) as exc:
             raise ColorkitError(f"cannot read image {path}: {exc}") from None
     elif isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
             raise ColorkitError(f"expected a uint8 array of shape HxW, HxWx3 or HxWx4; got {image.dtype} {image.shape}")
+        _check_pixels(image.shape[1], image.shape[0], max_pixels, "the image")
         image = Image.fromarray(image)
     elif not isinstance(image, Image.Image):
         raise ColorkitError(f"expected an image path, PIL image or uint8 array; got {type(image).__name__}")
+    else:
+        _check_pixels(image.width, image.height, max_pixels, "the image")
     if image.mode in {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}:
         grey = image.convert("L") if image.mode not in {"I", "I;16", "I;16L", "I;16B", "F"} else _wide_to_l(image)
         return grey.convert("RGB")
@@ -74,18 +146,54 @@ def model_grey(img: Image.Image, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def colorize_full_resolution(colorizer: Any, image: Any, *, k: int, mode: str | None, seed: int,
-                             output: str = "images") -> Any:
+                             output: str = "images", max_pixels: int | None = None) -> Any:
     if output not in {"images", "tensors"}:
         raise ColorkitError(f"output must be 'images' or 'tensors', got {output!r}")
-    img = open_image(image)
-    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed)[0].float().cpu()  # (k, 2, s, s)
-    L_full = rgb_to_lab(to_tensor(img))[:, :1]  # (1, 1, H, W), 0..100
-    H, W = L_full.shape[-2:]
-    ab_full = F.interpolate(ab, size=(H, W), mode="bilinear", align_corners=False) * AB_SCALE  # (k, 2, H, W)
-    rgb = lab_to_rgb(torch.cat([L_full.expand(ab_full.shape[0], 1, H, W), ab_full], dim=1))  # (k, 3, H, W)
+    outs = iter_colorizations(colorizer, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
     if output == "tensors":
-        return rgb
-    return [to_pil(x) for x in rgb]
+        return torch.stack([to_tensor(o)[0] for o in outs])
+    return list(outs)
+
+
+@torch.no_grad()
+def iter_colorizations(colorizer: Any, image: Any, *, k: int, mode: str | None = None, seed: int = 0,
+                       max_pixels: int | None = None) -> Iterator[Image.Image]:
+    """The ``k`` colorizations of ``image`` at its own resolution, one PIL image at a time.
+
+    The k colour fields are predicted at the model size (a few KB); each output is then
+    made band by band: ab upsampled bilinearly (as ``F.interpolate(..., "bilinear",
+    align_corners=False)``, done separably) and joined with the input's own L. Memory: the
+    input, its L channel (float32) and one output, whatever k."""
+    check_k(k)
+    img = open_image(image, max_pixels)
+    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed)[0].float().cpu()  # (k, 2, s, s)
+    W, H = img.size
+    s_h = ab.shape[-2]
+    band = max(1, _BAND_PIXELS // W)
+    L_full = torch.empty(H, W)  # 0..100
+    for r0 in range(0, H, band):
+        r1 = min(H, r0 + band)
+        L_full[r0:r1] = rgb_to_lab(to_tensor(img.crop((0, r0, W, r1))))[0, 0]
+    # Width first for every row of the small field (exact: the height is unchanged).
+    ab_w = F.interpolate(ab, size=(s_h, W), mode="bilinear", align_corners=False) * AB_SCALE  # (k, 2, s, W)
+    # Height: PyTorch's half-pixel source rows, clamped at the edges.
+    src = ((torch.arange(H, dtype=torch.float64) + 0.5) * (s_h / H) - 0.5).clamp(min=0.0)
+    y0 = src.floor().long().clamp(max=s_h - 1)
+    y1 = (y0 + 1).clamp(max=s_h - 1)
+    wy = (src - y0.double()).float()
+    for i in range(ab.shape[0]):
+        out = np.empty((H, W, 3), dtype=np.uint8)
+        for r0 in range(0, H, band):
+            r1 = min(H, r0 + band)
+            w = wy[r0:r1, None]  # (b, 1)
+            ab_band = ab_w[i][:, y0[r0:r1]] * (1 - w) + ab_w[i][:, y1[r0:r1]] * w  # (2, b, W)
+            lab = torch.cat([L_full[None, r0:r1], ab_band], dim=0)[None]  # (1, 3, b, W)
+            rgb = lab_to_rgb(lab)[0]
+            out[r0:r1] = (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        pil = Image.fromarray(out)
+        del out
+        yield pil
+        del pil  # the caller's copy is the only one left while the next is made
 
 
 def grid_row(grey: Image.Image, outputs: list[Image.Image], *, height: int = 160,

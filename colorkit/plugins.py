@@ -25,7 +25,7 @@ from typing import Any
 import pluggy
 
 from colorkit import hookspecs
-from colorkit.registry import KINDS, ColorkitError, Entry, Registry
+from colorkit.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry
 
 hookimpl = pluggy.HookimplMarker("colorkit")
 
@@ -115,13 +115,19 @@ def _summary(doc: str) -> str:
 def _collect(st: _State) -> None:
     for kind, hook_name in _HOOK_FOR_KIND.items():
         caller = getattr(st.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order: colorkit's own plugins first
             plugin = impl.plugin_name
             dist = st.dist_of.get(plugin, "?")
 
             def register(name: str, factory: Any, *, description: str = "", _k=kind, _p=plugin, _d=dist) -> None:
                 doc = description or _summary(getattr(factory, "__doc__", None) or "")
-                st.registries[_k].add(Entry(_k, name, factory, _p, _d, doc))
+                try:
+                    st.registries[_k].add(Entry(_k, name, factory, _p, _d, doc))
+                except DuplicateComponentError as exc:
+                    # The first registration keeps the name (colorkit's own come first, so a
+                    # plugin never replaces a built-in); the clash is reported naming both,
+                    # and the plugin's other components still register.
+                    st.failures.append(PluginFailure(_p, _d, f"{exc}; the second is ignored"))
 
             try:
                 impl.function(register=register)
@@ -138,7 +144,10 @@ def _load() -> _State:
     only = _env_list("COLORKIT_LOAD_PLUGINS")
     blocked = set(_env_list("COLORKIT_BLOCK_PLUGINS") or [])
     seen: set[str] = set()
-    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    def order(ep: md.EntryPoint) -> tuple[bool, str]:  # colorkit's own plugins first, then by name
+        return (ep.dist is None or ep.dist.name != "colorkit", ep.name)
+
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=order):
         if ep.name in seen:  # the same distribution visible twice on sys.path
             continue
         seen.add(ep.name)

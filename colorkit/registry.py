@@ -105,7 +105,14 @@ class Registry:
         fam = self._family(name) if name not in self.entries else None
         if fam is not None:
             kwargs = {"variant": fam[1], **kwargs}
-        obj = entry.factory(**kwargs)
+        try:
+            obj = entry.factory(**kwargs)
+        except (ColorkitError, ValueError, TypeError, MemoryError):
+            raise  # callers word bad options (pydantic errors are ValueErrors); memory is reported as such
+        except Exception as exc:  # noqa: BLE001 - a plugin's constructor may raise anything
+            msg = " ".join(str(exc).split()) or "no message"
+            raise ColorkitError(f"{self.kind.replace('_', ' ')} {name!r} from {entry.source} failed to build: "
+                                f"{type(exc).__name__}: {msg}") from None
         # Components remember the registry name they were built under (used by checkpoints).
         try:
             obj.registry_name = name

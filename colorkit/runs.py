@@ -9,9 +9,12 @@ resumable checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,14 @@ from typing import Any
 import torch
 
 from colorkit import __version__
-from colorkit.checkpoint import atomic_write_text, load_component, write_component
+from colorkit.checkpoint import (
+    atomic_write_text,
+    load_component,
+    lock_dir,
+    read_meta,
+    resolve_dir,
+    write_component,
+)
 from colorkit.engine import TrainConfig, Trainer, resolve_device
 from colorkit.registry import ColorkitError
 
@@ -60,6 +70,11 @@ def check_options(method: str, preset: str, options: dict[str, Any] | None) -> N
     except (ValueError, TypeError) as exc:
         msg = " ".join(str(exc).split())
         raise ColorkitError(f"invalid options for method {method!r}: {msg}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's config code may raise anything
+        msg = " ".join(str(exc).split()) or "no message"
+        raise ColorkitError(f"method {method!r} rejected its options ({type(exc).__name__}: {msg})") from None
 
 
 def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any] | None, dataset: Any) -> Any:
@@ -82,18 +97,46 @@ def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any
         raise ColorkitError(f"invalid options for method {method!r}: {msg}") from None
 
 
+def run_dir_for(method: str, out: str | Path | None) -> Path:
+    """The run directory ``train`` uses: ``out``, or ``runs/<method>``."""
+    return Path(out) if out is not None else Path("runs") / method
+
+
 def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None = None, preset: str = "small",
           epochs: int | None = None, seed: int = 0, size: int = 64, device: str = "auto", resume: bool = False,
           progress: bool = True, options: dict[str, Any] | None = None, prepared: Any = None,
           stats: Any = None, engine: dict[str, Any] | None = None) -> Path:
-    """Train ``method`` on ``dataset``'s training split into a run directory; returns it."""
+    """Train ``method`` on ``dataset``'s training split into a run directory; returns it.
+
+    The run directory is locked for the whole call (a second training into it fails with
+    a one-line error) and checked to be writable before any work. A finished run is never
+    overwritten: ``resume=True`` on one says so and returns it untouched."""
+    out = run_dir_for(method, out)
+    check_options(method, preset, options)
+    lock = lock_dir(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext(out)
+    with lock:
+        if (out / "run.json").is_file():
+            if not resume:
+                raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
+            info = read_run(out)
+            if info["method"] != method:
+                raise ColorkitError(f"{out} holds a finished {info['method']!r} run, not {method!r}; "
+                                    "choose another --out")
+            print(f"colorkit: {out} is already complete ({method}); nothing to resume", file=sys.stderr)
+            for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
+                shutil.rmtree(out / leftover, ignore_errors=True)
+            return out
+        return _train_locked(method, dataset=dataset, out=out, preset=preset, epochs=epochs, seed=seed, size=size,
+                             device=device, resume=resume, progress=progress, options=options, prepared=prepared,
+                             stats=stats, engine=engine)
+
+
+def _train_locked(method: str, *, dataset: str | Path, out: Path, preset: str, epochs: int | None, seed: int,
+                  size: int, device: str, resume: bool, progress: bool, options: dict[str, Any] | None,
+                  prepared: Any, stats: Any, engine: dict[str, Any] | None = None) -> Path:
     from colorkit.data import prepare
     from colorkit.stats import load_or_compute_stats
 
-    out = Path(out) if out is not None else Path("runs") / method
-    check_options(method, preset, options)
-    if (out / "run.json").is_file() and not resume:
-        raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
     ds = prepared if prepared is not None else prepare(dataset, size=size, seed=seed, progress=progress)
     st = stats if stats is not None else load_or_compute_stats(ds)
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
@@ -121,8 +164,9 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
 
 
 def finalize_run(out: Path, method: Any, stats: Any, info: dict[str, Any]) -> None:
-    """Write the final model and statistics, then ``run.json`` last: until it exists the run
-    counts as unfinished (``train_state`` stays for ``--resume``); then drop ``train_state``."""
+    """Write the final model and statistics (each file atomically), then ``run.json`` last
+    and atomically: until it exists the run counts as unfinished (``train_state`` stays for
+    ``--resume``); then drop ``train_state``."""
     write_component(out, method)
     stats.save(out / "stats.safetensors")
     run = {"format": RUN_FORMAT, "complete": True, "units": "ab/128 (Lab a,b divided by 128); seconds",
@@ -133,15 +177,37 @@ def finalize_run(out: Path, method: Any, stats: Any, info: dict[str, Any]) -> No
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """``run.json`` of a finished run, checked: a JSON object of this format with the keys
+    colorkit reads, whose method is the one ``model.json`` holds."""
     run_dir = Path(run_dir)
     path = run_dir / "run.json"
     if not path.is_file():
-        if (run_dir / "train_state").is_dir():
+        if (run_dir / "train_state").is_dir() or (run_dir / "train_state.old").is_dir():
             raise ColorkitError(f"{run_dir} is an unfinished training run; finish it with `colorkit train ... --out {run_dir} --resume`")
         raise ColorkitError(f"{run_dir} is not a colorkit run directory (no run.json)")
-    info = json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ColorkitError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise ColorkitError(f"{path} holds a JSON {type(info).__name__}, expected an object")
     if info.get("format") != RUN_FORMAT:
         raise ColorkitError(f"{path}: format {info.get('format')!r}, expected {RUN_FORMAT!r}")
+    ds = info.get("dataset")
+    problems = []
+    if not isinstance(info.get("method"), str) or not info.get("method"):
+        problems.append("method (a string)")
+    if not isinstance(ds, dict) or not isinstance(ds.get("size"), int) or isinstance(ds.get("size"), bool) \
+            or not 1 <= ds["size"] <= 4096:
+        problems.append("dataset.size (an integer from 1 to 4096)")
+    if not isinstance(info.get("train_seconds"), (int, float)) or isinstance(info.get("train_seconds"), bool):
+        problems.append("train_seconds (a number)")
+    if problems:
+        raise ColorkitError(f"{path} lacks valid {', '.join(problems)}")
+    meta = read_meta(resolve_dir(run_dir))
+    if meta.get("kind") != "conditional_model" or meta.get("name") != info["method"]:
+        raise ColorkitError(f"{run_dir}: run.json says method {info['method']!r} but model.json holds the "
+                            f"{meta.get('kind')} {meta.get('name')!r}; refusing a run whose weights are not its method's")
     return info
 
 
@@ -152,7 +218,8 @@ class Colorizer:
         self.run_dir = Path(run_dir)
         self.info = read_run(self.run_dir)
         self.device = resolve_device(device)
-        self.method = load_component(self.run_dir, kind="conditional_model", map_location=self.device)
+        self.method = load_component(self.run_dir, kind="conditional_model", name=self.info["method"],
+                                     map_location=self.device)
         self.method.eval()
         if hasattr(self.method.stats, "to"):
             self.method.stats = self.method.stats.to(self.device)
@@ -165,22 +232,33 @@ class Colorizer:
     @torch.no_grad()
     def sample(self, grey: torch.Tensor, k: int = 5, *, mode: str | None = None, seed: int = 0) -> torch.Tensor:
         """``grey`` (B,1,s,s) at the model size -> ab (B,k,2,s,s), ab/128."""
-        if k < 1:
-            raise ColorkitError(f"k must be at least 1, got {k}")
+        from colorkit.imageio import check_k
+
+        check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         return self.method.sample(grey.to(self.device), k, mode=mode, generator=gen)
 
     @torch.no_grad()
     def colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,
-                 output: str = "images") -> Any:
+                 output: str = "images", max_pixels: int | None = None) -> Any:
         """Colorize one image (path, PIL image, or uint8 HxWx3 / HxW array) at its own
         resolution: the predicted ab is upsampled and joined with the input's L channel.
 
         ``output="images"``: a list of ``k`` PIL images; ``"tensors"``: RGB ``(k, 3, H, W)``
-        in [0, 1]."""
+        in [0, 1]. Both hold all k at once: for large photos use :meth:`iter_colorize`.
+        Images above ``max_pixels`` (default 50 megapixels) are refused."""
         from colorkit.imageio import colorize_full_resolution
 
-        return colorize_full_resolution(self, image, k=k, mode=mode, seed=seed, output=output)
+        return colorize_full_resolution(self, image, k=k, mode=mode, seed=seed, output=output,
+                                        max_pixels=max_pixels)
+
+    def iter_colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,
+                      max_pixels: int | None = None) -> Any:
+        """The same colorizations as :meth:`colorize`, one PIL image at a time (memory
+        independent of k)."""
+        from colorkit.imageio import iter_colorizations
+
+        return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
 
 
 def load(run_dir: str | Path, device: str = "auto") -> Colorizer:

@@ -44,7 +44,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -285,21 +284,15 @@ class ColorStats:
         return {key: getattr(self, key).detach().cpu().contiguous() for key in _TENSOR_KEYS}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a safetensors file (tensors + string metadata), atomically."""
-        from safetensors.torch import save_file
+        """Write a safetensors file (tensors + string metadata), atomically and
+        byte-reproducibly (see :func:`colorkit.checkpoint.save_tensors`)."""
+        from colorkit.checkpoint import save_tensors
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {str(k): str(v) for k, v in self.meta.items()}
         meta.update({"format": FORMAT, "units": UNITS, "image_size": str(self.image_size)})
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(self.tensors(), tmp, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_tensors(path, self.tensors(), meta)
         return path
 
     @classmethod

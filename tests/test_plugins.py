@@ -193,3 +193,32 @@ def register_commands(cli):
     finally:
         cli.commands.pop("ck-hello", None)
         cli._plugins_added = False
+
+
+CLASH = '''
+from colorkit import hookimpl
+
+class Fake:
+    """a look-alike"""
+
+@hookimpl
+def register_conditional_models(register):
+    register("{name}", Fake)
+    register("{name}-own", Fake)
+'''
+
+
+@pytest.mark.parametrize("entry,name", [("zzz", "mdn"), ("aaa", "cvae")])
+def test_plugin_never_replaces_a_builtin(plugin_path, entry, name):
+    """A plugin whose entry-point name sorts after (zzz) or before (aaa) colorkit's own
+    registers a built-in's name: the built-in keeps it, the clash names both plugins, the
+    built-in's other components and the plugin's other components still register."""
+    make_dist(plugin_path, f"ck-test-{entry}", f"ck_test_{entry}", CLASH.format(name=name), entry_name=entry)
+    reg = plugins.registry("conditional_model")
+    assert reg.get(name).distribution == "colorkit" and reg.get(name).plugin in {"paper", "baselines"}
+    assert {"mdn", "mdn-skip", "cvae", "cgan", f"{name}-own"} <= set(reg.names())
+    fails = [f for f in plugins.failures() if name in f.error]
+    assert len(fails) == 1 and fails[0].plugin == entry, fails
+    assert f"registered by plugin '{reg.get(name).plugin}' (distribution 'colorkit')" in fails[0].error
+    assert f"plugin '{entry}' (distribution 'ck-test-{entry}')" in fails[0].error
+    assert not [f for f in plugins.failures() if f.distribution == "colorkit"]

@@ -6,6 +6,7 @@ User errors (:class:`colorkit.ColorkitError`, bad options) print one line and ex
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -65,6 +66,23 @@ def cli() -> None:
     """
 
 
+# Failures of the machine rather than of colorkit: one line, exit 2.
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR}
+
+
+def _is_oom(exc: BaseException) -> bool:
+    oom = getattr(sys.modules.get("torch"), "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "DefaultCPUAllocator: can't allocate memory" in str(exc)
+
+
+def _out_of_memory(exc: BaseException) -> None:
+    msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+    click.echo(f"colorkit: error: out of memory ({msg}); use a smaller photo, --k, batch or preset, or a machine "
+               "with more memory", err=True)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     try:
@@ -79,6 +97,19 @@ def main(argv: list[str] | None = None) -> None:
     except ColorkitError as exc:
         click.echo(f"colorkit: error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in _USER_ERRNOS:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"colorkit: error: {exc.strerror or exc}{where} (nothing finished was overwritten; "
+                   "free space or choose another --out and run again)", err=True)
+        sys.exit(2)
+    except MemoryError as exc:  # torch.OutOfMemoryError (CUDA) is a RuntimeError, below
+        _out_of_memory(exc)
+    except RuntimeError as exc:
+        if not _is_oom(exc):
+            raise
+        _out_of_memory(exc)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

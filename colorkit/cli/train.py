@@ -53,16 +53,18 @@ def train(method, dataset, preset, epochs, out, seed, size, device, precision, c
       torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper --device cuda --compile
     """
     from colorkit.plugins import registry
+    from colorkit.runs import run_dir_for
     from colorkit.runs import train as run_train
 
     registry("conditional_model").get(method)  # fail fast, listing known methods
     t0 = time.perf_counter()
+    was_complete = resume and (run_dir_for(method, out) / "run.json").is_file()
     run = run_train(method, dataset=dataset, out=out, preset=preset, epochs=epochs, seed=seed, size=size,
                     device=device, resume=resume, progress=not no_progress, options=parse_options(options),
                     engine={"precision": precision, "compile": compile_, "loader_workers": loader_workers})
     from colorkit import distributed as D
 
-    if D.rank() == 0:
+    if D.rank() == 0 and not was_complete:  # a finished run: train already said so, nothing was trained
         info = json.loads((run / "run.json").read_text())
         click.echo(f"trained {method} ({preset}) in {info['train_seconds']:.1f} s of training, "
                    f"{time.perf_counter() - t0:.1f} s wall; run directory: {run}")

@@ -148,6 +148,19 @@ class TimmConfig(ComponentConfig):
     A 3-channel first conv is summed to the one grey channel."""
 
 
+def check_timm_name(variant: str) -> None:
+    """Only plain names of timm's own architectures: prefixes such as ``hf-hub:`` or
+    ``local-dir:`` make timm fetch or read a model definition, and a run directory may come
+    from a stranger (opening one never touches the network)."""
+    import timm
+
+    if not isinstance(variant, str) or not variant or any(ch in variant for ch in ":/\\") \
+            or not timm.is_model(variant):
+        raise ColorkitError(f"timm backbone {variant!r} is not a plain timm architecture name (e.g. resnet18); "
+                            "hub and local-directory names are refused: colorkit never downloads or reads model "
+                            "definitions")
+
+
 class TimmBackbone(Backbone):
     """Any timm model as a grey-feature extractor (``features_only``, one input channel,
     no downloads; untrained unless ``weights`` names a local safetensors file)."""
@@ -160,6 +173,7 @@ class TimmBackbone(Backbone):
         import timm  # lazy: importing timm takes a second
 
         c = self.config
+        check_timm_name(c.variant)
         try:
             self.model = timm.create_model(c.variant, features_only=True, in_chans=1, pretrained=False,
                                            out_indices=(c.level,))

@@ -1,0 +1,387 @@
+"""Run directories from strangers, damaged files and hostile environments: one-line errors
+(exit 2), no network, no unbounded allocation, nothing already written lost.
+
+Run directories here hold untrained tiny methods (made in a second): what is tested is
+how they are opened, not what they predict.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+import colorkit
+from colorkit import checkpoint as ck
+from colorkit import plugins
+from colorkit.cli import main
+from colorkit.registry import ColorkitError, Entry
+from colorkit.testing import make_image_folder
+
+SIZE = 32
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def one_line_error(code, err, needle):
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("colorkit: error:") and needle in lines[0], err
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from colorkit.data import prepare
+    from colorkit.stats import load_or_compute_stats
+
+    folder = make_image_folder(tmp_path_factory.mktemp("untrusted") / "imgs", n=24, size=32, seed=7)
+    ds = prepare(folder, size=SIZE, seed=0, progress=False)
+    return folder, ds, load_or_compute_stats(ds)
+
+
+def make_run(data, out: Path, method: str) -> Path:
+    """A finished run directory of an untrained ``method`` (tiny preset)."""
+    from colorkit.runs import build_method, finalize_run
+
+    _, ds, st = data
+    torch.manual_seed(0)
+    m = build_method(method, st, preset="tiny", options={}, dataset=ds)
+    m.registry_name = method
+    out.mkdir(parents=True)
+    finalize_run(out, m, st, {
+        "method": method, "preset": "tiny", "options": {}, "seed": 0, "epochs_override": None,
+        "dataset": {"source": str(ds.source), "size": ds.size, "n_train": len(ds.train_idx),
+                    "n_test": len(ds.test_idx), "hash": ds.info().get("hash")},
+        "train_seconds": 0.0, "stage_seconds": {}, "wall_seconds": 0.0, "world_size": 1, "device": "cpu"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(data, tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    return {m: make_run(data, base / m, m) for m in ("mdn", "cvae")}
+
+
+def copy_run(runs, method, tmp_path) -> Path:
+    dst = tmp_path / f"{method}-copy"
+    shutil.copytree(runs[method], dst)
+    return dst
+
+
+def edit_json(path: Path, fn) -> None:
+    obj = json.loads(path.read_text())
+    fn(obj)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def photo(tmp_path):
+    p = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(p)
+    return p
+
+
+# ------------------------------------------------------------------ method vs weights
+def test_run_whose_weights_are_another_method_is_refused(runs, data, tmp_path, photo, capsys):
+    run = copy_run(runs, "cvae", tmp_path)
+    edit_json(run / "run.json", lambda r: r.update(method="mdn"))
+    with pytest.raises(ColorkitError, match="run.json says method 'mdn' but model.json holds"):
+        colorkit.load(run)
+    code, _, err = run_cli(["colorize", str(photo), "--run", str(run), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "model.json holds the conditional_model 'cvae'")
+    folder = data[0]
+    code, _, err = run_cli(["bench", "--methods", "mdn", "--runs", str(run), "--dataset", str(folder), "--preset",
+                            "tiny", "--size", str(SIZE), "--out", str(tmp_path / "b"), "--no-progress"], capsys)
+    one_line_error(code, err, "run.json says method 'mdn'")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "holds a JSON list, expected an object"),
+    ('{"format": "colorkit-run-v1"}', "lacks valid method"),
+    ('{"format": "colorkit-run-v1", "method": "cvae", "dataset": {"size": 1e12}, "train_seconds": 1}',
+     "dataset.size"),
+])
+def test_damaged_run_json_is_one_line(runs, tmp_path, photo, capsys, text, needle):
+    run = copy_run(runs, "cvae", tmp_path)
+    (run / "run.json").write_text(text)
+    code, _, err = run_cli(["colorize", str(photo), "--run", str(run), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, needle)
+    assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ no network, bounded memory
+@pytest.mark.parametrize("name", ["timm:hf-hub:someone/evil-model", "timm:local-dir:/tmp/evil"])
+def test_backbone_names_from_a_run_are_plain_names_only(runs, tmp_path, monkeypatch, name):
+    run = copy_run(runs, "mdn", tmp_path)
+    edit_json(run / "model.json", lambda m: m["config"].update(backbone=name))
+    contacted = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: contacted.append(a) or [][0])
+    monkeypatch.setattr(socket.socket, "connect", lambda self, addr: contacted.append(addr) or [][0])
+    with pytest.raises(ColorkitError, match="not a plain timm architecture name"):
+        colorkit.load(run)
+    assert not contacted
+
+
+LOAD_LIMITED = textwrap.dedent("""
+    import resource, sys
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+    import colorkit
+    from colorkit.registry import ColorkitError
+    try:
+        colorkit.load(sys.argv[1])
+    except ColorkitError as exc:
+        print("REFUSED:", exc)
+""")
+
+
+def test_huge_config_is_refused_before_allocating(runs, tmp_path):
+    """mdn_fc = 5e7 asks for ~100 GB: refused from the safetensors header's shapes, in a
+    process that may not map more than 6 GB."""
+    run = copy_run(runs, "mdn", tmp_path)
+    edit_json(run / "model.json", lambda m: m["config"].update(mdn_fc=50_000_000))
+    proc = subprocess.run([sys.executable, "-c", LOAD_LIMITED, str(run)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 0 and "REFUSED:" in proc.stdout and "shape mismatch" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_weights_are_refused(runs, tmp_path, photo, capsys, bad):
+    run = copy_run(runs, "cvae", tmp_path)
+    state = load_file(str(run / "model.safetensors"))
+    key = sorted(k for k, v in state.items() if v.is_floating_point())[0]
+    state[key].view(-1)[0] = bad
+    save_file(state, str(run / "model.safetensors"), metadata={"format": ck.FORMAT})
+    with pytest.raises(ColorkitError, match="NaN or infinite"):
+        colorkit.load(run)
+    code, _, err = run_cli(["colorize", str(photo), "--run", str(run), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, f"tensor {key!r} holds 1 NaN or infinite value")
+
+
+# ------------------------------------------------------------------ reproducible bytes
+def test_safetensors_files_are_byte_reproducible(tmp_path, data):
+    tensors = {f"t{i}": torch.arange(i + 1, dtype=torch.float32) for i in range(5)}
+    meta = {f"key{i:02d}": f"value {i}" for i in range(20)}
+    blobs = set()
+    for i in range(12):
+        ck.save_tensors(tmp_path / f"w{i}.safetensors", tensors, meta)
+        blobs.add((tmp_path / f"w{i}.safetensors").read_bytes())
+    assert len(blobs) == 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "w0.safetensors"), "pt") as fh:
+        assert fh.metadata() == meta
+        assert torch.equal(fh.get_tensor("t3"), tensors["t3"])
+    st = data[2]
+    st.save(tmp_path / "a.safetensors")
+    st.save(tmp_path / "b.safetensors")
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
+# ------------------------------------------------------------------ atomic_dir crash window
+class Crash(Exception):
+    pass
+
+
+def test_atomic_dir_never_loses_both_copies(tmp_path, monkeypatch):
+    target = tmp_path / "state"
+    with ck.atomic_dir(target) as tmp:
+        (tmp / "v").write_text("1")
+    real = os.replace
+
+    def crash_moving_in(src, dst):
+        if Path(dst) == target:
+            raise Crash  # killed between the two renames
+        return real(src, dst)
+
+    for version in ("2", "3"):  # a crash in that window, then another in the next write
+        monkeypatch.setattr(ck.os, "replace", crash_moving_in)
+        with pytest.raises(Crash), ck.atomic_dir(target) as tmp:
+            (tmp / "v").write_text(version)
+        monkeypatch.setattr(ck.os, "replace", real)
+        assert (ck.resolve_dir(target) / "v").read_text() == "1"
+    with ck.atomic_dir(target) as tmp:
+        (tmp / "v").write_text("4")
+    assert (target / "v").read_text() == "4" and not target.with_name("state.old").exists()
+
+
+# ------------------------------------------------------------------ one-line errors
+def test_plugin_constructor_raising_anything_is_one_line(data, tmp_path, capsys):
+    def boom(**kw):
+        """explodes"""
+        raise RuntimeError("kaboom\nsecond line")
+
+    reg = plugins.registry("conditional_model")
+    reg.add(Entry("conditional_model", "ck-boom", boom, "ck_test_boom", "ck-test-boom"))
+    try:
+        with pytest.raises(ColorkitError, match=r"'ck-boom' from plugin 'ck_test_boom' .*failed to build: "
+                                                r"RuntimeError: kaboom second line"):
+            reg.create("ck-boom")
+        code, _, err = run_cli(["train", "--method", "ck-boom", "--dataset", str(data[0]), "--preset", "tiny",
+                                "--size", str(SIZE), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+        one_line_error(code, err, "failed to build: RuntimeError: kaboom")
+    finally:
+        del reg.entries["ck-boom"]
+
+
+def test_unwritable_out_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    """--out is checked before the data set is even looked at (the data set here does not
+    exist: the --out error must come first)."""
+    out = tmp_path / "ro"
+    real = ck.tempfile.mkstemp
+
+    def read_only(*a, dir=None, **kw):
+        if dir is not None and Path(dir) == out:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(ck.tempfile, "mkstemp", read_only)
+    for cmd in (["train", "--method", "cvae"], ["bench", "--methods", "cvae"]):
+        code, _, err = run_cli([*cmd, "--dataset", str(tmp_path / "no-such-folder"), "--preset", "tiny", "--out",
+                                str(out), "--no-progress"], capsys)
+        one_line_error(code, err, f"cannot write to --out {out}: Read-only file system")
+
+
+def _mount_tmpfs(path: Path, opts: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return r.returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mounted = []
+
+    def make(name: str, opts: str) -> Path:
+        p = tmp_path / name
+        if not _mount_tmpfs(p, opts):
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(p)
+        return p
+
+    yield make
+    for p in mounted:
+        subprocess.run(["umount", str(p)], capture_output=True)
+
+
+def test_read_only_mount_out_is_one_line(tmpfs, capsys):
+    ro = tmpfs("ro", "ro,size=64k")
+    code, _, err = run_cli(["train", "--method", "cvae", "--preset", "tiny", "--out", str(ro / "run"),
+                            "--no-progress"], capsys)
+    one_line_error(code, err, "--out")
+    assert "Read-only file system" in err
+
+
+def test_full_disk_colorize_leaves_no_partial_outputs(runs, tmpfs, tmp_path, capsys):
+    big = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(big)
+    disk = tmpfs("disk", "size=600k")  # one 360 KB colorization fits, not two
+    (disk / "keep.txt").write_text("mine")
+    code, _, err = run_cli(["colorize", str(big), "--run", str(runs["cvae"]), "--k", "3", "--out", str(disk)],
+                           capsys)
+    one_line_error(code, err, "No space left on device")
+    assert sorted(p.name for p in disk.iterdir()) == ["keep.txt"] and (disk / "keep.txt").read_text() == "mine"
+
+
+def test_disk_full_while_writing_colorizations(runs, tmp_path, photo, monkeypatch, capsys):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "photo_1.png").write_bytes(b"an earlier result")
+    calls = []
+    real = Image.Image.save
+
+    def save(self, fp, *a, **kw):
+        calls.append(fp)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+        return real(self, fp, *a, **kw)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    code, _, err = run_cli(["colorize", str(photo), "--run", str(runs["cvae"]), "--k", "3", "--out",
+                            str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "No space left on device")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["photo_1.png"]
+    assert (tmp_path / "o" / "photo_1.png").read_bytes() == b"an earlier result"
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError(
+    "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+    "102400000000 bytes.")])
+def test_out_of_memory_is_one_line(runs, photo, tmp_path, monkeypatch, capsys, exc):
+    import colorkit.runs
+
+    def oom(*a, **kw):
+        raise exc
+
+    monkeypatch.setattr(colorkit.runs, "load", oom)
+    code, _, err = run_cli(["colorize", str(photo), "--run", str(runs["cvae"]), "--out", str(tmp_path / "o")],
+                           capsys)
+    one_line_error(code, err, "out of memory")
+
+
+def test_colorize_a_directory_says_so(runs, tmp_path, capsys):
+    code, _, err = run_cli(["colorize", str(tmp_path), "--run", str(runs["cvae"]), "--out", str(tmp_path / "o")],
+                           capsys)
+    one_line_error(code, err, "is a directory")
+
+
+# ------------------------------------------------------------------ colorize: bounded memory
+def test_pixel_limit_and_k_bound(runs, tmp_path, capsys):
+    huge = tmp_path / "huge.png"
+    Image.new("L", (12000, 12000)).save(huge)  # a few hundred bytes, 144 megapixels
+    assert huge.stat().st_size < 200_000
+    from colorkit.imageio import MAX_PIXELS, image_size
+
+    with pytest.raises(ColorkitError, match="12000x12000 = 144,000,000 pixels; the limit is 50,000,000"):
+        image_size(huge)
+    assert MAX_PIXELS == 50_000_000
+    mid = tmp_path / "mid.png"
+    Image.new("RGB", (2000, 1000)).save(mid)
+    code, _, err = run_cli(["colorize", str(mid), "--run", str(runs["cvae"]), "--max-pixels", "1000000",
+                            "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "2000x1000 = 2,000,000 pixels; the limit is 1,000,000")
+    assert not (tmp_path / "o").exists()
+    code, _, err = run_cli(["colorize", str(mid), "--run", str(runs["cvae"]), "--k", "65"], capsys)
+    assert code == 2 and "65" in err and "Traceback" not in err
+    with pytest.raises(ColorkitError, match="k must be an integer from 1 to 64"):
+        colorkit.load(runs["cvae"]).colorize(mid, k=100)
+
+
+def test_banded_colorizations_match_the_full_resolution_formula(runs, tmp_path, monkeypatch):
+    """One output at a time, in bands of rows: the same pixels as upsampling the whole ab
+    field at once (to rounding)."""
+    import torch.nn.functional as F
+
+    import colorkit.imageio as io
+    from colorkit.color import AB_SCALE, lab_to_rgb, rgb_to_lab
+
+    monkeypatch.setattr(io, "_BAND_PIXELS", 3 * 70)  # 3-row bands
+    c = colorkit.load(runs["cvae"])
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 255, (45, 70, 3), dtype=np.uint8))
+    outs = list(c.iter_colorize(img, k=3, seed=1))
+    ab = c.sample(io.model_grey(img, c.size), 3, seed=1)[0].float()
+    L = rgb_to_lab(io.to_tensor(img))[:, :1]
+    ab_full = F.interpolate(ab, size=(45, 70), mode="bilinear", align_corners=False) * AB_SCALE
+    ref = lab_to_rgb(torch.cat([L.expand(3, 1, 45, 70), ab_full], 1))
+    for o, r in zip(outs, ref):
+        got = torch.from_numpy(np.array(o)).permute(2, 0, 1).float() / 255
+        assert float((got - r.clamp(0, 1)).abs().max()) <= 1.5 / 255
