@@ -48,13 +48,6 @@ class MixtureDensityNetwork(nn.Module):
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(w4 * h * w, fc_dim), nn.ReLU(inplace=True),
             nn.Dropout(dropout), nn.Linear(fc_dim, components * latent_dim + components),
         )
-        # Set by init_output: a resumed run must not be re-initialised.
-        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        # Runs saved before the flag existed hold trained weights: mark them initialised.
-        state_dict.setdefault(prefix + "initialised", torch.ones((), dtype=torch.bool))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def init_output(self, means: Tensor, logits: Tensor, weight_scale: float = 0.1) -> None:
@@ -69,7 +62,6 @@ class MixtureDensityNetwork(nn.Module):
         last.weight.mul_(weight_scale)
         last.bias[: m * d] = means.reshape(-1).to(last.bias)
         last.bias[m * d :] = logits.to(last.bias)
-        self.initialised.fill_(True)
 
     def forward(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         out = self.fc(self.convs(feats))  # (B, M*d + M)

@@ -64,7 +64,7 @@ class MDNConfig(ComponentConfig):
     mdn_batch_size: int = 32
     mdn_lr: float = 1e-3
     mdn_init: Literal["random", "kmeans"] = "random"
-    """``kmeans``: before the MDN stage, set every component's mean to a k-means centre of
+    """``kmeans``: in a stage ``mdn-init`` (no epochs) before the MDN stage, set every component's mean to a k-means centre of
     the training split's VAE codes (output weights scaled by 0.1, bias = centre) and the
     mixture logits to the log cluster sizes, so training starts from the best
     input-agnostic mixture instead of one where a single component wins everything."""
@@ -140,17 +140,15 @@ class MDNMethod(PretextBackbone, Method):
             batch_size=c.vae_batch_size, setup=self._flush_backbone_cache,
             make_optimizers=lambda: {"vae": torch.optim.Adam(self.embedder.parameters(), lr=c.vae_lr)},
         ))
+        if c.mdn_init == "kmeans":  # its own stage: a resumed MDN stage is never re-initialised
+            stages.append(Stage(name="mdn-init", modules={}, make_optimizers=dict, step=_no_step, epochs=0,
+                                setup=self._kmeans_init))
         stages.append(Stage(
             name="mdn", modules={"mdn": self.mdn}, step=self._mdn_step, epochs=c.mdn_epochs,
-            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._mdn_setup,
+            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._flush_backbone_cache,
             make_optimizers=lambda: {"mdn": torch.optim.Adam(self.mdn.parameters(), lr=c.mdn_lr)},
         ))
         return stages
-
-    def _mdn_setup(self, train_split: Any) -> None:
-        self._flush_backbone_cache(train_split)
-        if self.config.mdn_init == "kmeans" and not bool(self.mdn.initialised):
-            self._kmeans_init(train_split)
 
     @torch.no_grad()
     def _kmeans_init(self, train_split: Any, max_images: int = 4096) -> None:
@@ -288,6 +286,10 @@ class MDNMethod(PretextBackbone, Method):
         if (h, w) != (s, s):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear")
         return ab.reshape(b, k, 2, h, w)
+
+
+def _no_step(batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:  # pragma: no cover - epochs=0
+    raise ColorkitError("the mdn-init stage takes no training steps")
 
 
 class MDNSkipConfig(MDNConfig):

@@ -96,30 +96,18 @@ def test_init_output_starts_every_input_near_the_given_mixture():
     net = MixtureDensityNetwork(4, (8, 8), 3, components=2, widths=(4, 4, 4, 4, 4), fc_dim=16, dropout=0.0).eval()
     means = torch.tensor([[1.0, 0.0, 0.0], [0.0, -2.0, 0.0]])
     logits = torch.tensor([math.log(3.0), 0.0])
-    assert not bool(net.initialised)
     net.init_output(means, logits, weight_scale=0.0)
     log_pi, mu = net(torch.randn(5, 4, 8, 8))
     assert torch.allclose(mu, means.expand(5, -1, -1)) and torch.allclose(log_pi.exp()[:, 0], torch.full((5,), 0.75))
-    assert bool(net.initialised)
     with pytest.raises(ColorkitError):
         net.init_output(means[:1], logits)
 
 
-def test_state_dicts_without_the_init_flag_still_load():
-    """Runs saved before the flag existed load, counted as initialised (trained weights)."""
-    net = MixtureDensityNetwork(4, (8, 8), 3, components=2, widths=(4, 4, 4, 4, 4), fc_dim=16)
-    state = {k: v for k, v in net.state_dict().items() if k != "initialised"}
-    fresh = MixtureDensityNetwork(4, (8, 8), 3, components=2, widths=(4, 4, 4, 4, 4), fc_dim=16)
-    fresh.load_state_dict(state, strict=True)
-    assert bool(fresh.initialised)
-
-
-def test_kmeans_init_runs_once_and_spreads_the_components(stats16):
-    """mdn_init='kmeans': the MDN stage's setup puts the components on k-means centres of
-    the training codes; a second setup (a resumed stage) leaves the weights alone."""
-    from paper_helpers import structured_batch
-
+def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
+    """mdn_init='kmeans': a stage ``mdn-init`` (no epochs, so a resumed MDN stage never
+    re-runs it) puts the components on k-means centres of the training codes."""
     from colorkit import create_method
+    from paper_helpers import structured_batch
 
     class Split:
         def __init__(self, data):
@@ -135,10 +123,12 @@ def test_kmeans_init_runs_once_and_spreads_the_components(stats16):
     torch.manual_seed(0)
     m = create_method("mdn", stats=stats16, preset="tiny", image_size=16, mdn_init="kmeans", components=4,
                       use_cache=False)
+    stages = m.stages()
+    assert [s.name for s in stages] == ["colornet", "vae", "mdn-init", "mdn"] and stages[2].epochs == 0
+    assert [s.name for s in create_method("mdn", stats=stats16, preset="tiny", image_size=16).stages()] == [
+        "colornet", "vae", "mdn"]
     split = Split(structured_batch(32, 16))
-    mdn_stage = m.stages()[-1]
-    mdn_stage.setup(split)
-    assert bool(m.mdn.initialised)
+    stages[2].setup(split)
     m.eval()
     with torch.no_grad():
         codes = m.embedder.encode(split.data["ab"]).mu  # (32, d)
@@ -153,5 +143,3 @@ def test_kmeans_init_runs_once_and_spreads_the_components(stats16):
     for j in range(4):
         assert torch.allclose(codes[labels == j].mean(0), centres[j], atol=1e-5)
     assert torch.allclose(logits, sizes.float().log(), atol=1e-5)
-    mdn_stage.setup(split)
-    assert torch.equal(bias, m.mdn.fc[-1].bias)
