@@ -560,6 +560,9 @@ def scatter_plot(results: dict[str, Any], path: Path) -> None:
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7,
                     color="0.35" if ref else "black")
     ax.set_xscale("symlog", linthresh=linthresh)
+    if pos:  # 0, then decades from a few linthresh up (a decade next to 0 would overprint it)
+        lo, hi = math.ceil(math.log10(linthresh * 1.5)), math.floor(math.log10(max(pos)))
+        ax.set_xticks([0.0] + [10.0 ** e for e in range(lo, hi + 1)])
     ax.set_xlabel("variance across the k colorizations [(ab/128)^2], symlog\n(diversity: higher is more diverse)")
     ax.set_ylabel("error-of-best [ab/128] (lower is better)")
     ax.set_title(f"{results['test_set']['name']}: {results['split']['test']} test images, k = {results['k']}; "
