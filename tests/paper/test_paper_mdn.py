@@ -106,8 +106,9 @@ def test_init_output_starts_every_input_near_the_given_mixture():
 def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
     """mdn_init='kmeans': a stage ``mdn-init`` (no epochs, so a resumed MDN stage never
     re-runs it) puts the components on k-means centres of the training codes."""
-    from colorkit import create_method
     from paper_helpers import structured_batch
+
+    from colorkit import create_method
 
     class Split:
         def __init__(self, data):
