@@ -32,6 +32,7 @@ from torch import Tensor
 from colorkit.interfaces import ComponentConfig, Method, Stage
 from colorkit.registry import ColorkitError
 
+from .layers import grey_at_size
 from .pretext import PretextBackbone
 
 
@@ -93,10 +94,7 @@ class ColorNetColorizer(PretextBackbone, Method):
     def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         mode = self.check_mode(mode)
-        if grey.dim() != 4 or grey.shape[1] != 1:
-            raise ColorkitError(f"sample expects grey of shape (B, 1, H, W); got {tuple(grey.shape)}")
-        s, (h, w) = self.config.image_size, grey.shape[-2:]
-        g = grey if (h, w) == (s, s) else F.interpolate(grey, size=(s, s), mode="bilinear", antialias=True)
+        (h, w), g = grey.shape[-2:], grey_at_size(grey, self.config.image_size)
         was = self.training
         self.eval()
         try:

@@ -26,6 +26,7 @@ from torch import Tensor
 from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
 from colorkit.registry import ColorkitError
 
+from .layers import grey_at_size
 from .losses import PAPER_WEIGHTS, TERMS, decoder_loss
 from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
 from .pretext import PretextBackbone
@@ -231,10 +232,7 @@ class MDNMethod(PretextBackbone, Method):
         ent, mean_pi, n = 0.0, torch.zeros(m, dtype=torch.float64), 0
         for start in range(0, len(split), batch_size):
             grey = split.batch(list(range(start, min(len(split), start + batch_size))))["grey"]
-            s = self.config.image_size
-            if tuple(grey.shape[-2:]) != (s, s):
-                grey = F.interpolate(grey, size=(s, s), mode="bilinear", antialias=True)
-            pi = self.mixture_weights(grey).double().cpu()  # (B, M)
+            pi = self.mixture_weights(grey_at_size(grey, self.config.image_size)).double().cpu()  # (B, M)
             winner += torch.bincount(pi.argmax(1), minlength=m).double()
             top += torch.bincount(pi.topk(kk, dim=1).indices.reshape(-1), minlength=m).double()
             ent += float(-(pi * pi.clamp_min(1e-30).log()).sum(1).sum())
@@ -266,10 +264,7 @@ class MDNMethod(PretextBackbone, Method):
         ``topk`` (default): the means of the k most probable components (k <= components);
         ``mixture``: k draws from the GMM using ``generator``."""
         mode = self.check_mode(mode)
-        if grey.dim() != 4 or grey.shape[1] != 1:
-            raise ColorkitError(f"sample expects grey of shape (B, 1, H, W); got {tuple(grey.shape)}")
-        s, (h, w) = self.config.image_size, grey.shape[-2:]
-        g = grey if (h, w) == (s, s) else F.interpolate(grey, size=(s, s), mode="bilinear", antialias=True)
+        (h, w), g = grey.shape[-2:], grey_at_size(grey, self.config.image_size)
         was = self.training
         self.eval()
         try:
@@ -283,7 +278,7 @@ class MDNMethod(PretextBackbone, Method):
             ab = self.embedder.decode(z.reshape(b * k, -1), gk)  # (B*k, 2, s, s)
         finally:
             self.train(was)
-        if (h, w) != (s, s):
+        if (h, w) != tuple(g.shape[-2:]):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear")
         return ab.reshape(b, k, 2, h, w)
 
