@@ -1,7 +1,8 @@
 """How well can mdn's colour-field VAE embed the synth world? Trains only the VAE stage
 of ``mdn`` (small preset unless overridden) on a synth training split and reports, on the
 test split, the fraction of images whose reconstruction (decoded posterior mean)
-reproduces the drawn theme (region means within the mode tolerance): the ceiling of
+reproduces the drawn theme (region means within the mode tolerance), and the mode precision
+and coherence of the reconstructions: the ceilings of
 mdn's mode precision, whatever the MDN does.
 
     python benchmarks/synth_vae_probe.py [--dataset synth] [--option vae_lr=1e-3] [--epochs 20]
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: the preset's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/vae-probe")
+    ap.add_argument("--load", default=None, help="score the VAE of an earlier probe's --out instead of training")
     a = ap.parse_args()
     opts = {}
     for kv in a.option:
@@ -48,7 +50,12 @@ def main() -> None:
     m.stages = lambda: [vae_stage]  # type: ignore[method-assign]
     m.registry_name = "mdn"
     t0 = time.perf_counter()
-    Trainer(TrainConfig(seed=a.seed, epochs=a.epochs, progress=False, device="cpu")).fit(m, ds.split("train"), a.out)
+    if a.load:
+        from safetensors.torch import load_file
+
+        m.load_state_dict(load_file(f"{a.load}/train_state/model.safetensors"))
+    else:
+        Trainer(TrainConfig(seed=a.seed, epochs=a.epochs, progress=False, device="cpu")).fit(m, ds.split("train"), a.out)
     secs = time.perf_counter() - t0
     from synth_diagnose import theme_match
 
@@ -59,8 +66,12 @@ def main() -> None:
         rec = m.embedder.decode(m.embedder.encode(b["ab"]).mu)
     ok = [bool(theme_match(rec[i : i + 1], r)[0, next(j for j, g in enumerate(r["themes"]) if r["theme"] in g["ids"])])
           for i, r in enumerate(meta)]
+    from colorkit_synth.modes import image_scores
+
+    sc = np.array([image_scores(rec[i : i + 1], r) for i, r in enumerate(meta)])
     print(json.dumps({"dataset": a.dataset, "options": opts, "epochs": a.epochs, "vae_seconds": round(secs, 1),
                       "recon_reproduces_drawn_theme": float(np.mean(ok)),
+                      "recon_mode_precision": float(sc[:, 1].mean()), "recon_coherence": float(sc[:, 2].mean()),
                       "recon_l1": float((rec - b["ab"]).abs().mean())}))
 
 

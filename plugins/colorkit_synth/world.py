@@ -58,7 +58,7 @@ import numpy as np
 from colorkit.data.meta import META_ARRAYS, META_FORMAT, META_JSON
 from colorkit.registry import ColorkitError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 FIXED_MTIME_NS = 1_000_000_000 * 10**9  # every PNG gets this mtime: same spec -> same data set hash
 MIN_SEPARATION = 0.25
 """Smallest distance between two modes of one region, ab / 128 (32 Lab units)."""
@@ -207,16 +207,23 @@ def build_world(spec: SynthSpec) -> World:
     palette = np.zeros((R, M, 2))
     need = MIN_SEPARATION * 128 / (2 * math.sin(math.pi / M))  # chroma giving MIN_SEPARATION
     for r in range(R):
-        best = (-1.0, 0.0)
-        for off in rng.uniform(0, 2 * math.pi / M, 12):
+        # Candidate hue offsets: the modes' hues are offset + 2 pi m / M. Keep those whose
+        # chroma reaches MIN_SEPARATION, and among them the one whose modes lie farthest from
+        # every mode of the regions already placed (so no two regions share a colour, which
+        # a colourfulness-rebalanced loss would weight like the commoner region's).
+        cands = []
+        for off in np.linspace(0, 2 * math.pi / M, 24, endpoint=False) + rng.uniform(0, 2 * math.pi / M / 24):
             hues = off + 2 * math.pi * np.arange(M) / M
             c = _chroma_for(lightness[r], hues)
-            if c > best[0]:
-                best = (c, off)
-        c, off = best
-        if c < need:
+            if c >= need:
+                ab = c * np.stack([np.cos(hues), np.sin(hues)], -1) / 128
+                gap = (np.linalg.norm(ab[:, None] - palette[:r].reshape(1, -1, 2), axis=-1).min()
+                       if r else 0.0)
+                cands.append((round(gap, 4), c, off))
+        if not cands:
             raise ColorkitError(f"synth spec with modes={M}: the modes cannot be {MIN_SEPARATION} ab/128 apart "
                                 f"inside the sRGB gamut; use modes of at most 5")
+        _, c, off = max(cands)
         hues = off + 2 * math.pi * rng.permutation(M) / M
         palette[r, :, 0] = c * np.cos(hues) / 128
         palette[r, :, 1] = c * np.sin(hues) / 128
