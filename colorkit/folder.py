@@ -50,6 +50,7 @@ _TMP_RE = re.compile(r"^\..+\.png\.[^/]*\.tmp$")  # atomic_write_bytes' temporar
 
 def is_pattern(arg: str) -> bool:
     """Whether ``arg`` is a folder or a glob pattern (rather than one image file)."""
+    arg = os.path.expanduser(arg)
     return Path(arg).is_dir() or (glob.has_magic(arg) and not Path(arg).exists())
 
 
@@ -62,6 +63,7 @@ class Item:
 def find_sources(arg: str, out: Path) -> tuple[Path, list[Item]]:
     """The folder (or the glob's fixed leading folder) and the images it names, sorted;
     anything inside ``out`` is left out (an OUT inside the folder is not colorized again)."""
+    arg = os.path.expanduser(arg)  # a quoted glob keeps its ~
     out_abs = out.resolve()
 
     def outside(p: Path) -> bool:
@@ -70,6 +72,9 @@ def find_sources(arg: str, out: Path) -> tuple[Path, list[Item]]:
 
     if Path(arg).is_dir():
         base = Path(arg)
+        if base.resolve() == out_abs:
+            raise ColorkitError(f"--out {out} is the folder being colorized; choose another folder (one inside it "
+                                "is fine: it is left out)")
         rels = find_images(base)
         items = [Item(base / r, r) for r in rels if outside(base / r)]
     else:
@@ -160,6 +165,8 @@ def colorize_folder(colorizer: Any, arg: str, out: str | Path, *, k: int = 5, mo
     base, items = find_sources(arg, out)
     names = output_names(items, k)
     settings = _settings(colorizer, k, mode, seed)
+    # The model accepts k and mode (e.g. topk gives at most 8): checked before anything is written.
+    colorizer.sample(torch.zeros(1, 1, colorizer.size, colorizer.size), k, mode=mode, seed=seed)
     with lock_dir(out):
         _check_manifest(out, settings)
         _clean_temporaries(out)

@@ -126,6 +126,11 @@ def test_folder_user_errors(tmp_path, folder, capsys):
     one_line_error(code, err, "no image files in pattern")
     code, _, err = run_cli(["colorize", str(folder), str(folder / "a.jpg"), "--out", str(tmp_path / "o")], capsys)
     one_line_error(code, err, "a folder or glob must be the only IMAGES argument")
+    code, _, err = run_cli(["colorize", str(folder), "--out", str(folder)], capsys)
+    one_line_error(code, err, "is the folder being colorized")
+    code, _, err = run_cli(["colorize", str(folder), "--k", "9", "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "topk sampling gives at most 8 colorizations")
+    assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
 def test_batched_outputs_equal_one_at_a_time(folder, tmp_path, capsys):

@@ -73,7 +73,8 @@ def test_outputs_match_the_float32_model(demo):
     got = demo.sample(grey, k, mode="topk", seed=0).float()
     assert got.shape == ref.shape
     diff = (got - ref).abs()
-    assert float(diff.max()) <= 0.02 and float(diff.mean()) <= 2e-3, (float(diff.max()), float(diff.mean()))
+    # measured at build time: max 0.00062, mean 8.5e-5 (ab/128) over the 31 demo test photos
+    assert float(diff.max()) <= 0.005 and float(diff.mean()) <= 5e-4, (float(diff.max()), float(diff.mean()))
     assert float(ref.abs().mean()) > 1e-3  # the reference is a real colorization, not zeros
 
 

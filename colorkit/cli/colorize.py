@@ -67,7 +67,6 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     from colorkit.runs import load
 
     colorizer = load(run_dir, device=device)
-    _note_demo(colorizer)
     for p in images:  # fail before writing anything: every header, every size
         image_size(p, max_pixels)
     out_dir = Path(out)
@@ -103,6 +102,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         raise
     shutil.rmtree(staging, ignore_errors=True)
     click.echo(f"wrote {len(images) * k} colorizations and {out_dir / 'grid.png'} ({colorizer.label}, k={k})")
+    _note_demo(colorizer)
 
 
 def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, progress) -> None:
@@ -110,11 +110,11 @@ def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch
     from colorkit.runs import load
 
     colorizer = load(run_dir, device=device)
-    _note_demo(colorizer)
     record = colorize_folder(colorizer, arg, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels,
                              batch_size=batch_size, progress=progress, echo=lambda m: click.echo(m, err=True))
     for line in summary_lines(record, Path(out)):
         click.echo(line)
+    _note_demo(colorizer)
 
 
 def _note_demo(colorizer) -> None:
