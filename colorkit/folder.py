@@ -37,7 +37,14 @@ import torch
 
 from colorkit.checkpoint import atomic_write_text, lock_dir
 from colorkit.data.images import IMAGE_EXTENSIONS, find_images
-from colorkit.imageio import Photo, check_k, compose_colorizations, model_grey, photo_header, read_photo
+from colorkit.imageio import (
+    Photo,
+    check_k,
+    compose_colorizations,
+    model_grey,
+    photo_header,
+    read_photo,
+)
 from colorkit.registry import ColorkitError
 
 FORMAT = "colorkit-colorize-v1"

@@ -14,11 +14,12 @@ reasons of ``colorkit data info``). One colorization runs at a time, so memory s
 bounded; any failure becomes a message, never a crash of the server.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
+# (``request: Request``, imported inside create_app) at definition time.
 import contextlib
 import html
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -250,10 +251,17 @@ def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int =
     require_extra()
     import uvicorn
 
-    models = Models(runs, demo=demo, device=device)
+    _check_can_listen(host, port)
     workdir = Path(tempfile.mkdtemp(prefix="colorkit-serve-"))
+    old_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     try:
-        app = create_app(models, workdir, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, keep=keep)
+        # PyTorch makes a compile cache folder on first use (in the system's temp folder by
+        # default): keep it inside ours, so nothing is written elsewhere.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "torch")
+        (workdir / "results").mkdir()
+        models = Models(runs, demo=demo, device=device)
+        app = create_app(models, workdir / "results", max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+                         keep=keep)
         shown = f"[{host}]" if ":" in host else host
         echo(f"colorkit serve: http://{shown}:{port}/ (models: {', '.join(models.colorizers)}; temporary folder "
              f"{workdir}; Ctrl+C to stop)")
@@ -263,15 +271,40 @@ def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int =
         server = uvicorn.Server(config)
         try:
             server.run()
-        except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C (SIGINT) after a clean shutdown
+            pass
+        except SystemExit:  # uvicorn exits 1 when it cannot bind
             raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
                                 "choose another --port or --host") from None
         if not server.started:
             raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
                                 "choose another --port or --host")
+        echo("colorkit serve: stopped")
     finally:
+        if old_cache is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = old_cache
         with contextlib.suppress(OSError):
             shutil.rmtree(workdir)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """One line, before any work, when the address cannot be bound (a port in use)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ColorkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise ColorkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
+                                "or --host") from None
 
 
 def render_page(models: list[dict[str, Any]], *, max_upload_bytes: int, max_pixels: int) -> str:

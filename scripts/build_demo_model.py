@@ -50,13 +50,17 @@ def main() -> None:
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="colorkit-demo-model-"))
     os.environ["COLORKIT_CACHE"] = str(work / "cache")
-    import torch
 
-    from colorkit.checkpoint import FORMAT, atomic_dir, atomic_write_text, component_meta, save_tensors
+    from colorkit.checkpoint import (
+        FORMAT,
+        atomic_dir,
+        atomic_write_text,
+        component_meta,
+        save_tensors,
+    )
     from colorkit.data import prepare
     from colorkit.runs import DEMO_MODEL_DIR, RUN_FORMAT, Colorizer, read_run, train
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.time()
     ds = prepare("demo", size=64, seed=args.seed, progress=True, cache_dir=work / "cache")
     info = ds.info()

@@ -151,6 +151,25 @@ def test_result_paths_cannot_leave_the_temp_folder(server, path):
     assert code == 404
 
 
+def test_serve_user_errors_are_one_line(tmp_path, capsys):
+    from colorkit.cli import main
+
+    def run(args):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert exc.value.code == 2 and len(lines) == 1 and lines[0].startswith("colorkit: error:"), err
+        return lines[0]
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert "cannot listen on 127.0.0.1:" in run(["serve", "--port", str(busy.getsockname()[1])])
+    assert "--no-demo needs at least one --run" in run(["serve", "--no-demo"])
+    assert "not a colorkit run directory" in run(["serve", "--run", str(tmp_path), "--port", str(free_port())])
+
+
 # ------------------------------------------------------------------ the browser
 def _browser():
     for name in ("chromium", "chromium-browser", "google-chrome"):
