@@ -364,7 +364,7 @@ Each result downloads as a PNG at the photo's full resolution.</p>
 <script>
 const NOTES = {{NOTES}};
 const $ = (id) => document.getElementById(id);
-function showNote() { $("model-note").textContent = NOTES[$("model").value] || ""; }
+function showNote() { const n = NOTES[$("model").value]; $("model-note").textContent = n ? "About this model: " + n + "." : ""; }
 $("model").addEventListener("change", showNote); showNote();
 function fail(msg) { $("error").textContent = msg; $("error").hidden = false; $("status").textContent = ""; }
 function figure(src, caption, download) {

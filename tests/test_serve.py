@@ -25,8 +25,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e '.[serve]')")
 
-MAX_PIXELS = 1_000_000
-MAX_UPLOAD_MB = 1
+from colorkit.serve import MAX_PIXELS, MAX_UPLOAD_BYTES  # noqa: E402 - the defaults the server runs with
 
 
 def free_port() -> int:
@@ -55,8 +54,7 @@ class Server:
         env = {**os.environ, "HOME": str(self.dirs["home"]), "TMPDIR": str(self.dirs["tmp"]),
                "COLORKIT_CACHE": str(self.dirs["cache"]), "PYTHONDONTWRITEBYTECODE": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "colorkit", "serve", "--port", str(self.port), "--max-pixels", str(MAX_PIXELS),
-             "--max-upload-mb", str(MAX_UPLOAD_MB), "--device", "cpu"],
+            [sys.executable, "-m", "colorkit", "serve", "--port", str(self.port), "--device", "cpu"],
             cwd=self.dirs["cwd"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
@@ -131,13 +129,18 @@ def test_colorize_upload_k_full_resolution_pngs(server):
     (b"hello, not an image", {"k": 2}, 400, "not an image"),
     (b"", {"k": 2}, 400, "No file was received"),
     (png_bytes(60, 60)[:200], {"k": 2}, 400, "damaged or cut short"),
-    (png_bytes(1200, 1000), {"k": 2}, 413, "too large: 1200x1000 = 1,200,000 pixels"),
-    (b"\0" * (MAX_UPLOAD_MB * 2**20 + 1), {"k": 2}, 413, "larger than 1 MB"),
+    (None, {"k": 2}, 413, "too large: 5000x4000 = 20,000,000 pixels; the limit is 16,000,000"),
+    (b"\0" * (MAX_UPLOAD_BYTES + 1), {"k": 2}, 413, "larger than 25 MB"),
     (png_bytes(30, 30), {"k": 9}, 400, "k must be a whole number from 1 to 8"),
     (png_bytes(30, 30), {"k": "x"}, 400, "k must be a whole number"),
     (png_bytes(30, 30), {"k": 2, "model": "nope"}, 400, "Unknown model 'nope'"),
 ])
 def test_bad_uploads_get_a_clear_message(server, data, params, status, needle):
+    if data is None:  # more pixels than the limit, in a small file (nothing is decoded)
+        buf = BytesIO()
+        Image.new("L", (5000, 4000)).save(buf, format="PNG")
+        data = buf.getvalue()
+        assert len(data) < MAX_UPLOAD_BYTES and 5000 * 4000 > MAX_PIXELS
     code, res = server.post(data, **params)
     assert code == status and needle in res["error"], res
     assert "\n" not in res["error"]
