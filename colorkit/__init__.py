@@ -22,8 +22,12 @@ from colorkit.plugins import hookimpl  # noqa: E402
 from colorkit.registry import ColorkitError  # noqa: E402
 
 
-def load(run_dir, device: str = "auto"):
-    """Load a trained run: ``colorkit.load("runs/mdn").colorize("photo.jpg", k=5)``."""
+def load(run_dir=None, device: str = "auto"):
+    """Load a trained run: ``colorkit.load("runs/mdn").colorize("photo.jpg", k=5)``.
+
+    With no argument, the bundled demo model: the ``mdn`` method (``small`` preset)
+    trained only on the ~300 small (64x64) shipped demo photos, in half precision. It
+    works out of the box; it is not a model trained on a large data set."""
     from colorkit.runs import load as _load
 
     return _load(run_dir, device=device)

@@ -16,6 +16,7 @@ import contextlib
 import threading
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,12 @@ def open_image(image: Any, max_pixels: int | None = None) -> Image.Image:
         raise ColorkitError(f"expected an image path, PIL image or uint8 array; got {type(image).__name__}")
     else:
         _check_pixels(image.width, image.height, max_pixels, "the image")
+    return _as_rgb(image)
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as RGB: grey modes replicated, alpha composited on white; a mode
+    that cannot be converted is a one-line error."""
     if image.mode in {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}:
         grey = image.convert("L") if image.mode not in {"I", "I;16", "I;16L", "I;16B", "F"} else _wide_to_l(image)
         return grey.convert("RGB")
@@ -118,6 +125,78 @@ def open_image(image: Any, max_pixels: int | None = None) -> Image.Image:
     if rgb is None:
         raise ColorkitError(f"cannot convert an image of mode {image.mode} to RGB")
     return rgb
+
+
+@dataclass(frozen=True)
+class Photo:
+    """The result of :func:`read_photo`: ``image`` (RGB, EXIF orientation applied, full
+    resolution), or ``None`` with ``reason`` (one of
+    :data:`colorkit.data.images.SKIP_REASONS`) and a short ``detail``."""
+
+    image: Image.Image | None
+    reason: str | None = None
+    detail: str = ""
+
+
+def photo_header(path: str | Path, max_pixels: int | None = None) -> Photo | tuple[int, int]:
+    """Width and height from ``path``'s header (nothing decoded), or a :class:`Photo`
+    saying why it will not be read (the same reasons as ``colorkit data info``: empty,
+    not an image, corrupt, more than ``max_pixels`` pixels). Never raises for a bad file."""
+    path = Path(path)
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    try:
+        if path.stat().st_size == 0:
+            return Photo(None, "empty-file", "0 bytes")
+    except OSError as exc:
+        return Photo(None, "corrupt-or-truncated", f"cannot stat: {exc.strerror or exc}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _no_bomb_limit(), Image.open(path) as img:
+                size = img.size
+    except UnidentifiedImageError:
+        return Photo(None, "not-an-image", "Pillow cannot identify the file")
+    except Exception as exc:  # noqa: BLE001 - any decoder error is a per-file reason
+        return Photo(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
+    if size[0] * size[1] > limit:
+        return Photo(None, "too-large", f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels; the limit is {limit:,} "
+                                        "(--max-pixels)")
+    return size
+
+
+def read_photo(path: str | Path, max_pixels: int | None = None) -> Photo:
+    """Decode ``path`` at full resolution as RGB, or say why not (see :func:`photo_header`;
+    also ``corrupt-or-truncated`` when decoding fails and ``unsupported-mode``). Never
+    raises for a bad file: a folder of 10,000 photos always finishes."""
+    head = photo_header(path, max_pixels)
+    if isinstance(head, Photo):
+        return head
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _no_bomb_limit():
+                img = Image.open(path)  # the header again (its size was checked): cheap
+            with img:
+                img.load()
+                oriented = ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001 - any decoder error is a per-file reason
+        return Photo(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
+    try:
+        return Photo(_as_rgb(oriented))
+    except ColorkitError as exc:
+        return Photo(None, "unsupported-mode", str(exc))
+    except Exception as exc:  # noqa: BLE001
+        return Photo(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
+
+
+def has_colour(img: Image.Image) -> bool:
+    """Whether an RGB image has colour (the greyscale rule of ``colorkit data info``,
+    applied to a 64x64 copy)."""
+    from colorkit.data.images import GREY_MAX_CHROMA, GREY_MEAN_AB, chroma_stats
+
+    small = np.asarray(img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.uint8)
+    mean_ab, max_chroma = chroma_stats(small)
+    return not (mean_ab < GREY_MEAN_AB or max_chroma < GREY_MAX_CHROMA)
 
 
 def _wide_to_l(img: Image.Image) -> Image.Image:
@@ -166,7 +245,16 @@ def iter_colorizations(colorizer: Any, image: Any, *, k: int, mode: str | None =
     input, its L channel (float32) and one output, whatever k."""
     check_k(k)
     img = open_image(image, max_pixels)
-    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed)[0].float().cpu()  # (k, 2, s, s)
+    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed)[0]  # (k, 2, s, s)
+    yield from compose_colorizations(img, ab)
+
+
+@torch.no_grad()
+def compose_colorizations(img: Image.Image, ab: torch.Tensor) -> Iterator[Image.Image]:
+    """Each of the colour fields ``ab`` ``(k, 2, s, s)`` (ab/128, at the model size) joined
+    with RGB ``img``'s own L at ``img``'s resolution, one PIL image at a time (see
+    :func:`iter_colorizations`)."""
+    ab = ab.float().cpu()
     W, H = img.size
     s_h = ab.shape[-2]
     band = max(1, _BAND_PIXELS // W)

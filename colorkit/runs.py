@@ -35,6 +35,13 @@ from colorkit.registry import ColorkitError
 
 RUN_FORMAT = "colorkit-run-v1"
 
+DEMO_MODEL_DIR = Path(__file__).parent / "models" / "demo-mdn"
+"""The bundled demo model: the ``mdn`` method, ``small`` preset, trained on the 312 shipped
+demo photos at 64x64 (weights stored in half precision; built by
+``scripts/build_demo_model.py``). A model of a small demo set, not of the world's photos."""
+DEMO_MODEL_NOTE = ("the bundled demo model (mdn, small preset) was trained only on ~300 small (64x64) demo photos; "
+                   "train your own for real use")
+
 
 def _versions_safe() -> dict[str, str]:
     import numpy
@@ -212,10 +219,15 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 class Colorizer:
-    """A trained method loaded from a run directory: ``colorize(image, k)``."""
+    """A trained method loaded from a run directory: ``colorize(image, k)``. Without a run
+    directory, the bundled demo model (:data:`DEMO_MODEL_DIR`)."""
 
-    def __init__(self, run_dir: str | Path, device: str = "auto") -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: str | Path | None = None, device: str = "auto") -> None:
+        self.bundled = run_dir is None
+        self.run_dir = DEMO_MODEL_DIR if run_dir is None else Path(run_dir)
+        if self.bundled and not (self.run_dir / "run.json").is_file():
+            raise ColorkitError(f"the bundled demo model is missing from this installation ({self.run_dir}); "
+                                "reinstall colorkit or give a run directory")
         self.info = read_run(self.run_dir)
         self.device = resolve_device(device)
         self.method = load_component(self.run_dir, kind="conditional_model", name=self.info["method"],
@@ -228,6 +240,21 @@ class Colorizer:
     @property
     def name(self) -> str:
         return self.info["method"]
+
+    @property
+    def label(self) -> str:
+        """What to call this model in messages: ``demo model (mdn)`` or the run directory."""
+        return f"demo model ({self.name})" if self.bundled else f"{self.run_dir} ({self.name})"
+
+    def weights_sha256(self) -> str:
+        """sha256 of the weights file: the model's identity, wherever the run directory is."""
+        import hashlib
+
+        h = hashlib.sha256()
+        with open(resolve_dir(self.run_dir) / "model.safetensors", "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
 
     @torch.no_grad()
     def sample(self, grey: torch.Tensor, k: int = 5, *, mode: str | None = None, seed: int = 0) -> torch.Tensor:
@@ -261,6 +288,7 @@ class Colorizer:
         return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
 
 
-def load(run_dir: str | Path, device: str = "auto") -> Colorizer:
-    """``colorkit.load(run_dir).colorize(image, k=5)``."""
+def load(run_dir: str | Path | None = None, device: str = "auto") -> Colorizer:
+    """``colorkit.load(run_dir).colorize(image, k=5)``; ``colorkit.load()`` is the bundled
+    demo model (see :data:`DEMO_MODEL_DIR`)."""
     return Colorizer(run_dir, device=device)

@@ -338,10 +338,13 @@ def test_out_of_memory_is_one_line(runs, photo, tmp_path, monkeypatch, capsys, e
     one_line_error(code, err, "out of memory")
 
 
-def test_colorize_a_directory_says_so(runs, tmp_path, capsys):
-    code, _, err = run_cli(["colorize", str(tmp_path), "--run", str(runs["cvae"]), "--out", str(tmp_path / "o")],
-                           capsys)
-    one_line_error(code, err, "is a directory")
+def test_colorize_a_directory_without_images_says_so(runs, tmp_path, capsys):
+    """A directory is colorized as a folder (tests/test_colorize_folder.py); one holding no
+    image is a one-line error."""
+    (tmp_path / "src").mkdir()
+    code, _, err = run_cli(["colorize", str(tmp_path / "src"), "--run", str(runs["cvae"]), "--out",
+                            str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "no image files in folder")
 
 
 # ------------------------------------------------------------------ colorize: bounded memory

@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "colorkit.cli.train:train",
     "colorize": "colorkit.cli.colorize:colorize",
     "bench": "colorkit.cli.bench:bench",
+    "serve": "colorkit.cli.serve:serve",
 }
 
 
@@ -61,7 +62,9 @@ def cli() -> None:
     Examples:
       colorkit bench --methods mdn,cvae,cgan     # train and score on the demo set
       colorkit train --method mdn --out runs/mdn
-      colorkit colorize photo.jpg --run runs/mdn --k 5
+      colorkit colorize photo.jpg --k 5          # the bundled demo model
+      colorkit colorize photos/ --out colorized/  # a whole folder, resumable
+      colorkit serve                            # a web page (pip install 'colorkit[serve]')
       colorkit plugins                          # what is registered, from where
     """
 

@@ -11,11 +11,14 @@ from pathlib import Path
 import click
 
 from colorkit.imageio import MAX_K, MAX_PIXELS
+from colorkit.registry import ColorkitError
 
 
 @click.command("colorize")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory from `colorkit train`.")
+@click.option("--run", "run_dir", default=None, type=click.Path(),
+              help="Run directory from `colorkit train` [default: the bundled demo model: mdn, small preset, trained "
+                   "only on ~300 small (64x64) demo photos; a demonstration, not a model of a large data set].")
 @click.option("--k", type=click.IntRange(min=1, max=MAX_K), default=5, show_default=True,
               help="Colorizations per image.")
 @click.option("--out", type=click.Path(file_okay=False), default="colorized", show_default=True)
@@ -24,18 +27,41 @@ from colorkit.imageio import MAX_K, MAX_PIXELS
 @click.option("--device", default="auto", show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
               help="Largest photo accepted, in pixels (memory is about 20 bytes per pixel).")
-def colorize(images, run_dir, k, out, mode, seed, device, max_pixels) -> None:
-    """Write K colorizations of each IMAGE (colour or grey) plus one grid PNG.
+@click.option("--batch-size", type=click.IntRange(min=1, max=256), default=8, show_default=True,
+              help="Folder or glob: photos the model colorizes at once.")
+@click.option("--no-progress", is_flag=True, help="Folder or glob: no progress bar.")
+def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, no_progress) -> None:
+    """Write K colorizations of each IMAGE (colour or grey), of every image in a folder, or
+    of every file a quoted glob matches.
 
-    Outputs OUT/<stem>_<i>.png at the input's resolution (predicted ab upsampled and
-    joined with the input's L) and OUT/grid.png (grey | K colorizations per row).
-    Colorizations are made and written one at a time; all outputs appear together at
-    the end, so a failure (a full disk) leaves none of them.
+    Files: OUT/<stem>_<i>.png at the input's resolution (predicted ab upsampled and joined
+    with the input's L) and OUT/grid.png (grey | K colorizations per row). Colorizations are
+    made and written one at a time; all outputs appear together at the end, so a failure
+    (a full disk) leaves none of them.
+
+    A folder or glob (the only IMAGES argument): OUT/<relative folder>/<stem>_<i>.png for
+    every image, with a progress bar and a count of skipped files per reason (the reasons
+    of `colorkit data info`; the files are listed in OUT/colorize.json). Each output is
+    written atomically, so an interrupted run resumes: a rerun skips images whose outputs
+    are complete.
+
+    Colour photos are turned grey first. Without --run the bundled demo model is used.
 
     \b
-    Example:
-      colorkit colorize photo.jpg old.png --run runs/mdn --k 5 --out colorized/
+    Examples:
+      colorkit colorize photo.jpg old.png --k 5 --out colorized/
+      colorkit colorize ~/old-photos --out ~/old-photos-colorized
+      colorkit colorize 'scans/**/*.tif' --run runs/mdn --out colorized/
     """
+    from colorkit.folder import is_pattern
+
+    patterns = [p for p in images if is_pattern(p)]
+    if patterns:
+        if len(images) > 1:
+            raise ColorkitError(f"a folder or glob must be the only IMAGES argument (got {len(images)} arguments, "
+                                f"including {patterns[0]}); quote a glob so that colorkit expands it")
+        _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size, not no_progress)
+        return
     from colorkit.checkpoint import ensure_writable_dir
     from colorkit.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.runs import load
@@ -75,7 +101,27 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels) -> None:
                 out_dir.rmdir()  # only when empty
         raise
     shutil.rmtree(staging, ignore_errors=True)
-    click.echo(f"wrote {len(images) * k} colorizations and {out_dir / 'grid.png'} ({colorizer.name}, k={k})")
+    click.echo(f"wrote {len(images) * k} colorizations and {out_dir / 'grid.png'} ({colorizer.label}, k={k})")
+    _note_demo(colorizer)
+
+
+def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, progress) -> None:
+    from colorkit.folder import colorize_folder, summary_lines
+    from colorkit.runs import load
+
+    colorizer = load(run_dir, device=device)
+    record = colorize_folder(colorizer, arg, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels,
+                             batch_size=batch_size, progress=progress, echo=lambda m: click.echo(m, err=True))
+    for line in summary_lines(record, Path(out)):
+        click.echo(line)
+    _note_demo(colorizer)
+
+
+def _note_demo(colorizer) -> None:
+    if colorizer.bundled:
+        from colorkit.runs import DEMO_MODEL_NOTE
+
+        click.echo(f"colorkit: note: {DEMO_MODEL_NOTE}", err=True)
 
 
 def _thumb(img, height: int = 160):

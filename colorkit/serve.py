@@ -1,0 +1,419 @@
+"""``colorkit serve``: a small web page that colorizes one photo at a time in the browser.
+
+A person drops a photo on the page, picks k and a model (the bundled demo model or a run
+directory given with ``--run``), and sees the grey input beside the k colorizations, each
+downloadable as a full-resolution PNG. Colour photos are turned grey first (the page says
+so). Built on FastAPI + uvicorn (the optional ``serve`` extra) with one self-contained HTML
+page: no files from other hosts, nothing to build.
+
+Safety: the server binds to 127.0.0.1 unless told otherwise; it writes only inside its own
+temporary folder (made at start, removed at exit; only the newest ``keep`` results are
+kept); an upload is refused with a one-line message on the page when it is larger than
+``max_upload_bytes``, has more than ``max_pixels`` pixels, or is not a readable image (the
+reasons of ``colorkit data info``). One colorization runs at a time, so memory stays
+bounded; any failure becomes a message, never a crash of the server.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
+# (``request: Request``, imported inside create_app) at definition time.
+import contextlib
+import html
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any
+
+from colorkit.registry import ColorkitError
+
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+"""Largest upload accepted by default (25 MiB)."""
+MAX_PIXELS = 16_000_000
+"""Largest photo accepted by default, in pixels (16 megapixels)."""
+MAX_K = 8
+"""Most colorizations per photo on the page (the demo model's topk mode gives at most 8)."""
+KEEP = 16
+"""Results kept in the temporary folder; older ones are deleted."""
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_NAME = re.compile(r"^(grey|[0-9]{1,2})\.png$")
+
+REASON_TEXT = {
+    "empty-file": "The file is empty.",
+    "not-an-image": "This file is not an image that can be read (JPEG, PNG, WebP, BMP or TIFF).",
+    "corrupt-or-truncated": "The image is damaged or cut short and cannot be decoded.",
+    "unsupported-mode": "The image's pixel format cannot be converted to RGB.",
+}
+
+
+def require_extra() -> None:
+    """One-line error when the optional web dependencies are missing."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ColorkitError(f"colorkit serve needs the optional web dependencies ({exc.name} is missing); "
+                            "install them with: pip install 'colorkit[serve]'") from None
+
+
+class Models:
+    """The models the page offers, by name: ``demo`` (the bundled model) and each run
+    directory (by its folder name). All are loaded at start, so a bad run directory fails
+    before the server listens."""
+
+    def __init__(self, runs: list[str | Path] | None = None, *, demo: bool = True, device: str = "auto") -> None:
+        from colorkit.runs import load
+
+        self.colorizers: dict[str, Any] = {}
+        for run in runs or []:
+            name = Path(run).resolve().name or str(run)
+            base, i = name, 2
+            while name in self.colorizers or name == "demo":
+                name, i = f"{base}-{i}", i + 1
+            self.colorizers[name] = load(run, device=device)
+        if demo:
+            self.colorizers["demo"] = load(None, device=device)
+        if not self.colorizers:
+            raise ColorkitError("no model to serve: give --run RUN or keep the demo model")
+
+    def describe(self) -> list[dict[str, Any]]:
+        from colorkit.runs import DEMO_MODEL_NOTE
+
+        out = []
+        for name, c in self.colorizers.items():
+            note = DEMO_MODEL_NOTE if c.bundled else f"run directory {c.run_dir}"
+            out.append({"name": name, "method": c.name, "label": f"{name} ({c.name})", "note": note,
+                        "modes": list(getattr(c.method, "sample_modes", ()))})
+        return out
+
+
+class ResultStore:
+    """Results in one temporary folder: ``root/<32 hex>/{upload,grey.png,1.png,...}``.
+    Only names matching a strict pattern are ever served or written."""
+
+    def __init__(self, root: Path, keep: int = KEEP) -> None:
+        self.root = root
+        self.keep = max(1, keep)
+        self._order: list[str] = []
+        self._lock = threading.Lock()
+
+    def new(self) -> tuple[str, Path]:
+        rid = uuid.uuid4().hex
+        folder = self.root / rid
+        folder.mkdir()
+        with self._lock:
+            self._order.append(rid)
+            old = self._order[: -self.keep]
+            self._order = self._order[-self.keep :]
+        for o in old:
+            shutil.rmtree(self.root / o, ignore_errors=True)
+        return rid, folder
+
+    def drop(self, rid: str) -> None:
+        with self._lock:
+            if rid in self._order:
+                self._order.remove(rid)
+        shutil.rmtree(self.root / rid, ignore_errors=True)
+
+    def path(self, rid: str, name: str) -> Path | None:
+        if not _ID.match(rid) or not _NAME.match(name):
+            return None
+        p = self.root / rid / name
+        return p if p.is_file() else None
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: str, *, model: str, k: int,
+                    max_pixels: int, lock: threading.Lock) -> dict[str, Any]:
+    """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
+    folder; the JSON the page shows."""
+    from colorkit.imageio import has_colour, read_photo
+
+    folder = data_path.parent
+    photo = read_photo(data_path, max_pixels)
+    data_path.unlink(missing_ok=True)
+    if photo.image is None:
+        if photo.reason == "too-large":
+            raise _Refused(413, f"The photo is too large: {photo.detail.replace(' (--max-pixels)', '')}. "
+                                "Make it smaller, or start the server with a higher --max-pixels.")
+        text = REASON_TEXT.get(photo.reason or "", "The image cannot be read.")
+        raise _Refused(400, text + (f" ({photo.detail})" if photo.detail else ""))
+    img = photo.image
+    colour = has_colour(img)
+    colorizer = models.colorizers[model]
+    with lock:  # one colorization at a time: bounded memory
+        img.convert("L").save(folder / "grey.png")
+        for i, out in enumerate(colorizer.iter_colorize(img, k=k, max_pixels=max_pixels)):
+            out.save(folder / f"{i + 1}.png")
+            del out
+    return {
+        "id": rid, "width": img.width, "height": img.height, "colour": colour, "k": k, "model": model,
+        "method": colorizer.name, "grey": f"/results/{rid}/grey.png",
+        "results": [f"/results/{rid}/{i + 1}.png" for i in range(k)],
+    }
+
+
+def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+               max_pixels: int = MAX_PIXELS, keep: int = KEEP) -> Any:
+    """The FastAPI application (see the module docstring). ``workdir`` is the only folder
+    it writes to."""
+    require_extra()
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="colorkit")
+    store = ResultStore(workdir, keep=keep)
+    lock = threading.Lock()
+    page = render_page(models.describe(), max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/api/models")
+    def list_models() -> JSONResponse:
+        return JSONResponse(models.describe())
+
+    @app.post("/api/colorize")
+    async def colorize(request: Request) -> JSONResponse:
+        params = request.query_params
+        model = params.get("model", next(iter(models.colorizers)))
+        if model not in models.colorizers:
+            return error(400, f"Unknown model {model!r}; choose one of {', '.join(models.colorizers)}.")
+        try:
+            k = int(params.get("k", "5"))
+        except ValueError:
+            return error(400, f"k must be a whole number from 1 to {MAX_K}.")
+        if not 1 <= k <= MAX_K:
+            return error(400, f"k must be a whole number from 1 to {MAX_K}, not {k}.")
+        limit_text = f"{max_upload_bytes / 2**20:g} MB"
+        rid, folder = store.new()
+        try:
+            size = 0
+            upload = folder / "upload"
+            with open(upload, "wb") as fh:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size <= max_upload_bytes:
+                        fh.write(chunk)
+                    elif size > 8 * max_upload_bytes:  # read (and drop) a little more, so that the
+                        break  # browser gets the answer; then stop reading
+            if size > max_upload_bytes:
+                raise _Refused(413, f"The file is larger than {limit_text}, the most this server accepts.")
+            if size == 0:
+                raise _Refused(400, "No file was received: choose or drop a photo first.")
+            result = await run_in_threadpool(colorize_upload, models, store, upload, rid, model=model, k=k,
+                                             max_pixels=max_pixels, lock=lock)
+            return JSONResponse(result)
+        except _Refused as exc:
+            store.drop(rid)
+            return error(exc.status, exc.message)
+        except ColorkitError as exc:
+            store.drop(rid)
+            return error(400, str(exc))
+        except MemoryError:
+            store.drop(rid)
+            return error(503, "The server ran out of memory for this photo; try a smaller one.")
+        except Exception as exc:  # noqa: BLE001 - the server answers every request and keeps running
+            store.drop(rid)
+            traceback.print_exc()
+            return error(500, f"Internal error while colorizing ({type(exc).__name__}: {exc}).")
+
+    @app.get("/results/{rid}/{name}")
+    def result_file(rid: str, name: str) -> Any:
+        path = store.path(rid, name)
+        if path is None:
+            return error(404, "No such result (results are kept for the newest few photos only).")
+        return FileResponse(path, media_type="image/png")
+
+    return app
+
+
+def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto",
+          demo: bool = True, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
+          keep: int = KEEP, echo: Any = print) -> None:
+    """Load the models, make the temporary folder, serve until interrupted, remove it."""
+    require_extra()
+    import uvicorn
+
+    _check_can_listen(host, port)
+    workdir = Path(tempfile.mkdtemp(prefix="colorkit-serve-"))
+    old_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    try:
+        # PyTorch makes a compile cache folder on first use (in the system's temp folder by
+        # default): keep it inside ours, so nothing is written elsewhere.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "torch")
+        (workdir / "results").mkdir()
+        models = Models(runs, demo=demo, device=device)
+        app = create_app(models, workdir / "results", max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+                         keep=keep)
+        shown = f"[{host}]" if ":" in host else host
+        echo(f"colorkit serve: http://{shown}:{port}/ (models: {', '.join(models.colorizers)}; temporary folder "
+             f"{workdir}; Ctrl+C to stop)")
+        if host not in {"127.0.0.1", "localhost", "::1"}:
+            echo(f"colorkit serve: warning: listening on {host}: anyone who can reach this machine can upload photos")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        try:
+            server.run()
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C (SIGINT) after a clean shutdown
+            pass
+        except SystemExit:  # uvicorn exits 1 when it cannot bind
+            raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
+                                "choose another --port or --host") from None
+        if not server.started:
+            raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
+                                "choose another --port or --host")
+        echo("colorkit serve: stopped")
+    finally:
+        if old_cache is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = old_cache
+        with contextlib.suppress(OSError):
+            shutil.rmtree(workdir)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """One line, before any work, when the address cannot be bound (a port in use)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ColorkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise ColorkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
+                                "or --host") from None
+
+
+def render_page(models: list[dict[str, Any]], *, max_upload_bytes: int, max_pixels: int) -> str:
+    options = "\n".join(f'<option value="{html.escape(m["name"])}">{html.escape(m["label"])}</option>'
+                        for m in models)
+    k_options = "\n".join(f'<option value="{k}"{" selected" if k == 5 else ""}>{k}</option>'
+                          for k in range(1, MAX_K + 1))
+    notes = json.dumps({m["name"]: m["note"] for m in models})
+    return (_PAGE.replace("{{OPTIONS}}", options).replace("{{K_OPTIONS}}", k_options)
+            .replace("{{NOTES}}", notes.replace("</", "<\\/"))
+            .replace("{{MAX_MB}}", f"{max_upload_bytes / 2**20:.0f}")
+            .replace("{{MAX_MP}}", f"{max_pixels / 1e6:g}"))
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>colorkit: colorize a photo</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; max-width: 1400px; }
+  h1 { font-size: 1.4rem; margin: 0 0 .3rem; }
+  .hint { color: #555; margin: .2rem 0; }
+  #drop { border: 2px dashed #888; border-radius: 8px; padding: 1.2rem; margin: 1rem 0; text-align: center; }
+  #drop.over { background: #eef5ff; border-color: #36c; }
+  .controls { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; margin: .6rem 0; }
+  button { font-size: 1rem; padding: .4rem 1.2rem; }
+  #error { color: #a00; background: #fee; border: 1px solid #e99; padding: .5rem .8rem; border-radius: 6px; }
+  #notice { color: #543; background: #ffd; border: 1px solid #dd9; padding: .5rem .8rem; border-radius: 6px; }
+  #results { display: flex; flex-wrap: wrap; gap: .8rem; margin-top: 1rem; }
+  figure { margin: 0; display: flex; flex-direction: column; align-items: center; }
+  figure img { max-width: 260px; max-height: 260px; border: 1px solid #ccc; }
+  figcaption { font-size: .85rem; margin-top: .2rem; text-align: center; }
+</style>
+</head>
+<body>
+<h1>colorkit: colorize a photo</h1>
+<p class="hint">Drop a photo (colour or black-and-white). <strong>Colour photos are turned grey first</strong>:
+colorkit colorizes the grey version and shows several plausible colorings side by side.
+Each result downloads as a PNG at the photo's full resolution.</p>
+<p class="hint" id="model-note"></p>
+<div id="drop">
+  <p>Drop a photo here, or choose one:</p>
+  <input type="file" id="file" accept="image/*">
+  <p class="hint">JPEG, PNG, WebP, BMP or TIFF; at most {{MAX_MB}} MB and {{MAX_MP}} megapixels.</p>
+</div>
+<div class="controls">
+  <label>Model <select id="model">{{OPTIONS}}</select></label>
+  <label>Colorizations (k) <select id="k">{{K_OPTIONS}}</select></label>
+  <button id="go">Colorize</button>
+  <span id="status" role="status"></span>
+</div>
+<div id="error" role="alert" hidden></div>
+<div id="notice" hidden></div>
+<div id="results"></div>
+<script>
+const NOTES = {{NOTES}};
+const $ = (id) => document.getElementById(id);
+function showNote() { const n = NOTES[$("model").value]; $("model-note").textContent = n ? "About this model: " + n + "." : ""; }
+$("model").addEventListener("change", showNote); showNote();
+function fail(msg) { $("error").textContent = msg; $("error").hidden = false; $("status").textContent = ""; }
+function figure(src, caption, download) {
+  const f = document.createElement("figure");
+  const img = document.createElement("img"); img.src = src; img.alt = caption;
+  img.className = download ? "result" : "grey";
+  f.appendChild(img);
+  const c = document.createElement("figcaption"); c.textContent = caption + " ";
+  const a = document.createElement("a"); a.href = src; a.textContent = "download PNG";
+  a.className = "download"; a.download = download || "grey.png"; c.appendChild(a);
+  f.appendChild(c); return f;
+}
+async function colorize() {
+  const file = $("file").files[0];
+  $("error").hidden = true; $("notice").hidden = true;
+  if (!file) { fail("Choose or drop a photo first."); return; }
+  const k = $("k").value, model = $("model").value;
+  $("go").disabled = true; $("status").textContent = "Colorizing...";
+  $("results").replaceChildren();
+  try {
+    const r = await fetch(`/api/colorize?k=${k}&model=${encodeURIComponent(model)}`,
+                          {method: "POST", body: file, headers: {"Content-Type": "application/octet-stream"}});
+    let data = null;
+    try { data = await r.json(); } catch (e) { data = null; }
+    if (!r.ok || !data || data.error) { fail((data && data.error) || `The server answered ${r.status}.`); return; }
+    const stem = file.name.replace(/\\.[^.]*$/, "") || "photo";
+    if (data.colour) {
+      $("notice").textContent = "This photo is in colour: it was turned grey first, and these are colorizations of the grey version.";
+      $("notice").hidden = false;
+    }
+    $("results").appendChild(figure(data.grey, `grey input, ${data.width} x ${data.height}`, null));
+    data.results.forEach((src, i) => $("results").appendChild(
+      figure(src, `${data.model} #${i + 1}`, `${stem}_${i + 1}.png`)));
+    $("status").textContent = `Done: ${data.k} colorizations at ${data.width} x ${data.height}.`;
+  } catch (e) {
+    fail("Could not reach the colorkit server: " + e);
+  } finally {
+    $("go").disabled = false;
+  }
+}
+$("go").addEventListener("click", colorize);
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault(); drop.classList.remove("over");
+  if (e.dataTransfer.files.length) { $("file").files = e.dataTransfer.files; colorize(); }
+});
+</script>
+</body>
+</html>
+"""

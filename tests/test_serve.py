@@ -1,0 +1,256 @@
+"""``colorkit serve``: a real server process on a free loopback port. Uploads good and bad
+files over HTTP, checks the answers, that the server keeps running, that it writes only
+in its temporary folder and removes it at exit; then drives headless Chromium through
+the page (skipped, with the reason, when no browser or driver is installed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e '.[serve]')")
+
+from colorkit.serve import MAX_PIXELS, MAX_UPLOAD_BYTES  # noqa: E402 - the defaults the server runs with
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png_bytes(w: int, h: int, seed: int = 0, grey: bool = False) -> bytes:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr = np.clip(rng.uniform(50, 200, 3) + 50 * np.sin(xx[..., None] / 7 + np.arange(3)) + 0 * yy[..., None], 0, 255)
+    img = Image.fromarray(arr.astype(np.uint8))
+    buf = BytesIO()
+    (img.convert("L") if grey else img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Server:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dirs = {n: root / n for n in ("cwd", "home", "tmp", "cache")}
+        for d in self.dirs.values():
+            d.mkdir(parents=True)
+        self.port = free_port()
+        env = {**os.environ, "HOME": str(self.dirs["home"]), "TMPDIR": str(self.dirs["tmp"]),
+               "COLORKIT_CACHE": str(self.dirs["cache"]), "PYTHONDONTWRITEBYTECODE": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "colorkit", "serve", "--port", str(self.port), "--device", "cpu"],
+            cwd=self.dirs["cwd"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2).read()
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.2)
+        raise AssertionError("server did not start within 120 s")
+
+    def post(self, data: bytes, **params) -> tuple[int, dict]:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        req = urllib.request.Request(f"{self.url}/api/colorize?{query}", data=data, method="POST",
+                                     headers={"Content-Type": "application/octet-stream"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.stdout.read()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("serve"))
+    yield s
+    s.stop()
+
+
+def test_page_says_colour_photos_are_greyed_and_names_the_demo_model(server):
+    code, body = server.get("/")
+    page = body.decode()
+    assert code == 200 and "Colour photos are turned grey first" in page
+    assert "trained only on ~300 small (64x64) demo photos" in page and 'value="demo"' in page
+    assert "http://" not in page.replace(server.url, "")  # nothing loaded from other hosts
+
+
+def test_colorize_upload_k_full_resolution_pngs(server):
+    code, res = server.post(png_bytes(90, 70, seed=1), k=3, model="demo")
+    assert code == 200, res
+    assert res["k"] == 3 and len(res["results"]) == 3 and res["colour"] is True
+    assert (res["width"], res["height"]) == (90, 70)
+    for url in [res["grey"], *res["results"]]:
+        c, data = server.get(url)
+        assert c == 200
+        img = Image.open(BytesIO(data))
+        assert img.format == "PNG" and img.size == (90, 70)
+    code, res = server.post(png_bytes(40, 30, seed=2, grey=True), k=1)
+    assert code == 200 and res["colour"] is False and len(res["results"]) == 1
+
+
+@pytest.mark.parametrize("data,params,status,needle", [
+    (b"hello, not an image", {"k": 2}, 400, "not an image"),
+    (b"", {"k": 2}, 400, "No file was received"),
+    (png_bytes(60, 60)[:200], {"k": 2}, 400, "damaged or cut short"),
+    (None, {"k": 2}, 413, "too large: 5000x4000 = 20,000,000 pixels; the limit is 16,000,000"),
+    (b"\0" * (MAX_UPLOAD_BYTES + 1), {"k": 2}, 413, "larger than 25 MB"),
+    (png_bytes(30, 30), {"k": 9}, 400, "k must be a whole number from 1 to 8"),
+    (png_bytes(30, 30), {"k": "x"}, 400, "k must be a whole number"),
+    (png_bytes(30, 30), {"k": 2, "model": "nope"}, 400, "Unknown model 'nope'"),
+])
+def test_bad_uploads_get_a_clear_message(server, data, params, status, needle):
+    if data is None:  # more pixels than the limit, in a small file (nothing is decoded)
+        buf = BytesIO()
+        Image.new("L", (5000, 4000)).save(buf, format="PNG")
+        data = buf.getvalue()
+        assert len(data) < MAX_UPLOAD_BYTES and 5000 * 4000 > MAX_PIXELS
+    code, res = server.post(data, **params)
+    assert code == status and needle in res["error"], res
+    assert "\n" not in res["error"]
+    assert server.get("/")[0] == 200  # still serving
+
+
+@pytest.mark.parametrize("path", ["/results/../../etc/passwd", "/results/%2e%2e/%2e%2e/etc/passwd",
+                                  "/results/" + "0" * 32 + "/upload", "/results/abc/1.png"])
+def test_result_paths_cannot_leave_the_temp_folder(server, path):
+    code, _ = server.get(path)
+    assert code == 404
+
+
+def test_serve_user_errors_are_one_line(tmp_path, capsys):
+    from colorkit.cli import main
+
+    def run(args):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert exc.value.code == 2 and len(lines) == 1 and lines[0].startswith("colorkit: error:"), err
+        return lines[0]
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert "cannot listen on 127.0.0.1:" in run(["serve", "--port", str(busy.getsockname()[1])])
+    assert "--no-demo needs at least one --run" in run(["serve", "--no-demo"])
+    assert "not a colorkit run directory" in run(["serve", "--run", str(tmp_path), "--port", str(free_port())])
+
+
+# ------------------------------------------------------------------ the browser
+def _browser():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            break
+    else:
+        pytest.skip("no Chromium browser installed (apt-get install chromium chromium-driver)")
+    driver = shutil.which("chromedriver")
+    if driver is None:
+        pytest.skip("no chromedriver installed (apt-get install chromium-driver)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[dev]')")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = path
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,900"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+
+
+def test_browser_uploads_a_photo_and_shows_k_colorizations(server, tmp_path):
+    from colorkit.builtins import DEMO_DIR
+
+    src = sorted(DEMO_DIR.rglob("*.jpg"))[0]
+    photo = tmp_path / "photo.jpg"
+    with Image.open(src) as im:  # a real colour photo, enlarged so the page shows full-size downloads
+        im.convert("RGB").resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC).save(photo, quality=92)
+    size = Image.open(photo).size
+    browser = _browser()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    try:
+        browser.get(server.url + "/")
+        assert "Colour photos are turned grey first" in browser.page_source
+        # a bad upload first: a message on the page, no results
+        bad = tmp_path / "notes.png"
+        bad.write_text("not an image")
+        browser.find_element(By.ID, "file").send_keys(str(bad))
+        browser.find_element(By.ID, "go").click()
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "error").is_displayed())
+        assert "not an image" in browser.find_element(By.ID, "error").text
+
+        k = 3
+        Select(browser.find_element(By.ID, "k")).select_by_value(str(k))
+        browser.find_element(By.ID, "file").send_keys(str(photo))
+        browser.find_element(By.ID, "go").click()
+        loaded = ("return Array.from(document.querySelectorAll('img.result'))"
+                  ".filter(i => i.complete && i.naturalWidth > 0).map(i => [i.naturalWidth, i.naturalHeight]);")
+        WebDriverWait(browser, 120).until(lambda b: len(b.execute_script(loaded)) == k)
+        assert [tuple(s) for s in browser.execute_script(loaded)] == [size] * k
+        assert not browser.find_element(By.ID, "error").is_displayed()
+        notice = browser.find_element(By.ID, "notice")
+        assert notice.is_displayed() and "turned grey first" in notice.text
+        links = browser.find_elements(By.CSS_SELECTOR, "a.download")
+        assert len(links) == k + 1 and links[1].get_attribute("download") == "photo_1.png"
+        shot = tmp_path / "serve.png"
+        assert browser.save_screenshot(str(shot))
+        assert Image.open(shot).size[0] >= 800
+        if os.environ.get("COLORKIT_SCREENSHOT"):  # how docs/serve.png is made
+            shutil.copyfile(shot, os.environ["COLORKIT_SCREENSHOT"])
+    finally:
+        browser.quit()
+
+
+# ------------------------------------------------------------------ last: stop and clean up
+def test_writes_only_in_its_temp_folder_and_removes_it_at_exit(server):
+    d = server.dirs
+    assert list(d["cwd"].iterdir()) == [] and list(d["cache"].iterdir()) == []
+    assert [p for p in d["home"].rglob("*")] == []
+    temp = [p.name for p in d["tmp"].iterdir()]
+    assert len(temp) == 1 and temp[0].startswith("colorkit-serve-"), temp
+    log = server.stop()
+    assert server.proc.returncode == 0, log
+    assert f"http://127.0.0.1:{server.port}/" in log  # bound to loopback by default
+    assert "Traceback" not in log, log
+    assert list(d["tmp"].iterdir()) == [], log
