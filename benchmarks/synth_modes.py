@@ -61,7 +61,9 @@ def main() -> None:
     runs = []
     for folder in [out, *map(Path, args.also)]:
         if (folder / "runs").is_dir():
-            runs += sorted(p for p in (folder / "runs").iterdir() if (p / "run.json").is_file())
+            # bench keeps runs in runs/<method>/seed-<s>/ (older benches: runs/<method>/)
+            runs += sorted(p.parent for p in (folder / "runs").glob("**/run.json")
+                           if p.parent.name in ("seed-0", f"seed-{args.seed}") or p.parent.parent.name == "runs")
     source = args.dataset or (read_run(runs[0])["dataset"]["source"] if runs else "synth")
     ds = prepare(source, seed=args.seed, progress=False)
     meta_of = load_meta(ds)
@@ -81,6 +83,8 @@ def main() -> None:
     outputs["mean-field"] = mean_field.expand(n, k, -1, -1, -1).clone()
     for run in runs:
         info = read_run(run)
+        if info["method"] in outputs:  # computed above (oracle, grey, mean-field)
+            continue
         if info["dataset"].get("hash") != ds.hash:
             print(f"skipping {run}: trained on another data set")
             continue
@@ -89,8 +93,13 @@ def main() -> None:
         for i, mode in enumerate(modes):
             name = info["method"] if i == 0 else f"{info['method']}[{mode}]"
             gen = torch.Generator().manual_seed(args.seed)
-            outs = [col.method.sample(grey[j:j + 16], k, mode=mode if len(modes) > 1 else None, generator=gen)
-                    for j in range(0, n, 16)]
+            extra = {}
+            outs = []
+            for j in range(0, n, 16):
+                if getattr(col.method, "uses_meta", False):
+                    extra = {"meta": meta[j:j + 16]}
+                outs.append(col.method.sample(grey[j:j + 16], k, mode=mode if len(modes) > 1 else None,
+                                              generator=gen, **extra))
             outputs[name] = torch.cat(outs).float()
             timing[name] = info.get("train_seconds", float("nan"))
     table = {}
