@@ -43,7 +43,7 @@ def main() -> None:
     torch.manual_seed(a.seed)
     m = build_method("mdn", stats, preset="small", options=opts, dataset=ds)
     vae_stage = next(s for s in m.stages() if s.name == "vae")
-    vae_stage.setup = None
+    vae_stage.on_start = None
 
     m.stages = lambda: [vae_stage]  # type: ignore[method-assign]
     m.registry_name = "mdn"

@@ -1,7 +1,8 @@
 """``colorkit bench --ablation decoder-loss``: the paper's Tables 1-2 (section 7.2).
 
 The VAE of ``mdn`` is trained three times, with the decoder loss ``l2`` (plain), ``mah``
-(specificity only) and the full eq. 4 (``hist`` + 0.1 ``mah`` + 1e-3 ``grad``), then each
+(specificity only) and the full eq. 4 (``hist`` + 0.1 ``mah`` + 1e-3 ``grad``), each given
+as registered decoder-loss names with their weights (the method's ``decoder_loss``), then each
 reconstructs the test colour fields from the posterior mean (the "best possible embedding",
 not a colorization) and is scored with absolute and weighted absolute error over all pixels
 and over the central 8x8 grid, in ab / 128.
@@ -17,6 +18,7 @@ import torch
 
 from colorkit.checkpoint import atomic_write_text
 
+# label -> the method's ``decoder_loss``: registered decoder-loss names and weights
 VARIANTS: dict[str, dict[str, float]] = {
     "L2-Loss": {"l2": 1.0},
     "Mah-Loss": {"mah": 1.0},
@@ -60,7 +62,7 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
             results[label] = json.loads(res_path.read_text())
             continue
         torch.manual_seed(seed)  # every variant starts from the same initial weights
-        m = build_method(method, stats, preset=preset, options={"loss_weights": weights}, dataset=ds)
+        m = build_method(method, stats, preset=preset, options={"decoder_loss": weights}, dataset=ds)
         m.registry_name = method
         vae_stage = [s for s in m.stages() if s.name == "vae"]
         m.stages = lambda st=vae_stage: st  # only the embedder is trained here

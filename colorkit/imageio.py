@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from colorkit.color import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
-from colorkit.data.images import _to_rgb
+from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, _to_rgb
 from colorkit.registry import ColorkitError
 
 MAX_PIXELS = 50_000_000
@@ -111,8 +111,8 @@ def open_image(image: Any, max_pixels: int | None = None) -> Image.Image:
         raise ColorkitError(f"expected an image path, PIL image or uint8 array; got {type(image).__name__}")
     else:
         _check_pixels(image.width, image.height, max_pixels, "the image")
-    if image.mode in {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}:
-        grey = image.convert("L") if image.mode not in {"I", "I;16", "I;16L", "I;16B", "F"} else _wide_to_l(image)
+    if image.mode in GREY_MODES:
+        grey = _wide_to_l(image) if image.mode in WIDE_GREY_MODES else image.convert("L")
         return grey.convert("RGB")
     rgb = _to_rgb(image)
     if rgb is None:

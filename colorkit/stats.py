@@ -113,7 +113,7 @@ def ab_to_bin_index(ab: Tensor) -> Tensor:
 @lru_cache(maxsize=4)
 def in_gamut_cells(rule: str = "reachable") -> Tensor:
     """``(G, G)`` bool: cells of the ab grid that sRGB colours reach (see module docstring)."""
-    from kornia.color import lab_to_rgb, rgb_to_lab
+    from colorkit.color import lab_to_rgb, rgb_to_lab
 
     if rule == "reachable":
         n = 256  # samples per cube edge; the count is stable from 256 to 2048

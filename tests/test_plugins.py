@@ -222,3 +222,33 @@ def test_plugin_never_replaces_a_builtin(plugin_path, entry, name):
     assert f"registered by plugin '{reg.get(name).plugin}' (distribution 'colorkit')" in fails[0].error
     assert f"plugin '{entry}' (distribution 'ck-test-{entry}')" in fails[0].error
     assert not [f for f in plugins.failures() if f.distribution == "colorkit"]
+
+
+def test_register_commands_raising_is_isolated(plugin_path, capsys):
+    """A plugin whose ``register_commands`` raises: ``colorkit --help`` and the built-in
+    commands still work, and one warning line names the plugin."""
+    make_dist(plugin_path, "ck-test-cmdbad", "ck_test_cmdbad", '''
+from colorkit import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    raise RuntimeError("broken command plugin")
+''')
+    from colorkit.cli import cli
+
+    cli._plugins_added = False
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["--help"])
+        assert exc.value.code == 0
+        out, err = capsys.readouterr()
+        assert "bench" in out and "train" in out
+        lines = [ln for ln in err.splitlines() if "ck_test_cmdbad" in ln]
+        assert len(lines) == 1 and "register_commands: RuntimeError: broken command plugin" in lines[0]
+        assert "Traceback" not in err
+        cli._plugins_added = False
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "--help"])
+        assert exc.value.code == 0 and "--methods" in capsys.readouterr().out
+    finally:
+        cli._plugins_added = False

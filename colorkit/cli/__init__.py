@@ -35,9 +35,12 @@ class _Group(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
-        from colorkit.plugins import plugin_manager
+        from colorkit.plugins import call_hook
 
-        plugin_manager().hook.register_commands(cli=self)
+        # one guarded call per plugin: a plugin whose hook raises is named in one line and
+        # every other command (``--help`` included) keeps working
+        for fail in call_hook("register_commands", cli=self):
+            click.echo(f"colorkit: warning: {fail}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands()

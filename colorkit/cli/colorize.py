@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from colorkit.cli.options import option_pairs, parse_options
 from colorkit.imageio import MAX_K, MAX_PIXELS
 
 
@@ -24,7 +25,9 @@ from colorkit.imageio import MAX_K, MAX_PIXELS
 @click.option("--device", default="auto", show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
               help="Largest photo accepted, in pixels (memory is about 20 bytes per pixel).")
-def colorize(images, run_dir, k, out, mode, seed, device, max_pixels) -> None:
+@option_pairs(help="Sampling setting of the method (repeatable), e.g. temperature=0.5 for colornet; mode=... "
+                   "as --mode.")
+def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, options) -> None:
     """Write K colorizations of each IMAGE (colour or grey) plus one grid PNG.
 
     Outputs OUT/<stem>_<i>.png at the input's resolution (predicted ab upsampled and
@@ -40,7 +43,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels) -> None:
     from colorkit.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.runs import load
 
-    colorizer = load(run_dir, device=device)
+    colorizer = load(run_dir, device=device, options=parse_options(options))
     for p in images:  # fail before writing anything: every header, every size
         image_size(p, max_pixels)
     out_dir = Path(out)

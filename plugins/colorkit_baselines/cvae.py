@@ -33,10 +33,10 @@ from einops import repeat
 from pydantic import Field
 from torch import Tensor, nn
 
-from colorkit.interfaces import Posterior, Stage, StepContext
+from colorkit.interfaces import Posterior, Stage, StepContext, noise
 from colorkit.registry import ColorkitError
 
-from .sampling import SampledConfig, SampledMethod, noise
+from .sampling import SampledConfig, SampledMethod
 
 
 def conv_relu_bn(cin: int, cout: int, k: int, s: int, bn: bool = True) -> nn.Sequential:

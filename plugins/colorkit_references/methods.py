@@ -77,7 +77,7 @@ class Reference(Method):
 
     def stages(self) -> list[Stage]:
         return [Stage(name="fit", modules={}, make_optimizers=dict, step=self._no_step, epochs=0,
-                      batch_size=self.config.batch_size, setup=self.fit)]
+                      batch_size=self.config.batch_size, on_start=self.fit)]
 
     @staticmethod
     def _no_step(batch: dict[str, Tensor], ctx: Any) -> dict[str, Tensor]:  # pragma: no cover - epochs=0

@@ -172,7 +172,8 @@ class World:
 def _lab_to_rgb_np(lab: np.ndarray) -> np.ndarray:
     """Lab (..., 3) -> sRGB (..., 3) in [0, 1], unclipped (for gamut tests)."""
     import torch
-    from kornia.color import lab_to_rgb
+
+    from colorkit.color import lab_to_rgb
 
     t = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.float32)).reshape(-1, 3).T[None, :, :, None]
     return lab_to_rgb(t, clip=False)[0, :, :, 0].T.reshape(lab.shape).numpy()
@@ -378,10 +379,10 @@ def generate(spec: SynthSpec | str | None = None, cache_dir: str | os.PathLike[s
 
 def _write(world: World, folder: Path) -> None:
     import torch
-    from kornia.color import lab_to_rgb
     from PIL import Image
 
     from colorkit.checkpoint import save_tensors
+    from colorkit.color import lab_to_rgb
 
     spec = world.spec
     rng = np.random.default_rng([spec.seed, 1])

@@ -129,7 +129,7 @@ def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
     assert [s.name for s in create_method("mdn", stats=stats16, preset="tiny", image_size=16).stages()] == [
         "colornet", "vae", "mdn"]
     split = Split(structured_batch(32, 16))
-    stages[2].setup(split)
+    stages[2].on_start(split)
     m.eval()
     with torch.no_grad():
         codes = m.embedder.encode(split.data["ab"]).mu  # (32, d)
