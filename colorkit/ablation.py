@@ -45,14 +45,16 @@ def reconstruct_scores(embedder: Any, test: Any, stats: Any, batch_size: int = 3
 
 def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | None = None, seed: int = 0,
                  out: str = "bench-out", size: int = 64, device: str = "auto", progress: bool = True,
-                 method: str = "mdn") -> str:
-    from colorkit.data import prepare
+                 method: str = "mdn", data: Any = None, stats_config: Any = None) -> str:
+    """``data`` (a :class:`~colorkit.config.DataConfig`) replaces ``dataset``, ``size`` and
+    ``seed``; ``stats_config`` chooses the colour statistics."""
+    from colorkit.config import DataConfig, StatsConfig
     from colorkit.engine import TrainConfig, Trainer
     from colorkit.runs import build_method
-    from colorkit.stats import load_or_compute_stats
 
-    ds = prepare(dataset, size=size, seed=seed, progress=progress)
-    stats = load_or_compute_stats(ds)
+    data = data if data is not None else DataConfig(dataset=dataset, size=size, seed=seed)
+    ds = data.prepare(progress=progress)
+    stats = (stats_config or StatsConfig()).load_or_compute(ds, progress=progress)
     root = Path(out) / "ablation"
     results: dict[str, dict[str, float]] = {}
     for label, weights in VARIANTS.items():

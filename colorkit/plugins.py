@@ -117,7 +117,7 @@ def _guarded(st: _State, hook_name: str, impl: Any, **kwargs: Any) -> PluginFail
     (plugin, distribution, error) and return it instead of raising. Every hook colorkit
     calls goes through here, so one broken plugin never stops the others."""
     try:
-        impl.function(**kwargs)
+        impl.function(**{k: kwargs[k] for k in impl.argnames})  # an implementation may take fewer arguments
     except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, not fatal
         fail = PluginFailure(impl.plugin_name, st.dist_of.get(impl.plugin_name, "?"),
                              f"{hook_name}: {type(exc).__name__}: {exc}")

@@ -61,8 +61,12 @@ def bench(methods, dataset, size, crop, test_size, cache_dir, weighting, preset,
     if ablation:
         from colorkit.ablation import run_ablation
 
-        text = run_ablation(dataset=dataset, preset=preset, epochs=epochs, seed=seed, out=out, size=size,
-                            device=device, progress=progress)
+        from colorkit.config import DataConfig, StatsConfig
+
+        data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,
+                          cache_dir=None if cache_dir is None else str(cache_dir))
+        text = run_ablation(preset=preset, epochs=epochs, seed=seed, out=out, device=device, progress=progress,
+                            data=data, stats_config=StatsConfig(weighting=weighting))
     else:
         from colorkit.bench import BenchConfig, parse_bench_options, run_bench, table_markdown
 
