@@ -38,7 +38,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colorkit import __version__
-from colorkit.checkpoint import atomic_write_text
+from colorkit.checkpoint import atomic_write_png, atomic_write_text
 from colorkit.config import DataConfig, StatsConfig
 from colorkit.interfaces import Metric
 from colorkit.metrics.bootstrap import LEVEL, RESAMPLES, bootstrap_ci, paired_bootstrap, to_tensor
@@ -640,10 +640,7 @@ def scatter_plot(results: dict[str, Any], path: Path) -> None:
                  "x = reference, bars = 95% CI", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    atomic_write_png(path, fig, dpi=110, bbox_inches="tight")
 
 
 def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: int, tile: int = 64,
@@ -678,6 +675,4 @@ def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: in
             tiles = [grey_img] + [to_pil(x).resize((tile, tile)) for x in rgb] + [truth]
             for c, t in enumerate(tiles):
                 img.paste(t, (label_w + c * (tile + pad), y))
-    tmp = path.with_suffix(".tmp.png")
-    img.save(tmp)
-    tmp.replace(path)
+    atomic_write_png(path, img)

@@ -103,6 +103,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_png(path: str | Path, image: Any, **save_kwargs: Any) -> None:
+    """Write a PNG atomically, as :func:`atomic_write_bytes`: ``image`` is a matplotlib
+    figure (``savefig(**save_kwargs)``, then closed) or a PIL image."""
+    import io
+
+    buf = io.BytesIO()
+    if hasattr(image, "savefig"):
+        import matplotlib.pyplot as plt
+
+        try:
+            image.savefig(buf, format="png", **save_kwargs)
+        finally:
+            plt.close(image)
+    else:
+        image.save(buf, format="PNG", **save_kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def resolve_dir(path: str | Path) -> Path:
     """The checkpoint directory to read: ``path``, or ``path.old`` left by a crash."""
     path = Path(path)

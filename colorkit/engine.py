@@ -29,6 +29,7 @@ from torch.utils.data import DistributedSampler
 from colorkit import distributed as D
 from colorkit.checkpoint import (
     atomic_dir,
+    atomic_write_png,
     check_finite,
     load_tensors,
     lock_dir,
@@ -537,7 +538,4 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=7)
     fig.suptitle("training losses as each stage logs them\n(decoder losses: per-sample sums in ab/128 units)", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    atomic_write_png(path, fig, dpi=90)
