@@ -21,7 +21,6 @@ from colorkit.api import (  # noqa: E402
 from colorkit.plugins import hookimpl  # noqa: E402
 from colorkit.registry import ColorkitError  # noqa: E402
 
-
 # What a plugin author needs, importable from ``colorkit`` (loaded on first use, so that
 # ``import colorkit`` and ``colorkit --help`` stay fast).
 _LAZY = {

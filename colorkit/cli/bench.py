@@ -6,7 +6,14 @@ import time
 
 import click
 
-from colorkit.cli.options import data_options, is_quiet, option_pairs, parse_options, progress_option, stats_options
+from colorkit.cli.options import (
+    data_options,
+    is_quiet,
+    option_pairs,
+    parse_options,
+    progress_option,
+    stats_options,
+)
 
 
 @click.command("bench")
@@ -60,7 +67,6 @@ def bench(methods, dataset, size, crop, test_size, cache_dir, weighting, preset,
     progress = not is_quiet(quiet, quiet_alias)
     if ablation:
         from colorkit.ablation import run_ablation
-
         from colorkit.config import DataConfig, StatsConfig
 
         data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,

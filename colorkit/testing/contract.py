@@ -321,7 +321,8 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
         _, b, meta = _meta_data(what, m, s, n)
         target, grey, extra = b["ab"], b["grey"], {"meta": meta}
     noise_ = torch.randn((n, 3, 2, s, s), generator=torch.Generator().manual_seed(1)) * 0.05
-    samples = (target[:, None] + noise_ * torch.arange(3).view(1, 3, 1, 1, 1)).clamp(-1, 1)
+    scale = torch.arange(3).view(1, 3, 1, 1, 1) * torch.arange(1, n + 1).view(n, 1, 1, 1, 1)  # images differ
+    samples = (target[:, None] + noise_ * scale).clamp(-1, 1)
 
     def part(lo: int, hi: int) -> dict[str, Any]:
         return {k: v[lo:hi] for k, v in extra.items()}

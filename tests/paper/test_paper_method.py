@@ -12,8 +12,8 @@ from colorkit_paper.method import MDNMethod, MDNSkipMethod
 from paper_helpers import Split, run_stage, structured_batch
 
 from colorkit import ColorkitError, create_method
-from colorkit.interfaces import StageEnd
 from colorkit.checkpoint import load_component, save_component
+from colorkit.interfaces import StageEnd
 
 S = 16
 

@@ -15,4 +15,5 @@ def register_conditional_models(register) -> None:
 
 @hookimpl
 def register_metrics(register) -> None:
-    register("chroma_ratio", ChromaRatio, description="colorization chroma / true chroma (1: as colourful as the truth)")
+    register("chroma_ratio", ChromaRatio,
+             description="colorization chroma / true chroma (1: as colourful as the truth)")
