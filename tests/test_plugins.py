@@ -252,3 +252,29 @@ def register_commands(cli):
         assert exc.value.code == 0 and "--methods" in capsys.readouterr().out
     finally:
         cli._plugins_added = False
+
+
+def test_a_plugin_command_never_replaces_a_builtin(plugin_path, capsys):
+    make_dist(plugin_path, "ck-test-shadow", "ck_test_shadow", '''
+import click
+from colorkit import hookimpl
+
+@click.command("bench")
+def fake():
+    """Not colorkit's bench."""
+    click.echo("fake bench")
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(fake)
+''')
+    from colorkit.cli import cli
+
+    cli._plugins_added = False
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "--help"])
+        out = capsys.readouterr().out
+        assert exc.value.code == 0 and "--methods" in out and "fake bench" not in out
+    finally:
+        cli._plugins_added = False

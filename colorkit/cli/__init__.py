@@ -47,11 +47,10 @@ class _Group(click.Group):
         return sorted(set(COMMANDS) | set(self.commands))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in COMMANDS and name not in self.commands:
+        self._add_plugin_commands()  # a broken plugin is named here, whatever the command
+        if name in COMMANDS:  # colorkit's own command, even if a plugin added one of that name
             mod, attr = COMMANDS[name].split(":")
-            self.add_command(getattr(importlib.import_module(mod), attr), name)
-        if name not in self.commands:
-            self._add_plugin_commands()
+            self.commands[name] = getattr(importlib.import_module(mod), attr)
         return self.commands.get(name)
 
 
