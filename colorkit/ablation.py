@@ -78,10 +78,13 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
     d = ds.name or Path(ds.source).name
     def table(title: str, all_key: str, grid_key: str, fmt: str) -> list[str]:
         return [
-            title, "",
+            title,
+            "",
             "| Dataset | " + " | ".join(f"{v} All | {v} Grid" for v in VARIANTS) + " |",
             "|---|" + "---|---|" * len(VARIANTS),
-            f"| {d} | " + " | ".join(f"{results[v][all_key]:{fmt}} | {results[v][grid_key]:{fmt}}" for v in VARIANTS) + " |",
+            f"| {d} | "
+            + " | ".join(f"{results[v][all_key]:{fmt}} | {results[v][grid_key]:{fmt}}" for v in VARIANTS)
+            + " |",
             "",
         ]
 

@@ -517,8 +517,12 @@ def table_markdown(results: dict[str, Any]) -> str:
     rows, metrics = results["methods"], results["metrics"]
     d = results["test_set"]["name"]
     seeds = results["seeds"]
-    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (values: mean over seeds)"
-    held = " (held-out set, trained on " + results["dataset"]["name"] + ")" if results["test_set"].get("held_out") else ""
+    seed_text = (
+        f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (values: mean over seeds)"
+    )
+    held = (
+        " (held-out set, trained on " + results["dataset"]["name"] + ")" if results["test_set"].get("held_out") else ""
+    )
     lines = [
         f"Diverse colorization on `{d}`{held}: {results['split']['test']} test images, k = {results['k']}, "
         f"preset {results['preset']}, {seed_text}. Errors in ab/128 (paper units). "
@@ -543,11 +547,19 @@ def table_markdown(results: dict[str, Any]) -> str:
         lines += ["", "| Method | " + " | ".join(other)
                   + " | train s | infer s/img |", "|---|" + "---|" * (len(other) + 2)]
         for name, r in rows.items():
-            lines.append(f"| {name} | " + " | ".join(_fmt(r.get(m), _spec(m)) for m in other)
-                         + f" | {_fmt(r.get('train_seconds'), '.1f')} | {_fmt(r.get('infer_seconds_per_image'), '.4f')} |")
+            lines.append(
+                f"| {name} | "
+                + " | ".join(_fmt(r.get(m), _spec(m)) for m in other)
+                + f" | {_fmt(r.get('train_seconds'), '.1f')} | {_fmt(r.get('infer_seconds_per_image'), '.4f')} |"
+            )
     if len(seeds) > 1:
-        lines += ["", "Across training seeds (error-of-best per seed; mean +- standard deviation):", "",
-                  "| Method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- sd |", "|---|" + "---|" * (len(seeds) + 1)]
+        lines += [
+            "",
+            "Across training seeds (error-of-best per seed; mean +- standard deviation):",
+            "",
+            "| Method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- sd |",
+            "|---|" + "---|" * (len(seeds) + 1),
+        ]
         for name, r in rows.items():
             per = [r["per_seed"][str(s)].get(PRIMARY) for s in seeds]
             lines.append(f"| {name} | " + " | ".join(_fmt(v, ".4f") for v in per)
@@ -585,7 +597,9 @@ def table_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, results: dict[str, Any], sheet: dict[str, torch.Tensor], test: Any, cfg: BenchConfig) -> None:
+def write_outputs(
+    out: Path, results: dict[str, Any], sheet: dict[str, torch.Tensor], test: Any, cfg: BenchConfig
+) -> None:
     metric_names = list(results["metrics"])
     units = results["units"]
     buf = io.StringIO()
@@ -606,7 +620,9 @@ def write_outputs(out: Path, results: dict[str, Any], sheet: dict[str, torch.Ten
     atomic_write_text(out / "results.md", table_markdown(results))
     scatter_plot(results, out / "scatter.png")
     if sheet:
-        sample_sheet(sheet, test, out / "samples.png", k=cfg.k, kinds={n: r["kind"] for n, r in results["methods"].items()})
+        sample_sheet(
+            sheet, test, out / "samples.png", k=cfg.k, kinds={n: r["kind"] for n, r in results["methods"].items()}
+        )
 
 
 def scatter_plot(results: dict[str, Any], path: Path) -> None:

@@ -159,7 +159,9 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file; anything else (pickles included) is refused."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ColorkitError(f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)")
+        raise ColorkitError(
+            f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)"
+        )
     if not path.is_file():
         raise ColorkitError(f"missing weights file {path}")
     try:
@@ -187,7 +189,9 @@ def write_component(directory: Path, obj: Any, *, prefix: str = "model", extra: 
     meta = component_meta(obj, state)
     if extra:
         meta.update(extra)
-    save_tensors(directory / f"{prefix}.safetensors", state, {"format": FORMAT, "kind": meta["kind"], "name": meta["name"]})
+    save_tensors(
+        directory / f"{prefix}.safetensors", state, {"format": FORMAT, "kind": meta["kind"], "name": meta["name"]}
+    )
     atomic_write_text(directory / f"{prefix}.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
@@ -205,7 +209,9 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
     meta_path = directory / f"{prefix}.json"
     if not meta_path.is_file():
         found = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-        raise ColorkitError(f"{directory} is not a colorkit checkpoint: no {prefix}.json (found: {', '.join(found) or 'nothing'})")
+        raise ColorkitError(
+            f"{directory} is not a colorkit checkpoint: no {prefix}.json (found: {', '.join(found) or 'nothing'})"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
@@ -216,14 +222,20 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
         raise ColorkitError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     ver = str(meta.get("colorkit_version", "?"))
     if ver.split(".")[:1] != __version__.split(".")[:1]:
-        raise ColorkitError(f"{meta_path} was written by colorkit {ver}; this is colorkit {__version__} (major versions differ)")
+        raise ColorkitError(
+            f"{meta_path} was written by colorkit {ver}; this is colorkit {__version__} (major versions differ)"
+        )
     bad = [k for k, t in (("kind", str), ("name", str), ("config", dict)) if not isinstance(meta.get(k), t)]
     if bad:
-        raise ColorkitError(f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)")
+        raise ColorkitError(
+            f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)"
+        )
     return meta
 
 
-def check_state(meta: dict[str, Any], state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path) -> None:
+def check_state(
+    meta: dict[str, Any], state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path
+) -> None:
     """Compare saved tensors with the freshly built model's; say exactly what differs."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -240,7 +252,9 @@ def check_state(meta: dict[str, Any], state: dict[str, torch.Tensor], expected: 
     if mismatched:
         problems.append(f"shape mismatch in {len(mismatched)} (e.g. {'; '.join(mismatched[:3])})")
     if problems:
-        raise ColorkitError(f"checkpoint {where} does not match {meta.get('kind')} {meta.get('name')!r}: " + "; ".join(problems))
+        raise ColorkitError(
+            f"checkpoint {where} does not match {meta.get('kind')} {meta.get('name')!r}: " + "; ".join(problems)
+        )
 
 
 def load_component(directory: str | Path, *, kind: str | None = None, name: str | None = None,
@@ -296,7 +310,9 @@ def header_shapes(path: str | Path) -> dict[str, Any]:
     """Tensor shapes from a safetensors file's header, without reading the tensors."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ColorkitError(f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)")
+        raise ColorkitError(
+            f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)"
+        )
     if not path.is_file():
         raise ColorkitError(f"missing weights file {path}")
     try:

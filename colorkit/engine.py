@@ -528,7 +528,9 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         for k in keys:
             vals = [h.get(k, math.nan) for h in rows]
             w = max(1, len(vals) // 50)
-            smooth = [sum(vals[max(0, i - w + 1) : i + 1]) / len(vals[max(0, i - w + 1) : i + 1]) for i in range(len(vals))]
+            smooth = [
+                sum(vals[max(0, i - w + 1) : i + 1]) / len(vals[max(0, i - w + 1) : i + 1]) for i in range(len(vals))
+            ]
             ax.plot(steps, smooth, label=k)
             positive = positive and all(v > 0 for v in vals)
         if positive:
@@ -536,6 +538,8 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"stage: {st}")
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
-    fig.suptitle("training losses as each stage logs them\n(decoder losses: per-sample sums in ab/128 units)", fontsize=8)
+    fig.suptitle(
+        "training losses as each stage logs them\n(decoder losses: per-sample sums in ab/128 units)", fontsize=8
+    )
     fig.tight_layout()
     atomic_write_png(path, fig, dpi=90)

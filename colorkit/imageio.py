@@ -202,7 +202,9 @@ def grid_row(grey: Image.Image, outputs: list[Image.Image], *, height: int = 160
     tiles = [grey.convert("L").convert("RGB"), *outputs] + ([truth] if truth is not None else [])
     scaled = [t.resize((max(1, round(t.width * height / t.height)), height), Image.Resampling.LANCZOS) for t in tiles]
     pad = 4
-    row = Image.new("RGB", (sum(t.width for t in scaled) + pad * (len(scaled) - 1), height + (14 if labels else 0)), "white")
+    row = Image.new(
+        "RGB", (sum(t.width for t in scaled) + pad * (len(scaled) - 1), height + (14 if labels else 0)), "white"
+    )
     x = 0
     draw = ImageDraw.Draw(row)
     for i, t in enumerate(scaled):

@@ -284,7 +284,8 @@ class Method(Component):
         mode = mode or self.sample_modes[0]
         if mode not in self.sample_modes:
             raise ColorkitError(
-                f"{type(self).__name__} cannot sample with mode {mode!r}; expected one of {', '.join(self.sample_modes)}"
+                f"{type(self).__name__} cannot sample with mode {mode!r}; "
+                f"expected one of {', '.join(self.sample_modes)}"
             )
         return mode
 

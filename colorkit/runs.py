@@ -199,7 +199,9 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():
         if (run_dir / "train_state").is_dir() or (run_dir / "train_state.old").is_dir():
-            raise ColorkitError(f"{run_dir} is an unfinished training run; finish it with `colorkit train ... --out {run_dir} --resume`")
+            raise ColorkitError(
+                f"{run_dir} is an unfinished training run; finish it with `colorkit train ... --out {run_dir} --resume`"
+            )
         raise ColorkitError(f"{run_dir} is not a colorkit run directory (no run.json)")
     try:
         info = json.loads(path.read_text())
@@ -222,8 +224,10 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise ColorkitError(f"{path} lacks valid {', '.join(problems)}")
     meta = read_meta(resolve_dir(run_dir))
     if meta.get("kind") != "conditional_model" or meta.get("name") != info["method"]:
-        raise ColorkitError(f"{run_dir}: run.json says method {info['method']!r} but model.json holds the "
-                            f"{meta.get('kind')} {meta.get('name')!r}; refusing a run whose weights are not its method's")
+        raise ColorkitError(
+            f"{run_dir}: run.json says method {info['method']!r} but model.json holds the "
+            f"{meta.get('kind')} {meta.get('name')!r}; refusing a run whose weights are not its method's"
+        )
     return info
 
 

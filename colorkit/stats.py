@@ -454,7 +454,9 @@ def compute_stats(
 
     from tqdm.auto import tqdm
 
-    for rows in tqdm(list(_chunks(n, batch_size)), desc="colour statistics", unit="batch", disable=None if progress else True):
+    for rows in tqdm(
+        list(_chunks(n, batch_size)), desc="colour statistics", unit="batch", disable=None if progress else True
+    ):
         ab = train.batch(rows)["ab"]  # (b, 2, H, W)
         counts += torch.bincount(nearest[ab_to_bin_index(ab).reshape(-1)], minlength=G * G)
         x = ab.reshape(ab.shape[0], -1).to(torch.float64)  # (b, D): a-plane then b-plane
@@ -497,7 +499,8 @@ def compute_stats(
         "sigma_units": "Lab units",
         "gamut": gamut,
         "n_in_gamut": str(int(in_gamut.sum())),
-        "grid": f"{G}x{G} centres {BIN_MIN:g}..{BIN_MIN + (G - 1) * BIN_STEP:g} step {BIN_STEP:g} Lab units; a rows, b columns; halves round up",
+        "grid": f"{G}x{G} centres {BIN_MIN:g}..{BIN_MIN + (G - 1) * BIN_STEP:g} step {BIN_STEP:g} Lab units; "
+                "a rows, b columns; halves round up",
         "n_train_images": str(n),
         "n_pixels": str(int(counts.sum())),
         "dataset_hash": dataset.hash,

@@ -30,7 +30,9 @@ def test_golden_white_black_red():
     lab = rgb_to_lab(_px(0.0, 0.0, 0.0))
     torch.testing.assert_close(lab.flatten(), torch.zeros(3, dtype=torch.float64), atol=1e-6, rtol=0)
     lab = rgb_to_lab(_px(1.0, 0.0, 0.0))
-    torch.testing.assert_close(lab.flatten(), torch.tensor([53.24, 80.09, 67.20], dtype=torch.float64), atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        lab.flatten(), torch.tensor([53.24, 80.09, 67.20], dtype=torch.float64), atol=1e-2, rtol=0
+    )
 
 
 def test_matches_skimage_random_images():

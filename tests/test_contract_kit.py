@@ -141,15 +141,40 @@ def test_a_working_method_passes(registered, colorkit_tiny_stats, tmp_path):
     check(registered(Good), colorkit_tiny_stats, tmp_path)
 
 
-@pytest.mark.parametrize("cls,needles", [
-    pytest.param(WrongShape, ["sample(mode='default') has shape (2, 3, 2, 16, 16)", "expected (2, 3, 2, 32, 32)"], id="WrongShape"),
-    pytest.param(LabUnits, ["reaches |ab| =", "expected Lab ab / 128", "not Lab units"], id="LabUnits"),
-    pytest.param(IgnoresGenerator, ["sample(mode='default') is not reproducible with the same generator seed"], id="IgnoresGenerator"),
-    pytest.param(UnregisteredTensor, ["samples (mode='default') differ after the save/load round trip"], id="UnregisteredTensor"),
-    pytest.param(RandomBuffer, ["samples (mode='default') differ after the save/load round trip"], id="RandomBuffer"),
-    pytest.param(NaNLoss, ["training through the engine failed", "TrainingDiverged", "became nan", "stage 'fit'"], id="NaNLoss"),
-    pytest.param(LazyStage, ["stage 'head' left every parameter of its modules (head) unchanged", "ctx.optimize"], id="LazyStage"),
-])
+@pytest.mark.parametrize(
+    "cls,needles",
+    [
+        pytest.param(
+            WrongShape,
+            ["sample(mode='default') has shape (2, 3, 2, 16, 16)", "expected (2, 3, 2, 32, 32)"],
+            id="WrongShape",
+        ),
+        pytest.param(LabUnits, ["reaches |ab| =", "expected Lab ab / 128", "not Lab units"], id="LabUnits"),
+        pytest.param(
+            IgnoresGenerator,
+            ["sample(mode='default') is not reproducible with the same generator seed"],
+            id="IgnoresGenerator",
+        ),
+        pytest.param(
+            UnregisteredTensor,
+            ["samples (mode='default') differ after the save/load round trip"],
+            id="UnregisteredTensor",
+        ),
+        pytest.param(
+            RandomBuffer, ["samples (mode='default') differ after the save/load round trip"], id="RandomBuffer"
+        ),
+        pytest.param(
+            NaNLoss,
+            ["training through the engine failed", "TrainingDiverged", "became nan", "stage 'fit'"],
+            id="NaNLoss",
+        ),
+        pytest.param(
+            LazyStage,
+            ["stage 'head' left every parameter of its modules (head) unchanged", "ctx.optimize"],
+            id="LazyStage",
+        ),
+    ],
+)
 def test_broken_method_fails_saying_why(cls, needles, registered, colorkit_tiny_stats, tmp_path):
     registered(cls)
     with pytest.raises(ContractError) as exc:

@@ -241,7 +241,9 @@ def test_generated_source_plugs_into_prepare(tmp_path, monkeypatch):
     from colorkit.testing.contract import check_component
 
     reg = registry("dataset")
-    monkeypatch.setitem(reg.entries, "gen:", Entry("dataset", "gen:", GenSource, "tests", "tests", "generated test set"))
+    monkeypatch.setitem(
+        reg.entries, "gen:", Entry("dataset", "gen:", GenSource, "tests", "tests", "generated test set")
+    )
     ds = prepare("gen:seed=3,n=9", size=16, cache_dir=tmp_path, progress=False, shard_size=4)
     assert ds.n == 9 and ds.name == "gen:seed=3,n=9" and ds.meta(4) == {"i": 4, "seed": 3}
     assert ds.source == "gen:seed=3,n=9"

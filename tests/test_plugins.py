@@ -61,7 +61,10 @@ def test_unknown_name_lists_known():
 def test_duplicate_names_both_sources():
     reg = Registry("backbone")
     reg.add(Entry("backbone", "x", object, "first", "dist-one"))
-    with pytest.raises(DuplicateComponentError, match=r"plugin 'first' \(distribution 'dist-one'\).*plugin 'second' \(distribution 'dist-two'\)"):
+    with pytest.raises(
+        DuplicateComponentError,
+        match=r"plugin 'first' \(distribution 'dist-one'\).*plugin 'second' \(distribution 'dist-two'\)",
+    ):
         reg.add(Entry("backbone", "x", object, "second", "dist-two"))
 
 

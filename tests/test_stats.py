@@ -175,7 +175,9 @@ def test_inverse_weights_differ(ds, st):
     inv = compute_stats(ds, weighting="inverse")
     p, w = inv.bin_prob.double(), inv.bin_weights.double()
     occupied = p > 0
-    torch.testing.assert_close(w[occupied] * p[occupied], torch.ones(int(occupied.sum()), dtype=torch.float64), rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        w[occupied] * p[occupied], torch.ones(int(occupied.sum()), dtype=torch.float64), rtol=1e-5, atol=0
+    )
     assert float(w[inv.in_gamut & ~occupied].min()) == float(w[occupied].max())  # largest finite
     assert not torch.allclose(inv.bin_weights, st.bin_weights)
     torch.testing.assert_close(inv.pca_components, st.pca_components)

@@ -34,7 +34,9 @@ from colorkit.cli.options import (
               help="Score on every usable image of this folder or data set instead of the test split.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (results are reproducible for a fixed machine and thread count).")
-@click.option("--runs", multiple=True, type=click.Path(file_okay=False), help="Reuse these run directories (repeatable).")
+@click.option(
+    "--runs", multiple=True, type=click.Path(file_okay=False), help="Reuse these run directories (repeatable)."
+)
 @click.option("--out", default="bench-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--device", default="auto", show_default=True)
 @click.option("--ablation", type=click.Choice(["decoder-loss"]), default=None,

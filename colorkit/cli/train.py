@@ -21,8 +21,12 @@ from colorkit.cli.options import (
 @click.option("--method", required=True, help="A registered conditional model (see `colorkit plugins`).")
 @data_options(seed=False, min_size=16)
 @stats_options
-@click.option("--preset", default="small", show_default=True, help="Model sizes: small (CPU), paper (exact), tiny (tests).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs for every stage (default: the preset's).")
+@click.option(
+    "--preset", default="small", show_default=True, help="Model sizes: small (CPU), paper (exact), tiny (tests)."
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs for every stage (default: the preset's)."
+)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: runs/METHOD].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/test split and of training.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -44,7 +48,8 @@ def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, 
       colorkit train --method cvae --dataset ~/photos --preset paper --epochs 10 --out runs/cvae
       colorkit train --method mdn --weighting inverse --option decoder_loss=l2 --out runs/mdn-l2
       torchrun --nproc_per_node 2 -m colorkit train --method mdn --out runs/mdn-ddp
-      torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper --device cuda --compile
+      torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper \\
+        --device cuda --compile
     """
     from colorkit.config import DataConfig, StatsConfig
     from colorkit.plugins import registry

@@ -203,7 +203,12 @@ class TimmBackbone(Backbone):
             key = key.removeprefix("model.")
             if key not in own:
                 continue
-            if value.dim() == 4 and own[key].dim() == 4 and value.shape[1] != own[key].shape[1] and own[key].shape[1] == 1:
+            if (
+                value.dim() == 4
+                and own[key].dim() == 4
+                and value.shape[1] != own[key].shape[1]
+                and own[key].shape[1] == 1
+            ):
                 value = adapt_input_conv(1, value)  # RGB first conv -> grey
             if value.shape == own[key].shape:
                 state[key] = value

@@ -152,7 +152,9 @@ class WeightedDecoderLoss:
         for name, w, loss in self.others:
             part = w * loss.to(pred.device)(pred, target, stats)
             if part.shape != (pred.shape[0],):
-                raise ValueError(f"decoder loss {name!r} returned shape {tuple(part.shape)}, expected ({pred.shape[0]},)")
+                raise ValueError(
+                    f"decoder loss {name!r} returned shape {tuple(part.shape)}, expected ({pred.shape[0]},)"
+                )
             total = part if total is None else total + part
         if total is None:
             return pred.new_zeros(pred.shape[0])

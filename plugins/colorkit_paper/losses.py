@@ -32,7 +32,8 @@ PAPER_WEIGHTS: dict[str, float] = {"hist": 1.0, "mah": 0.1, "grad": 1e-3}
 def _check(pred: Tensor, target: Tensor) -> None:
     if pred.shape != target.shape or pred.dim() != 4 or pred.shape[1] != 2:
         raise ValueError(
-            f"decoder loss expects pred and target of shape (B, 2, H, W); got {tuple(pred.shape)} and {tuple(target.shape)}"
+            f"decoder loss expects pred and target of shape (B, 2, H, W); "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
 
 

@@ -88,7 +88,9 @@ def topk_means(log_pi: Tensor, mu: Tensor, k: int) -> Tensor:
     order of pi (ties by index), ``(B, k, d)``."""
     m = mu.shape[1]
     if not 1 <= k <= m:
-        raise ColorkitError(f"topk sampling gives at most {m} colorizations (one per mixture component); asked for k={k}")
+        raise ColorkitError(
+            f"topk sampling gives at most {m} colorizations (one per mixture component); asked for k={k}"
+        )
     order = torch.sort(log_pi, dim=1, descending=True, stable=True).indices[:, :k]  # (B, k)
     return mu.gather(1, order[:, :, None].expand(-1, -1, mu.shape[2]))
 

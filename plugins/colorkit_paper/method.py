@@ -66,10 +66,11 @@ class MDNConfig(PretextConfig):
     mdn_batch_size: int = 32
     mdn_lr: float = 1e-3
     mdn_init: Literal["random", "kmeans"] = "random"
-    """``kmeans``: in a stage ``mdn-init`` (no epochs) before the MDN stage, set every component's mean to a k-means centre of
-    the training split's VAE codes (output weights scaled by 0.1, bias = centre) and the
-    mixture logits to the log cluster sizes, so training starts from the best
-    input-agnostic mixture instead of one where a single component wins everything."""
+    """``kmeans``: in a stage ``mdn-init`` (no epochs) before the MDN stage, set every
+    component's mean to a k-means centre of the training split's VAE codes (output weights
+    scaled by 0.1, bias = centre) and the mixture logits to the log cluster sizes, so
+    training starts from the best input-agnostic mixture instead of one where a single
+    component wins everything."""
     flip: bool = False
     """Random horizontal flips (half of each batch) in the VAE and MDN stages."""
 

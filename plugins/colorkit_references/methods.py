@@ -191,7 +191,9 @@ class PriorKMeansReference(_FieldBank):
 
             bank = self._stored()
             if k > bank.shape[0]:
-                raise ColorkitError(f"prior-kmeans holds {bank.shape[0]} training fields; it cannot give k = {k} centres")
+                raise ColorkitError(
+                    f"prior-kmeans holds {bank.shape[0]} training fields; it cannot give k = {k} centres"
+                )
             gen = torch.Generator(device=bank.device).manual_seed(self.config.seed)
             self._centres[k] = diverse_from_samples(bank.unsqueeze(0), k, generator=gen)[0]
         return self._centres[k]

@@ -270,7 +270,9 @@ def _texture(kind: str, xx: np.ndarray, yy: np.ndarray, period: float) -> np.nda
     if kind == "checker":
         return np.sign(np.sin(2 * math.pi * xx / period) * np.sin(2 * math.pi * yy / period))
     if kind == "dots":
-        return np.where((np.sin(2 * math.pi * xx / period) > 0.5) & (np.sin(2 * math.pi * yy / period) > 0.5), 1.0, -0.4)
+        return np.where(
+            (np.sin(2 * math.pi * xx / period) > 0.5) & (np.sin(2 * math.pi * yy / period) > 0.5), 1.0, -0.4
+        )
     raise AssertionError(kind)
 
 
@@ -281,7 +283,9 @@ def render(world: World, rng: np.random.Generator, size: int) -> tuple[np.ndarra
     scale = S / 64.0
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float64) + 0.5
     theta, phase = rng.uniform(0, 2 * math.pi, 2)
-    L = BACKGROUND_L + BACKGROUND_WAVE * np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / (0.8 * S) + phase)
+    L = BACKGROUND_L + BACKGROUND_WAVE * np.sin(
+        2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / (0.8 * S) + phase
+    )
     labels = np.zeros((S, S), dtype=np.uint8)
     objects: list[dict[str, Any]] = []
     n_obj = int(rng.integers(1, spec.objects + 1))

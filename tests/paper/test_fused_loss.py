@@ -302,7 +302,9 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
         decoder_loss(x, x[:, :1], stats, impl="triton")
     with pytest.raises(ValueError, match="pca_components"):
-        decoder_loss(torch.zeros(1, 2, 4, 4, device=DEVICE), torch.zeros(1, 2, 4, 4, device=DEVICE), stats, impl="triton")
+        decoder_loss(
+            torch.zeros(1, 2, 4, 4, device=DEVICE), torch.zeros(1, 2, 4, 4, device=DEVICE), stats, impl="triton"
+        )
 
 
 # ---- GPU build without a GPU ------------------------------------------------------------------

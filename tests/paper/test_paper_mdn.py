@@ -68,7 +68,9 @@ def test_mixture_sampling_reproducible_and_correct():
     far = torch.tensor([[[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]]])
     pi = torch.tensor([[0.2, 0.3, 0.5]])
     d = sample_mixture(pi.log(), far, 20000, 0.1, torch.Generator().manual_seed(3))[0]
-    freq = torch.stack([(d.norm(dim=1) < 10).float().mean(), (d[:, 0] > 50).float().mean(), (d[:, 1] > 50).float().mean()])
+    freq = torch.stack(
+        [(d.norm(dim=1) < 10).float().mean(), (d[:, 0] > 50).float().mean(), (d[:, 1] > 50).float().mean()]
+    )
     torch.testing.assert_close(freq, pi[0], atol=0.02, rtol=0)
 
 
