@@ -36,7 +36,7 @@ def test_chroma_ratio_is_one_for_the_truth_and_pooled_over_images():
     target[1, 1] = 0.1  # a nearly grey one
     m = ChromaRatio()
     m.update(target[:, None].repeat(1, 3, 1, 1, 1), target, torch.zeros(2, 1, 4, 4))
-    assert abs(m.compute() - 1.0) < 1e-9
+    assert abs(m.compute() - 1.0) < 1e-6  # float32 square roots
     m.reset()
     half = target.clone()
     half[1] = 0.0  # the grey image loses its colour: pooled ratio 0.5 / 0.6, not the mean of 1 and 0
