@@ -15,7 +15,7 @@ ab fields of the training images whose grey thumbnails are closest to its own.
   (``make_optimizers`` returns ``{}``) and no gradient. Each epoch rebuilds the bank from
   empty, so more epochs only cost time. When the training split holds more than
   ``bank_size`` images, reservoir sampling keeps a uniform random subset (drawn from
-  torch's generator, which the engine seeds). Under torchrun every process gathers all
+  ``ctx.generator``, which the engine seeds and restores on resume). Under torchrun every process gathers all
   processes' batches, so each holds the same bank as one process would.
 * Sampling, ``(B, k, 2, H, W)`` in ab / 128: distances are L2 between grey thumbnails.
   ``nearest`` (default): the ab fields of the k nearest training images, nearest first
