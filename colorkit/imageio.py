@@ -112,7 +112,10 @@ def open_image(image: Any, max_pixels: int | None = None) -> Image.Image:
     else:
         _check_pixels(image.width, image.height, max_pixels, "the image")
     if image.mode in GREY_MODES:
-        grey = _wide_to_l(image) if image.mode in WIDE_GREY_MODES else image.convert("L")
+        if image.mode in WIDE_GREY_MODES:
+            grey = _wide_to_l(image)
+        else:  # Pillow converts premultiplied La only to LA
+            grey = (image.convert("LA") if image.mode == "La" else image).convert("L")
         return grey.convert("RGB")
     rgb = _to_rgb(image)
     if rgb is None:
