@@ -48,13 +48,14 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
                  method: str = "mdn", data: Any = None, stats_config: Any = None) -> str:
     """``data`` (a :class:`~colorkit.config.DataConfig`) replaces ``dataset``, ``size`` and
     ``seed``; ``stats_config`` chooses the colour statistics."""
-    from colorkit.config import DataConfig, StatsConfig
+    from colorkit.config import DataConfig
     from colorkit.engine import TrainConfig, Trainer
     from colorkit.runs import build_method
+    from colorkit.stats import load_or_compute_stats
 
     data = data if data is not None else DataConfig(dataset=dataset, size=size, seed=seed)
     ds = data.prepare(progress=progress)
-    stats = (stats_config or StatsConfig()).load_or_compute(ds, progress=progress)
+    stats = load_or_compute_stats(ds, stats_config, progress=progress)
     root = Path(out) / "ablation"
     results: dict[str, dict[str, float]] = {}
     for label, weights in VARIANTS.items():

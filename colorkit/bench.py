@@ -313,6 +313,7 @@ def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, Any, dict[str, Any
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     from colorkit.runs import _versions_safe, check_options, load, read_run
+    from colorkit.stats import load_or_compute_stats
 
     t_start = time.perf_counter()
     if not cfg.methods:
@@ -347,7 +348,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         tqdm.write(f"[{time.perf_counter() - t_start:6.1f}s] {msg}")
 
     ds = cfg.data.prepare(progress=cfg.progress)
-    stats = cfg.stats.load_or_compute(ds, progress=cfg.progress)
+    stats = load_or_compute_stats(ds, cfg.stats, progress=cfg.progress)
     log(f"data: {ds.source}: {len(ds.train_idx)} train / {len(ds.test_idx)} test images at {ds.size}x{ds.size}")
     test, meta_of, test_info = _test_split(cfg, ds, log)
     methods = list(cfg.methods)

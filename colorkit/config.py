@@ -10,6 +10,9 @@ options of every command map onto these fields (see ``docs/cli.md``).
 
     from colorkit.config import DataConfig, MethodSpec, RunConfig, StatsConfig
     from colorkit.engine import TrainConfig
+from colorkit.stats import StatsConfig
+
+__all__ = ["DataConfig", "StatsConfig", "MethodSpec", "SampleConfig", "RunConfig", "TrainConfig"]
 
     cfg = RunConfig(data=DataConfig(dataset="demo", size=64),
                     stats=StatsConfig(weighting="inverse"),
@@ -19,11 +22,14 @@ options of every command map onto these fields (see ``docs/cli.md``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from colorkit.engine import TrainConfig
+from colorkit.stats import StatsConfig
+
+__all__ = ["DataConfig", "StatsConfig", "MethodSpec", "SampleConfig", "RunConfig", "TrainConfig"]
 
 
 class _Section(BaseModel):
@@ -52,26 +58,6 @@ class DataConfig(_Section):
 
         return prepare(self.dataset, size=self.size, crop=self.crop, seed=self.seed, test_size=self.test_size,
                        cache_dir=self.cache_dir, progress=progress)
-
-
-class StatsConfig(_Section):
-    """The colour statistics of the training split (see :func:`colorkit.stats.compute_stats`)."""
-
-    k: int = Field(20, ge=1)
-    """Principal components kept (the specificity loss uses 20)."""
-    weighting: Literal["rebalanced", "inverse"] = "rebalanced"
-    """Colourfulness weights: Zhang et al.'s rebalancing, or the raw inverse frequency."""
-    lam: float = 0.5
-    """Mixing weight of the uniform distribution in ``rebalanced``."""
-    sigma: float = 5.0
-    """Smoothing of the bin histogram, in Lab units."""
-    gamut: Literal["reachable", "centre"] = "reachable"
-    """Which ab cells count as in gamut."""
-
-    def load_or_compute(self, dataset: Any, progress: bool = False) -> Any:
-        from colorkit.stats import load_or_compute_stats
-
-        return load_or_compute_stats(dataset, progress=progress, **self.model_dump())
 
 
 class MethodSpec(_Section):

@@ -149,7 +149,9 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
         cfg = cfg.model_copy(update={"data": DataConfig(
             dataset=str(ds.source), size=ds.size, crop=bool(info.get("crop", False)), seed=ds.seed,
             test_size=ds.test_size, cache_dir=cfg.data.cache_dir)})
-    st = stats if stats is not None else cfg.stats.load_or_compute(ds, progress=progress)
+    from colorkit.stats import load_or_compute_stats
+
+    st = stats if stats is not None else load_or_compute_stats(ds, cfg.stats, progress=progress)
     method, seed, epochs = cfg.method.name, cfg.train.seed, cfg.train.epochs
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
     m = build_method(method, st, preset=cfg.method.preset, options=cfg.method.options, dataset=ds)

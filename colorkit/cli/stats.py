@@ -9,7 +9,7 @@ import click
 
 from colorkit.cli.data import prepare_from_options
 from colorkit.cli.options import data_options, is_quiet, progress_option, stats_options
-from colorkit.stats import load_or_compute_stats, stats_cache_path
+from colorkit.stats import StatsConfig, load_or_compute_stats, stats_cache_path
 
 
 @click.command("stats")
@@ -31,8 +31,9 @@ def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
     """
     quiet = is_quiet(quiet, quiet_alias)
     ds = prepare_from_options(dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
-    st = load_or_compute_stats(ds, k=k, weighting=weighting, progress=not quiet)
-    path = stats_cache_path(ds, k=k, weighting=weighting)
+    cfg = StatsConfig(k=k, weighting=weighting)
+    st = load_or_compute_stats(ds, cfg, progress=not quiet)
+    path = stats_cache_path(ds, cfg)
     s = st.summary()
     click.echo(f"training images : {s['n_train_images']} ({ds.name}, seed {seed}, {size}x{size} pixels)")
     click.echo(
