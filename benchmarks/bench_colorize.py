@@ -42,8 +42,11 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     assert len(out) == args.k and out[0].size == img.size
     med = statistics.median(times)
-    print(f"colorize {img.size[0]}x{img.size[1]} into {args.k} with {c.name}: median {med:.3f} s "
-          f"(min {min(times):.3f}, max {max(times):.3f}) over {args.repeats} runs, torch threads {torch.get_num_threads()}")
+    print(
+        f"colorize {img.size[0]}x{img.size[1]} into {args.k} with {c.name}: median {med:.3f} s "
+        f"(min {min(times):.3f}, max {max(times):.3f}) over {args.repeats} runs, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     append_rows("colorize", ["method", "width", "height", "k", "median_s", "min_s", "max_s", "repeats", "torch"],
                 [[c.name, img.size[0], img.size[1], args.k, f"{med:.4f}", f"{min(times):.4f}", f"{max(times):.4f}",
                   args.repeats, torch.__version__]])

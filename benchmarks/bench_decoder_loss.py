@@ -332,7 +332,8 @@ def main(argv=None) -> int:
         for cfg in configs:
             runs.append((provider, cfg))
     rows = []
-    hdr = f"{'provider':<22}{'mode':<9}{'batch':>6}{'median ms':>11}{'p20':>9}{'p80':>9}{'peak MiB':>10}{'GB/s':>8}{'bound ms':>10}  status"
+    hdr = (f"{'provider':<22}{'mode':<9}{'batch':>6}{'median ms':>11}{'p20':>9}{'p80':>9}{'peak MiB':>10}"
+           f"{'GB/s':>8}{'bound ms':>10}  status")
     print(hdr)
     for provider, cfg in runs:
         if cfg:

@@ -81,7 +81,9 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="colorkit-bench-demo-"))
     try:
         for r in range(args.repeats):
-            for who, tree in (("this", here), ("other", args.other)) if r % 2 == 0 else (("other", args.other), ("this", here)):
+            for who, tree in (
+                (("this", here), ("other", args.other)) if r % 2 == 0 else (("other", args.other), ("this", here))
+            ):
                 cache = work / f"{who}-{r}"
                 res[who].append(run(tree, cache))
                 shutil.rmtree(cache, ignore_errors=True)

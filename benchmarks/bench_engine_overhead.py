@@ -50,7 +50,7 @@ def bare_loop(method, split, epochs: int, batch: int, seed: int) -> float:
     for b in batches:
         post = vae.encode(b["ab"])
         rec = vae.decode(post.sample())
-        loss = (decoder_loss(rec, b["ab"], method.stats, weights=dict(c.loss_weights), impl="torch")
+        loss = (decoder_loss(rec, b["ab"], method.stats, weights=dict(c.decoder_loss), impl="torch")
                 + c.kl_weight * post.kl()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -47,9 +47,23 @@ def main() -> None:
         rows.append((c.name, args.batch / med, med))
         print(f"{c.name:6s}: {args.batch / med:8.2f} images/s  ({med:.3f} s per batch of {args.batch}, k={args.k}, "
               f"modes {getattr(c.method, 'sample_modes', ())[0]})", flush=True)
-    append_rows("inference", ["device", "method", "batch", "k", "images_per_s", "batch_seconds", "torch_threads", "torch"],
-                [[args.device, name, args.batch, args.k, f"{ips:.3f}", f"{med:.4f}", torch.get_num_threads(),
-                  torch.__version__] for name, ips, med in rows])
+    append_rows(
+        "inference",
+        ["device", "method", "batch", "k", "images_per_s", "batch_seconds", "torch_threads", "torch"],
+        [
+            [
+                args.device,
+                name,
+                args.batch,
+                args.k,
+                f"{ips:.3f}",
+                f"{med:.4f}",
+                torch.get_num_threads(),
+                torch.__version__,
+            ]
+            for name, ips, med in rows
+        ],
+    )
 
 if __name__ == "__main__":
     main()

@@ -85,7 +85,9 @@ def main(argv=None) -> None:
             loss.backward()
             opts[name].step()
 
-        pre = [to_model_batch(*next(iter(batch_loader(split, [bt], workers=0))), dev) for bt in batches[:args.steps + 3]]
+        pre = [
+            to_model_batch(*next(iter(batch_loader(split, [bt], workers=0))), dev) for bt in batches[: args.steps + 3]
+        ]
         for i, b in enumerate(pre[:3]):  # warm-up
             stage.step(b, StepContext(optimizers=opts, optimize=optimize, epoch=0, step=i))
         t0 = time.perf_counter()

@@ -135,10 +135,13 @@ def main(argv: list[str] | None = None) -> None:
             archive = folder / name
             if not archive.exists():
                 t0 = time.perf_counter()
-                (build_jpeg_tar if fmt == "jpeg" else build_webp_lmdb_zip)(archive.with_suffix(".part" + archive.suffix),
-                                                                           args.n, args.unique)
+                (build_jpeg_tar if fmt == "jpeg" else build_webp_lmdb_zip)(
+                    archive.with_suffix(".part" + archive.suffix), args.n, args.unique
+                )
                 archive.with_suffix(".part" + archive.suffix).rename(archive)
-                print(f"built {archive.name} ({archive.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s")
+                print(
+                    f"built {archive.name} ({archive.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s"
+                )
             cache = work / f"cache-{fmt}"
             cmd = [sys.executable, __file__, "--child", str(archive), str(cache), "--size", str(args.size)]
             if args.workers is not None:

@@ -120,7 +120,9 @@ def main(argv=None) -> None:
             for rgb, rows_ in batch_loader(split, idx, device=dev, workers=0):
                 b = to_model_batch(rgb, rows_, dev)
                 if cl:
-                    b = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in b.items()}
+                    b = {
+                        k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in b.items()
+                    }
                 batches.append(b)
 
             def run(b, i, opts=opts, optimize=optimize, stage=stage):
@@ -156,9 +158,14 @@ def main(argv=None) -> None:
         print(f"  {dname:13s} ({n} images, {flops / 1e15:.1f} PFLOP counted): at the rate measured here "
               f"{meas / 3600:.2f} h")
         for card in ("A100", "H100 SXM"):
-            span = " to ".join(f"{flops / (PEAK_BF16_TFLOPS[card] * 1e12 * m) / 60:.1f}" for m in sorted(mfus, reverse=True))
-            print(f"      ESTIMATE {card}: {span} min at {' to '.join(f'{100 * m:.0f}%' for m in sorted(mfus, reverse=True))} "
-                  "of its bf16 peak (not measured)")
+            span = " to ".join(
+                f"{flops / (PEAK_BF16_TFLOPS[card] * 1e12 * m) / 60:.1f}" for m in sorted(mfus, reverse=True)
+            )
+            print(
+                f"      ESTIMATE {card}: {span} min at "
+                f"{' to '.join(f'{100 * m:.0f}%' for m in sorted(mfus, reverse=True))} "
+                "of its bf16 peak (not measured)"
+            )
     for r in rows:
         need = {card: PEAK_BF16_TFLOPS[card] * 1e12 * max(mfus) / float(r[9]) for card in ("A100", "H100 SXM")}
         print(f"  stage {r[3]}: the loader must feed " + ", ".join(f"{v:,.0f} img/s on an {k}" for k, v in need.items())

@@ -79,8 +79,10 @@ def main() -> None:
     print("per component: fraction of images its mean reproduces a theme:",
           " ".join(f"{x:.2f}" for x in (per_comp_valid / n).tolist()))
     print(f"(image, component) pairs reproducing a theme: {np.mean(valid_c):.3f}")
-    print(f"themes covered by top-{a.k}: {np.mean(cov_top):.2f}; by all {M} components: {np.mean(cov_all):.2f}; "
-          f"possible themes per image {np.mean(groups):.2f}; valid-but-duplicate top-{a.k} outputs {np.mean(dup_top):.2f}")
+    print(
+        f"themes covered by top-{a.k}: {np.mean(cov_top):.2f}; by all {M} components: {np.mean(cov_all):.2f}; "
+        f"possible themes per image {np.mean(groups):.2f}; valid-but-duplicate top-{a.k} outputs {np.mean(dup_top):.2f}"
+    )
 
 
 if __name__ == "__main__":

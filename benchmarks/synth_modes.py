@@ -76,7 +76,9 @@ def main() -> None:
     n, k = len(test), args.k
     outputs: dict[str, torch.Tensor] = {}
     timing: dict[str, float] = {}
-    outputs["oracle"] = Oracle(stats=None).sample(grey, k, generator=torch.Generator().manual_seed(args.seed), meta=meta)
+    outputs["oracle"] = Oracle(stats=None).sample(
+        grey, k, generator=torch.Generator().manual_seed(args.seed), meta=meta
+    )
     outputs["grey"] = torch.zeros(n, k, 2, *grey.shape[-2:])
     mean_field = torch.stack([train.batch(list(range(i, min(len(train), i + 256))))["ab"].sum(0)
                               for i in range(0, len(train), 256)]).sum(0) / len(train)

@@ -45,7 +45,7 @@ def main() -> None:
     torch.manual_seed(a.seed)
     m = build_method("mdn", stats, preset="small", options=opts, dataset=ds)
     vae_stage = next(s for s in m.stages() if s.name == "vae")
-    vae_stage.setup = None
+    vae_stage.on_start = None
 
     m.stages = lambda: [vae_stage]  # type: ignore[method-assign]
     m.registry_name = "mdn"
@@ -55,7 +55,8 @@ def main() -> None:
 
         m.load_state_dict(load_file(f"{a.load}/train_state/model.safetensors"))
     else:
-        Trainer(TrainConfig(seed=a.seed, epochs=a.epochs, progress=False, device="cpu")).fit(m, ds.split("train"), a.out)
+        cfg = TrainConfig(seed=a.seed, epochs=a.epochs, progress=False, device="cpu")
+        Trainer(cfg).fit(m, ds.split("train"), a.out)
     secs = time.perf_counter() - t0
     from synth_diagnose import theme_match
 

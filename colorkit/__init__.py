@@ -21,16 +21,41 @@ from colorkit.api import (  # noqa: E402
 from colorkit.plugins import hookimpl  # noqa: E402
 from colorkit.registry import ColorkitError  # noqa: E402
 
+# What a plugin author needs, importable from ``colorkit`` (loaded on first use, so that
+# ``import colorkit`` and ``colorkit --help`` stay fast).
+_LAZY = {
+    "Component": "colorkit.interfaces", "ComponentConfig": "colorkit.interfaces",
+    "Backbone": "colorkit.interfaces", "Embedder": "colorkit.interfaces", "Posterior": "colorkit.interfaces",
+    "DecoderLoss": "colorkit.interfaces", "Method": "colorkit.interfaces", "Stage": "colorkit.interfaces",
+    "StageEnd": "colorkit.interfaces", "StepContext": "colorkit.interfaces", "Metric": "colorkit.interfaces",
+    "RatioMetric": "colorkit.interfaces", "noise": "colorkit.interfaces",
+    "ColorStats": "colorkit.stats",
+    "TrainConfig": "colorkit.engine", "Trainer": "colorkit.engine",
+    "DataConfig": "colorkit.config", "StatsConfig": "colorkit.config", "MethodSpec": "colorkit.config",
+    "RunConfig": "colorkit.config", "SampleConfig": "colorkit.config",
+    "check_component": "colorkit.testing.contract",
+}
 
-def load(run_dir=None, device: str = "auto"):
-    """Load a trained run: ``colorkit.load("runs/mdn").colorize("photo.jpg", k=5)``.
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'colorkit' has no attribute {name!r}")
+
+
+def load(run_dir=None, device: str = "auto", options: dict | None = None):
+    """Load a trained run: ``colorkit.load("runs/mdn").colorize("photo.jpg", k=5)``;
+    ``options``: sampling settings such as ``{"mode": "mixture"}``.
 
     With no argument, the bundled demo model: the ``mdn`` method (``small`` preset)
     trained only on the ~300 small (64x64) shipped demo photos, in half precision. It
     works out of the box; it is not a model trained on a large data set."""
     from colorkit.runs import load as _load
 
-    return _load(run_dir, device=device)
+    return _load(run_dir, device=device, options=options)
 
 
 __all__ = [
@@ -49,4 +74,5 @@ __all__ = [
     "list_embedders",
     "list_methods",
     "list_metrics",
+    *_LAZY,
 ]

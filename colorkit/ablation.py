@@ -1,7 +1,8 @@
 """``colorkit bench --ablation decoder-loss``: the paper's Tables 1-2 (section 7.2).
 
 The VAE of ``mdn`` is trained three times, with the decoder loss ``l2`` (plain), ``mah``
-(specificity only) and the full eq. 4 (``hist`` + 0.1 ``mah`` + 1e-3 ``grad``), then each
+(specificity only) and the full eq. 4 (``hist`` + 0.1 ``mah`` + 1e-3 ``grad``), each given
+as registered decoder-loss names with their weights (the method's ``decoder_loss``), then each
 reconstructs the test colour fields from the posterior mean (the "best possible embedding",
 not a colorization) and is scored with absolute and weighted absolute error over all pixels
 and over the central 8x8 grid, in ab / 128.
@@ -17,6 +18,7 @@ import torch
 
 from colorkit.checkpoint import atomic_write_text
 
+# label -> the method's ``decoder_loss``: registered decoder-loss names and weights
 VARIANTS: dict[str, dict[str, float]] = {
     "L2-Loss": {"l2": 1.0},
     "Mah-Loss": {"mah": 1.0},
@@ -43,14 +45,17 @@ def reconstruct_scores(embedder: Any, test: Any, stats: Any, batch_size: int = 3
 
 def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | None = None, seed: int = 0,
                  out: str = "bench-out", size: int = 64, device: str = "auto", progress: bool = True,
-                 method: str = "mdn") -> str:
-    from colorkit.data import prepare
+                 method: str = "mdn", data: Any = None, stats_config: Any = None) -> str:
+    """``data`` (a :class:`~colorkit.config.DataConfig`) replaces ``dataset``, ``size`` and
+    ``seed``; ``stats_config`` chooses the colour statistics."""
+    from colorkit.config import DataConfig
     from colorkit.engine import TrainConfig, Trainer
     from colorkit.runs import build_method
     from colorkit.stats import load_or_compute_stats
 
-    ds = prepare(dataset, size=size, seed=seed, progress=progress)
-    stats = load_or_compute_stats(ds)
+    data = data if data is not None else DataConfig(dataset=dataset, size=size, seed=seed)
+    ds = data.prepare(progress=progress)
+    stats = load_or_compute_stats(ds, stats_config, progress=progress)
     root = Path(out) / "ablation"
     results: dict[str, dict[str, float]] = {}
     for label, weights in VARIANTS.items():
@@ -60,7 +65,7 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
             results[label] = json.loads(res_path.read_text())
             continue
         torch.manual_seed(seed)  # every variant starts from the same initial weights
-        m = build_method(method, stats, preset=preset, options={"loss_weights": weights}, dataset=ds)
+        m = build_method(method, stats, preset=preset, options={"decoder_loss": weights}, dataset=ds)
         m.registry_name = method
         vae_stage = [s for s in m.stages() if s.name == "vae"]
         m.stages = lambda st=vae_stage: st  # only the embedder is trained here
@@ -74,10 +79,13 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
     d = ds.name or Path(ds.source).name
     def table(title: str, all_key: str, grid_key: str, fmt: str) -> list[str]:
         return [
-            title, "",
+            title,
+            "",
             "| Dataset | " + " | ".join(f"{v} All | {v} Grid" for v in VARIANTS) + " |",
             "|---|" + "---|---|" * len(VARIANTS),
-            f"| {d} | " + " | ".join(f"{results[v][all_key]:{fmt}} | {results[v][grid_key]:{fmt}}" for v in VARIANTS) + " |",
+            f"| {d} | "
+            + " | ".join(f"{results[v][all_key]:{fmt}} | {results[v][grid_key]:{fmt}}" for v in VARIANTS)
+            + " |",
             "",
         ]
 

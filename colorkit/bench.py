@@ -31,14 +31,15 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colorkit import __version__
-from colorkit.checkpoint import atomic_write_text
+from colorkit.checkpoint import atomic_write_png, atomic_write_text
+from colorkit.config import DataConfig, StatsConfig
 from colorkit.interfaces import Metric
 from colorkit.metrics.bootstrap import LEVEL, RESAMPLES, bootstrap_ci, paired_bootstrap, to_tensor
 from colorkit.registry import ColorkitError
@@ -51,19 +52,27 @@ REALISM = {"mae_all": "mean err. (all k)", "hist_kl": "hist. KL", "grad_log_rati
            "mode_recall": "mode recall", "mode_precision": "mode precision", "coherence": "coherence"}
 
 
-@dataclass
-class BenchConfig:
+class BenchConfig(BaseModel):
+    """What ``colorkit bench`` does; written whole into ``results.json`` (``"config"``).
+    ``data`` and ``stats`` are the sections of :mod:`colorkit.config`; ``dataset``,
+    ``size``, ``crop``, ``test_size`` and ``cache_dir`` given flat go into ``data`` (whose
+    split seed is ``seed``)."""
+
+    model_config = ConfigDict(extra="forbid")
     methods: list[str]
-    dataset: str = "demo"
+    data: DataConfig = Field(default_factory=DataConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
     preset: str = "small"
     epochs: int | None = None
     k: int = 5
     seed: int = 0
     seeds: int = 1
     """Training seeds: ``seed`` ... ``seed + seeds - 1`` (the train/test split keeps ``seed``)."""
-    runs: list[str] = field(default_factory=list)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per method (``"*"``: every method that has the field): config fields for training,
+    or sampling settings (``mode`` and the method's ``sample_options``) for scoring."""
+    runs: list[str] = Field(default_factory=list)
     out: str = "bench-out"
-    size: int = 64
     device: str = "auto"
     progress: bool = True
     batch_size: int = 16
@@ -73,6 +82,52 @@ class BenchConfig:
     test_dataset: str | None = None
     threads: int | None = None
     resamples: int = RESAMPLES
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_data(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        flat = {k: values.pop(k) for k in ("dataset", "size", "crop", "test_size", "cache_dir") if k in values}
+        data = values.get("data")
+        data = data.model_dump() if isinstance(data, DataConfig) else dict(data or {})
+        values["data"] = {**data, **flat, "seed": values.get("seed", data.get("seed", 0))}
+        return values
+
+    @property
+    def dataset(self) -> str:
+        return self.data.dataset
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def method_options(self, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(training options, sampling options)`` of ``method`` from :attr:`options`."""
+        from colorkit.plugins import registry
+
+        factory = registry("conditional_model").get(method).factory
+        fields = set(getattr(getattr(factory, "Config", None), "model_fields", {}))
+        sampling_keys = set(getattr(factory, "sample_options", ())) | {"mode"}
+        train_opts: dict[str, Any] = {}
+        sample_opts: dict[str, Any] = {}
+        for scope in ("*", method):
+            for key, value in self.options.get(scope, {}).items():
+                if key in sampling_keys:
+                    sample_opts[key] = value
+                elif key in fields or scope == method:
+                    train_opts[key] = value
+        return train_opts, sample_opts
+
+
+def parse_bench_options(pairs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"[METHOD:]KEY": value}`` (``--option``) -> ``{METHOD or "*": {KEY: value}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in pairs.items():
+        method, _, field = key.rpartition(":") if ":" in key and not key.startswith("timm:") else ("", "", key)
+        out.setdefault(method or "*", {})[field] = value
+    return out
 
 
 # ------------------------------------------------------------------ what to score
@@ -141,6 +196,7 @@ def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log)
     left by an earlier (interrupted) bench, or trained now."""
     from colorkit.runs import read_run, train
 
+    train_opts = cfg.method_options(method)[0]
     for r in cfg.runs:
         info = read_run(r)
         if info["method"] == method and int(info.get("seed", 0)) == seed:
@@ -153,14 +209,18 @@ def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log)
     if (run_dir / "run.json").is_file():
         info = read_run(run_dir)
         if info.get("preset") == cfg.preset and info["dataset"].get("hash") == ds.info().get("hash") \
-                and info.get("seed") == seed and info.get("epochs_override") == cfg.epochs:
+                and info.get("seed") == seed and info.get("epochs_override") == cfg.epochs \
+                and (info.get("options") or {}) == train_opts \
+                and (info.get("config") or {}).get("stats", cfg.stats.model_dump(mode="json")) \
+                == cfg.stats.model_dump(mode="json"):
             log(f"{method} (seed {seed}): reusing finished run {run_dir}")
             return run_dir
         raise ColorkitError(f"{run_dir} holds a run with other settings; use another --out or delete it")
     resume = (run_dir / "train_state").is_dir() or (run_dir / "train_state.old").is_dir()
     log(f"{method} (seed {seed}): {'resuming' if resume else 'training'} ({cfg.preset} preset) -> {run_dir}")
     return train(method, out=run_dir, preset=cfg.preset, epochs=cfg.epochs, seed=seed, device=cfg.device,
-                 resume=resume, progress=cfg.progress, prepared=ds, stats=stats)
+                 resume=resume, progress=cfg.progress, prepared=ds, stats=stats, options=train_opts,
+                 data=cfg.data, stats_config=cfg.stats)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -241,7 +301,8 @@ def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, Any, dict[str, Any
             "name": ds.name or Path(ds.source).name, "source": str(ds.source), "hash": ds.info().get("hash"),
             "images": int(len(ds.test_idx)), "held_out": False}
 
-    tds = prepare(cfg.test_dataset, size=cfg.size, seed=cfg.seed, progress=cfg.progress)
+    tds = prepare(cfg.test_dataset, size=cfg.size, crop=cfg.data.crop, seed=cfg.seed, cache_dir=cfg.data.cache_dir,
+                  progress=cfg.progress)
     info = tds.info()
     log(f"test set: {tds.source}: {tds.n} usable images (all scored), {info['n_skipped']} skipped "
         + (f"({', '.join(f'{k}: {v}' for k, v in info['skipped'].items())})" if info["n_skipped"] else ""))
@@ -251,7 +312,6 @@ def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, Any, dict[str, Any
 
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
-    from colorkit.data import prepare
     from colorkit.runs import _versions_safe, check_options, load, read_run
     from colorkit.stats import load_or_compute_stats
 
@@ -269,7 +329,14 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             raise ColorkitError(f"--threads must be at least 1, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
     for m in cfg.methods:
-        check_options(m, cfg.preset, None)  # fail before any work (unknown name lists the known)
+        check_options(m, cfg.preset, cfg.method_options(m)[0])  # fail before any work (unknown name lists the known)
+    unknown_scopes = sorted(set(cfg.options) - {"*", *cfg.methods})
+    if unknown_scopes:
+        raise ColorkitError(f"--option names method(s) {', '.join(unknown_scopes)} that --methods does not list")
+    for key in cfg.options.get("*", {}):
+        if not any(key in {**cfg.method_options(m)[0], **cfg.method_options(m)[1]} for m in cfg.methods):
+            raise ColorkitError(f"--option {key}: no method of --methods ({', '.join(cfg.methods)}) has a config "
+                                f"field or sampling setting {key!r}; scope it as METHOD:{key}=VALUE")
     out = Path(cfg.out)
     from colorkit.checkpoint import ensure_writable_dir
 
@@ -280,8 +347,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
         tqdm.write(f"[{time.perf_counter() - t_start:6.1f}s] {msg}")
 
-    ds = prepare(cfg.dataset, size=cfg.size, seed=cfg.seed, progress=cfg.progress)
-    stats = load_or_compute_stats(ds)
+    ds = cfg.data.prepare(progress=cfg.progress)
+    stats = load_or_compute_stats(ds, cfg.stats, progress=cfg.progress)
     log(f"data: {ds.source}: {len(ds.train_idx)} train / {len(ds.test_idx)} test images at {ds.size}x{ds.size}")
     test, meta_of, test_info = _test_split(cfg, ds, log)
     methods = list(cfg.methods)
@@ -304,7 +371,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         for si, seed in enumerate(seeds):
             run_dir = _run_for(method, seed, cfg, ds, stats, log)
             info = read_run(run_dir)
-            colorizer = load(run_dir, device=cfg.device)
+            sample_opts = cfg.method_options(method)[1]
+            colorizer = load(run_dir, device=cfg.device, options=sample_opts)
             device = str(colorizer.device)
             if si == 0:
                 budgets[method] = _budget(info)
@@ -312,11 +380,14 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 if diag:
                     usage[method] = {"train": (info.get("diagnostics") or {}).get("train"), "test": diag}
             modes = list(getattr(colorizer.method, "sample_modes", ("default",)))
+            if colorizer.sampling.mode is not None:  # --option mode=...: that mode only
+                modes = [colorizer.sampling.mode]
             score_modes = modes if cfg.extra_modes else modes[:1]
             for mi, mode in enumerate(score_modes):
                 name = method if mi == 0 else f"{method}[{mode}]"
                 res = evaluate(colorizer, test, metrics, k=cfg.k, seed=seed, batch_size=cfg.batch_size,
-                               mode=mode if len(modes) > 1 else None, progress=cfg.progress,
+                               mode=mode if len(modes) > 1 or colorizer.sampling.mode else None,
+                               progress=cfg.progress,
                                keep=cfg.sample_images if si == 0 else 0, meta_of=meta_of)
                 row = rows.setdefault(name, {"kind": role, "method": method, "mode": mode, "run_dir": str(run_dir),
                                              "per_seed": {}, "train_seconds": 0.0, "infer_seconds_per_image": 0.0})
@@ -366,6 +437,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "versions": _versions_safe(), "device": device or cfg.device,
         "threads": torch.get_num_threads(), "machine": {"processor": _cpu_name(), "system": platform.system()},
         "units": {**{n: i["units"] for n, i in metric_info(metrics).items()}, **EXTRA_UNITS},
+        "config": cfg.model_dump(mode="json"),
         "colorkit_version": __version__,
     }
     write_outputs(out, results, sheet, test, cfg)
@@ -446,8 +518,12 @@ def table_markdown(results: dict[str, Any]) -> str:
     rows, metrics = results["methods"], results["metrics"]
     d = results["test_set"]["name"]
     seeds = results["seeds"]
-    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (values: mean over seeds)"
-    held = " (held-out set, trained on " + results["dataset"]["name"] + ")" if results["test_set"].get("held_out") else ""
+    seed_text = (
+        f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (values: mean over seeds)"
+    )
+    held = (
+        " (held-out set, trained on " + results["dataset"]["name"] + ")" if results["test_set"].get("held_out") else ""
+    )
     lines = [
         f"Diverse colorization on `{d}`{held}: {results['split']['test']} test images, k = {results['k']}, "
         f"preset {results['preset']}, {seed_text}. Errors in ab/128 (paper units). "
@@ -472,11 +548,19 @@ def table_markdown(results: dict[str, Any]) -> str:
         lines += ["", "| Method | " + " | ".join(other)
                   + " | train s | infer s/img |", "|---|" + "---|" * (len(other) + 2)]
         for name, r in rows.items():
-            lines.append(f"| {name} | " + " | ".join(_fmt(r.get(m), _spec(m)) for m in other)
-                         + f" | {_fmt(r.get('train_seconds'), '.1f')} | {_fmt(r.get('infer_seconds_per_image'), '.4f')} |")
+            lines.append(
+                f"| {name} | "
+                + " | ".join(_fmt(r.get(m), _spec(m)) for m in other)
+                + f" | {_fmt(r.get('train_seconds'), '.1f')} | {_fmt(r.get('infer_seconds_per_image'), '.4f')} |"
+            )
     if len(seeds) > 1:
-        lines += ["", "Across training seeds (error-of-best per seed; mean +- standard deviation):", "",
-                  "| Method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- sd |", "|---|" + "---|" * (len(seeds) + 1)]
+        lines += [
+            "",
+            "Across training seeds (error-of-best per seed; mean +- standard deviation):",
+            "",
+            "| Method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- sd |",
+            "|---|" + "---|" * (len(seeds) + 1),
+        ]
         for name, r in rows.items():
             per = [r["per_seed"][str(s)].get(PRIMARY) for s in seeds]
             lines.append(f"| {name} | " + " | ".join(_fmt(v, ".4f") for v in per)
@@ -514,7 +598,9 @@ def table_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, results: dict[str, Any], sheet: dict[str, torch.Tensor], test: Any, cfg: BenchConfig) -> None:
+def write_outputs(
+    out: Path, results: dict[str, Any], sheet: dict[str, torch.Tensor], test: Any, cfg: BenchConfig
+) -> None:
     metric_names = list(results["metrics"])
     units = results["units"]
     buf = io.StringIO()
@@ -535,7 +621,9 @@ def write_outputs(out: Path, results: dict[str, Any], sheet: dict[str, torch.Ten
     atomic_write_text(out / "results.md", table_markdown(results))
     scatter_plot(results, out / "scatter.png")
     if sheet:
-        sample_sheet(sheet, test, out / "samples.png", k=cfg.k, kinds={n: r["kind"] for n, r in results["methods"].items()})
+        sample_sheet(
+            sheet, test, out / "samples.png", k=cfg.k, kinds={n: r["kind"] for n, r in results["methods"].items()}
+        )
 
 
 def scatter_plot(results: dict[str, Any], path: Path) -> None:
@@ -569,10 +657,7 @@ def scatter_plot(results: dict[str, Any], path: Path) -> None:
                  "x = reference, bars = 95% CI", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    atomic_write_png(path, fig, dpi=110, bbox_inches="tight")
 
 
 def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: int, tile: int = 64,
@@ -607,6 +692,4 @@ def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: in
             tiles = [grey_img] + [to_pil(x).resize((tile, tile)) for x in rgb] + [truth]
             for c, t in enumerate(tiles):
                 img.paste(t, (label_w + c * (tile + pad), y))
-    tmp = path.with_suffix(".tmp.png")
-    img.save(tmp)
-    tmp.replace(path)
+    atomic_write_png(path, img)

@@ -103,6 +103,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_png(path: str | Path, image: Any, **save_kwargs: Any) -> None:
+    """Write a PNG atomically, as :func:`atomic_write_bytes`: ``image`` is a matplotlib
+    figure (``savefig(**save_kwargs)``, then closed) or a PIL image."""
+    import io
+
+    buf = io.BytesIO()
+    if hasattr(image, "savefig"):
+        import matplotlib.pyplot as plt
+
+        try:
+            image.savefig(buf, format="png", **save_kwargs)
+        finally:
+            plt.close(image)
+    else:
+        image.save(buf, format="PNG", **save_kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def resolve_dir(path: str | Path) -> Path:
     """The checkpoint directory to read: ``path``, or ``path.old`` left by a crash."""
     path = Path(path)
@@ -141,7 +159,9 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file; anything else (pickles included) is refused."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ColorkitError(f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)")
+        raise ColorkitError(
+            f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)"
+        )
     if not path.is_file():
         raise ColorkitError(f"missing weights file {path}")
     try:
@@ -169,7 +189,9 @@ def write_component(directory: Path, obj: Any, *, prefix: str = "model", extra: 
     meta = component_meta(obj, state)
     if extra:
         meta.update(extra)
-    save_tensors(directory / f"{prefix}.safetensors", state, {"format": FORMAT, "kind": meta["kind"], "name": meta["name"]})
+    save_tensors(
+        directory / f"{prefix}.safetensors", state, {"format": FORMAT, "kind": meta["kind"], "name": meta["name"]}
+    )
     atomic_write_text(directory / f"{prefix}.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
@@ -187,7 +209,9 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
     meta_path = directory / f"{prefix}.json"
     if not meta_path.is_file():
         found = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-        raise ColorkitError(f"{directory} is not a colorkit checkpoint: no {prefix}.json (found: {', '.join(found) or 'nothing'})")
+        raise ColorkitError(
+            f"{directory} is not a colorkit checkpoint: no {prefix}.json (found: {', '.join(found) or 'nothing'})"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
@@ -198,14 +222,20 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
         raise ColorkitError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     ver = str(meta.get("colorkit_version", "?"))
     if ver.split(".")[:1] != __version__.split(".")[:1]:
-        raise ColorkitError(f"{meta_path} was written by colorkit {ver}; this is colorkit {__version__} (major versions differ)")
+        raise ColorkitError(
+            f"{meta_path} was written by colorkit {ver}; this is colorkit {__version__} (major versions differ)"
+        )
     bad = [k for k, t in (("kind", str), ("name", str), ("config", dict)) if not isinstance(meta.get(k), t)]
     if bad:
-        raise ColorkitError(f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)")
+        raise ColorkitError(
+            f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)"
+        )
     return meta
 
 
-def check_state(meta: dict[str, Any], state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path) -> None:
+def check_state(
+    meta: dict[str, Any], state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path
+) -> None:
     """Compare saved tensors with the freshly built model's; say exactly what differs."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -222,7 +252,9 @@ def check_state(meta: dict[str, Any], state: dict[str, torch.Tensor], expected: 
     if mismatched:
         problems.append(f"shape mismatch in {len(mismatched)} (e.g. {'; '.join(mismatched[:3])})")
     if problems:
-        raise ColorkitError(f"checkpoint {where} does not match {meta.get('kind')} {meta.get('name')!r}: " + "; ".join(problems))
+        raise ColorkitError(
+            f"checkpoint {where} does not match {meta.get('kind')} {meta.get('name')!r}: " + "; ".join(problems)
+        )
 
 
 def load_component(directory: str | Path, *, kind: str | None = None, name: str | None = None,
@@ -278,7 +310,9 @@ def header_shapes(path: str | Path) -> dict[str, Any]:
     """Tensor shapes from a safetensors file's header, without reading the tensors."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ColorkitError(f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)")
+        raise ColorkitError(
+            f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)"
+        )
     if not path.is_file():
         raise ColorkitError(f"missing weights file {path}")
     try:

@@ -32,12 +32,17 @@ __all__ = ["KMeansResult", "kmeans", "kmeans_plus_plus", "diverse_from_samples"]
 
 
 class KMeansResult(NamedTuple):
-    """``centres`` (B, k, D), ``labels`` (B, N) int64 in [0, k), ``inertia`` (B,): the sum
-    over points of the squared distance to their centre."""
+    """``centers`` (B, k, D), ``labels`` (B, N) int64 in [0, k), ``inertia`` (B,): the sum
+    over points of the squared distance to their center. ``centres`` is the same field
+    under its former name."""
 
-    centres: Tensor
+    centers: Tensor
     labels: Tensor
     inertia: Tensor
+
+    @property
+    def centres(self) -> Tensor:
+        return self.centers
 
 
 def _sq_dists(x: Tensor, c: Tensor) -> Tensor:
@@ -177,5 +182,5 @@ def diverse_from_samples(samples: Tensor, k: int, *, iters: int = 50,
     res = kmeans(flat, k, iters=iters, generator=generator)
     sizes = torch.nn.functional.one_hot(res.labels, k).sum(1)  # (B, k)
     order = torch.sort(sizes, dim=1, descending=True, stable=True).indices  # (B, k)
-    centres = torch.gather(res.centres, 1, order.unsqueeze(-1).expand(-1, -1, res.centres.shape[-1]))
+    centres = torch.gather(res.centers, 1, order.unsqueeze(-1).expand(-1, -1, res.centers.shape[-1]))
     return rearrange(centres, "b k (c h w) -> b k c h w", c=c, h=h, w=w)

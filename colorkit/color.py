@@ -2,7 +2,7 @@
 
 Deshpande et al. (CVPR 2017) work in Lab: the grey image is L, the colour field is (a, b).
 colorkit uses true CIE Lab (sRGB primaries, D65 white, 2 degree observer, computed in
-float by :mod:`kornia.color`) and scales it to the paper's units (docs/method-notes.md):
+float by :mod:`kornia.color`) and scales it to the paper's units (docs/concepts.md):
 
 * ``grey = L / 100``, shape ``(..., 1, H, W)``, in [0, 1];
 * ``ab = (a, b) / 128``, shape ``(..., 2, H, W)``, roughly in [-1, 1].
@@ -55,13 +55,14 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     return _k_rgb_to_lab(rgb)
 
 
-def lab_to_rgb(lab: Tensor) -> Tensor:
+def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     """CIE Lab ``(..., 3, H, W)`` (L in [0, 100], a/b in Lab units) -> sRGB in [0, 1].
 
-    Colours outside the sRGB gamut are clamped to [0, 1].
+    Colours outside the sRGB gamut are clamped to [0, 1]; ``clip=False`` leaves them
+    outside (to test whether a colour is in gamut, or to clamp after another step).
     """
     _check_channels(lab, 3, "lab_to_rgb")
-    return _k_lab_to_rgb(lab, clip=True)
+    return _k_lab_to_rgb(lab, clip=clip)
 
 
 def rgb_to_model(rgb: Tensor) -> tuple[Tensor, Tensor]:

@@ -29,6 +29,7 @@ from torch.utils.data import DistributedSampler
 from colorkit import distributed as D
 from colorkit.checkpoint import (
     atomic_dir,
+    atomic_write_png,
     check_finite,
     load_tensors,
     lock_dir,
@@ -36,7 +37,7 @@ from colorkit.checkpoint import (
     save_tensors,
     write_component,
 )
-from colorkit.interfaces import Method, StepContext
+from colorkit.interfaces import Method, StageEnd, StepContext
 from colorkit.registry import ColorkitError
 
 
@@ -145,6 +146,7 @@ class Trainer:
     def __init__(self, config: TrainConfig | None = None) -> None:
         self.config = config or TrainConfig()
         self.device = resolve_device(self.config.device)
+        self.generator: torch.Generator | None = None  # ctx.generator, made by fit
 
     # -- checkpoints -------------------------------------------------------
     def _state_dir(self, run_dir: Path) -> Path:
@@ -157,6 +159,8 @@ class Trainer:
         with atomic_dir(self._state_dir(run_dir)) as tmp:
             write_component(tmp, method)
             tensors: dict[str, Tensor] = {"rng.cpu": torch.get_rng_state()}
+            if self.generator is not None:
+                tensors["rng.engine"] = self.generator.get_state()
             if torch.cuda.is_available() and self.device.type == "cuda":
                 tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
             opt_meta = {}
@@ -199,6 +203,8 @@ class Trainer:
 
     def _restore_rng(self, tensors: dict[str, Tensor]) -> None:
         torch.set_rng_state(tensors["rng.cpu"])
+        if "rng.engine" in tensors and self.generator is not None:
+            self.generator.set_state(tensors["rng.engine"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
 
@@ -253,8 +259,47 @@ class Trainer:
             return self._fit(method, train_split, run_dir, resume=resume)
 
     def _fit(self, method: Method, train_split: Any, run_dir: Path, *, resume: bool) -> dict[str, Any]:
-        cfg = self.config
+        """The whole run, top to bottom: place the model, start or resume, run each stage,
+        plot the losses."""
         run_dir.mkdir(parents=True, exist_ok=True)
+        run = self._place(method)
+        progress, saved = self._start_or_resume(method, run_dir, resume, run.rank)
+        log = _Log(run_dir / "log.jsonl", run.rank, progress)
+        n = len(train_split)
+        t_all = time.perf_counter()
+        budget: dict[str, dict[str, int]] = {}
+        # The saved optimizer and RNG state belong to the stage the run was interrupted in,
+        # and only to it; later stages start afresh.
+        resume_stage = progress.stage_index if "rng.cpu" in saved[1] else None
+        for si, stage in enumerate(method.stages()):
+            if si < progress.stage_index:  # done before a resume: its planned schedule
+                e = self._epochs_of(stage)
+                budget[stage.name] = {"epochs": e, "images": e * n}
+                continue
+            budget[stage.name] = self._run_stage(si, stage, method, train_split, run_dir, run, progress, log,
+                                                 saved if si == resume_stage else None)
+        method.eval()
+        method.requires_grad_(False)
+        if run.rank == 0:
+            plot_losses(progress.history, run_dir / "loss.png")
+        return {
+            "train_seconds": sum(progress.stage_seconds.values()),
+            "stage_seconds": dict(progress.stage_seconds),
+            "stage_budget": budget,
+            "wall_seconds_this_call": time.perf_counter() - t_all,
+            "steps": progress.global_step,
+            "world_size": run.world,
+            "device": str(self.device),
+            "precision": "bf16 autocast" if run.amp_dtype is not None else "fp32",
+            "channels_last": run.channels_last,
+            "compiled": self.config.compile,
+        }
+
+    # -- the parts of a run, in the order they happen ------------------------
+    def _place(self, method: Method) -> _Run:
+        """Processes, device, memory format, compilation, weights shared across processes,
+        the seeds (the global RNG and this process's ``ctx.generator``)."""
+        cfg = self.config
         D.init_from_env(self.device)
         world, rank = D.world_size(), D.rank()
         if self.device.type == "cuda" and self.device.index is None and world > 1:
@@ -265,19 +310,20 @@ class Trainer:
         channels_last = use_channels_last(cfg, self.device)
         if channels_last:
             method.to(memory_format=torch.channels_last)
-        amp_dtype = autocast_dtype(cfg, self.device)
         if cfg.compile:
             compile_modules(method, cfg.compile_backend)
         if world > 1:
             D.convert_batchnorm(method)
             D.broadcast_module(method)  # every process starts from rank 0's weights
         torch.manual_seed(cfg.seed + rank)
+        self.generator = torch.Generator(device=self.device).manual_seed(engine_seed(cfg.seed, rank))
         if hasattr(method.stats, "to"):
             method.stats = method.stats.to(self.device)
+        return _Run(world, rank, autocast_dtype(cfg, self.device), channels_last)
 
-        progress = _Progress()
-        opt_states: dict[str, Any] = {}
-        opt_tensors: dict[str, Tensor] = {}
+    def _start_or_resume(self, method: Method, run_dir: Path, resume: bool,
+                         rank: int) -> tuple[_Progress, tuple[dict[str, Any], dict[str, Tensor]]]:
+        """The progress to start from and the saved optimizer and RNG state (empty for a new run)."""
         if resume:
             loaded = self._load_state(run_dir, method)
             if loaded is not None:
@@ -285,136 +331,178 @@ class Trainer:
                 if rank == 0:
                     print(f"colorkit: resuming {run_dir} at stage {progress.stage_index + 1}, "
                           f"{progress.epoch} epoch(s) done", file=sys.stderr)
-            elif rank == 0:
+                return progress, (opt_states, opt_tensors)
+            if rank == 0:
                 print(f"colorkit: warning: --resume found no saved training state in {run_dir} "
                       f"(no {self._state_dir(run_dir).name}/); training from the beginning", file=sys.stderr)
         elif self._has_state(run_dir) and rank == 0:
-            raise ColorkitError(f"{run_dir} already holds an unfinished training run; pass --resume to continue it or choose another --out")
-        log_path = run_dir / "log.jsonl"
-        if rank == 0:
-            log_path.write_text("".join(json.dumps(h) + "\n" for h in progress.history))
+            raise ColorkitError(f"{run_dir} already holds an unfinished training run; pass --resume to continue it "
+                                "or choose another --out")
+        return _Progress(), ({}, {})
 
-        stages = method.stages()
-        n = len(train_split)
-        t_all = time.perf_counter()
-        budget: dict[str, dict[str, int]] = {}
-        # The saved optimizer and RNG state belong to the stage the run was interrupted in,
-        # and only to it; later stages start afresh.
-        resume_stage = progress.stage_index if "rng.cpu" in opt_tensors else None
-        for si, stage in enumerate(stages):
-            if si < progress.stage_index:  # done before a resume: its planned schedule
-                e = 0 if stage.epochs == 0 else (cfg.epochs if cfg.epochs is not None else stage.epochs)
-                budget[stage.name] = {"epochs": e, "images": e * n}
-                continue
-            restoring = si == resume_stage
-            # A checkpoint taken at a stage boundary (no epoch done yet) saved the RNG before
-            # the next stage's setup; one taken inside a stage saved it after setup.
-            if restoring and progress.epoch == 0:
-                self._restore_rng(opt_tensors)
-            bsz = cfg.batch_size or stage.batch_size
-            if bsz % world:
-                raise ColorkitError(f"global batch size {bsz} is not divisible by the {world} processes")
-            local = bsz // world
-            if n < 2 * world:
-                raise ColorkitError(f"training split has {n} images; at least {2 * world} are needed")
-            if stage.setup is not None:
-                stage.setup(train_split)
-            # Read after setup: a stage may find its result cached and set epochs to 0.
-            epochs = 0 if stage.epochs == 0 else (cfg.epochs if cfg.epochs is not None else stage.epochs)
-            if restoring and progress.epoch > 0:
-                # Restore the RNG after setup, exactly where the interrupted run saved it.
-                self._restore_rng(opt_tensors)
-            # Only this stage's modules learn; everything else is in eval mode, no grads.
-            method.eval()
-            method.requires_grad_(False)
-            for mod in stage.modules.values():
-                mod.train()
-                mod.requires_grad_(True)
-            for mod in stage.frozen:
-                mod.eval()
-                mod.requires_grad_(False)
-            optimizers = stage.make_optimizers()
-            if restoring and opt_states:
-                missing = sorted(set(optimizers) - set(opt_states))
-                if missing:
-                    raise ColorkitError(f"cannot resume {run_dir}: its saved state of stage {stage.name!r} has no "
-                                        f"optimizer {', '.join(map(repr, missing))} (use a new --out directory)")
-                for name, opt in optimizers.items():
-                    opt.load_state_dict(_unflatten_optimizer(opt_states[name], opt_tensors))
-            start_epoch = progress.epoch if si == progress.stage_index else 0
-            sampler = DistributedSampler(_Indexable(n), num_replicas=world, rank=rank, shuffle=True,
+    def _epochs_of(self, stage: Any) -> int:
+        """The epochs a stage runs: ``TrainConfig.epochs`` when set, else its own (a stage
+        of 0 epochs, e.g. an initialisation step, stays at 0)."""
+        if stage.epochs == 0:
+            return 0
+        return self.config.epochs if self.config.epochs is not None else stage.epochs
+
+    def _run_stage(self, si: int, stage: Any, method: Method, train_split: Any, run_dir: Path, run: _Run,
+                   progress: _Progress, log: _Log,
+                   saved: tuple[dict[str, Any], dict[str, Tensor]] | None) -> dict[str, int]:
+        """One stage: lifecycle hooks, optimizers, its epochs, checkpoints. ``saved``: the
+        optimizer and RNG state of a resumed run interrupted in this stage. Returns the
+        stage's budget (epochs, images trained on)."""
+        cfg, n = self.config, len(train_split)
+        # A checkpoint taken at a stage boundary (no epoch done yet) saved the RNG before
+        # the next stage's hooks; one taken inside a stage saved it after on_start.
+        if saved is not None and progress.epoch == 0:
+            self._restore_rng(saved[1])
+        bsz = cfg.batch_size or stage.batch_size
+        if bsz % run.world:
+            raise ColorkitError(f"global batch size {bsz} is not divisible by the {run.world} processes")
+        local = bsz // run.world
+        if n < 2 * run.world:
+            raise ColorkitError(f"training split has {n} images; at least {2 * run.world} are needed")
+        t_stage = time.perf_counter() - progress.stage_seconds.get(stage.name, 0.0)
+        skipped = stage.skip is not None and bool(stage.skip(train_split))
+        start_epoch = progress.epoch if si == progress.stage_index else 0
+        budget = {"epochs": 0, "images": start_epoch * n}
+        if not skipped:
+            if stage.on_start is not None:
+                stage.on_start(train_split)
+            epochs = budget["epochs"] = self._epochs_of(stage)  # read after on_start, which may change it
+            if saved is not None and progress.epoch > 0:
+                self._restore_rng(saved[1])  # exactly where the interrupted run saved it, after on_start
+            self._train_only(method, stage)
+            optimizers = self._optimizers(stage, saved, run_dir)
+            sampler = DistributedSampler(_Indexable(n), num_replicas=run.world, rank=run.rank, shuffle=True,
                                          seed=cfg.seed * 1000 + si, drop_last=False)
             where = {"stage": stage.name, "epoch": 0, "step": 0, "ckpt": self._state_dir(run_dir)}
-            ctx = StepContext(optimizers=optimizers, optimize=self._optimize_fn(optimizers, where),
-                              epoch=0, step=0, world_size=world)
-            t_stage = time.perf_counter() - progress.stage_seconds.get(stage.name, 0.0)
-            budget[stage.name] = {"epochs": epochs, "images": start_epoch * n}
+            ctx = StepContext(optimizers=optimizers, optimize=self._optimize_fn(optimizers, where), epoch=0, step=0,
+                              world_size=run.world, generator=self.generator)
+            cut = False
             for epoch in range(start_epoch, epochs):
                 sampler.set_epoch(epoch)
-                order = list(iter(sampler))
-                steps = [order[i : i + local] for i in range(0, len(order), local)]
-                steps = [s for s in steps if len(s) >= 2]  # BatchNorm needs 2 per process
-                if cfg.max_steps_per_epoch is not None:
-                    steps = steps[: cfg.max_steps_per_epoch]
-                bar = None
-                if cfg.progress and rank == 0:
-                    from tqdm.auto import tqdm
-
-                    bar = tqdm(total=len(steps), desc=f"{method.registry_name or type(method).__name__}:{stage.name} "
-                               f"{epoch + 1}/{epochs}", unit="step", leave=False, file=sys.stderr, dynamic_ncols=True,
-                               disable=None)
-                seen, t0 = 0, time.perf_counter()
-                for idx, batch in zip(steps, self._batches(train_split, steps)):
-                    if channels_last:
-                        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
-                                 for k, v in batch.items()}
-                    where.update(epoch=epoch, step=progress.global_step)
-                    ctx.epoch, ctx.step = epoch, progress.global_step
-                    amp = (torch.autocast(self.device.type, dtype=amp_dtype) if amp_dtype is not None
-                           else contextlib.nullcontext())
-                    with amp:
-                        logs = stage.step(batch, ctx)
-                    progress.global_step += 1
-                    seen += len(idx) * world
-                    budget[stage.name]["images"] += len(idx) * world
-                    if rank == 0 and progress.global_step % cfg.log_every == 0:
-                        rec = {"stage": stage.name, "epoch": epoch, "global_step": progress.global_step,
-                               **{k: float(v) for k, v in logs.items()}}
-                        progress.history.append(rec)
-                        with log_path.open("a") as fh:
-                            fh.write(json.dumps(rec) + "\n")
-                    if bar is not None:
-                        rate = seen / max(time.perf_counter() - t0, 1e-9)
-                        first = next(iter(logs.items()), None)
-                        post = {first[0]: f"{float(first[1]):.4g}"} if first else {}
-                        bar.set_postfix(**post, img_s=f"{rate:.0f}")
-                        bar.update(1)
-                if bar is not None:
-                    bar.close()
-                progress.epoch = epoch + 1
-                progress.stage_index = si
+                steps = _epoch_steps(list(iter(sampler)), local)
+                if cfg.max_steps_per_epoch is not None and len(steps) > cfg.max_steps_per_epoch:
+                    steps, cut = steps[: cfg.max_steps_per_epoch], True
+                label = f"{method.registry_name or type(method).__name__}:{stage.name} {epoch + 1}/{epochs}"
+                budget["images"] += self._run_epoch(stage, train_split, steps, ctx, where, run, progress, log,
+                                                    epoch, label)
+                progress.epoch, progress.stage_index = epoch + 1, si
                 progress.stage_seconds[stage.name] = time.perf_counter() - t_stage
                 if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == epochs:
                     self._save_state(run_dir, method, progress, optimizers)
-            progress.stage_index, progress.epoch = si + 1, 0
-            progress.stage_seconds[stage.name] = time.perf_counter() - t_stage
-            self._save_state(run_dir, method, progress, {})
+            if stage.on_end is not None:
+                done = max(start_epoch, epochs)
+                stage.on_end(train_split, StageEnd(name=stage.name, epochs=done, planned_epochs=stage.epochs,
+                                                   complete=done == stage.epochs and not cut))
+        progress.stage_index, progress.epoch = si + 1, 0
+        progress.stage_seconds[stage.name] = time.perf_counter() - t_stage
+        self._save_state(run_dir, method, progress, {})
+        return budget
+
+    @staticmethod
+    def _train_only(method: Method, stage: Any) -> None:
+        """Only the stage's modules learn; everything else is in eval mode, without grads."""
         method.eval()
         method.requires_grad_(False)
+        for mod in stage.modules.values():
+            mod.train()
+            mod.requires_grad_(True)
+        for mod in stage.frozen:
+            mod.eval()
+            mod.requires_grad_(False)
+
+    @staticmethod
+    def _optimizers(stage: Any, saved: tuple[dict[str, Any], dict[str, Tensor]] | None,
+                    run_dir: Path) -> dict[str, torch.optim.Optimizer]:
+        """The stage's optimizers, with their saved state when resuming inside the stage."""
+        optimizers = stage.make_optimizers()
+        if saved is not None and saved[0]:
+            opt_states, opt_tensors = saved
+            missing = sorted(set(optimizers) - set(opt_states))
+            if missing:
+                raise ColorkitError(f"cannot resume {run_dir}: its saved state of stage {stage.name!r} has no "
+                                    f"optimizer {', '.join(map(repr, missing))} (use a new --out directory)")
+            for name, opt in optimizers.items():
+                opt.load_state_dict(_unflatten_optimizer(opt_states[name], opt_tensors))
+        return optimizers
+
+    def _run_epoch(self, stage: Any, train_split: Any, steps: list[list[int]], ctx: StepContext,
+                   where: dict[str, Any], run: _Run, progress: _Progress, log: _Log, epoch: int,
+                   label: str) -> int:
+        """One pass over ``steps`` (lists of image indices); returns the images trained on."""
+        bar = None
+        if self.config.progress and run.rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(steps), desc=label, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True,
+                       disable=None)
+        seen, t0 = 0, time.perf_counter()
+        for idx, batch in zip(steps, self._batches(train_split, steps)):
+            if run.channels_last:
+                batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                         for k, v in batch.items()}
+            where.update(epoch=epoch, step=progress.global_step)
+            ctx.epoch, ctx.step = epoch, progress.global_step
+            amp = (torch.autocast(self.device.type, dtype=run.amp_dtype) if run.amp_dtype is not None
+                   else contextlib.nullcontext())
+            with amp:
+                logs = stage.step(batch, ctx)
+            progress.global_step += 1
+            seen += len(idx) * run.world
+            if progress.global_step % self.config.log_every == 0:
+                log.write(stage.name, epoch, logs)
+            if bar is not None:
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                first = next(iter(logs.items()), None)
+                post = {first[0]: f"{float(first[1]):.4g}"} if first else {}
+                bar.set_postfix(**post, img_s=f"{rate:.0f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return seen
+
+
+def engine_seed(seed: int, rank: int) -> int:
+    """The seed of ``ctx.generator`` on process ``rank`` for a run seeded with ``seed``."""
+    return (seed * 1_000_003 + rank + 1) % (2**63)
+
+
+def _epoch_steps(order: list[int], local: int) -> list[list[int]]:
+    """This process's image indices of one epoch cut into batches of ``local``; a last
+    batch of one image is dropped (BatchNorm needs 2 per process)."""
+    steps = [order[i : i + local] for i in range(0, len(order), local)]
+    return [s for s in steps if len(s) >= 2]
+
+
+@dataclass(frozen=True)
+class _Run:
+    world: int
+    rank: int
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+
+class _Log:
+    """``log.jsonl``: one JSON line per logged step (rank 0 only), mirrored in
+    ``progress.history`` for the loss plot; rewritten from the history on (re)start."""
+
+    def __init__(self, path: Path, rank: int, progress: _Progress) -> None:
+        self.path, self.rank, self.progress = path, rank, progress
         if rank == 0:
-            plot_losses(progress.history, run_dir / "loss.png")
-        return {
-            "train_seconds": sum(progress.stage_seconds.values()),
-            "stage_seconds": dict(progress.stage_seconds),
-            "stage_budget": budget,
-            "wall_seconds_this_call": time.perf_counter() - t_all,
-            "steps": progress.global_step,
-            "world_size": world,
-            "device": str(self.device),
-            "precision": "bf16 autocast" if amp_dtype is not None else "fp32",
-            "channels_last": channels_last,
-            "compiled": cfg.compile,
-        }
+            path.write_text("".join(json.dumps(h) + "\n" for h in progress.history))
+
+    def write(self, stage: str, epoch: int, logs: dict[str, Tensor]) -> None:
+        if self.rank != 0:
+            return
+        rec = {"stage": stage, "epoch": epoch, "global_step": self.progress.global_step,
+               **{k: float(v) for k, v in logs.items()}}
+        self.progress.history.append(rec)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(rec) + "\n")
 
 
 def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
@@ -440,7 +528,9 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         for k in keys:
             vals = [h.get(k, math.nan) for h in rows]
             w = max(1, len(vals) // 50)
-            smooth = [sum(vals[max(0, i - w + 1) : i + 1]) / len(vals[max(0, i - w + 1) : i + 1]) for i in range(len(vals))]
+            smooth = [
+                sum(vals[max(0, i - w + 1) : i + 1]) / len(vals[max(0, i - w + 1) : i + 1]) for i in range(len(vals))
+            ]
             ax.plot(steps, smooth, label=k)
             positive = positive and all(v > 0 for v in vals)
         if positive:
@@ -448,9 +538,8 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"stage: {st}")
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
-    fig.suptitle("training losses as each stage logs them\n(decoder losses: per-sample sums in ab/128 units)", fontsize=8)
+    fig.suptitle(
+        "training losses as each stage logs them\n(decoder losses: per-sample sums in ab/128 units)", fontsize=8
+    )
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    atomic_write_png(path, fig, dpi=90)

@@ -120,8 +120,10 @@ def output_names(items: list[Item], k: int) -> dict[str, list[str]]:
 
 
 def _settings(colorizer: Any, k: int, mode: str | None, seed: int) -> dict[str, Any]:
+    sampling = getattr(colorizer, "sampling", None)
     return {"method": colorizer.name, "weights_sha256": colorizer.weights_sha256(), "k": k,
-            "mode": mode, "seed": seed}
+            "mode": mode or (sampling.mode if sampling is not None else None), "seed": seed,
+            "options": dict(sampling.options) if sampling is not None else {}}
 
 
 def _check_manifest(out: Path, settings: dict[str, Any]) -> None:

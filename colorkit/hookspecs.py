@@ -50,13 +50,17 @@ def register_conditional_models(register: Register) -> None:
 @hookspec
 def register_decoder_losses(register: Register) -> None:
     """Register decoder losses (:class:`colorkit.interfaces.DecoderLoss`): per-sample
-    losses between a predicted and a true ab field ``(B, 2, H, W)`` in ab / 128 units."""
+    losses between a predicted and a true ab field ``(B, 2, H, W)`` in ab / 128 units.
+    ``mdn`` trains its VAE with any of them: ``--option decoder_loss=<name>``."""
 
 
 @hookspec
 def register_metrics(register: Register) -> None:
-    """Register metrics (:class:`colorkit.interfaces.Metric`): ``update(samples, target)``
-    accumulates, ``compute()`` reduces (across processes when distributed)."""
+    """Register metrics (:class:`colorkit.interfaces.Metric`, or
+    :class:`colorkit.interfaces.RatioMetric` for a ratio of sums): ``per_image`` or
+    ``update(samples, target, grey)`` accumulates, ``compute()`` reduces (across processes
+    when distributed); ``units`` and ``higher_is_better`` describe the value. ``colorkit
+    bench`` scores every registered metric (see docs/plugin-tutorial.md)."""
 
 
 @hookspec
@@ -71,4 +75,5 @@ def register_datasets(register: Register) -> None:
 
 @hookspec
 def register_commands(cli) -> None:
-    """Add commands to the ``colorkit`` click group: ``cli.add_command(my_command)``."""
+    """Add commands to the ``colorkit`` click group: ``cli.add_command(my_command)``. A
+    plugin whose hook raises is named in one warning line; every other command works."""

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from colorkit.color import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
-from colorkit.data.images import _to_rgb
+from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, _to_rgb
 from colorkit.registry import ColorkitError
 
 MAX_PIXELS = 50_000_000
@@ -118,8 +118,11 @@ def open_image(image: Any, max_pixels: int | None = None) -> Image.Image:
 def _as_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode as RGB: grey modes replicated, alpha composited on white; a mode
     that cannot be converted is a one-line error."""
-    if image.mode in {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}:
-        grey = image.convert("L") if image.mode not in {"I", "I;16", "I;16L", "I;16B", "F"} else _wide_to_l(image)
+    if image.mode in GREY_MODES:
+        if image.mode in WIDE_GREY_MODES:
+            grey = _wide_to_l(image)
+        else:  # Pillow converts premultiplied La only to LA
+            grey = (image.convert("LA") if image.mode == "La" else image).convert("L")
         return grey.convert("RGB")
     rgb = _to_rgb(image)
     if rgb is None:
@@ -290,7 +293,9 @@ def grid_row(grey: Image.Image, outputs: list[Image.Image], *, height: int = 160
     tiles = [grey.convert("L").convert("RGB"), *outputs] + ([truth] if truth is not None else [])
     scaled = [t.resize((max(1, round(t.width * height / t.height)), height), Image.Resampling.LANCZOS) for t in tiles]
     pad = 4
-    row = Image.new("RGB", (sum(t.width for t in scaled) + pad * (len(scaled) - 1), height + (14 if labels else 0)), "white")
+    row = Image.new(
+        "RGB", (sum(t.width for t in scaled) + pad * (len(scaled) - 1), height + (14 if labels else 0)), "white"
+    )
     x = 0
     draw = ImageDraw.Draw(row)
     for i, t in enumerate(scaled):

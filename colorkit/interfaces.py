@@ -1,6 +1,6 @@
 """Interfaces every component implements, with shapes and units.
 
-Units everywhere (the paper's, see docs/method-notes): a colour field ``ab`` is CIE Lab
+Units everywhere (the paper's, see docs/concepts.md): a colour field ``ab`` is CIE Lab
 a and b divided by 128, shape ``(B, 2, H, W)``, roughly in [-1, 1]; a grey image ``grey``
 is Lab L divided by 100, shape ``(B, 1, H, W)``, in [0, 1].
 
@@ -72,7 +72,8 @@ class Backbone(Component):
 
     ``out_channels`` and ``reduction`` (r) describe the output. A backbone that must be
     trained before use (colorkit's ``colornet``) returns a :class:`Stage` from
-    :meth:`pretrain_stage`; others return ``None``.
+    :meth:`pretrain_stage`, trained on the schedule (``epochs``, ``batch_size``, ``lr``)
+    given by the method that uses it; others return ``None``.
     """
 
     kind = "backbone"
@@ -82,7 +83,7 @@ class Backbone(Component):
     @abstractmethod
     def forward(self, grey: Tensor) -> Tensor: ...
 
-    def pretrain_stage(self, stats: ColorStats) -> Stage | None:
+    def pretrain_stage(self, stats: ColorStats, *, epochs: int, batch_size: int, lr: float) -> Stage | None:
         return None
 
 
@@ -148,6 +149,23 @@ class StepContext:
     step: int
     world_size: int = 1
     generator: torch.Generator | None = None
+    """The engine's random generator for this process, on the training device: seeded from
+    the run's seed and the process rank, saved in every checkpoint and restored on resume,
+    so draws made with it (noise, posterior samples) repeat exactly. See :func:`noise`."""
+
+
+@dataclass(frozen=True)
+class StageEnd:
+    """What the engine tells a stage's ``on_end`` hook."""
+
+    name: str
+    epochs: int
+    """Epochs the stage has completed (those of an earlier, resumed call included)."""
+    planned_epochs: int
+    """The stage's own schedule, ``Stage.epochs``."""
+    complete: bool
+    """The stage ran exactly its own schedule: no ``epochs`` override changed it and no
+    ``max_steps_per_epoch`` cut an epoch short (e.g. cache a result only when true)."""
 
 
 @dataclass
@@ -158,7 +176,18 @@ class Stage:
     ``frozen``: put in eval mode for the stage; ``make_optimizers``: called once when the
     stage starts; ``step(batch, ctx) -> {name: scalar tensor}``: one optimisation step,
     calling ``ctx.optimize``; the returned scalars are logged (``"loss"`` first).
-    ``setup``: optional, called with the training split before the first epoch.
+
+    Lifecycle hooks, all optional and called on every process, in this order:
+
+    * ``skip(train_split) -> bool``: asked when the engine reaches the stage; ``True``
+      skips it entirely (e.g. its result was found in a cache): no ``on_start``, no
+      epochs, no ``on_end``. Not asked again for a stage a resumed run already finished.
+    * ``on_start(train_split)``: before the stage's first epoch in this call (also when a
+      resumed run continues the stage mid-way).
+    * ``on_end(train_split, end: StageEnd)``: after the stage's last epoch, before its
+      final checkpoint; ``end.complete`` says whether it ran its own full schedule.
+
+    ``setup`` is the former name of ``on_start`` and still accepted.
     """
 
     name: str
@@ -168,7 +197,30 @@ class Stage:
     epochs: int
     batch_size: int = 64
     frozen: list[nn.Module] = field(default_factory=list)
+    skip: Callable[[Any], bool] | None = None
+    on_start: Callable[[Any], None] | None = None
+    on_end: Callable[[Any, StageEnd], None] | None = None
     setup: Callable[[Any], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.setup is not None:
+            if self.on_start is not None:
+                raise ColorkitError(f"stage {self.name!r}: give on_start or its former name setup, not both")
+            self.on_start, self.setup = self.setup, None
+
+
+def noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """``torch.randn`` (``kind="normal"``) or ``torch.rand`` (``"uniform"``) of ``shape``,
+    drawn from ``generator`` on the generator's own device and returned on ``like``'s
+    device and dtype. Use it with ``ctx.generator`` in a training step and with the
+    ``generator`` of :meth:`Method.sample`: a CPU generator driving a CUDA model then gives
+    the same draws on every device (``torch.randn(..., generator=g, device="cuda")`` with a
+    CPU ``g`` is an error). ``generator=None`` draws from torch's global generator."""
+    if kind not in ("normal", "uniform"):
+        raise ValueError(f"noise kind must be 'normal' or 'uniform', got {kind!r}")
+    dev = generator.device if generator is not None else like.device
+    fn = torch.randn if kind == "normal" else torch.rand
+    return fn(tuple(shape), generator=generator, device=dev).to(device=like.device, dtype=like.dtype)
 
 
 class Method(Component):
@@ -185,6 +237,9 @@ class Method(Component):
 
     kind = "conditional_model"
     sample_modes: ClassVar[tuple[str, ...]] = ("default",)
+    sample_options: ClassVar[tuple[str, ...]] = ()
+    """Config fields that only change how a trained model samples (e.g. a temperature),
+    so they may be set at bench and colorize time (``--option``), see :meth:`configure_sampling`."""
     role: ClassVar[str] = "learned"
     uses_meta: ClassVar[bool] = False
     """When true, ``sample`` also takes ``meta=``: one record per image of the data set's
@@ -209,11 +264,28 @@ class Method(Component):
         split."""
         return None
 
+    def configure_sampling(self, **options: Any) -> None:
+        """Change sampling settings of a trained model (fields named in ``sample_options``;
+        anything else is an error naming the settings there are). ``sample`` runs in eval
+        mode whatever the module's mode: every built-in method switches to it and back."""
+        unknown = sorted(set(options) - set(self.sample_options))
+        if unknown:
+            have = ", ".join(self.sample_options) or "none"
+            name = self.registry_name or type(self).__name__
+            raise ColorkitError(f"not a sampling setting of {name}: {', '.join(unknown)}; its sampling settings: "
+                                f"{have} (and mode, one of {', '.join(self.sample_modes)})")
+        if options:
+            try:
+                self.config = self.make_config(self.config, **options)
+            except ValueError as exc:  # pydantic's ValidationError
+                raise ColorkitError(f"invalid sampling setting: {' '.join(str(exc).split())}") from None
+
     def check_mode(self, mode: str | None) -> str:
         mode = mode or self.sample_modes[0]
         if mode not in self.sample_modes:
             raise ColorkitError(
-                f"{type(self).__name__} cannot sample with mode {mode!r}; expected one of {', '.join(self.sample_modes)}"
+                f"{type(self).__name__} cannot sample with mode {mode!r}; "
+                f"expected one of {', '.join(self.sample_modes)}"
             )
         return mode
 
@@ -225,6 +297,17 @@ class Metric(ABC):
     initialised), ``reset`` clears. ``higher_is_better`` and ``units`` describe the value.
 
     ``update(samples (B,k,2,H,W), target (B,2,H,W), grey (B,1,H,W))`` with ab / 128 and L / 100.
+
+    Writing one (see docs/plugin-tutorial.md): the constructor takes ``stats`` (the data
+    set's :class:`~colorkit.stats.ColorStats`, or ``None``); set the class attributes
+    ``units`` (written beside every value the bench reports) and ``higher_is_better``.
+    For a mean over images implement only :meth:`per_image`: the base ``update`` sums
+    its values into ``total``/``count``, ``compute`` divides after summing both across
+    processes, and the bench adds a bootstrap interval over images. For anything else
+    (a ratio of sums: :class:`RatioMetric`; a statistic of pooled data) override
+    ``reset`` (create the state tensors), ``update`` and ``compute`` together, keep the
+    state as sums that add across batches and processes, and reduce them with
+    :func:`colorkit.distributed.all_reduce_sum` in ``compute``.
     """
 
     kind: ClassVar[str] = "metric"
@@ -253,6 +336,39 @@ class Metric(ABC):
         vals = self.per_image(samples, target, grey).detach().double().cpu()
         self.total += vals.sum()
         self.count += vals.numel()
+
+    def compute(self) -> float:
+        from colorkit.distributed import all_reduce_sum
+
+        total, count = all_reduce_sum(torch.stack([self.total, self.count]))
+        return float(total / count) if count > 0 else math.nan
+
+
+class RatioMetric(Metric):
+    """A metric that is a ratio of sums over all images, e.g. "fraction of pixels that
+    ..." where images have different numbers of counted pixels: ``per_image_parts``
+    returns a numerator and a denominator per image, ``update`` sums both, ``compute``
+    sums them over every process (under torch.distributed) and divides once, so the
+    value is the same however the images are split into batches and processes (a mean
+    of per-batch or per-process ratios would not be). ``nan`` when the denominator is 0.
+    The bench reports it without a bootstrap interval (it is not a mean over images)."""
+
+    def reset(self) -> None:
+        self.total = torch.zeros((), dtype=torch.float64)  # numerator
+        self.count = torch.zeros((), dtype=torch.float64)  # denominator
+
+    @abstractmethod
+    def per_image_parts(self, samples: Tensor, target: Tensor, grey: Tensor) -> tuple[Tensor, Tensor]:
+        """``(numerator (B,), denominator (B,))`` of each image."""
+
+    def per_image(self, samples: Tensor, target: Tensor, grey: Tensor) -> Tensor:
+        num, den = self.per_image_parts(samples, target, grey)
+        return num / den
+
+    def update(self, samples: Tensor, target: Tensor, grey: Tensor) -> None:
+        num, den = self.per_image_parts(samples, target, grey)
+        self.total += num.detach().double().sum().cpu()
+        self.count += den.detach().double().sum().cpu()
 
     def compute(self) -> float:
         from colorkit.distributed import all_reduce_sum

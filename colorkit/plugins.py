@@ -112,10 +112,35 @@ def _summary(doc: str) -> str:
     return para[: cut + 1] if cut >= 0 else para
 
 
+def _guarded(st: _State, hook_name: str, impl: Any, **kwargs: Any) -> PluginFailure | None:
+    """Call one plugin's implementation of ``hook_name``; if it raises, record the failure
+    (plugin, distribution, error) and return it instead of raising. Every hook colorkit
+    calls goes through here, so one broken plugin never stops the others."""
+    try:
+        impl.function(**{k: kwargs[k] for k in impl.argnames})  # an implementation may take fewer arguments
+    except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, not fatal
+        fail = PluginFailure(impl.plugin_name, st.dist_of.get(impl.plugin_name, "?"),
+                             f"{hook_name}: {type(exc).__name__}: {exc}")
+        st.failures.append(fail)
+        return fail
+    return None
+
+
+def call_hook(hook_name: str, **kwargs: Any) -> list[PluginFailure]:
+    """Call every plugin's implementation of ``hook_name`` (colorkit's own first), each
+    guarded (see :func:`_guarded`); returns the failures of this call."""
+    st = state()
+    out = []
+    for impl in getattr(st.pm.hook, hook_name).get_hookimpls():  # registration order
+        fail = _guarded(st, hook_name, impl, **kwargs)
+        if fail is not None:
+            out.append(fail)
+    return out
+
+
 def _collect(st: _State) -> None:
     for kind, hook_name in _HOOK_FOR_KIND.items():
-        caller = getattr(st.pm.hook, hook_name)
-        for impl in caller.get_hookimpls():  # registration order: colorkit's own plugins first
+        for impl in getattr(st.pm.hook, hook_name).get_hookimpls():  # registration order: colorkit's own first
             plugin = impl.plugin_name
             dist = st.dist_of.get(plugin, "?")
 
@@ -129,12 +154,7 @@ def _collect(st: _State) -> None:
                     # and the plugin's other components still register.
                     st.failures.append(PluginFailure(_p, _d, f"{exc}; the second is ignored"))
 
-            try:
-                impl.function(register=register)
-            except Exception as exc:  # noqa: BLE001
-                st.failures.append(
-                    PluginFailure(plugin, dist, f"{hook_name}: {type(exc).__name__}: {exc}")
-                )
+            _guarded(st, hook_name, impl, register=register)
 
 
 def _load() -> _State:

@@ -57,7 +57,8 @@ class Entry:
             "name": self.name,
             "plugin": self.plugin,
             "distribution": self.distribution,
-            "factory": f"{getattr(self.factory, '__module__', '?')}.{getattr(self.factory, '__qualname__', repr(self.factory))}",
+            "factory": f"{getattr(self.factory, '__module__', '?')}."
+                       f"{getattr(self.factory, '__qualname__', repr(self.factory))}",
             "description": self.description,
         }
 

@@ -30,6 +30,7 @@ from colorkit.checkpoint import (
     resolve_dir,
     write_component,
 )
+from colorkit.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
 from colorkit.engine import TrainConfig, Trainer, resolve_device
 from colorkit.registry import ColorkitError
 
@@ -112,14 +113,21 @@ def run_dir_for(method: str, out: str | Path | None) -> Path:
 def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None = None, preset: str = "small",
           epochs: int | None = None, seed: int = 0, size: int = 64, device: str = "auto", resume: bool = False,
           progress: bool = True, options: dict[str, Any] | None = None, prepared: Any = None,
-          stats: Any = None, engine: dict[str, Any] | None = None) -> Path:
+          stats: Any = None, engine: dict[str, Any] | None = None, data: DataConfig | None = None,
+          stats_config: StatsConfig | None = None) -> Path:
     """Train ``method`` on ``dataset``'s training split into a run directory; returns it.
+
+    ``data`` (a :class:`~colorkit.config.DataConfig`) replaces ``dataset``, ``size`` and
+    the split ``seed`` when given, with crop, test size and cache folder; ``stats_config``
+    chooses the colour statistics (e.g. ``StatsConfig(weighting="inverse")``) the method
+    trains with. The whole configuration is written into ``run.json`` (``"config"``).
 
     The run directory is locked for the whole call (a second training into it fails with
     a one-line error) and checked to be writable before any work. A finished run is never
     overwritten: ``resume=True`` on one says so and returns it untouched."""
     out = run_dir_for(method, out)
     check_options(method, preset, options)
+    data = data if data is not None else DataConfig(dataset=str(dataset), size=size, seed=seed)
     lock = lock_dir(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext(out)
     with lock:
         if (out / "run.json").is_file():
@@ -133,33 +141,43 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
             for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
                 shutil.rmtree(out / leftover, ignore_errors=True)
             return out
-        return _train_locked(method, dataset=dataset, out=out, preset=preset, epochs=epochs, seed=seed, size=size,
-                             device=device, resume=resume, progress=progress, options=options, prepared=prepared,
-                             stats=stats, engine=engine)
+        cfg = RunConfig(data=data, stats=stats_config or StatsConfig(),
+                        method=MethodSpec(name=method, preset=preset, options=options or {}),
+                        train=TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress,
+                                          **(engine or {})))
+        return _train_locked(cfg, out=out, resume=resume, prepared=prepared, stats=stats)
 
 
-def _train_locked(method: str, *, dataset: str | Path, out: Path, preset: str, epochs: int | None, seed: int,
-                  size: int, device: str, resume: bool, progress: bool, options: dict[str, Any] | None,
-                  prepared: Any, stats: Any, engine: dict[str, Any] | None = None) -> Path:
-    from colorkit.data import prepare
+def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, stats: Any) -> Path:
+    progress = cfg.train.progress
+    ds = prepared if prepared is not None else cfg.data.prepare(progress=progress)
+    if prepared is not None:  # the data section says what was actually used
+        info = ds.info()
+        cfg = cfg.model_copy(update={"data": DataConfig(
+            dataset=str(ds.source), size=ds.size, crop=bool(info.get("crop", False)), seed=ds.seed,
+            test_size=ds.test_size, cache_dir=cfg.data.cache_dir)})
     from colorkit.stats import load_or_compute_stats
 
-    ds = prepared if prepared is not None else prepare(dataset, size=size, seed=seed, progress=progress)
-    st = stats if stats is not None else load_or_compute_stats(ds)
+    st = stats if stats is not None else load_or_compute_stats(ds, cfg.stats, progress=progress)
+    method, seed, epochs = cfg.method.name, cfg.train.seed, cfg.train.epochs
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
-    m = build_method(method, st, preset=preset, options=options, dataset=ds)
+    m = build_method(method, st, preset=cfg.method.preset, options=cfg.method.options, dataset=ds)
     m.registry_name = method
     t0 = time.perf_counter()
-    trainer = Trainer(TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress, **(engine or {})))
+    trainer = Trainer(cfg.train)
     summary = trainer.fit(m, ds.split("train"), out, resume=resume)
     from colorkit import distributed as D
 
     diagnostics = m.diagnostics(ds.split("train"), k=5) if D.rank() == 0 else None
     if D.rank() == 0:
         finalize_run(out, m, st, {
-            "method": method, "preset": preset, "options": options or {}, "seed": seed, "epochs_override": epochs,
+            "method": method, "preset": cfg.method.preset, "options": cfg.method.options, "seed": seed,
+            "epochs_override": epochs,
+            "config": cfg.model_dump(mode="json"),
             "dataset": {"source": str(ds.source), "size": ds.size, "n_train": len(ds.train_idx),
                         "n_test": len(ds.test_idx), "hash": ds.info().get("hash")},
+            "stats": {k: st.meta.get(k) for k in ("weighting", "k", "lambda", "sigma", "gamut")
+                      if getattr(st, "meta", None) and k in st.meta},
             "train_seconds": summary["train_seconds"], "stage_seconds": summary["stage_seconds"],
             "stage_budget": summary["stage_budget"], "threads": torch.get_num_threads(),
             "role": getattr(m, "role", "learned"),
@@ -190,7 +208,9 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():
         if (run_dir / "train_state").is_dir() or (run_dir / "train_state.old").is_dir():
-            raise ColorkitError(f"{run_dir} is an unfinished training run; finish it with `colorkit train ... --out {run_dir} --resume`")
+            raise ColorkitError(
+                f"{run_dir} is an unfinished training run; finish it with `colorkit train ... --out {run_dir} --resume`"
+            )
         raise ColorkitError(f"{run_dir} is not a colorkit run directory (no run.json)")
     try:
         info = json.loads(path.read_text())
@@ -213,8 +233,10 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise ColorkitError(f"{path} lacks valid {', '.join(problems)}")
     meta = read_meta(resolve_dir(run_dir))
     if meta.get("kind") != "conditional_model" or meta.get("name") != info["method"]:
-        raise ColorkitError(f"{run_dir}: run.json says method {info['method']!r} but model.json holds the "
-                            f"{meta.get('kind')} {meta.get('name')!r}; refusing a run whose weights are not its method's")
+        raise ColorkitError(
+            f"{run_dir}: run.json says method {info['method']!r} but model.json holds the "
+            f"{meta.get('kind')} {meta.get('name')!r}; refusing a run whose weights are not its method's"
+        )
     return info
 
 
@@ -222,7 +244,10 @@ class Colorizer:
     """A trained method loaded from a run directory: ``colorize(image, k)``. Without a run
     directory, the bundled demo model (:data:`DEMO_MODEL_DIR`)."""
 
-    def __init__(self, run_dir: str | Path | None = None, device: str = "auto") -> None:
+    def __init__(self, run_dir: str | Path | None = None, device: str = "auto",
+                 options: dict[str, Any] | None = None) -> None:
+        """``options``: sampling settings, ``{"mode": ..., <a field in the method's sample_options>: ...}``
+        (``--option`` of ``colorkit colorize`` and ``bench``)."""
         self.bundled = run_dir is None
         self.run_dir = DEMO_MODEL_DIR if run_dir is None else Path(run_dir)
         if self.bundled and not (self.run_dir / "run.json").is_file():
@@ -236,6 +261,10 @@ class Colorizer:
         if hasattr(self.method.stats, "to"):
             self.method.stats = self.method.stats.to(self.device)
         self.size = int(self.info["dataset"]["size"])
+        self.sampling = SampleConfig.from_options(options or {})
+        if self.sampling.mode is not None:
+            self.method.check_mode(self.sampling.mode)
+        self.method.configure_sampling(**self.sampling.options)
 
     @property
     def name(self) -> str:
@@ -263,7 +292,7 @@ class Colorizer:
 
         check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        return self.method.sample(grey.to(self.device), k, mode=mode, generator=gen)
+        return self.method.sample(grey.to(self.device), k, mode=mode or self.sampling.mode, generator=gen)
 
     @torch.no_grad()
     def colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,
@@ -288,7 +317,9 @@ class Colorizer:
         return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
 
 
-def load(run_dir: str | Path | None = None, device: str = "auto") -> Colorizer:
+def load(run_dir: str | Path | None = None, device: str = "auto",
+         options: dict[str, Any] | None = None) -> Colorizer:
     """``colorkit.load(run_dir).colorize(image, k=5)``; ``colorkit.load()`` is the bundled
-    demo model (see :data:`DEMO_MODEL_DIR`)."""
-    return Colorizer(run_dir, device=device)
+    demo model (see :data:`DEMO_MODEL_DIR`); ``options``: sampling settings
+    (``{"mode": "mixture", "variance": 0.05}``, see :class:`Colorizer`)."""
+    return Colorizer(run_dir, device=device, options=options)

@@ -364,7 +364,10 @@ Each result downloads as a PNG at the photo's full resolution.</p>
 <script>
 const NOTES = {{NOTES}};
 const $ = (id) => document.getElementById(id);
-function showNote() { const n = NOTES[$("model").value]; $("model-note").textContent = n ? "About this model: " + n + "." : ""; }
+function showNote() {
+  const n = NOTES[$("model").value];
+  $("model-note").textContent = n ? "About this model: " + n + "." : "";
+}
 $("model").addEventListener("change", showNote); showNote();
 function fail(msg) { $("error").textContent = msg; $("error").hidden = false; $("status").textContent = ""; }
 function figure(src, caption, download) {
@@ -392,7 +395,8 @@ async function colorize() {
     if (!r.ok || !data || data.error) { fail((data && data.error) || `The server answered ${r.status}.`); return; }
     const stem = file.name.replace(/\\.[^.]*$/, "") || "photo";
     if (data.colour) {
-      $("notice").textContent = "This photo is in colour: it was turned grey first, and these are colorizations of the grey version.";
+      $("notice").textContent = "This photo is in colour: it was turned grey first, "
+        + "and these are colorizations of the grey version.";
       $("notice").hidden = false;
     }
     $("results").appendChild(figure(data.grey, `grey input, ${data.width} x ${data.height}`, null));

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor
 
 from colorkit import __version__
@@ -113,7 +114,7 @@ def ab_to_bin_index(ab: Tensor) -> Tensor:
 @lru_cache(maxsize=4)
 def in_gamut_cells(rule: str = "reachable") -> Tensor:
     """``(G, G)`` bool: cells of the ab grid that sRGB colours reach (see module docstring)."""
-    from kornia.color import lab_to_rgb, rgb_to_lab
+    from colorkit.color import lab_to_rgb, rgb_to_lab
 
     if rule == "reachable":
         n = 256  # samples per cube edge; the count is stable from 256 to 2048
@@ -412,16 +413,61 @@ def _pca_in_memory(xc: Tensor, k: int) -> tuple[Tensor, Tensor, str]:
     return evals / (n - 1), comps, "svd-gram"
 
 
+class StatsConfig(BaseModel):
+    """The options of the colour statistics, in one place: :func:`compute_stats`,
+    :func:`stats_cache_path` and :func:`load_or_compute_stats` all take one (or its fields
+    as keywords); the ``stats`` section of a run's configuration (``colorkit.config``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = 20
+    """Principal components kept (the specificity loss uses 20)."""
+    weighting: str = "rebalanced"
+    """Colourfulness weights: ``rebalanced`` (Zhang et al.) or ``inverse`` (the raw 1/p)."""
+    lam: float = 0.5
+    """Mixing weight of the uniform distribution in ``rebalanced``."""
+    sigma: float = 5.0
+    """Smoothing of the bin histogram, in Lab units."""
+    gamut: str = "reachable"
+    """Which ab cells count as in gamut: ``reachable`` or ``centre``."""
+
+    @field_validator("weighting")
+    @classmethod
+    def _weighting(cls, v: str) -> str:
+        if v not in WEIGHTINGS:
+            raise ColorkitError(f"unknown weighting {v!r}; expected one of {', '.join(WEIGHTINGS)}")
+        return v
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: int) -> int:
+        if v < 1:
+            raise ColorkitError(f"k {v!r}: expected at least 1 principal component")
+        return v
+
+    @field_validator("gamut")
+    @classmethod
+    def _gamut(cls, v: str) -> str:
+        if v not in GAMUT_RULES:
+            raise ColorkitError(f"unknown gamut rule {v!r}; expected one of {', '.join(GAMUT_RULES)}")
+        return v
+
+
+def _options(config: StatsConfig | None, options: dict[str, Any]) -> StatsConfig:
+    """``config`` with keyword ``options`` (k=, weighting=, ...) applied."""
+    base = (config or StatsConfig()).model_dump()
+    unknown = sorted(set(options) - set(base))
+    if unknown:
+        raise TypeError(f"unknown colour-statistics option(s): {', '.join(unknown)}")
+    return StatsConfig(**{**base, **options})
+
+
 def compute_stats(
     dataset: PreparedDataset,
+    config: StatsConfig | None = None,
     *,
-    k: int = 20,
-    weighting: str = "rebalanced",
-    lam: float = 0.5,
-    sigma: float = 5.0,
-    gamut: str = "reachable",
     batch_size: int = 256,
     progress: bool = False,
+    **options: Any,
 ) -> ColorStats:
     """PCA and colourfulness weights of ``dataset``'s training split.
 
@@ -429,12 +475,11 @@ def compute_stats(
     ``N * 2*H*W <= 2**25`` (4096 images at 64x64), else a streaming float64 covariance
     (``batch_size`` images at a time, memory independent of N; O(N D^2): ~1.2 s per 256
     images at 64x64 on 2 CPU cores) and its top-k eigenvectors (:func:`_top_eigh`). Raises
-    :class:`ColorkitError` if the training split has ``k`` images or fewer.
+    :class:`ColorkitError` if the training split has ``k`` images or fewer. The options are
+    ``config`` (a :class:`StatsConfig`) or its fields as keywords (``k=``, ``weighting=``, ...).
     """
-    if weighting not in WEIGHTINGS:
-        raise ColorkitError(f"unknown weighting {weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
-    if k < 1:
-        raise ColorkitError(f"k {k!r}: expected at least 1 principal component")
+    cfg = _options(config, options)
+    k, weighting, lam, sigma, gamut = cfg.k, cfg.weighting, cfg.lam, cfg.sigma, cfg.gamut
     train = dataset.split("train")
     n = len(train)
     if n <= k:
@@ -454,7 +499,9 @@ def compute_stats(
 
     from tqdm.auto import tqdm
 
-    for rows in tqdm(list(_chunks(n, batch_size)), desc="colour statistics", unit="batch", disable=None if progress else True):
+    for rows in tqdm(
+        list(_chunks(n, batch_size)), desc="colour statistics", unit="batch", disable=None if progress else True
+    ):
         ab = train.batch(rows)["ab"]  # (b, 2, H, W)
         counts += torch.bincount(nearest[ab_to_bin_index(ab).reshape(-1)], minlength=G * G)
         x = ab.reshape(ab.shape[0], -1).to(torch.float64)  # (b, D): a-plane then b-plane
@@ -497,7 +544,8 @@ def compute_stats(
         "sigma_units": "Lab units",
         "gamut": gamut,
         "n_in_gamut": str(int(in_gamut.sum())),
-        "grid": f"{G}x{G} centres {BIN_MIN:g}..{BIN_MIN + (G - 1) * BIN_STEP:g} step {BIN_STEP:g} Lab units; a rows, b columns; halves round up",
+        "grid": f"{G}x{G} centres {BIN_MIN:g}..{BIN_MIN + (G - 1) * BIN_STEP:g} step {BIN_STEP:g} Lab units; "
+                "a rows, b columns; halves round up",
         "n_train_images": str(n),
         "n_pixels": str(int(counts.sum())),
         "dataset_hash": dataset.hash,
@@ -520,18 +568,12 @@ def compute_stats(
     )
 
 
-def stats_cache_path(
-    dataset: PreparedDataset,
-    *,
-    k: int = 20,
-    weighting: str = "rebalanced",
-    lam: float = 0.5,
-    sigma: float = 5.0,
-    gamut: str = "reachable",
-) -> Path:
+def stats_cache_path(dataset: PreparedDataset, config: StatsConfig | None = None, **options: Any) -> Path:
     """Where :func:`load_or_compute_stats` keeps the statistics for these options: the
     dataset's cache folder, ``stats-<hash of (dataset, training split, options)>.safetensors``."""
-    opts = {"k": k, "weighting": weighting, "lam": float(lam), "sigma": float(sigma), "gamut": gamut}
+    cfg = _options(config, options)
+    opts = {"k": cfg.k, "weighting": cfg.weighting, "lam": float(cfg.lam), "sigma": float(cfg.sigma),
+            "gamut": cfg.gamut}
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT, "dataset": dataset.hash, **opts}, sort_keys=True, default=str).encode())
     h.update(dataset.train_idx.astype("<i8").tobytes())
@@ -539,25 +581,18 @@ def stats_cache_path(
 
 
 def load_or_compute_stats(
-    dataset: PreparedDataset,
-    *,
-    k: int = 20,
-    weighting: str = "rebalanced",
-    lam: float = 0.5,
-    sigma: float = 5.0,
-    gamut: str = "reachable",
-    progress: bool = False,
+    dataset: PreparedDataset, config: StatsConfig | None = None, *, progress: bool = False, **options: Any
 ) -> ColorStats:
     """:func:`compute_stats`, cached next to the prepared data (atomic write; a cache that
     cannot be read is recomputed, one that cannot be written is skipped)."""
-    opts = {"k": k, "weighting": weighting, "lam": lam, "sigma": sigma, "gamut": gamut}
-    path = stats_cache_path(dataset, **opts)
+    opts = _options(config, options)
+    path = stats_cache_path(dataset, opts)
     if path.is_file():
         try:
             return ColorStats.load(path)
         except ColorkitError:
             pass
-    stats = compute_stats(dataset, progress=progress, **opts)
+    stats = compute_stats(dataset, opts, progress=progress)
     try:
         stats.save(path)
     except OSError:

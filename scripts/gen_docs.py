@@ -188,9 +188,22 @@ def config_markdown() -> str:
         "`colorkit.engine.TrainConfig`: how `colorkit.engine.Trainer` trains a method (the",
         "method's own config says what it trains). `colorkit train` and `colorkit bench` set",
         "`seed`, `epochs`, `device` and `progress` from `--seed`, `--epochs`, `--device` and",
-        "`--no-progress`; the other fields are for library use.", "",
+        "`--quiet`; `colorkit train` also `precision`, `compile` and `loader_workers`; the other",
+        "fields are for library use.", "",
         *_field_rows(TrainConfig, {"default": TrainConfig().model_dump(mode="json")}), "",
     ]
+    from colorkit.config import DataConfig, SampleConfig, StatsConfig
+
+    for title, model, text in (
+        ("DataConfig", DataConfig, "the `data` section of `run.json`'s `config`: `--dataset`, `--size`, "
+                                   "`--crop`, `--seed`, `--test-size`, `--cache-dir`."),
+        ("StatsConfig", StatsConfig, "the `stats` section: the colour statistics a method trains with "
+                                     "(`--weighting`; `colorkit stats --k`)."),
+        ("SampleConfig", SampleConfig, "sampling settings at `colorize` and `bench` time (`--option mode=...`, "
+                                       "`--option <a field in the method's sample_options>=...`)."),
+    ):
+        lines += [f"## `{title}`", "", f"`colorkit.config.{title}`: {text}", "",
+                  *_field_rows(model, {"default": model().model_dump(mode="json")}), ""]
     return "\n".join(lines)
 
 

@@ -30,7 +30,9 @@ def test_golden_white_black_red():
     lab = rgb_to_lab(_px(0.0, 0.0, 0.0))
     torch.testing.assert_close(lab.flatten(), torch.zeros(3, dtype=torch.float64), atol=1e-6, rtol=0)
     lab = rgb_to_lab(_px(1.0, 0.0, 0.0))
-    torch.testing.assert_close(lab.flatten(), torch.tensor([53.24, 80.09, 67.20], dtype=torch.float64), atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        lab.flatten(), torch.tensor([53.24, 80.09, 67.20], dtype=torch.float64), atol=1e-2, rtol=0
+    )
 
 
 def test_matches_skimage_random_images():
@@ -103,3 +105,25 @@ def test_uint8_hwc_to_model():
 def test_exceptions(call):
     with pytest.raises(ColorkitError):
         call()
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16N", "La", "LA", "L"])
+def test_every_greyscale_mode_opens_as_its_grey(mode):
+    """colorize's reader and the data set loader share one set of greyscale modes: 16-bit
+    native-endian grey is scaled (not clipped to white) and premultiplied La opens."""
+    from PIL import Image
+
+    from colorkit.data.images import GREY_MODES
+    from colorkit.imageio import open_image
+
+    assert mode in GREY_MODES
+    if mode.startswith("I;16"):
+        values = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)
+        im = Image.frombytes(mode, (64, 64), values.astype("<u2" if mode == "I;16" else "=u2").tobytes())
+        expect = np.round(values / 65535.0 * 255.0)
+    else:
+        im = Image.new(mode, (64, 64), (120, 255) if mode in {"La", "LA"} else 120)
+        expect = np.full((64, 64), 120.0)
+    out = np.asarray(open_image(im))
+    assert out.shape == (64, 64, 3) and (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    assert np.abs(out[..., 0].astype(float) - expect).max() <= 1

@@ -82,7 +82,7 @@ def outputs(out: Path) -> dict[str, Path]:
 
 def test_folder_every_image_at_its_size_and_relative_path(folder, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", str(K), "--no-progress"], capsys)
+    code, stdout, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", str(K), "--quiet"], capsys)
     assert code == 0, err
     got = outputs(out)
     want = {n.replace("_1", f"_{i}") for n in EXPECTED for i in range(1, K + 1)}
@@ -108,22 +108,22 @@ def test_folder_every_image_at_its_size_and_relative_path(folder, tmp_path, caps
 
     # A rerun finds everything complete and rewrites nothing.
     stamps = {n: p.stat().st_mtime_ns for n, p in got.items()}
-    code, stdout, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", str(K), "--no-progress"], capsys)
+    code, stdout, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", str(K), "--quiet"], capsys)
     assert code == 0 and "colorized 0 images" in stdout and "7 already done" in stdout
     assert {n: p.stat().st_mtime_ns for n, p in outputs(out).items()} == stamps
 
     # Other settings into the same OUT are refused (no mixing of two models' outputs).
-    code, _, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", "3", "--no-progress"], capsys)
+    code, _, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", "3", "--quiet"], capsys)
     one_line_error(code, err, "holds colorizations made with other settings (k 2 -> 3)")
 
 
 def test_glob_relative_to_its_fixed_folder_and_out_inside_source(folder, capsys):
     out = folder / "colorized"  # inside the folder: never colorized again on a rerun
     code, _, err = run_cli(["colorize", str(folder / "**" / "*.jpg"), "--out", str(out), "--k", "1",
-                            "--no-progress"], capsys)
+                            "--quiet"], capsys)
     assert code == 0, err
     assert set(outputs(out)) == {"a_1.png", "trip/c_1.png", "same_1.png"}
-    code, stdout, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", "1", "--no-progress"], capsys)
+    code, stdout, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", "1", "--quiet"], capsys)
     assert code == 0 and "colorized 5 images" in stdout  # b, d, real, and the two "same" (now named apart)
     assert not any("colorized/" in n for n in outputs(out))
 
@@ -148,7 +148,7 @@ def test_batched_outputs_equal_one_at_a_time(folder, tmp_path, capsys):
     alone (topk mode is deterministic; to rounding of the last bit)."""
     out = tmp_path / "out"
     code, _, err = run_cli(["colorize", str(folder), "--out", str(out), "--k", str(K), "--batch-size", "4",
-                            "--no-progress"], capsys)
+                            "--quiet"], capsys)
     assert code == 0, err
     single = colorkit.load().colorize(folder / "trip" / "c.jpg", k=K)
     for i in range(K):
@@ -171,7 +171,7 @@ _DRIVER = textwrap.dedent("""
         return real(src, dst, *a, **kw)
     os.replace = replace
     from colorkit.cli import main
-    main(["colorize", sys.argv[1], "--out", str(out), "--k", "2", "--batch-size", "2", "--no-progress"])
+    main(["colorize", sys.argv[1], "--out", str(out), "--k", "2", "--batch-size", "2", "--quiet"])
 """)
 
 
@@ -203,7 +203,7 @@ def test_kill_9_mid_run_then_resume_redoes_only_unfinished(tmp_path, capsys):
     complete = sorted(f"p{i:02d}" for i in range(6) if {f"p{i:02d}_1.png", f"p{i:02d}_2.png"} <= set(done))
     assert len(complete) >= 1
     stamps = {n: p.stat().st_mtime_ns for n, p in done.items()}
-    code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "2", "--no-progress"], capsys)
+    code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "2", "--quiet"], capsys)
     assert code == 0, err
     assert f"colorized {6 - len(complete)} images" in stdout and f"{len(complete)} already done" in stdout
     finished = [f"{c}_{i}.png" for c in complete for i in (1, 2)]
@@ -218,7 +218,7 @@ def test_kill_9_at_a_random_moment_leaves_only_whole_files(tmp_path, capsys):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "colorkit", "colorize", str(src), "--out", str(out), "--k", "2",
-                             "--batch-size", "2", "--no-progress"], env=env, stdout=subprocess.DEVNULL,
+                             "--batch-size", "2", "--quiet"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and len(list(out.rglob("*.png"))) < 3:
@@ -226,7 +226,7 @@ def test_kill_9_at_a_random_moment_leaves_only_whole_files(tmp_path, capsys):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     _check_whole(out)
-    code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "2", "--no-progress"], capsys)
+    code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "2", "--quiet"], capsys)
     assert code == 0, err
     assert len(outputs(out)) == 32
     _check_whole(out)

@@ -6,11 +6,13 @@ rebuilds the method through the registry on load)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
 
-from colorkit.interfaces import ComponentConfig, Method, Stage
+from colorkit.interfaces import ComponentConfig, Method, Metric, RatioMetric, Stage
 from colorkit.plugins import registry
 from colorkit.registry import Entry
 from colorkit.testing import ContractError, check_method
@@ -139,15 +141,40 @@ def test_a_working_method_passes(registered, colorkit_tiny_stats, tmp_path):
     check(registered(Good), colorkit_tiny_stats, tmp_path)
 
 
-@pytest.mark.parametrize("cls,needles", [
-    pytest.param(WrongShape, ["sample(mode='default') has shape (2, 3, 2, 16, 16)", "expected (2, 3, 2, 32, 32)"], id="WrongShape"),
-    pytest.param(LabUnits, ["reaches |ab| =", "expected Lab ab / 128", "not Lab units"], id="LabUnits"),
-    pytest.param(IgnoresGenerator, ["sample(mode='default') is not reproducible with the same generator seed"], id="IgnoresGenerator"),
-    pytest.param(UnregisteredTensor, ["samples (mode='default') differ after the save/load round trip"], id="UnregisteredTensor"),
-    pytest.param(RandomBuffer, ["samples (mode='default') differ after the save/load round trip"], id="RandomBuffer"),
-    pytest.param(NaNLoss, ["training through the engine failed", "TrainingDiverged", "became nan", "stage 'fit'"], id="NaNLoss"),
-    pytest.param(LazyStage, ["stage 'head' left every parameter of its modules (head) unchanged", "ctx.optimize"], id="LazyStage"),
-])
+@pytest.mark.parametrize(
+    "cls,needles",
+    [
+        pytest.param(
+            WrongShape,
+            ["sample(mode='default') has shape (2, 3, 2, 16, 16)", "expected (2, 3, 2, 32, 32)"],
+            id="WrongShape",
+        ),
+        pytest.param(LabUnits, ["reaches |ab| =", "expected Lab ab / 128", "not Lab units"], id="LabUnits"),
+        pytest.param(
+            IgnoresGenerator,
+            ["sample(mode='default') is not reproducible with the same generator seed"],
+            id="IgnoresGenerator",
+        ),
+        pytest.param(
+            UnregisteredTensor,
+            ["samples (mode='default') differ after the save/load round trip"],
+            id="UnregisteredTensor",
+        ),
+        pytest.param(
+            RandomBuffer, ["samples (mode='default') differ after the save/load round trip"], id="RandomBuffer"
+        ),
+        pytest.param(
+            NaNLoss,
+            ["training through the engine failed", "TrainingDiverged", "became nan", "stage 'fit'"],
+            id="NaNLoss",
+        ),
+        pytest.param(
+            LazyStage,
+            ["stage 'head' left every parameter of its modules (head) unchanged", "ctx.optimize"],
+            id="LazyStage",
+        ),
+    ],
+)
 def test_broken_method_fails_saying_why(cls, needles, registered, colorkit_tiny_stats, tmp_path):
     registered(cls)
     with pytest.raises(ContractError) as exc:
@@ -171,3 +198,83 @@ def test_unknown_name_fails(colorkit_tiny_stats):
 
     with pytest.raises(ContractError, match=r"no-such-method: no conditional_model of that name is registered"):
         check_component("no-such-method", "conditional_model", stats=colorkit_tiny_stats)
+
+
+# ------------------------------------------------------------------ metrics
+class LastBatchOnly(Metric):
+    """Keeps only the last batch's mean: wrong as soon as the images come in two batches."""
+
+    units = "ab/128"
+    higher_is_better = False
+
+    def per_image(self, samples, target, grey):
+        return (samples - target[:, None]).abs().flatten(1).mean(1)
+
+    def update(self, samples, target, grey):
+        self.total = self.per_image(samples, target, grey).double().mean()
+        self.count = torch.ones((), dtype=torch.float64)
+
+
+class NoUnits(Metric):
+    """Declares no units."""
+
+    units = ""
+    higher_is_better = True
+
+    def per_image(self, samples, target, grey):
+        return samples.new_zeros(samples.shape[0])
+
+
+class NeverResets(Metric):
+    """Its reset keeps the sums."""
+
+    units = "ab/128"
+    higher_is_better = False
+
+    def reset(self):
+        if not hasattr(self, "total"):
+            super().reset()
+
+    def per_image(self, samples, target, grey):
+        return (samples - target[:, None]).abs().flatten(1).mean(1)
+
+
+class Pooled(RatioMetric):
+    """A ratio of sums over images (passes)."""
+
+    units = "fraction of pixels"
+    higher_is_better = None
+
+    def per_image_parts(self, samples, target, grey):
+        hit = ((samples - target[:, None]).abs() < 0.05).flatten(1).double().sum(1)
+        return hit, torch.full_like(hit, float(samples[0].numel()))
+
+
+@pytest.mark.parametrize("cls,needle", [
+    (LastBatchOnly, "for the images in two batches"),
+    (NoUnits, "must declare higher_is_better"),
+    (NeverResets, "reset() does not clear the state"),
+    (Pooled, None),
+])
+def test_metric_contract(cls, needle, colorkit_tiny_stats, tmp_path):
+    from colorkit.testing import check_component
+
+    reg = registry("metric")
+    name = f"contract-kit-{cls.__name__.lower()}"
+    reg.add(Entry("metric", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__))
+    try:
+        if needle is None:
+            check_component(name, "metric", stats=colorkit_tiny_stats, tmp_dir=tmp_path)
+        else:
+            with pytest.raises(ContractError, match=re.escape(needle)):
+                check_component(name, "metric", stats=colorkit_tiny_stats, tmp_dir=tmp_path)
+    finally:
+        reg.entries.pop(name, None)
+
+
+def test_unregistered_metric_names_the_metrics_hook(colorkit_tiny_stats):
+    from colorkit.testing import check_component
+
+    with pytest.raises(ContractError) as exc:
+        check_component(Pooled, stats=colorkit_tiny_stats)
+    assert "register_metrics" in str(exc.value) and "register_conditional_models" not in str(exc.value)

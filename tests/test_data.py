@@ -292,7 +292,9 @@ def test_load_image_reasons_direct(folder, monkeypatch):
 
 
 def test_sources_and_errors(tmp_path, folder, cache, monkeypatch):
-    with pytest.raises(ColorkitError, match="neither a folder, an archive .* nor a registered data set name; known names: .*demo"):
+    with pytest.raises(
+        ColorkitError, match="neither a folder, an archive .* nor a registered data set name; known names: .*demo"
+    ):
         prepare(tmp_path / "missing", cache_dir=cache)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ColorkitError, match="no image files"):

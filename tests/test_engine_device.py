@@ -71,7 +71,9 @@ def test_channels_last_on_cpu(tmp_path):
 def test_compile_flag_compiles_submodules(tmp_path):
     pytest.importorskip("torch._dynamo")
     m = make()
-    summary = Trainer(TrainConfig(progress=False, compile=True, compile_backend="eager")).fit(m, ToySplit(), tmp_path / "r")
+    summary = Trainer(TrainConfig(progress=False, compile=True, compile_backend="eager")).fit(
+        m, ToySplit(), tmp_path / "r"
+    )
     assert summary["compiled"] is True
     assert m.net._compiled_call_impl is not None and m.head._compiled_call_impl is not None
     assert list(m.state_dict()) == list(make().state_dict())  # checkpoints keep their keys
@@ -108,7 +110,27 @@ def test_train_cli_passes_engine_options(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(engine.Trainer, "__init__", spy)
     folder = make_image_folder(tmp_path / "imgs", n=30, size=40, seed=1)
     with pytest.raises(SystemExit) as exc:
-        main(["train", "--method", "cvae", "--dataset", str(folder), "--preset", "tiny", "--epochs", "1", "--size", "32",
-              "--precision", "bf16", "--loader-workers", "0", "--out", str(tmp_path / "run"), "--no-progress"])
+        main(
+            [
+                "train",
+                "--method",
+                "cvae",
+                "--dataset",
+                str(folder),
+                "--preset",
+                "tiny",
+                "--epochs",
+                "1",
+                "--size",
+                "32",
+                "--precision",
+                "bf16",
+                "--loader-workers",
+                "0",
+                "--out",
+                str(tmp_path / "run"),
+                "--no-progress",
+            ]
+        )
     assert exc.value.code == 0, capsys.readouterr().err
     assert got[-1].precision == "bf16" and got[-1].loader_workers == 0 and got[-1].compile is False

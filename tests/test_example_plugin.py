@@ -72,6 +72,7 @@ def test_plugins_lists_knn_from_its_distribution(knn, capsys):
     row = rows[("conditional_model", "knn")]
     assert row["distribution"] == "colorkit-knn" and row["plugin"] == "knn"
     assert row["factory"] == "colorkit_knn.KNNColorizer" and row["description"]
+    assert rows[("metric", "chroma_ratio")]["distribution"] == "colorkit-knn"
     assert {"name": "knn", "distribution": "colorkit-knn", "module": "colorkit_knn.plugin"} in data["plugins"]
     assert data["failures"] == []
 
@@ -88,6 +89,10 @@ def test_bench_mdn_and_knn(knn, tmp_path, capsys):
         row = res["methods"][name]
         assert math.isfinite(row["error_of_best"]) and 0 <= row["error_of_best"] <= row["mae_all"] + 1e-9
     assert res["methods"]["knn"]["variance"] > 0  # k different training images
+    # the package's metric is scored for every row, with its units, without an interval
+    assert res["units"]["chroma_ratio"] == "ratio (colorization chroma / true chroma)"
+    assert res["metrics"]["chroma_ratio"]["interval"].startswith("none")
+    assert all(math.isfinite(r["chroma_ratio"]) and r["chroma_ratio"] >= 0 for r in res["methods"].values())
     assert (out / "runs" / "knn" / "seed-0" / "model.safetensors").is_file()
     assert "| knn |" in (out / "results.md").read_text() and "| knn |" in stdout
 

@@ -32,7 +32,9 @@ def folder(tmp_path_factory):
 def bench_out(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     with pytest.raises(SystemExit) as exc:
-        main(["bench", "--methods", "mdn,cvae,cgan", "--dataset", str(folder), *TINY, "--out", str(out), "--no-progress"])
+        main(
+            ["bench", "--methods", "mdn,cvae,cgan", "--dataset", str(folder), *TINY, "--out", str(out), "--no-progress"]
+        )
     assert exc.value.code == 0
     return out
 
@@ -60,7 +62,9 @@ def test_bench_outputs_and_schema(bench_out):
         assert low <= row["error_of_best"] <= high
     t = default_test_size(40)
     assert res["split"] == {"train": 40 - t, "test": t}
-    assert {"dataset", "preset", "seed", "versions", "device", "units", "k", "threads", "verdicts", "budget"} <= set(res)
+    assert {"dataset", "preset", "seed", "versions", "device", "units", "k", "threads", "verdicts", "budget"} <= set(
+        res
+    )
     assert res["units"]["error_of_best"] == "ab/128"
     assert set(res["verdicts"]) == {n for n in res["methods"] if n not in refs}
     assert set(res["verdicts"]["mdn"]["against"]) == {n for n in res["methods"] if n in refs}

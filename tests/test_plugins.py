@@ -61,7 +61,10 @@ def test_unknown_name_lists_known():
 def test_duplicate_names_both_sources():
     reg = Registry("backbone")
     reg.add(Entry("backbone", "x", object, "first", "dist-one"))
-    with pytest.raises(DuplicateComponentError, match=r"plugin 'first' \(distribution 'dist-one'\).*plugin 'second' \(distribution 'dist-two'\)"):
+    with pytest.raises(
+        DuplicateComponentError,
+        match=r"plugin 'first' \(distribution 'dist-one'\).*plugin 'second' \(distribution 'dist-two'\)",
+    ):
         reg.add(Entry("backbone", "x", object, "second", "dist-two"))
 
 
@@ -222,3 +225,59 @@ def test_plugin_never_replaces_a_builtin(plugin_path, entry, name):
     assert f"registered by plugin '{reg.get(name).plugin}' (distribution 'colorkit')" in fails[0].error
     assert f"plugin '{entry}' (distribution 'ck-test-{entry}')" in fails[0].error
     assert not [f for f in plugins.failures() if f.distribution == "colorkit"]
+
+
+def test_register_commands_raising_is_isolated(plugin_path, capsys):
+    """A plugin whose ``register_commands`` raises: ``colorkit --help`` and the built-in
+    commands still work, and one warning line names the plugin."""
+    make_dist(plugin_path, "ck-test-cmdbad", "ck_test_cmdbad", '''
+from colorkit import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    raise RuntimeError("broken command plugin")
+''')
+    from colorkit.cli import cli
+
+    cli._plugins_added = False
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["--help"])
+        assert exc.value.code == 0
+        out, err = capsys.readouterr()
+        assert "bench" in out and "train" in out
+        lines = [ln for ln in err.splitlines() if "ck_test_cmdbad" in ln]
+        assert len(lines) == 1 and "register_commands: RuntimeError: broken command plugin" in lines[0]
+        assert "Traceback" not in err
+        cli._plugins_added = False
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "--help"])
+        assert exc.value.code == 0 and "--methods" in capsys.readouterr().out
+    finally:
+        cli._plugins_added = False
+
+
+def test_a_plugin_command_never_replaces_a_builtin(plugin_path, capsys):
+    make_dist(plugin_path, "ck-test-shadow", "ck_test_shadow", '''
+import click
+from colorkit import hookimpl
+
+@click.command("bench")
+def fake():
+    """Not colorkit's bench."""
+    click.echo("fake bench")
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(fake)
+''')
+    from colorkit.cli import cli
+
+    cli._plugins_added = False
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "--help"])
+        out = capsys.readouterr().out
+        assert exc.value.code == 0 and "--methods" in out and "fake bench" not in out
+    finally:
+        cli._plugins_added = False

@@ -19,7 +19,9 @@ def _params():
             if variant is None:
                 continue
             name = name + variant
-        marks = [pytest.mark.slow] if e.kind == "conditional_model" and getattr(e.factory, "slow_contract", False) else []
+        marks = (
+            [pytest.mark.slow] if e.kind == "conditional_model" and getattr(e.factory, "slow_contract", False) else []
+        )
         out.append(pytest.param(e.kind, name, id=f"{e.kind}-{name}", marks=marks))
     return out
 

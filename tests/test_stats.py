@@ -175,7 +175,9 @@ def test_inverse_weights_differ(ds, st):
     inv = compute_stats(ds, weighting="inverse")
     p, w = inv.bin_prob.double(), inv.bin_weights.double()
     occupied = p > 0
-    torch.testing.assert_close(w[occupied] * p[occupied], torch.ones(int(occupied.sum()), dtype=torch.float64), rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        w[occupied] * p[occupied], torch.ones(int(occupied.sum()), dtype=torch.float64), rtol=1e-5, atol=0
+    )
     assert float(w[inv.in_gamut & ~occupied].min()) == float(w[occupied].max())  # largest finite
     assert not torch.allclose(inv.bin_weights, st.bin_weights)
     torch.testing.assert_close(inv.pca_components, st.pca_components)
@@ -276,3 +278,21 @@ def test_cli_stats(ds, tmp_path, capsys):
     assert exc.value.code == 0, text
     assert "(ab/128)^2" in text and "262 in gamut" in text and f"{len(ds.train_idx)}" in text
     assert ColorStats.load(out).k == 20
+
+
+def test_one_options_object_for_every_entry(ds):
+    """compute_stats, stats_cache_path and load_or_compute_stats take one StatsConfig (or
+    its fields as keywords), the stats section of a run's configuration."""
+    from colorkit.config import StatsConfig as FromConfig
+    from colorkit.stats import StatsConfig, stats_cache_path
+
+    assert FromConfig is StatsConfig
+    inv = StatsConfig(weighting="inverse")
+    assert stats_cache_path(ds, inv) == stats_cache_path(ds, weighting="inverse") != stats_cache_path(ds)
+    assert stats_cache_path(ds, inv, k=5) == stats_cache_path(ds, weighting="inverse", k=5)
+    with pytest.raises(TypeError, match="unknown colour-statistics option"):
+        stats_cache_path(ds, weightings="inverse")
+    with pytest.raises(ColorkitError, match="unknown weighting 'flat'"):
+        StatsConfig(weighting="flat")
+    with pytest.raises(ColorkitError, match="unknown gamut rule"):
+        compute_stats(ds, gamut="everything")

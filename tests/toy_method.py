@@ -37,7 +37,9 @@ class ToyMethod(Method):
     def __init__(self, config=None, *, stats=None, **fields):
         super().__init__(config, stats=stats, **fields)
         w = self.config.width
-        self.net = nn.Sequential(nn.Conv2d(1, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.Conv2d(w, 2, 3, padding=1))
+        self.net = nn.Sequential(
+            nn.Conv2d(1, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.Conv2d(w, 2, 3, padding=1)
+        )
         self.head = nn.Conv2d(2, 2, 1)
 
     def stages(self):
@@ -56,10 +58,23 @@ class ToyMethod(Method):
             return {"loss": loss.detach()}
 
         return [
-            Stage("net", {"net": self.net}, lambda: {"net": torch.optim.Adam(self.net.parameters(), lr=c.lr)},
-                  step, epochs=c.epochs, batch_size=c.batch_size),
-            Stage("head", {"head": self.head}, lambda: {"head": torch.optim.SGD(self.head.parameters(), lr=c.lr, momentum=0.9)},
-                  step2, epochs=c.epochs, batch_size=c.batch_size, frozen=[self.net]),
+            Stage(
+                "net",
+                {"net": self.net},
+                lambda: {"net": torch.optim.Adam(self.net.parameters(), lr=c.lr)},
+                step,
+                epochs=c.epochs,
+                batch_size=c.batch_size,
+            ),
+            Stage(
+                "head",
+                {"head": self.head},
+                lambda: {"head": torch.optim.SGD(self.head.parameters(), lr=c.lr, momentum=0.9)},
+                step2,
+                epochs=c.epochs,
+                batch_size=c.batch_size,
+                frozen=[self.net],
+            ),
         ]
 
     @torch.no_grad()

@@ -36,20 +36,22 @@ class _Group(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
-        from colorkit.plugins import plugin_manager
+        from colorkit.plugins import call_hook
 
-        plugin_manager().hook.register_commands(cli=self)
+        # one guarded call per plugin: a plugin whose hook raises is named in one line and
+        # every other command (``--help`` included) keeps working
+        for fail in call_hook("register_commands", cli=self):
+            click.echo(f"colorkit: warning: {fail}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands()
         return sorted(set(COMMANDS) | set(self.commands))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in COMMANDS and name not in self.commands:
+        self._add_plugin_commands()  # a broken plugin is named here, whatever the command
+        if name in COMMANDS:  # colorkit's own command, even if a plugin added one of that name
             mod, attr = COMMANDS[name].split(":")
-            self.add_command(getattr(importlib.import_module(mod), attr), name)
-        if name not in self.commands:
-            self._add_plugin_commands()
+            self.commands[name] = getattr(importlib.import_module(mod), attr)
         return self.commands.get(name)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress_option
 from colorkit.imageio import MAX_K, MAX_PIXELS
 from colorkit.registry import ColorkitError
 
@@ -29,8 +30,11 @@ from colorkit.registry import ColorkitError
               help="Largest photo accepted, in pixels (memory is about 20 bytes per pixel).")
 @click.option("--batch-size", type=click.IntRange(min=1, max=256), default=8, show_default=True,
               help="Folder or glob: photos the model colorizes at once.")
-@click.option("--no-progress", is_flag=True, help="Folder or glob: no progress bar.")
-def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, no_progress) -> None:
+@progress_option
+@option_pairs(help="Sampling setting of the method (repeatable), e.g. temperature=0.5 for colornet; mode=... "
+                   "as --mode.")
+def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, quiet, quiet_alias,
+             options) -> None:
     """Write K colorizations of each IMAGE (colour or grey), of every image in a folder, or
     of every file a quoted glob matches.
 
@@ -60,13 +64,14 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         if len(images) > 1:
             raise ColorkitError(f"a folder or glob must be the only IMAGES argument (got {len(images)} arguments, "
                                 f"including {patterns[0]}); quote a glob so that colorkit expands it")
-        _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size, not no_progress)
+        _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size,
+                         not is_quiet(quiet, quiet_alias), parse_options(options))
         return
     from colorkit.checkpoint import ensure_writable_dir
     from colorkit.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.runs import load
 
-    colorizer = load(run_dir, device=device)
+    colorizer = load(run_dir, device=device, options=parse_options(options))
     for p in images:  # fail before writing anything: every header, every size
         image_size(p, max_pixels)
     out_dir = Path(out)
@@ -105,11 +110,11 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     _note_demo(colorizer)
 
 
-def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, progress) -> None:
+def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, progress, options) -> None:
     from colorkit.folder import colorize_folder, summary_lines
     from colorkit.runs import load
 
-    colorizer = load(run_dir, device=device)
+    colorizer = load(run_dir, device=device, options=options)
     record = colorize_folder(colorizer, arg, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels,
                              batch_size=batch_size, progress=progress, echo=lambda m: click.echo(m, err=True))
     for line in summary_lines(record, Path(out)):

@@ -10,28 +10,13 @@ from typing import Any
 
 import click
 
+from colorkit.cli.options import data_options, is_quiet, progress_option
 from colorkit.data import PreparedDataset, prepare
 
 
 def dataset_options(fn):
-    """The options that pick and prepare a data set (shared with ``colorkit stats``)."""
-    options = [
-        click.option("--dataset", default="demo", show_default=True,
-                     help="Folder of images, .tar, .tar.gz or .zip archive, LMDB directory, or a registered "
-                          "data set name (see `colorkit plugins`)."),
-        click.option("--size", default=64, show_default=True, type=click.IntRange(min=8),
-                     help="Side of the square images, in pixels."),
-        click.option("--crop/--no-crop", default=False, show_default=True,
-                     help="Centre-crop to a square before resizing (default: the paper's straight resize)."),
-        click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random train/test split."),
-        click.option("--test-size", default=None, type=click.IntRange(min=0),
-                     help="Test images [default: min(1000, max(1, round(0.1 N)), N - 1)]."),
-        click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-                     help="Cache folder [default: $COLORKIT_CACHE or ~/.cache/colorkit]."),
-    ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
+    """The options that pick and prepare a data set (see :func:`colorkit.cli.options.data_options`)."""
+    return data_options(fn)
 
 
 def prepare_from_options(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
@@ -79,28 +64,30 @@ def data() -> None:
               help="Expected sha256 of the archive (for mirrors and other files; default: the published checksum).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Cache folder [default: $COLORKIT_CACHE or ~/.cache/colorkit].")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@progress_option
 def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | None, cache_dir: Path | None,
-              quiet: bool) -> None:
+              quiet: bool, quiet_alias: bool) -> None:
     """Download (resuming an interrupted download) and verify data set NAME's archive.
 
     NAME is a recipe: lfw, lsun-church or imagenet-val (see `colorkit plugins`). Afterwards
     `--dataset NAME` works in every command."""
     from colorkit.data.recipes import fetch
 
-    path = fetch(name, url=url, from_file=from_file, sha256=sha256, cache_dir=cache_dir, progress=not quiet)
+    path = fetch(name, url=url, from_file=from_file, sha256=sha256, cache_dir=cache_dir,
+                 progress=not is_quiet(quiet, quiet_alias))
     click.echo(f"{name}: {path} ({path.stat().st_size} bytes, verified); next: colorkit data prepare {name}")
 
 
 @data.command("prepare")
 @click.argument("name", required=False)
 @dataset_options
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@progress_option
 def prepare_cmd(name: str | None, dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
-                cache_dir: Path | None, quiet: bool) -> None:
+                cache_dir: Path | None, quiet: bool, quiet_alias: bool) -> None:
     """Stream, resize, convert and cache every image once, in shards (reused while the source
     is unchanged; an interrupted preparation resumes). NAME is the same as --dataset NAME."""
-    ds = prepare_from_options(name or dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
+    ds = prepare_from_options(name or dataset, size, crop, seed, test_size, cache_dir,
+                              progress=not is_quiet(quiet, quiet_alias))
     click.echo(format_info(ds.info()))
 
 

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import click
 
-from colorkit.cli.data import dataset_options, prepare_from_options
-from colorkit.stats import WEIGHTINGS, load_or_compute_stats, stats_cache_path
+from colorkit.cli.data import prepare_from_options
+from colorkit.cli.options import data_options, is_quiet, progress_option, stats_options
+from colorkit.stats import StatsConfig, load_or_compute_stats, stats_cache_path
 
 
 @click.command("stats")
-@dataset_options
-@click.option("--weighting", type=click.Choice(WEIGHTINGS), default="rebalanced", show_default=True,
-              help="rebalanced: Zhang et al. (lambda 0.5, sigma 5 Lab units, mean 1); inverse: the release's raw 1/p.")
+@data_options
+@stats_options
 @click.option("--k", "k", default=20, show_default=True, type=click.IntRange(min=1),
               help="Principal components kept.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also copy the statistics (safetensors) here.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@progress_option
 def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
-          cache_dir: Path | None, weighting: str, k: int, out: Path | None, quiet: bool) -> None:
+          cache_dir: Path | None, weighting: str, k: int, out: Path | None, quiet: bool, quiet_alias: bool) -> None:
     """Compute (or reuse) the colour statistics of the training split.
 
     \b
@@ -29,9 +29,11 @@ def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
       colorkit stats --dataset demo
       colorkit stats --dataset ~/photos --weighting inverse --out stats.safetensors
     """
+    quiet = is_quiet(quiet, quiet_alias)
     ds = prepare_from_options(dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
-    st = load_or_compute_stats(ds, k=k, weighting=weighting, progress=not quiet)
-    path = stats_cache_path(ds, k=k, weighting=weighting)
+    cfg = StatsConfig(k=k, weighting=weighting)
+    st = load_or_compute_stats(ds, cfg, progress=not quiet)
+    path = stats_cache_path(ds, cfg)
     s = st.summary()
     click.echo(f"training images : {s['n_train_images']} ({ds.name}, seed {seed}, {size}x{size} pixels)")
     click.echo(

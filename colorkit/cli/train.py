@@ -7,31 +7,28 @@ import time
 
 import click
 
-from colorkit.registry import ColorkitError
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict:
-    """``--option key=value`` (value parsed as JSON when it parses, else a string)."""
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise ColorkitError(f"--option expects key=value, got {p!r}")
-        k, v = p.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
+from colorkit.cli.options import (
+    data_options,
+    is_quiet,
+    option_pairs,
+    parse_options,
+    progress_option,
+    stats_options,
+)
 
 
 @click.command("train")
 @click.option("--method", required=True, help="A registered conditional model (see `colorkit plugins`).")
-@click.option("--dataset", default="demo", show_default=True, help="Registered data set name or image folder.")
-@click.option("--preset", default="small", show_default=True, help="Model sizes: small (CPU), paper (exact), tiny (tests).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs for every stage (default: the preset's).")
+@data_options(seed=False, min_size=16)
+@stats_options
+@click.option(
+    "--preset", default="small", show_default=True, help="Model sizes: small (CPU), paper (exact), tiny (tests)."
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs for every stage (default: the preset's)."
+)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: runs/METHOD].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--size", type=click.IntRange(min=16), default=64, show_default=True, help="Image size the model works at.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/test split and of training.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CUDA, fp32 elsewhere.")
@@ -39,19 +36,22 @@ def parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--loader-workers", type=click.IntRange(min=0), default=None,
               help="DataLoader processes [default: 0 on CPU, up to 4 on CUDA].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Method config field (repeatable).")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-def train(method, dataset, preset, epochs, out, seed, size, device, precision, compile_, loader_workers, resume,
-          options, no_progress) -> None:
+@option_pairs(help="Method config field (repeatable), e.g. decoder_loss=l2.")
+@progress_option
+def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, epochs, out, seed, device, precision,
+          compile_, loader_workers, resume, options, quiet, quiet_alias) -> None:
     """Train METHOD (statistics, then each stage) and leave a run directory.
 
     \b
     Examples:
       colorkit train --method mdn
       colorkit train --method cvae --dataset ~/photos --preset paper --epochs 10 --out runs/cvae
+      colorkit train --method mdn --weighting inverse --option decoder_loss=l2 --out runs/mdn-l2
       torchrun --nproc_per_node 2 -m colorkit train --method mdn --out runs/mdn-ddp
-      torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper --device cuda --compile
+      torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper \\
+        --device cuda --compile
     """
+    from colorkit.config import DataConfig, StatsConfig
     from colorkit.plugins import registry
     from colorkit.runs import run_dir_for
     from colorkit.runs import train as run_train
@@ -59,8 +59,11 @@ def train(method, dataset, preset, epochs, out, seed, size, device, precision, c
     registry("conditional_model").get(method)  # fail fast, listing known methods
     t0 = time.perf_counter()
     was_complete = resume and (run_dir_for(method, out) / "run.json").is_file()
-    run = run_train(method, dataset=dataset, out=out, preset=preset, epochs=epochs, seed=seed, size=size,
-                    device=device, resume=resume, progress=not no_progress, options=parse_options(options),
+    data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,
+                      cache_dir=None if cache_dir is None else str(cache_dir))
+    run = run_train(method, data=data, stats_config=StatsConfig(weighting=weighting), out=out, preset=preset,
+                    epochs=epochs, seed=seed, device=device, resume=resume, progress=not is_quiet(quiet, quiet_alias),
+                    options=parse_options(options),
                     engine={"precision": precision, "compile": compile_, "loader_workers": loader_workers})
     from colorkit import distributed as D
 

@@ -56,7 +56,11 @@ as greyscale."""
 MIN_SIDE = 16
 """Default smallest accepted short side, in pixels of the original file."""
 
-_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+"""PIL modes of greyscale images with more than 8 bits (integer or float pixels)."""
+GREY_MODES = frozenset({"1", "L", "LA", "La"}) | WIDE_GREY_MODES
+"""PIL modes of greyscale images (one channel, with or without alpha)."""
+_GREY_MODES = GREY_MODES
 _ALPHA_MODES = {"RGBA", "RGBa", "PA"}
 
 # EXIF orientation -> transposition (as in PIL.ImageOps.exif_transpose).

@@ -504,7 +504,9 @@ def _build(
             if index["n_files"] == 0:
                 exts = ", ".join(e.lstrip(".") for e in _images.IMAGE_EXTENSIONS)
                 raise ColorkitError(f"no image files ({exts}) found in {source.location}")
-            raise ColorkitError(f"no usable images in {source.location}: all {index['n_files']} files skipped ({counts})")
+            raise ColorkitError(
+                f"no usable images in {source.location}: all {index['n_files']} files skipped ({counts})"
+            )
         return _finish(build, final, index)
     finally:
         lock.release()
@@ -557,7 +559,9 @@ def _assemble(source: _sources.Source, manifests: list[dict[str, Any]], settings
     }
 
 
-def _initial_split(n: int, seed: int, test_size: int | None, root: Any, rule: dict[str, Any] | None) -> dict[str, Any] | None:
+def _initial_split(
+    n: int, seed: int, test_size: int | None, root: Any, rule: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """The split asked for when the cache was made (recorded for reference; every call
     recomputes its own). ``None`` if ``test_size`` does not fit (prepare then raises)."""
     if n == 0:

@@ -32,7 +32,11 @@ from typing import Any
 from colorkit.data import sources as _sources
 from colorkit.registry import ColorkitError
 
-PAPER_SPLIT = {"test_size": 1000, "seed": 0, "rule": "1000 random test images (numpy default_rng(seed) permutation), the rest for training"}
+PAPER_SPLIT = {
+    "test_size": 1000,
+    "seed": 0,
+    "rule": "1000 random test images (numpy default_rng(seed) permutation), the rest for training",
+}
 
 
 @dataclass
@@ -65,7 +69,11 @@ class Recipe:
     def source(self, cache: Path) -> _sources.Source:
         path = self.fetched(cache)
         if path is None:
-            how = "--url URL or --from FILE" if self.url is None else f"[--url URL | --from FILE] (default URL {self.url})"
+            how = (
+                "--url URL or --from FILE"
+                if self.url is None
+                else f"[--url URL | --from FILE] (default URL {self.url})"
+            )
             raise ColorkitError(
                 f"data set {self.name!r} is not fetched yet; run `colorkit data fetch {self.name} {how}` "
                 f"(cache {cache})"
@@ -139,12 +147,16 @@ def _verify(path: Path, recipe: Recipe | None, sha256: str | None, progress: boo
     want_sha = sha256 or (recipe.sha256 if recipe else None)
     if want_sha is not None:
         if got_sha != want_sha:
-            raise ColorkitError(f"checksum mismatch for {path.name}: sha256 {got_sha}, expected {want_sha}; file not kept")
+            raise ColorkitError(
+                f"checksum mismatch for {path.name}: sha256 {got_sha}, expected {want_sha}; file not kept"
+            )
         return got_sha, "sha256"
     if recipe is not None and recipe.md5 is not None:
         if got_md5 != recipe.md5:
-            raise ColorkitError(f"checksum mismatch for {path.name}: md5 {got_md5}, expected the published {recipe.md5}; "
-                                "file not kept (give --sha256 HEX for a different file)")
+            raise ColorkitError(
+                f"checksum mismatch for {path.name}: md5 {got_md5}, expected the published {recipe.md5}; "
+                "file not kept (give --sha256 HEX for a different file)"
+            )
         return got_sha, "published md5"
     return got_sha, "none published (sha256 recorded)"
 

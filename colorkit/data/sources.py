@@ -392,7 +392,9 @@ def source_for_path(path: Path, *, name: str | None = None, cache_dir: Path | No
         return TarSource(path, name, memo)
     if low.endswith(".zip"):
         if zip_holds_lmdb(path):
-            scratch = (cache_dir or Path(".")) / "scratch" / hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+            scratch = (
+                (cache_dir or Path(".")) / "scratch" / hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+            )
             return ZipLMDBSource(path, scratch, name, memo)
         return ZipSource(path, name, memo)
     if low.endswith(".mdb"):
@@ -419,7 +421,9 @@ def decode_record(rec: Record, size: int, crop: bool, min_side: int) -> _images.
             img = rec.image
             if isinstance(img, np.ndarray):
                 if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-                    return _images.Loaded(None, "unsupported-mode", f"array {img.dtype} {img.shape}; expected uint8 (H, W, 3)")
+                    return _images.Loaded(
+                        None, "unsupported-mode", f"array {img.dtype} {img.shape}; expected uint8 (H, W, 3)"
+                    )
                 img = Image.fromarray(img, "RGB")
             return _images._load_opened(img, size, crop, min_side)
         data = rec.data or b""

@@ -72,4 +72,8 @@ def paired_bootstrap(a: Tensor | np.ndarray | list[float], b: Tensor | np.ndarra
 
 def to_tensor(values: list[Tensor]) -> Tensor:
     """Concatenate per-batch ``(B,)`` values into one ``(N,)`` float64 tensor."""
-    return torch.cat([v.detach().double().cpu().reshape(-1) for v in values]) if values else torch.zeros(0, dtype=torch.float64)
+    return (
+        torch.cat([v.detach().double().cpu().reshape(-1) for v in values])
+        if values
+        else torch.zeros(0, dtype=torch.float64)
+    )

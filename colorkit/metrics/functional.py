@@ -13,7 +13,7 @@ Shapes and units (see :mod:`colorkit.interfaces`):
 * ``stats``: anything with ``weight_of(ab (B, 2, H, W)) -> (B, H, W)``, the colourfulness
   weight of each pixel's ab bin (:class:`colorkit.stats.ColorStats`).
 
-Definitions (paper section 7 and docs/method-notes.md, "Metrics"):
+Definitions (paper section 7; docs/evaluation.md):
 
 * absolute error (Table 1), "All": ``mean_{k, c, h, w} |samples - target|``; "Grid": the same
   over the pixels of :func:`central_grid_indices` only. The mean is over the k outputs too;
@@ -217,12 +217,12 @@ def lab_to_rgb255(grey: Tensor, ab: Tensor) -> Tensor:
     """sRGB in [0, 255] of the Lab image ``(L = 100 grey, a, b = 128 ab)``.
 
     ``grey`` ``(..., 1, H, W)`` and ``ab`` ``(..., 2, H, W)`` -> ``(..., 3, H, W)``; out-of-gamut
-    colours are clamped to [0, 255] per channel. Uses kornia's D65 conversion.
+    colours are clamped to [0, 255] per channel (:func:`colorkit.color.lab_to_rgb`, D65).
     """
-    import kornia.color
+    from colorkit.color import AB_SCALE, L_SCALE, lab_to_rgb
 
-    lab = torch.cat([_float(grey) * 100.0, _float(ab) * 128.0], dim=-3)
-    return kornia.color.lab_to_rgb(lab, clip=False).clamp(0.0, 1.0) * 255.0
+    lab = torch.cat([_float(grey) * L_SCALE, _float(ab) * AB_SCALE], dim=-3)
+    return lab_to_rgb(lab, clip=False).clamp(0.0, 1.0) * 255.0
 
 
 def hasler_suesstrunk(rgb255: Tensor) -> Tensor:

@@ -57,7 +57,11 @@ def lfw_tgz(path: Path, n_people: int = 8, per_person: int = 3, *, size=(96, 96)
         for p in range(n_people):
             person = f"Person_{p:03d}"
             for j in range(per_person):
-                _add(tf, f"lfw-deepfunneled/{person}/{person}_{j + 1:04d}.jpg", encode(colour_image(k, size, seed), "JPEG"))
+                _add(
+                    tf,
+                    f"lfw-deepfunneled/{person}/{person}_{j + 1:04d}.jpg",
+                    encode(colour_image(k, size, seed), "JPEG"),
+                )
                 k += 1
         for name, data in (extras or {}).items():
             _add(tf, name, data)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from colorkit.interfaces import Metric
 from colorkit.registry import KINDS, Entry
 
 AB_LIMIT = 1.5  # |ab/128| beyond this means the values are not in paper units
@@ -48,9 +49,22 @@ def find_entry(obj: Any, kind: str | None = None) -> Entry:
             if e.factory is obj:
                 return e
     name = getattr(obj, "__qualname__", repr(obj))
-    _fail(name, f"is not registered as a {kind or 'component'}: add a hookimpl (e.g. register_conditional_models) "
+    _fail(name, f"is not registered as a {kind or 'component'}: add a hookimpl {hook_for(obj, kind)} "
                 "in a module named by a [project.entry-points.colorkit] line of your package, and install it")
     raise AssertionError  # unreachable
+
+
+def hook_for(obj: Any, kind: str | None = None) -> str:
+    """The hook that registers ``obj`` (a class) or components of ``kind``."""
+    from colorkit.plugins import _HOOK_FOR_KIND
+
+    if kind is None and isinstance(obj, type):
+        from colorkit import interfaces as I
+
+        bases = {I.Metric: "metric", I.Method: "conditional_model", I.DecoderLoss: "decoder_loss",
+                 I.Backbone: "backbone", I.Embedder: "embedder"}
+        kind = next((k for base, k in bases.items() if issubclass(obj, base)), None)
+    return _HOOK_FOR_KIND.get(kind or "", "register_<kind>s, e.g. register_metrics")
 
 
 def _check_entry(e: Entry) -> str:
@@ -293,19 +307,49 @@ def _check_loss(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
 
 
 def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
+    """A metric declares its units and direction; ``compute`` is a finite float after one
+    update; the value does not depend on how the images are cut into batches (streaming
+    state summed correctly); ``reset`` clears the state; ``per_image`` (the base class's
+    path) gives one value per image; a second instance computes the same value."""
     m = _build(e, stats, None)
-    target, grey = _ab(2, s, 0), _grey(2, s, 0)
+    if m.higher_is_better not in (True, False, None) or not isinstance(m.units, str) or not m.units:
+        _fail(what, "must declare higher_is_better (True, False or None) and units (a non-empty string)")
+    n = 4
+    target, grey = _ab(n, s, 0), _grey(n, s, 0)
     extra: dict[str, Any] = {}
     if getattr(m, "uses_meta", False):
-        _, b, meta = _meta_data(what, m, s, 2)
+        _, b, meta = _meta_data(what, m, s, n)
         target, grey, extra = b["ab"], b["grey"], {"meta": meta}
-    samples = torch.stack([target + 0.05 * i for i in range(3)], dim=1).clamp(-1, 1)
+    noise_ = torch.randn((n, 3, 2, s, s), generator=torch.Generator().manual_seed(1)) * 0.05
+    scale = torch.arange(3).view(1, 3, 1, 1, 1) * torch.arange(1, n + 1).view(n, 1, 1, 1, 1)  # images differ
+    samples = (target[:, None] + noise_ * scale).clamp(-1, 1)
+
+    def part(lo: int, hi: int) -> dict[str, Any]:
+        return {k: v[lo:hi] for k, v in extra.items()}
+
     m.update(samples, target, grey, **extra)
-    v = m.compute()
-    if not isinstance(v, float) or v != v:
-        _fail(what, f"compute() gave {v!r}, expected a finite float after one update")
-    if m.higher_is_better not in (True, False, None) or not m.units:
-        _fail(what, "must declare higher_is_better and units")
+    whole = m.compute()
+    if not isinstance(whole, float) or whole != whole or whole in (float("inf"), float("-inf")):
+        _fail(what, f"compute() gave {whole!r}, expected a finite float after one update")
+    m.reset()
+    m.update(samples[:1], target[:1], grey[:1], **part(0, 1))
+    m.update(samples[1:], target[1:], grey[1:], **part(1, n))
+    split = m.compute()
+    if abs(split - whole) > 1e-5 * (1 + abs(whole)):
+        _fail(what, f"gives {split!r} for the images in two batches (1 + {n - 1}) but {whole!r} for one batch of "
+                    f"{n}: its state must accumulate sums over images (or override update/compute together)")
+    m.reset()
+    m.update(samples[:1], target[:1], grey[:1], **part(0, 1))
+    first = m.compute()
+    other = _build(e, stats, None)
+    other.update(samples[:1], target[:1], grey[:1], **part(0, 1))
+    if abs(first - other.compute()) > 1e-6 * (1 + abs(first)):
+        _fail(what, "reset() does not clear the state: after reset and one update it differs from a new instance")
+    cls = type(m)
+    if cls.update is Metric.update:
+        vals = m.per_image(samples, target, grey)
+        if tuple(vals.shape) != (n,):
+            _fail(what, f"per_image returned shape {tuple(vals.shape)}, expected one value per image ({n},)")
 
 
 def _check_dataset(e: Any, what: str) -> None:

@@ -61,7 +61,9 @@ class CGAN(SampledMethod):
         super().__init__(config, stats=stats, **fields)
         c = self.config
         if c.image_size & (c.image_size - 1):
-            raise ColorkitError(f"cgan needs a power-of-two image_size (its U-Net halves it down to 1x1); got image_size={c.image_size}")
+            raise ColorkitError(
+                f"cgan needs a power-of-two image_size (its U-Net halves it down to 1x1); got image_size={c.image_size}"
+            )
         self.G = UNetGenerator(c.image_size, c.width, c.dropout, c.dropout_blocks, c.dropout_at_test)
         self.D = PatchDiscriminator(c.d_width, c.d_layers)
 

@@ -33,18 +33,17 @@ from einops import repeat
 from pydantic import Field
 from torch import Tensor, nn
 
-from colorkit.interfaces import Posterior, Stage, StepContext
+from colorkit.interfaces import Posterior, Stage, StepContext, noise
+from colorkit.layers import ConvBlock
 from colorkit.registry import ColorkitError
 
-from .sampling import SampledConfig, SampledMethod, noise
+from .sampling import SampledConfig, SampledMethod
 
 
 def conv_relu_bn(cin: int, cout: int, k: int, s: int, bn: bool = True) -> nn.Sequential:
-    """The paper's C_ReLU(k, s, cout) [-> B], zero padding that halves (s=2) or keeps size."""
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, padding=(k - 1) // 2), nn.ReLU(inplace=True)]
-    if bn:
-        layers.append(nn.BatchNorm2d(cout))
-    return nn.Sequential(*layers)
+    """The paper's C_ReLU(k, s, cout) [-> B] with symmetric zero padding ``(k - 1) // 2``
+    (halves the size at s=2, keeps it at s=1): :class:`colorkit.layers.ConvBlock`."""
+    return ConvBlock(cin, cout, k, s, bn=bn, padding="symmetric")
 
 
 class GreyEncoder(nn.Module):

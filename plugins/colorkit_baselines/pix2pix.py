@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .sampling import noise
+from colorkit.interfaces import noise
 
 
 def dropout(x: Tensor, p: float, active: bool, generator: torch.Generator | None = None) -> Tensor:

@@ -24,7 +24,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from colorkit.cluster import diverse_from_samples
-from colorkit.interfaces import ComponentConfig, Method
+from colorkit.interfaces import ComponentConfig, Method, noise  # noqa: F401 - noise: former home
 from colorkit.registry import ColorkitError
 
 
@@ -38,15 +38,6 @@ class SampledConfig(ComponentConfig):
     epochs: int = Field(10, ge=1, description="training epochs (paper: 10)")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(2e-4, gt=0)
-
-
-def noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None,
-          like: Tensor) -> Tensor:
-    """``torch.randn`` (``kind="normal"``) or ``torch.rand`` (``"uniform"``) of ``shape``,
-    drawn on the generator's device and returned on ``like``'s device and dtype."""
-    dev = generator.device if generator is not None else like.device
-    fn = torch.randn if kind == "normal" else torch.rand
-    return fn(shape, generator=generator, device=dev).to(device=like.device, dtype=like.dtype)
 
 
 @contextlib.contextmanager
@@ -68,6 +59,7 @@ class SampledMethod(Method):
     clustering."""
 
     sample_modes: ClassVar[tuple[str, ...]] = ("centres", "samples")
+    sample_options: ClassVar[tuple[str, ...]] = ("num_samples", "sample_batch", "kmeans_iters")
     config: SampledConfig
 
     def check_grey(self, grey: Tensor) -> None:

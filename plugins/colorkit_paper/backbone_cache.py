@@ -52,7 +52,9 @@ def cache_path(base: Path, backbone: nn.Module, schedule: dict[str, Any], stats:
         "config": backbone.config.model_dump(mode="json"),
         "schedule": schedule,
         "stats": _digest(getattr(stats, "bin_weights", None), getattr(stats, "in_gamut", None)),
-        "split": _digest(getattr(train_split, "indices", None)) if hasattr(train_split, "indices") else len(train_split),
+        "split": _digest(getattr(train_split, "indices", None))
+        if hasattr(train_split, "indices")
+        else len(train_split),
     }
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     return base / f"{name.replace(':', '_')}-{key}"

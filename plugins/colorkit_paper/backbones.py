@@ -51,9 +51,6 @@ class ColorNetConfig(ComponentConfig):
     """Input side / feature side: the first log2(reduction) blocks end with stride 2."""
     dilation: int = 2
     """Dilation of blocks conv5 and conv6 (Zhang et al.: 2)."""
-    pretext_epochs: int = 10
-    pretext_batch_size: int = 32
-    pretext_lr: float = 3e-4
 
     @field_validator("reduction")
     @classmethod
@@ -65,15 +62,14 @@ class ColorNetConfig(ComponentConfig):
 
 class ColorNet(Backbone):
     """Zhang et al.-style colorization CNN trained on ab-bin classification; its conv7
-    map is the MDN input. ``pretrain_stage(stats)`` trains it (rebalanced cross-entropy)."""
+    map is the MDN input. ``pretrain_stage(stats, epochs=, batch_size=, lr=)`` trains it
+    (rebalanced cross-entropy) on the schedule the method using it gives."""
 
     Config: ClassVar[type[ComponentConfig]] = ColorNetConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
-        "small": {"widths": (32, 64, 128, 128, 128, 128, 128), "depths": (1, 1, 2, 2, 1, 1, 1), "reduction": 8,
-                  "pretext_batch_size": 32, "pretext_lr": 1e-3},
-        "tiny": {"widths": (8, 8, 16, 16, 16, 16, 16), "depths": (1, 1, 1, 1, 1, 1, 1),
-                 "pretext_batch_size": 8, "pretext_lr": 1e-3},
+        "small": {"widths": (32, 64, 128, 128, 128, 128, 128), "depths": (1, 1, 2, 2, 1, 1, 1), "reduction": 8},
+        "tiny": {"widths": (8, 8, 16, 16, 16, 16, 16), "depths": (1, 1, 1, 1, 1, 1, 1)},
     }
 
     def __init__(self, config: ColorNetConfig | dict | None = None, **fields: Any) -> None:
@@ -119,11 +115,8 @@ class ColorNet(Backbone):
         ce = F.cross_entropy(logits, target, reduction="none")  # (B, h, w)
         return (weights * ce).mean()
 
-    def pretrain_stage(self, stats: ColorStats, *, epochs: int | None = None, batch_size: int | None = None,
-                       lr: float | None = None, name: str = "colornet") -> Stage:
-        c = self.config
-        lr = c.pretext_lr if lr is None else lr
-
+    def pretrain_stage(self, stats: ColorStats, *, epochs: int, batch_size: int, lr: float,
+                       name: str = "colornet") -> Stage:
         def make_optimizers() -> dict[str, torch.optim.Optimizer]:
             return {"colornet": torch.optim.Adam(self.parameters(), lr=lr)}
 
@@ -133,8 +126,7 @@ class ColorNet(Backbone):
             return {"loss": loss.detach()}
 
         return Stage(name=name, modules={"colornet": self}, make_optimizers=make_optimizers, step=step,
-                     epochs=c.pretext_epochs if epochs is None else epochs,
-                     batch_size=c.pretext_batch_size if batch_size is None else batch_size)
+                     epochs=epochs, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------------------- timm
@@ -211,7 +203,12 @@ class TimmBackbone(Backbone):
             key = key.removeprefix("model.")
             if key not in own:
                 continue
-            if value.dim() == 4 and own[key].dim() == 4 and value.shape[1] != own[key].shape[1] and own[key].shape[1] == 1:
+            if (
+                value.dim() == 4
+                and own[key].dim() == 4
+                and value.shape[1] != own[key].shape[1]
+                and own[key].shape[1] == 1
+            ):
                 value = adapt_input_conv(1, value)  # RGB first conv -> grey
             if value.shape == own[key].shape:
                 state[key] = value

@@ -33,20 +33,14 @@ from colorkit.interfaces import ComponentConfig, Method, Stage
 from colorkit.registry import ColorkitError
 
 from .layers import grey_at_size
-from .pretext import PretextBackbone
+from .pretext import PretextBackbone, PretextConfig
 
 
-class ColorNetMethodConfig(ComponentConfig):
-    image_size: int = 64
+class ColorNetMethodConfig(PretextConfig):
     backbone: str = "colornet"
     """A registered backbone with a pretext classifier (``logits(grey)``), e.g. ``colornet``."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     temperature: float = Field(0.38, gt=0, description="annealed-mean temperature (Zhang et al.: 0.38)")
-    pretext_epochs: int = 10
-    pretext_batch_size: int = 32
-    pretext_lr: float = 3e-4
-    cache_dir: str | None = None
-    use_cache: bool = True
 
 
 # The same pretext schedules as mdn's presets, so both share one cached backbone.
@@ -63,6 +57,7 @@ class ColorNetColorizer(PretextBackbone, Method):
     Config: ClassVar[type[ComponentConfig]] = ColorNetMethodConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = COLORNET_PRESETS
     sample_modes: ClassVar[tuple[str, ...]] = ("annealed-mean", "per-pixel")
+    sample_options: ClassVar[tuple[str, ...]] = ("temperature",)
     role: ClassVar[str] = "reference"
 
     def __init__(self, config: ColorNetMethodConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
@@ -74,15 +69,12 @@ class ColorNetColorizer(PretextBackbone, Method):
         if not callable(getattr(self.backbone, "logits", None)):
             raise ColorkitError(f"backbone {c.backbone!r} has no pretext classifier (logits); the colornet "
                                 "reference needs one, e.g. backbone='colornet'")
-        self._init_pretext()
 
     def stages(self) -> list[Stage]:
         pre = self._pretext_stage()
         if pre is None:
             raise ColorkitError(f"backbone {self.config.backbone!r} has no pretext stage to train")
-        done = Stage(name="cache", modules={}, make_optimizers=dict, step=_no_step, epochs=0,
-                     setup=self._flush_backbone_cache)
-        return [pre, done]
+        return [pre]
 
     def bin_probabilities(self, grey: Tensor) -> Tensor:
         """``(B, Q, h, w)`` probabilities over the in-gamut ab bins at the feature resolution."""
@@ -113,7 +105,3 @@ class ColorNetColorizer(PretextBackbone, Method):
             ab = centres[draws].reshape(b, fh, fw, k, 2).permute(0, 3, 4, 1, 2)  # (B, k, 2, fh, fw)
         ab = F.interpolate(ab.reshape(b * k, 2, fh, fw), size=(h, w), mode="bilinear", align_corners=False)
         return ab.reshape(b, k, 2, h, w)
-
-
-def _no_step(batch: dict[str, Tensor], ctx: Any) -> dict[str, Tensor]:  # pragma: no cover - epochs=0
-    raise ColorkitError("the cache stage takes no training steps")

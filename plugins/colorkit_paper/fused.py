@@ -524,13 +524,16 @@ def fused_decoder_loss(pred: Tensor, target: Tensor, stats: ColorStats,
     check_triton_usable(pred)
     if pred.shape != target.shape or pred.dim() != 4 or pred.shape[1] != 2:
         raise ValueError(
-            f"decoder loss expects pred and target of shape (B, 2, H, W); got {tuple(pred.shape)} and {tuple(target.shape)}"
+            f"decoder loss expects pred and target of shape (B, 2, H, W); "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
     if target.device != pred.device:
         raise ValueError(f"pred is on {pred.device} but target is on {target.device}")
     for name, t in (("pred", pred), ("target", target)):
         if t.dtype not in SUPPORTED_DTYPES:
-            raise TypeError(f"impl='triton' supports float32, float16 and bfloat16; {name} is {t.dtype} (use impl='torch')")
+            raise TypeError(
+                f"impl='triton' supports float32, float16 and bfloat16; {name} is {t.dtype} (use impl='torch')"
+            )
     B, _, H, W = pred.shape
     dev = pred.device
     w = tuple(float(weights.get(k) or 0.0) for k in ("hist", "mah", "grad", "l2"))

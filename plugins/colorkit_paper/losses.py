@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
 from torch import Tensor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +32,8 @@ PAPER_WEIGHTS: dict[str, float] = {"hist": 1.0, "mah": 0.1, "grad": 1e-3}
 def _check(pred: Tensor, target: Tensor) -> None:
     if pred.shape != target.shape or pred.dim() != 4 or pred.shape[1] != 2:
         raise ValueError(
-            f"decoder loss expects pred and target of shape (B, 2, H, W); got {tuple(pred.shape)} and {tuple(target.shape)}"
+            f"decoder loss expects pred and target of shape (B, 2, H, W); "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
 
 
@@ -71,23 +71,6 @@ def grad_loss(pred: Tensor, target: Tensor) -> Tensor:
     return dh.pow(2).flatten(1).sum(1) + dv.pow(2).flatten(1).sum(1)
 
 
-def decoder_loss_reference(
-    pred: Tensor,
-    target: Tensor,
-    stats: ColorStats,
-    *,
-    lambda_mah: float = PAPER_WEIGHTS["mah"],
-    lambda_grad: float = PAPER_WEIGHTS["grad"],
-) -> Tensor:
-    """Eq. (4), per sample ``(B,)``: L_hist + lambda_mah L_mah + lambda_grad L_grad."""
-    w = stats.weight_of(target)
-    return (
-        hist_loss(pred, target, w)
-        + lambda_mah * mah_loss(pred, target, stats.pca_components, stats.pca_variances)
-        + lambda_grad * grad_loss(pred, target)
-    )
-
-
 TERMS = {"l2", "hist", "mah", "grad"}
 
 
@@ -99,10 +82,12 @@ def decoder_loss(
     weights: dict[str, float] | None = None,
     impl: str = "auto",
 ) -> Tensor:
-    """Weighted sum of decoder-loss terms per sample, ``(B,)``; the public entry.
+    """Weighted sum of the paper's decoder-loss terms per sample, ``(B,)``, in one pass.
 
-    ``weights`` maps term names (``l2``, ``hist``, ``mah``, ``grad``) to their lambda;
-    default :data:`PAPER_WEIGHTS` (eq. 4).
+    This is what the registered decoder losses ``l2``, ``hist``, ``mah``, ``grad`` and
+    ``paper`` (:mod:`colorkit_paper.decoder_losses`) compute; methods and users reach it
+    through those registered names. ``weights`` maps term names to their lambda; default
+    :data:`PAPER_WEIGHTS` (eq. 4).
 
     ``impl``: ``"torch"`` (this module's reference, the test oracle), ``"triton"`` (the fused
     kernels of :mod:`colorkit_paper.fused`: CUDA tensors, or CPU under ``TRITON_INTERPRET=1``;
@@ -133,24 +118,3 @@ def weighted_terms(pred: Tensor, target: Tensor, stats: ColorStats, weights: dic
     if weights.get("grad"):
         total = total + weights["grad"] * grad_loss(pred, target)
     return total
-
-
-class DecoderLossModule(torch.nn.Module):
-    """Module form of :func:`decoder_loss`: ``DecoderLossModule(weights=..., impl=...)``,
-    ``forward(pred, target, stats)`` -> ``(B,)`` per-sample loss (see :func:`decoder_loss`)."""
-
-    def __init__(self, weights: dict[str, float] | None = None, impl: str = "auto") -> None:
-        super().__init__()
-        self.weights = dict(PAPER_WEIGHTS if weights is None else weights)
-        unknown = set(self.weights) - TERMS
-        if unknown:
-            raise ValueError(f"unknown decoder-loss terms {sorted(unknown)}; expected some of {sorted(TERMS)}")
-        if impl not in {"auto", "torch", "triton"}:
-            raise ValueError(f"impl must be 'auto', 'torch' or 'triton', got {impl!r}")
-        self.impl = impl
-
-    def forward(self, pred: Tensor, target: Tensor, stats: ColorStats) -> Tensor:
-        return decoder_loss(pred, target, stats, weights=self.weights, impl=self.impl)
-
-    def extra_repr(self) -> str:
-        return f"weights={self.weights}, impl={self.impl!r}"

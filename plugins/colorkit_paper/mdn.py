@@ -7,7 +7,7 @@ Network (paper preset; input 28x28x512 in the paper, 16x16x512 from colorkit's c
 
 Outputs ``log_pi (B, M)`` (log-softmax of the M mixture logits) and ``mu (B, M, d)``.
 The GMM has a fixed spherical variance: colorkit reads the paper's "fixed spherical
-variance of .1" as sigma^2 = 0.1 (docs/method-notes.md), so eq. (6) is
+variance of .1" as sigma^2 = 0.1 (docs/method.md), so eq. (6) is
 
     L_mdn = -log pi_m + ||z - mu_m||^2 / (2 * 0.1),   m = argmin_i ||z - mu_i||    (6)
 
@@ -88,7 +88,9 @@ def topk_means(log_pi: Tensor, mu: Tensor, k: int) -> Tensor:
     order of pi (ties by index), ``(B, k, d)``."""
     m = mu.shape[1]
     if not 1 <= k <= m:
-        raise ColorkitError(f"topk sampling gives at most {m} colorizations (one per mixture component); asked for k={k}")
+        raise ColorkitError(
+            f"topk sampling gives at most {m} colorizations (one per mixture component); asked for k={k}"
+        )
     order = torch.sort(log_pi, dim=1, descending=True, stable=True).indices[:, :k]  # (B, k)
     return mu.gather(1, order[:, :, None].expand(-1, -1, mu.shape[2]))
 

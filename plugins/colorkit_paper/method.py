@@ -20,21 +20,20 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
 from colorkit.registry import ColorkitError
 
+from .decoder_losses import WeightedDecoderLoss, check_decoder_loss_names
 from .layers import grey_at_size
-from .losses import PAPER_WEIGHTS, TERMS, decoder_loss
+from .losses import PAPER_WEIGHTS
 from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
-from .pretext import PretextBackbone
+from .pretext import PretextBackbone, PretextConfig
 
 
-class MDNConfig(ComponentConfig):
-    image_size: int = 64
-    """Side of the (square) images the method is trained on (power of two >= 16)."""
+class MDNConfig(PretextConfig):
     latent_dim: int = 64
     """d, the size of the colour-field embedding (paper: 64)."""
     embedder: str = "vae"
@@ -49,14 +48,16 @@ class MDNConfig(ComponentConfig):
     mdn_widths: tuple[int, int, int, int, int] = PAPER_WIDTHS
     mdn_fc: int = 4096
     mdn_dropout: float = 0.5
-    loss_weights: dict[str, float] = Field(default_factory=lambda: dict(PAPER_WEIGHTS))
-    """Decoder-loss terms and their lambdas (``l2``, ``hist``, ``mah``, ``grad``); eq. 4 by default."""
+    decoder_loss: dict[str, float] = Field(default_factory=lambda: dict(PAPER_WEIGHTS))
+    """The VAE's decoder loss: registered decoder-loss names and their weights (eq. 4 by
+    default: ``hist`` + 0.1 ``mah`` + 1e-3 ``grad``); a single name means weight 1, e.g.
+    ``--option decoder_loss=l2`` or a plugin's loss. See ``colorkit plugins --kind decoder_loss``."""
+    decoder_loss_kwargs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Config fields of the named decoder losses, ``{name: {field: value}}``."""
     loss_impl: Literal["auto", "torch", "triton"] = "auto"
+    """Implementation of the paper's loss terms: torch, the fused Triton kernel, or auto."""
     kl_weight: float = 1e-2
     """KL weight relative to the decoder loss (paper: 1e-2)."""
-    pretext_epochs: int = 10
-    pretext_batch_size: int = 32
-    pretext_lr: float = 3e-4
     vae_epochs: int = 10
     vae_batch_size: int = 32
     vae_lr: float = 5e-4
@@ -65,23 +66,32 @@ class MDNConfig(ComponentConfig):
     mdn_batch_size: int = 32
     mdn_lr: float = 1e-3
     mdn_init: Literal["random", "kmeans"] = "random"
-    """``kmeans``: in a stage ``mdn-init`` (no epochs) before the MDN stage, set every component's mean to a k-means centre of
-    the training split's VAE codes (output weights scaled by 0.1, bias = centre) and the
-    mixture logits to the log cluster sizes, so training starts from the best
-    input-agnostic mixture instead of one where a single component wins everything."""
+    """``kmeans``: in a stage ``mdn-init`` (no epochs) before the MDN stage, set every
+    component's mean to a k-means centre of the training split's VAE codes (output weights
+    scaled by 0.1, bias = centre) and the mixture logits to the log cluster sizes, so
+    training starts from the best input-agnostic mixture instead of one where a single
+    component wins everything."""
     flip: bool = False
     """Random horizontal flips (half of each batch) in the VAE and MDN stages."""
-    cache_dir: str | None = None
-    """Where trained backbones are cached; default ``<prepared data set>/backbones``."""
-    use_cache: bool = True
 
-    @field_validator("loss_weights")
+    @model_validator(mode="before")
     @classmethod
-    def _terms(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = set(v) - TERMS
-        if unknown:
-            raise ValueError(f"unknown decoder-loss terms {sorted(unknown)}; expected some of {sorted(TERMS)}")
-        return v
+    def _former_names(cls, data: Any) -> Any:
+        """Configs saved before ``decoder_loss`` named it ``loss_weights``."""
+        if isinstance(data, dict) and "loss_weights" in data and "decoder_loss" not in data:
+            data = dict(data)
+            data["decoder_loss"] = data.pop("loss_weights")
+        return data
+
+    @field_validator("decoder_loss", mode="before")
+    @classmethod
+    def _one_name(cls, v: Any) -> Any:
+        return {v: 1.0} if isinstance(v, str) else v
+
+    @field_validator("decoder_loss")
+    @classmethod
+    def _registered(cls, v: dict[str, float]) -> dict[str, float]:
+        return check_decoder_loss_names(v)
 
 
 METHOD_PRESETS: dict[str, dict[str, Any]] = {
@@ -107,6 +117,8 @@ class MDNMethod(PretextBackbone, Method):
     Config: ClassVar[type[ComponentConfig]] = MDNConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = METHOD_PRESETS
     sample_modes: ClassVar[tuple[str, ...]] = ("topk", "mixture")
+    sample_options: ClassVar[tuple[str, ...]] = ("variance",)
+    """``variance``: of the Gaussian noise added to a component's mean in ``mixture`` sampling."""
 
     def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
@@ -119,7 +131,7 @@ class MDNMethod(PretextBackbone, Method):
         feat = self._feature_shape()  # (C, h, w) of the backbone at image_size
         self.mdn = MixtureDensityNetwork(feat[0], feat[1:], self.embedder.latent_dim, c.components,
                                          c.mdn_widths, c.mdn_fc, c.mdn_dropout)
-        self._init_pretext()
+        self.decoder_loss = WeightedDecoderLoss(c.decoder_loss, c.decoder_loss_kwargs, impl=c.loss_impl)
 
     def _feature_shape(self) -> tuple[int, int, int]:
         s, was = self.config.image_size, self.backbone.training
@@ -138,15 +150,15 @@ class MDNMethod(PretextBackbone, Method):
             stages.append(pre)
         stages.append(Stage(
             name="vae", modules={"vae": self.embedder}, step=self._vae_step, epochs=c.vae_epochs,
-            batch_size=c.vae_batch_size, setup=self._flush_backbone_cache,
+            batch_size=c.vae_batch_size,
             make_optimizers=lambda: {"vae": torch.optim.Adam(self.embedder.parameters(), lr=c.vae_lr)},
         ))
         if c.mdn_init == "kmeans":  # its own stage: a resumed MDN stage is never re-initialised
             stages.append(Stage(name="mdn-init", modules={}, make_optimizers=dict, step=_no_step, epochs=0,
-                                setup=self._kmeans_init))
+                                on_start=self._kmeans_init))
         stages.append(Stage(
             name="mdn", modules={"mdn": self.mdn}, step=self._mdn_step, epochs=c.mdn_epochs,
-            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder], setup=self._flush_backbone_cache,
+            batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder],
             make_optimizers=lambda: {"mdn": torch.optim.Adam(self.mdn.parameters(), lr=c.mdn_lr)},
         ))
         return stages
@@ -173,9 +185,9 @@ class MDNMethod(PretextBackbone, Method):
         if z.shape[0] < m:
             raise ColorkitError(f"mdn_init='kmeans' needs at least {m} training images, got {z.shape[0]}")
         res = kmeans(z[None].cpu(), m, generator=gen)
-        centres = res.centres[0].to(dev)  # (M, d)
+        centers = res.centers[0].to(dev)  # (M, d)
         sizes = torch.bincount(res.labels[0], minlength=m).float().clamp_min(1).to(dev)
-        self.mdn.init_output(centres, sizes.log(), weight_scale=0.1)
+        self.mdn.init_output(centers, sizes.log(), weight_scale=0.1)
 
     def _flip(self, *xs: Tensor) -> tuple[Tensor, ...]:
         """The same random half of the batch mirrored left-right in every tensor."""
@@ -190,7 +202,7 @@ class MDNMethod(PretextBackbone, Method):
         g = grey if self.embedder.uses_grey else None
         post = self.embedder.encode(ab, g)
         recon = self.embedder.decode(post.sample(), g)  # (B, 2, H, W)
-        dec = decoder_loss(recon, ab, self.stats, weights=dict(c.loss_weights), impl=c.loss_impl)  # (B,)
+        dec = self.decoder_loss(recon, ab, self.stats)  # (B,)
         kl = post.kl()  # (B,)
         loss = (dec + c.kl_weight * kl).mean()
         ctx.optimize("vae", loss)

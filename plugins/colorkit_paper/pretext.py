@@ -1,59 +1,64 @@
 """Training a backbone on its pretext task once per data set, shared by the methods that
 use it (``mdn``, ``mdn-skip`` and the ``colornet`` reference).
 
-:class:`PretextBackbone` is a mixin for a :class:`colorkit.interfaces.Method` with a
-``backbone`` and config fields ``pretext_epochs``, ``pretext_batch_size``, ``pretext_lr``,
-``image_size``, ``cache_dir`` and ``use_cache``. :meth:`~PretextBackbone._pretext_stage`
-wraps the backbone's own pretext stage: its ``setup`` loads a cached copy trained with
-the same schedule on the same training split (then the stage has no epochs);
-:meth:`~PretextBackbone._flush_backbone_cache` stores the backbone once its full schedule
-has run (a shortened smoke run is never cached).
+:class:`PretextConfig` holds the pretext schedule and cache settings, written once and
+inherited by those methods' configs. :class:`PretextBackbone` is a mixin for a
+:class:`colorkit.interfaces.Method` with a ``backbone`` and such a config:
+:meth:`~PretextBackbone._pretext_stage` wraps the backbone's own pretext stage with two
+lifecycle hooks: ``skip`` loads a cached copy trained with the same schedule on the same
+training split (the stage then does not run), ``on_end`` stores the backbone once the stage
+has run its full schedule (a shortened smoke run is never cached).
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
-
-from colorkit.interfaces import Stage, StepContext
+from colorkit.interfaces import ComponentConfig, Stage, StageEnd
 
 from . import backbone_cache
+
+
+class PretextConfig(ComponentConfig):
+    """The pretext schedule of the method's backbone and where trained backbones are cached."""
+
+    image_size: int = 64
+    """Side of the (square) images the method is trained on (power of two >= 16)."""
+    pretext_epochs: int = 10
+    """Epochs of the backbone's pretext stage (a backbone without one ignores the schedule)."""
+    pretext_batch_size: int = 32
+    pretext_lr: float = 3e-4
+    cache_dir: str | None = None
+    """Where trained backbones are cached; default ``<prepared data set>/backbones``."""
+    use_cache: bool = True
 
 
 class PretextBackbone:
     """Mixin: the cached pretext stage of ``self.backbone`` (see the module docstring)."""
 
-    def _init_pretext(self) -> None:
-        self._pretext_cached = False  # cached backbone loaded: the pretext stage does nothing
-        self._pretext_images = 0  # images the pretext stage trained on in this run
-        self._cache_target: Path | None = None
-
     def _pretext_stage(self) -> Stage | None:
         c = self.config
-        kwargs = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr}
-        params = inspect.signature(self.backbone.pretrain_stage).parameters
-        stage = self.backbone.pretrain_stage(self.stats, **{k: v for k, v in kwargs.items() if k in params})
+        stage = self.backbone.pretrain_stage(self.stats, epochs=c.pretext_epochs, batch_size=c.pretext_batch_size,
+                                             lr=c.pretext_lr)
         if stage is None:
             return None
-        stage.epochs, stage.batch_size = c.pretext_epochs, c.pretext_batch_size
-        inner = stage.step
+        target: list[Path | None] = [None]
 
-        def setup(train_split: Any) -> None:
-            self._cache_target = self._cache_path(train_split)
-            if self._cache_target is not None and backbone_cache.load_into(self.backbone, self._cache_target):
-                self._pretext_cached = True
-                stage.epochs = 0  # an engine reading epochs after setup skips the stage entirely
+        def skip(train_split: Any) -> bool:
+            """A cached backbone for this schedule and split: load it, skip the stage."""
+            target[0] = self._cache_path(train_split)
+            return target[0] is not None and backbone_cache.load_into(self.backbone, target[0])
 
-        def step(batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
-            if self._pretext_cached:
-                return {}
-            self._pretext_images += batch["grey"].shape[0] * ctx.world_size
-            return inner(batch, ctx)
+        def on_end(train_split: Any, end: StageEnd) -> None:
+            """Store the backbone when it ran its full schedule (rank 0 writes)."""
+            from colorkit import distributed as D
 
-        stage.setup, stage.step = setup, step
+            path = target[0] if target[0] is not None else self._cache_path(train_split)
+            if path is not None and end.complete and D.rank() == 0:
+                backbone_cache.save(self.backbone, path)
+
+        stage.skip, stage.on_end = skip, on_end
         return stage
 
     def _cache_path(self, train_split: Any) -> Path | None:
@@ -68,13 +73,3 @@ class PretextBackbone:
         schedule = {"epochs": c.pretext_epochs, "batch_size": c.pretext_batch_size, "lr": c.pretext_lr,
                     "image_size": c.image_size}
         return backbone_cache.cache_path(base, self.backbone, schedule, self.stats, train_split)
-
-    def _flush_backbone_cache(self, train_split: Any) -> None:
-        """After the pretext stage: store the backbone if it finished its full schedule
-        (not a shortened smoke run) and nothing was cached yet."""
-        from colorkit import distributed as D
-
-        target, self._cache_target = self._cache_target, None
-        full = self._pretext_images >= 0.9 * self.config.pretext_epochs * len(train_split)
-        if target is not None and not self._pretext_cached and full and D.rank() == 0:
-            backbone_cache.save(self.backbone, target)

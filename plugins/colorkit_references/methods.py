@@ -77,7 +77,7 @@ class Reference(Method):
 
     def stages(self) -> list[Stage]:
         return [Stage(name="fit", modules={}, make_optimizers=dict, step=self._no_step, epochs=0,
-                      batch_size=self.config.batch_size, setup=self.fit)]
+                      batch_size=self.config.batch_size, on_start=self.fit)]
 
     @staticmethod
     def _no_step(batch: dict[str, Tensor], ctx: Any) -> dict[str, Tensor]:  # pragma: no cover - epochs=0
@@ -191,7 +191,9 @@ class PriorKMeansReference(_FieldBank):
 
             bank = self._stored()
             if k > bank.shape[0]:
-                raise ColorkitError(f"prior-kmeans holds {bank.shape[0]} training fields; it cannot give k = {k} centres")
+                raise ColorkitError(
+                    f"prior-kmeans holds {bank.shape[0]} training fields; it cannot give k = {k} centres"
+                )
             gen = torch.Generator(device=bank.device).manual_seed(self.config.seed)
             self._centres[k] = diverse_from_samples(bank.unsqueeze(0), k, generator=gen)[0]
         return self._centres[k]

@@ -71,6 +71,8 @@ class Oracle(Method):
             for j, g in enumerate(order):
                 colours = torch.tensor(groups[g]["ab"], dtype=torch.float32)  # (R, 2)
                 if labels.max() >= colours.shape[0]:
-                    raise ColorkitError(f"label map has {int(labels.max()) + 1} regions, theme lists {colours.shape[0]}")
+                    raise ColorkitError(
+                        f"label map has {int(labels.max()) + 1} regions, theme lists {colours.shape[0]}"
+                    )
                 out[i, j] = colours[labels].permute(2, 0, 1)
         return out.to(grey.device)

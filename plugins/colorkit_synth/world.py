@@ -172,7 +172,8 @@ class World:
 def _lab_to_rgb_np(lab: np.ndarray) -> np.ndarray:
     """Lab (..., 3) -> sRGB (..., 3) in [0, 1], unclipped (for gamut tests)."""
     import torch
-    from kornia.color import lab_to_rgb
+
+    from colorkit.color import lab_to_rgb
 
     t = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.float32)).reshape(-1, 3).T[None, :, :, None]
     return lab_to_rgb(t, clip=False)[0, :, :, 0].T.reshape(lab.shape).numpy()
@@ -276,7 +277,9 @@ def _texture(kind: str, xx: np.ndarray, yy: np.ndarray, period: float) -> np.nda
     if kind == "checker":
         return np.sign(np.sin(2 * math.pi * xx / period) * np.sin(2 * math.pi * yy / period))
     if kind == "dots":
-        return np.where((np.sin(2 * math.pi * xx / period) > 0.5) & (np.sin(2 * math.pi * yy / period) > 0.5), 1.0, -0.4)
+        return np.where(
+            (np.sin(2 * math.pi * xx / period) > 0.5) & (np.sin(2 * math.pi * yy / period) > 0.5), 1.0, -0.4
+        )
     raise AssertionError(kind)
 
 
@@ -287,7 +290,9 @@ def render(world: World, rng: np.random.Generator, size: int) -> tuple[np.ndarra
     scale = S / 64.0
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float64) + 0.5
     theta, phase = rng.uniform(0, 2 * math.pi, 2)
-    L = BACKGROUND_L + BACKGROUND_WAVE * np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / (0.8 * S) + phase)
+    L = BACKGROUND_L + BACKGROUND_WAVE * np.sin(
+        2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / (0.8 * S) + phase
+    )
     labels = np.zeros((S, S), dtype=np.uint8)
     objects: list[dict[str, Any]] = []
     n_obj = int(rng.integers(1, spec.objects + 1))
@@ -385,10 +390,10 @@ def generate(spec: SynthSpec | str | None = None, cache_dir: str | os.PathLike[s
 
 def _write(world: World, folder: Path) -> None:
     import torch
-    from kornia.color import lab_to_rgb
     from PIL import Image
 
     from colorkit.checkpoint import save_tensors
+    from colorkit.color import lab_to_rgb
 
     spec = world.spec
     rng = np.random.default_rng([spec.seed, 1])

@@ -46,9 +46,9 @@ def structured_batch(n: int, size: int, seed: int = 0) -> dict[str, torch.Tensor
 
 
 def run_stage(stage, data: dict[str, torch.Tensor], steps: int, seed: int = 0) -> list[float]:
-    """A tiny stand-in for the engine: setup, optimizers, shuffled batches, ``step``."""
-    if stage.setup is not None:
-        stage.setup(Split(data))
+    """A tiny stand-in for the engine: on_start, optimizers, shuffled batches, ``step``."""
+    if stage.on_start is not None:
+        stage.on_start(Split(data))
     for mod in stage.modules.values():
         mod.train()
     for mod in stage.frozen:

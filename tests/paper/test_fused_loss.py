@@ -17,7 +17,7 @@ import torch
 triton = pytest.importorskip("triton", reason="triton does not import here; the fused loss cannot run")
 
 from colorkit_paper import fused  # noqa: E402
-from colorkit_paper.losses import PAPER_WEIGHTS, DecoderLossModule, decoder_loss  # noqa: E402
+from colorkit_paper.losses import PAPER_WEIGHTS, decoder_loss  # noqa: E402
 
 from colorkit.stats import BIN_MIN, BIN_STEP, ColorStats, G  # noqa: E402
 
@@ -244,17 +244,6 @@ def test_target_is_treated_as_data():
     assert pred.grad is not None and target.grad is None
 
 
-def test_module_form_matches_function():
-    stats = make_stats(5, 5)
-    pred, target = make_inputs((2, 2, 5, 5), seed=10)
-    mod = DecoderLossModule(weights=ALL, impl="triton")
-    assert torch.equal(mod(pred, target, stats), decoder_loss(pred, target, stats, weights=ALL, impl="triton"))
-    with pytest.raises(ValueError, match="unknown decoder-loss terms"):
-        DecoderLossModule(weights={"kl": 1.0})
-    with pytest.raises(ValueError, match="impl must be"):
-        DecoderLossModule(impl="cuda")
-
-
 # ---- dispatch -------------------------------------------------------------------------------
 
 
@@ -313,7 +302,9 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
         decoder_loss(x, x[:, :1], stats, impl="triton")
     with pytest.raises(ValueError, match="pca_components"):
-        decoder_loss(torch.zeros(1, 2, 4, 4, device=DEVICE), torch.zeros(1, 2, 4, 4, device=DEVICE), stats, impl="triton")
+        decoder_loss(
+            torch.zeros(1, 2, 4, 4, device=DEVICE), torch.zeros(1, 2, 4, 4, device=DEVICE), stats, impl="triton"
+        )
 
 
 # ---- GPU build without a GPU ------------------------------------------------------------------

@@ -68,7 +68,9 @@ def test_mixture_sampling_reproducible_and_correct():
     far = torch.tensor([[[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]]])
     pi = torch.tensor([[0.2, 0.3, 0.5]])
     d = sample_mixture(pi.log(), far, 20000, 0.1, torch.Generator().manual_seed(3))[0]
-    freq = torch.stack([(d.norm(dim=1) < 10).float().mean(), (d[:, 0] > 50).float().mean(), (d[:, 1] > 50).float().mean()])
+    freq = torch.stack(
+        [(d.norm(dim=1) < 10).float().mean(), (d[:, 0] > 50).float().mean(), (d[:, 1] > 50).float().mean()]
+    )
     torch.testing.assert_close(freq, pi[0], atol=0.02, rtol=0)
 
 
@@ -129,7 +131,7 @@ def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
     assert [s.name for s in create_method("mdn", stats=stats16, preset="tiny", image_size=16).stages()] == [
         "colornet", "vae", "mdn"]
     split = Split(structured_batch(32, 16))
-    stages[2].setup(split)
+    stages[2].on_start(split)
     m.eval()
     with torch.no_grad():
         codes = m.embedder.encode(split.data["ab"]).mu  # (32, d)

@@ -13,6 +13,7 @@ from paper_helpers import Split, run_stage, structured_batch
 
 from colorkit import ColorkitError, create_method
 from colorkit.checkpoint import load_component, save_component
+from colorkit.interfaces import StageEnd
 
 S = 16
 
@@ -107,8 +108,10 @@ def test_checkpoint_round_trip(stats16, tmp_path):
 
 
 def test_config_errors(stats16):
-    with pytest.raises(ValueError, match="unknown decoder-loss terms"):
-        tiny(stats=stats16, loss_weights={"hist": 1.0, "tv": 1.0})
+    with pytest.raises(ColorkitError, match="unknown decoder loss 'tv'; known: .*grad, hist, l2, mah, paper"):
+        tiny(stats=stats16, decoder_loss={"hist": 1.0, "tv": 1.0})
+    with pytest.raises(ValueError, match="weight of 'hist' must be a finite number"):
+        tiny(stats=stats16, decoder_loss={"hist": float("nan")})
     with pytest.raises(ColorkitError, match="unknown backbone"):
         tiny(stats=stats16, backbone="nonet")
     assert MDNMethod(stats=stats16, preset="paper").mdn.fc[2].out_features == 4096
@@ -118,25 +121,24 @@ def test_backbone_cache(stats16, tmp_path):
     data = structured_batch(24, S)
     m = tiny(stats=stats16, cache_dir=str(tmp_path), pretext_epochs=1, pretext_batch_size=8)
     pre, vae, _ = m.stages()
+    assert not pre.skip(Split(data))  # nothing cached yet
     run_stage(pre, data, 3)  # one full epoch of 24 images
-    vae.setup(Split(data))  # the next stage stores the trained backbone
+    pre.on_end(Split(data), StageEnd("colornet", epochs=1, planned_epochs=1, complete=True))  # stores it
     cached = list(tmp_path.iterdir())
     assert len(cached) == 1 and cached[0].name.startswith("colornet-")
 
     fresh = tiny(stats=stats16, cache_dir=str(tmp_path), pretext_epochs=1, pretext_batch_size=8)
     pre2 = fresh.stages()[0]
-    pre2.setup(Split(data))
-    assert pre2.epochs == 0 and pre2.step({k: v[:8] for k, v in data.items()}, None) == {}
+    assert pre2.skip(Split(data))  # loaded from the cache: the engine skips the stage
     for a, b in zip(fresh.backbone.state_dict().values(), m.backbone.state_dict().values()):
         torch.testing.assert_close(a, b)
 
     # a shortened (smoke) pretext run is not cached; other settings get another key
     other = tiny(stats=stats16, cache_dir=str(tmp_path), pretext_epochs=2, pretext_batch_size=8)
     pre3, vae3, _ = other.stages()
-    pre3.setup(Split(data))
-    assert pre3.epochs == 2
+    assert not pre3.skip(Split(data)) and pre3.epochs == 2
     run_stage(pre3, data, 3)
-    vae3.setup(Split(data))
+    pre3.on_end(Split(data), StageEnd("colornet", epochs=1, planned_epochs=2, complete=False))
     assert len(list(tmp_path.iterdir())) == 1
 
 

@@ -15,13 +15,18 @@ ab fields of the training images whose grey thumbnails are closest to its own.
   (``make_optimizers`` returns ``{}``) and no gradient. Each epoch rebuilds the bank from
   empty, so more epochs only cost time. When the training split holds more than
   ``bank_size`` images, reservoir sampling keeps a uniform random subset (drawn from
-  torch's generator, which the engine seeds). Under torchrun every process gathers all
+  ``ctx.generator``, which the engine seeds and restores on resume). Under torchrun every process gathers all
   processes' batches, so each holds the same bank as one process would.
 * Sampling, ``(B, k, 2, H, W)`` in ab / 128: distances are L2 between grey thumbnails.
   ``nearest`` (default): the ab fields of the k nearest training images, nearest first
   (the generator is not used). ``random-of-top``: k distinct images drawn with the
   generator from the 2k nearest, kept in order of distance. A grey image of another size
   than ``image_size`` gets the stored fields resized to its size (bilinear).
+
+The package also registers a metric, ``chroma_ratio`` (:class:`ChromaRatio`): how
+colourful the colorizations are against the true images, a ratio of sums over every
+image (a :class:`colorkit.RatioMetric`), scored by ``colorkit bench`` beside the built-in
+metrics.
 """
 
 from __future__ import annotations
@@ -30,13 +35,12 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from colorkit import ColorkitError, ComponentConfig, Method, RatioMetric, Stage, StepContext
 from colorkit import distributed as D
-from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
-from colorkit.registry import ColorkitError
 from pydantic import Field
 from torch import Tensor, nn
 
-__all__ = ["ColourBank", "KNNColorizer", "KNNConfig"]
+__all__ = ["ChromaRatio", "ColourBank", "KNNColorizer", "KNNConfig"]
 __version__ = "0.1.0"
 
 
@@ -178,3 +182,19 @@ class KNNColorizer(Method):
         if (h, w) != (s, s):
             ab = F.interpolate(ab.flatten(0, 1), size=(h, w), mode="bilinear").unflatten(0, (b, k))
         return ab
+
+
+class ChromaRatio(RatioMetric):
+    """Colourfulness of the colorizations against the truth: the summed chroma sqrt(a^2 + b^2)
+    of every pixel of every colorization divided by k times the summed chroma of the true
+    pixels. 1: as colourful as the truth; below 1: greyer (desaturated); above: more colourful."""
+
+    units = "ratio (colorization chroma / true chroma)"
+    higher_is_better = None  # 1 is best; neither direction is better
+
+    def per_image_parts(self, samples: Tensor, target: Tensor, grey: Tensor) -> tuple[Tensor, Tensor]:
+        # samples (B, k, 2, H, W), target (B, 2, H, W), both ab / 128
+        k = samples.shape[1]
+        num = samples.float().pow(2).sum(2).sqrt().flatten(1).sum(1)  # (B,)
+        den = k * target.float().pow(2).sum(1).sqrt().flatten(1).sum(1)  # (B,)
+        return num, den

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import colorkit
 import torch
-from colorkit.engine import TrainConfig, Trainer
+from colorkit import TrainConfig, Trainer
 
-from colorkit_knn import KNNColorizer
+from colorkit_knn import ChromaRatio, KNNColorizer
 
 
 def test_registered_from_this_distribution():
@@ -23,6 +23,25 @@ def test_contract(colorkit_contract):
     # Builds knn with preset "tiny", trains it through colorkit's engine, checks sample
     # shapes and units, determinism per mode and the save/load round trip.
     colorkit_contract("knn")
+
+
+def test_metric_contract(colorkit_contract):
+    # Units and direction declared, finite, the same however the images are batched, reset clears.
+    colorkit_contract("chroma_ratio")
+
+
+def test_chroma_ratio_is_one_for_the_truth_and_pooled_over_images():
+    target = torch.zeros(2, 2, 4, 4)
+    target[0, 0] = 0.5  # a colourful image
+    target[1, 1] = 0.1  # a nearly grey one
+    m = ChromaRatio()
+    m.update(target[:, None].repeat(1, 3, 1, 1, 1), target, torch.zeros(2, 1, 4, 4))
+    assert abs(m.compute() - 1.0) < 1e-6  # float32 square roots
+    m.reset()
+    half = target.clone()
+    half[1] = 0.0  # the grey image loses its colour: pooled ratio 0.5 / 0.6, not the mean of 1 and 0
+    m.update(half[:, None], target, torch.zeros(2, 1, 4, 4))
+    assert abs(m.compute() - 0.5 / 0.6) < 1e-6
 
 
 def _trained(dataset, stats, tmp_path, **fields):

@@ -1,0 +1,108 @@
+"""One configuration tree behind the commands: shared options (``--crop``, ``--test-size``,
+``--cache-dir``, ``--weighting``, ``--quiet`` with the former ``--no-progress``), the
+statistics options reaching training, the tree written into run.json, and sampling
+settings (``--option``) at colorize and bench time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from colorkit import ColorkitError, load
+from colorkit.bench import BenchConfig, parse_bench_options
+from colorkit.cli import main
+from colorkit.config import DataConfig, SampleConfig
+from colorkit.stats import ColorStats
+from colorkit.testing import make_image_folder
+
+
+def _cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("command", ["train", "bench", "stats", ["data", "prepare"]])
+def test_commands_share_the_data_and_progress_options(command, capsys):
+    args = [command] if isinstance(command, str) else list(command)
+    code, out, _ = _cli([*args, "--help"], capsys)
+    assert code == 0
+    for opt in ("--dataset", "--size", "--crop", "--test-size", "--cache-dir", "--quiet"):
+        assert opt in out, (command, opt)
+    assert "--no-progress" not in out  # the former name still works, but is not advertised
+    if command in ("train", "bench", "stats"):
+        assert "--weighting" in out
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("cfg") / "imgs", n=30, size=40, seed=8)
+
+
+@pytest.fixture(scope="module")
+def colornet_run(folder, tmp_path_factory):
+    """A tiny ``colornet`` run trained with --weighting inverse, --test-size and --crop,
+    through the former progress flag."""
+    out = tmp_path_factory.mktemp("cfg-run") / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--method", "colornet", "--dataset", str(folder), "--preset", "tiny", "--epochs", "1",
+              "--size", "32", "--weighting", "inverse", "--test-size", "6", "--crop", "--out", str(out),
+              "--no-progress"])
+    assert exc.value.code == 0
+    return out
+
+
+def test_stats_options_reach_training_and_run_json_holds_the_tree(colornet_run):
+    info = json.loads((colornet_run / "run.json").read_text())
+    cfg = info["config"]
+    assert set(cfg) == {"data", "stats", "method", "train"}
+    assert cfg["stats"]["weighting"] == "inverse" and cfg["data"]["test_size"] == 6 and cfg["data"]["crop"] is True
+    assert cfg["method"] == {"name": "colornet", "preset": "tiny", "options": {}}
+    assert cfg["train"]["epochs"] == 1 and cfg["train"]["progress"] is False
+    assert info["dataset"]["n_test"] == 6
+    stats = ColorStats.load(colornet_run / "stats.safetensors")
+    assert stats.meta["weighting"] == "inverse"  # the statistics training used
+    assert DataConfig.model_validate(cfg["data"]).size == 32
+
+
+def test_sampling_settings_at_load_time(colornet_run, folder):
+    grey = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    default = load(colornet_run, device="cpu")
+    hot = load(colornet_run, device="cpu", options={"temperature": 5.0})
+    assert hot.method.config.temperature == 5.0 and default.method.config.temperature == 0.38
+    assert not torch.allclose(default.sample(grey, 1), hot.sample(grey, 1))
+    per_pixel = load(colornet_run, device="cpu", options={"mode": "per-pixel"})
+    a, b = per_pixel.sample(grey, 2, seed=1), per_pixel.sample(grey, 2, mode="per-pixel", seed=1)
+    assert torch.equal(a, b)
+    with pytest.raises(ColorkitError, match="not a sampling setting of colornet: backbone; its sampling settings: "
+                                            "temperature"):
+        load(colornet_run, device="cpu", options={"backbone": "other"})
+    with pytest.raises(ColorkitError, match="cannot sample with mode 'nope'"):
+        load(colornet_run, device="cpu", options={"mode": "nope"})
+
+
+def test_colorize_option_errors_are_one_line(colornet_run, folder, tmp_path, capsys):
+    img = next(p for p in sorted(folder.iterdir()) if p.suffix in {".png", ".jpg"})
+    code, _, err = _cli(["colorize", str(img), "--run", str(colornet_run), "--k", "2", "--out", str(tmp_path / "o"),
+                         "--option", "temperature=-1"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "temperature" in err
+    code, _, err = _cli(["colorize", str(img), "--run", str(colornet_run), "--k", "2", "--out", str(tmp_path / "p"),
+                         "--option", "temperature=0.2"], capsys)
+    assert code == 0, err
+    assert len(list((tmp_path / "p").glob("*.png"))) == 3  # 2 colorizations + the grid
+
+
+def test_bench_options_are_scoped_by_method():
+    opts = parse_bench_options({"mdn:decoder_loss": "l2", "mode": "mixture", "colornet:temperature": 0.2})
+    assert opts == {"mdn": {"decoder_loss": "l2"}, "*": {"mode": "mixture"}, "colornet": {"temperature": 0.2}}
+    cfg = BenchConfig(methods=["mdn", "colornet"], options=opts, dataset="demo", size=32, crop=True, seed=3)
+    assert cfg.data == DataConfig(dataset="demo", size=32, crop=True, seed=3)
+    assert cfg.method_options("mdn") == ({"decoder_loss": "l2"}, {"mode": "mixture"})
+    assert cfg.method_options("colornet") == ({}, {"mode": "mixture", "temperature": 0.2})
+    assert SampleConfig.from_options({"mode": "topk", "variance": 0.05}) == SampleConfig(mode="topk",
+                                                                                          options={"variance": 0.05})
+    with pytest.raises(ValueError):
+        BenchConfig(methods=["mdn"], colour="red")  # unknown fields are errors

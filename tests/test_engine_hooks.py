@@ -1,0 +1,138 @@
+"""The engine's stage lifecycle hooks (skip, on_start, on_end) and the seeded per-process
+generator it gives every step (``ctx.generator``), saved and restored on resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from toy_method import ToyMethod, ToySplit
+
+from colorkit.engine import TrainConfig, Trainer, engine_seed
+from colorkit.interfaces import Stage, StageEnd
+from colorkit.registry import ColorkitError
+
+
+class HookedToy(ToyMethod):
+    """ToyMethod whose stages record their hooks and the generator's draws."""
+
+    def __init__(self, *a, skip_first: bool = False, **kw):
+        super().__init__(*a, **kw)
+        self.events: list[tuple] = []
+        self.draws: list[float] = []
+        self.skip_first = skip_first
+
+    def stages(self):
+        st = ToyMethod.stages(self)
+        out = []
+        for s in st:
+            inner = s.step
+
+            def step(batch, ctx, inner=inner):
+                assert isinstance(ctx.generator, torch.Generator)
+                self.draws.append(float(torch.rand((), generator=ctx.generator)))
+                return inner(batch, ctx)
+
+            def on_start(split, name=s.name):
+                self.events.append(("start", name))
+
+            def on_end(split, end, name=s.name):
+                self.events.append(("end", name, end))
+
+            def skip(split, name=s.name):
+                self.events.append(("skip?", name))
+                return self.skip_first and name == "net"
+
+            s.step, s.on_start, s.on_end, s.skip = step, on_start, on_end, skip
+            out.append(s)
+        return out
+
+
+def make(**kw):
+    torch.manual_seed(0)
+    m = HookedToy(preset="tiny", **kw)
+    m.registry_name = "toy"
+    return m
+
+
+def fit(m, run_dir, resume=False, **cfg):
+    return Trainer(TrainConfig(progress=False, **cfg)).fit(m, ToySplit(), run_dir, resume=resume)
+
+
+def test_hooks_in_order_with_the_stage_outcome(tmp_path):
+    m = make()
+    fit(m, tmp_path / "r")
+    names = [e[:2] for e in m.events]
+    assert names == [("skip?", "net"), ("start", "net"), ("end", "net"),
+                     ("skip?", "head"), ("start", "head"), ("end", "head")]
+    end = m.events[2][2]
+    assert end == StageEnd(name="net", epochs=3, planned_epochs=3, complete=True)
+
+
+def test_shortened_runs_are_not_complete(tmp_path):
+    m = make()
+    fit(m, tmp_path / "a", epochs=1)  # an --epochs override
+    assert m.events[2][2] == StageEnd(name="net", epochs=1, planned_epochs=3, complete=False)
+    m = make()
+    fit(m, tmp_path / "b", max_steps_per_epoch=1)  # epochs cut short
+    assert m.events[2][2].complete is False and m.events[2][2].epochs == 3
+
+
+def test_skip_runs_nothing_of_the_stage(tmp_path):
+    m = make(skip_first=True)
+    net0 = {k: v.clone() for k, v in m.net.state_dict().items()}
+    summary = fit(m, tmp_path / "r")
+    assert [e[:2] for e in m.events] == [("skip?", "net"), ("skip?", "head"), ("start", "head"), ("end", "head")]
+    assert summary["stage_budget"]["net"] == {"epochs": 0, "images": 0}
+    assert summary["steps"] == 9  # only the head stage's 3 epochs x 3 batches
+    assert all(torch.equal(v, m.net.state_dict()[k]) for k, v in net0.items())
+
+
+def test_setup_is_the_former_name_of_on_start():
+    fn = lambda split: None  # noqa: E731
+    st = Stage("s", {}, dict, lambda b, c: {}, epochs=1, setup=fn)
+    assert st.on_start is fn and st.setup is None
+    with pytest.raises(ColorkitError, match="not both"):
+        Stage("s", {}, dict, lambda b, c: {}, epochs=1, setup=fn, on_start=fn)
+
+
+def test_generator_is_seeded_per_run_and_per_process(tmp_path):
+    a, b, c = make(), make(), make()
+    fit(a, tmp_path / "a", seed=3)
+    fit(b, tmp_path / "b", seed=3)
+    fit(c, tmp_path / "c", seed=4)
+    assert a.draws == b.draws and a.draws != c.draws and len(a.draws) == 18
+    first = torch.rand((), generator=torch.Generator().manual_seed(engine_seed(3, 0)))
+    assert a.draws[0] == float(first)
+    assert engine_seed(3, 0) != engine_seed(3, 1)  # every process draws its own noise
+
+
+def test_resume_restores_the_generator(tmp_path):
+    ref = make()
+    fit(ref, tmp_path / "full")
+
+    class Interrupt(Exception):
+        pass
+
+    m = make()
+    orig = m.stages
+
+    def stages():
+        st = orig()
+        inner = st[1].step
+
+        def step(batch, ctx):
+            if ctx.step == 12:  # stage 2, after its first epoch was checkpointed
+                raise Interrupt
+            return inner(batch, ctx)
+
+        st[1].step = step
+        return st
+
+    m.stages = stages
+    with pytest.raises(Interrupt):
+        fit(m, tmp_path / "cut")
+    again = make()
+    fit(again, tmp_path / "cut", resume=True)
+    assert again.draws == ref.draws[12:]  # the draws after the checkpoint, as in one go
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
