@@ -91,9 +91,24 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ColorkitError(f"invalid device {device!r} ({exc}); expected auto, cpu, cuda or cuda:N") from None
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ColorkitError(f"invalid device {device!r}; expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ColorkitError(f"device {device!r} asked for, but no CUDA GPU is available here; use --device cpu "
+                                "or auto")
+        if dev.index is not None and dev.index >= count:
+            raise ColorkitError(f"device {device!r} asked for, but this machine has {count} CUDA GPU(s) "
+                                f"(cuda:0 to cuda:{count - 1})")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ColorkitError(f"device {device!r} asked for, but MPS is not available here; use --device cpu or auto")
+    elif dev.type != "cpu":
+        raise ColorkitError(f"device {device!r} is not supported; expected auto, cpu, cuda, cuda:N or mps")
+    return dev
 
 
 class _Indexable(torch.utils.data.Dataset):

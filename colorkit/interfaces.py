@@ -49,9 +49,7 @@ class Component(nn.Module):
     @classmethod
     def make_config(cls, config: ComponentConfig | dict | None = None, **fields: Any) -> ComponentConfig:
         if isinstance(config, cls.Config):
-            if fields:
-                config = config.model_copy(update=fields)
-            return cls.Config.model_validate(config.model_dump())
+            return cls.Config.model_validate({**config.model_dump(), **fields})
         values: dict[str, Any] = dict(config or {})
         values.update(fields)
         preset = values.get("preset", cls.Config.model_fields["preset"].default)
@@ -278,7 +276,10 @@ class Method(Component):
             try:
                 self.config = self.make_config(self.config, **options)
             except ValueError as exc:  # pydantic's ValidationError
-                raise ColorkitError(f"invalid sampling setting: {' '.join(str(exc).split())}") from None
+                errors = getattr(exc, "errors", None)
+                detail = ("; ".join(f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}"
+                                    for e in errors()) if callable(errors) else " ".join(str(exc).split()))
+                raise ColorkitError(f"invalid sampling setting: {detail}") from None
 
     def check_mode(self, mode: str | None) -> str:
         mode = mode or self.sample_modes[0]

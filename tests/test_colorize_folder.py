@@ -230,3 +230,35 @@ def test_kill_9_at_a_random_moment_leaves_only_whole_files(tmp_path, capsys):
     assert code == 0, err
     assert len(outputs(out)) == 32
     _check_whole(out)
+
+
+def test_single_photo_into_a_folder_runs_output_is_refused(tmp_path, capsys):
+    """A single-photo run writing into a folder run's OUT would replace its outputs while
+    its record (colorize.json) still described the old ones, so a resume would trust them."""
+    src = tmp_path / "p"
+    photo(src / "img0.jpg", 40, 30, 1)
+    out = tmp_path / "o"
+    code, _, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "2", "--quiet"], capsys)
+    assert code in (0, None), err
+    before = (out / "img0_1.png").read_bytes()
+    code, _, err = run_cli(["colorize", str(src / "img0.jpg"), "--out", str(out), "--k", "3", "--seed", "9"], capsys)
+    one_line_error(code, err, "holds the outputs of a folder run")
+    assert (out / "img0_1.png").read_bytes() == before and not (out / "img0_3.png").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc"])
+def test_bad_sampling_variance_is_one_line(tmp_path, capsys, value):
+    photo(tmp_path / "x.jpg", 40, 30, 2)
+    code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--mode", "mixture",
+                            "--option", f"variance={value}"], capsys)
+    one_line_error(code, err, "invalid sampling setting: variance")
+    assert "pydantic" not in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without a GPU")
+@pytest.mark.parametrize("device", ["cuda", "cuda:3"])
+def test_missing_device_is_one_line(tmp_path, capsys, device):
+    photo(tmp_path / "x.jpg", 40, 30, 2)
+    code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--device", device],
+                           capsys)
+    one_line_error(code, err, "no CUDA GPU is available")

@@ -68,13 +68,17 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
                          not is_quiet(quiet, quiet_alias), parse_options(options))
         return
     from colorkit.checkpoint import ensure_writable_dir
+    from colorkit.folder import MANIFEST
     from colorkit.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.runs import load
 
+    out_dir = Path(out)
+    if (out_dir / MANIFEST).is_file():  # a folder run's outputs: its record would no longer describe them
+        raise ColorkitError(f"{out_dir} holds the outputs of a folder run ({MANIFEST}); choose another --out "
+                            "for single photos, or rerun the folder")
     colorizer = load(run_dir, device=device, options=parse_options(options))
     for p in images:  # fail before writing anything: every header, every size
         image_size(p, max_pixels)
-    out_dir = Path(out)
     created = not out_dir.exists()
     ensure_writable_dir(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=".colorize-tmp-", dir=out_dir))

@@ -43,7 +43,7 @@ class MDNConfig(PretextConfig):
     """Any registered backbone, e.g. ``colornet`` or ``timm:resnet18``."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     components: int = 8
-    variance: float = VARIANCE
+    variance: float = Field(VARIANCE, gt=0, allow_inf_nan=False)
     """Fixed spherical variance sigma^2 of every GMM component (paper: .1)."""
     mdn_widths: tuple[int, int, int, int, int] = PAPER_WIDTHS
     mdn_fc: int = 4096
