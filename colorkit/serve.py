@@ -269,6 +269,18 @@ def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int =
             echo(f"colorkit serve: warning: listening on {host}: anyone who can reach this machine can upload photos")
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
+        # uvicorn shuts down cleanly on SIGINT and SIGTERM, then re-raises the signal to the
+        # handler that was there before: for SIGTERM that is the default one, which would end
+        # the process before the temporary folder is removed. Make it an interrupt instead.
+        import signal
+
+        def _interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        import threading
+
+        main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
+        old_term = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
         try:
             server.run()
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C (SIGINT) after a clean shutdown
@@ -276,6 +288,9 @@ def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int =
         except SystemExit:  # uvicorn exits 1 when it cannot bind
             raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
                                 "choose another --port or --host") from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, old_term)
         if not server.started:
             raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
                                 "choose another --port or --host")

@@ -85,9 +85,9 @@ class Server:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def stop(self) -> str:
+    def stop(self, sig: int = signal.SIGINT) -> str:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -254,3 +254,14 @@ def test_writes_only_in_its_temp_folder_and_removes_it_at_exit(server):
     assert f"http://127.0.0.1:{server.port}/" in log  # bound to loopback by default
     assert "Traceback" not in log, log
     assert list(d["tmp"].iterdir()) == [], log
+
+
+def test_sigterm_also_removes_the_temp_folder(tmp_path):
+    """``docker stop`` and systemd send SIGTERM: the temporary folder must go as with Ctrl+C
+    (uvicorn re-raised SIGTERM after its shutdown, which killed the process before the
+    clean-up ran)."""
+    s = Server(tmp_path / "serve")
+    assert len(list(s.dirs["tmp"].iterdir())) == 1
+    log = s.stop(signal.SIGTERM)
+    assert "Traceback" not in log, log
+    assert list(s.dirs["tmp"].iterdir()) == [], log
