@@ -1,14 +1,34 @@
 """Shared test setup: everything small and made by the tests; nothing touches the user's
 cache (every prepared data set goes to one temporary folder for the session, deleted when
-the session ends)."""
+the session ends, or by the next session if this one is killed)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
-_CACHE = tempfile.mkdtemp(prefix="colorkit-test-cache-")
+_PREFIX = "colorkit-test-cache-"
+
+
+def _remove_caches_of_ended_sessions() -> None:
+    """A killed session never reaches ``pytest_sessionfinish``: remove the caches whose
+    session process (the number in the folder's name) no longer exists."""
+    for d in Path(tempfile.gettempdir()).glob(_PREFIX + "*-*"):
+        pid = d.name[len(_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:  # exists, owned by someone else
+            pass
+
+
+_remove_caches_of_ended_sessions()
+_CACHE = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
 os.environ["COLORKIT_CACHE"] = _CACHE
 
 

@@ -5,6 +5,7 @@ not installed (it comes with the ``dev`` extra)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,23 @@ def test_temporary_cache_is_removed_after_the_session(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     where = Path((tmp_path / "where.txt").read_text())
     assert where.name.startswith("colorkit-test-cache-") and not where.exists()
+
+
+def test_caches_of_killed_sessions_are_removed_by_the_next(tmp_path):
+    """A session that is killed never reaches its clean-up: the next session removes the
+    caches whose session process is gone (and keeps those of sessions still running)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp_path / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    (tmp_path / "test_one.py").write_text("def test_nothing():\n    pass\n")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp / f"colorkit-test-cache-{dead}-abc"
+    (stale / "demo").mkdir(parents=True)
+    alive = tmp / f"colorkit-test-cache-{os.getpid()}-def"
+    alive.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:colorkit",
+                           "test_one.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not stale.exists() and alive.exists()
