@@ -27,7 +27,7 @@ from _results import append_rows
 from PIL import Image
 
 import colorkit
-from colorkit.builtins import DEMO_DIR
+from colorkit.builtin_components import DEMO_DIR
 from colorkit.folder import colorize_folder
 from colorkit.imageio import compose_colorizations, model_grey, read_photo
 

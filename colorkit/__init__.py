@@ -18,7 +18,7 @@ from colorkit.api import (  # noqa: E402
     list_methods,
     list_metrics,
 )
-from colorkit.plugins import hookimpl  # noqa: E402
+from colorkit.plugin_manager import hookimpl  # noqa: E402
 from colorkit.registry import ColorkitError  # noqa: E402
 
 # What a plugin author needs, importable from ``colorkit`` (loaded on first use, so that

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from colorkit.plugins import registry
+from colorkit.plugin_manager import registry
 
 
 def _create(kind: str, name: str, **kwargs: Any) -> Any:

@@ -105,7 +105,7 @@ class BenchConfig(BaseModel):
 
     def method_options(self, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(training options, sampling options)`` of ``method`` from :attr:`options`."""
-        from colorkit.plugins import registry
+        from colorkit.plugin_manager import registry
 
         factory = registry("conditional_model").get(method).factory
         fields = set(getattr(getattr(factory, "Config", None), "model_fields", {}))
@@ -135,7 +135,7 @@ def reference_names(with_meta: bool = False) -> list[str]:
     """Registered conditional models with ``role = "reference"``, in registry order; those
     that need per-image metadata (``uses_meta``, e.g. synth's ``oracle``) only when
     ``with_meta``."""
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     reg = registry("conditional_model")
     out = []
@@ -147,7 +147,7 @@ def reference_names(with_meta: bool = False) -> list[str]:
 
 
 def role_of(method: str) -> str:
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     return str(getattr(registry("conditional_model").get(method).factory, "role", "learned"))
 
@@ -157,7 +157,7 @@ def build_metrics(stats: Any, with_meta: bool = False) -> tuple[dict[str, Metric
     per-image metadata the data set lacks, are returned as ``{name: reason}`` instead
     (and reported, not fatal)."""
     from colorkit.api import create_metric
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     metrics: dict[str, Metric] = {}
     skipped: dict[str, str] = {}

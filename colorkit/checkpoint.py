@@ -264,7 +264,7 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     ``kind``/``name``, when given, must match what was saved. ``factory_kwargs`` are passed
     to the factory (e.g. ``stats=`` for methods); when ``stats.safetensors`` exists and no
     ``stats`` is given, it is loaded and passed for factories that take it."""
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     directory = resolve_dir(directory)
     meta = read_meta(directory, prefix)

@@ -65,7 +65,7 @@ def _versions_safe() -> dict[str, str]:
 
 def check_options(method: str, preset: str, options: dict[str, Any] | None) -> None:
     """Validate a method's preset and options before any expensive work."""
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     factory = registry("conditional_model").get(method).factory
     make = getattr(factory, "make_config", None)
@@ -87,7 +87,7 @@ def check_options(method: str, preset: str, options: dict[str, Any] | None) -> N
 
 def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any] | None, dataset: Any) -> Any:
     from colorkit.api import create_method
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     entry = registry("conditional_model").get(method)
     kwargs = dict(options or {})

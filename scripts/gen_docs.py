@@ -134,7 +134,7 @@ def _field_rows(model: type[BaseModel], values: dict[str, dict[str, Any]]) -> li
 
 
 def _components() -> list[Any]:
-    from colorkit.plugins import all_entries
+    from colorkit.plugin_manager import all_entries
 
     return [e for e in all_entries() if e.distribution == CORE_DISTRIBUTION and hasattr(e.factory, "Config")
             and hasattr(e.factory, "make_config")]
@@ -142,7 +142,7 @@ def _components() -> list[Any]:
 
 def config_markdown() -> str:
     from colorkit.engine import TrainConfig
-    from colorkit.plugins import all_entries
+    from colorkit.plugin_manager import all_entries
 
     entries = _components()
     kinds = sorted({e.kind for e in all_entries() if e.distribution == CORE_DISTRIBUTION} - {e.kind for e in entries})

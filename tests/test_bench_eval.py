@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from skimage.color import rgb2lab
 
-from colorkit import plugins
+from colorkit import plugin_manager as plugins
 from colorkit.bench import BenchConfig, _verdicts, reference_names
 from colorkit.cli import main
 from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap

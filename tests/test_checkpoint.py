@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from colorkit import checkpoint as ck
-from colorkit import plugins
+from colorkit import plugin_manager as plugins
 from colorkit.interfaces import Component, ComponentConfig
 from colorkit.registry import ColorkitError, Entry
 

@@ -56,7 +56,7 @@ def folder(tmp_path):
     photo(src / "trip" / "deep" / "d.webp", 40, 40, 4)
     photo(src / "same.jpg", 30, 20, 5)
     photo(src / "same.png", 20, 30, 6)
-    from colorkit.builtins import DEMO_DIR
+    from colorkit.builtin_components import DEMO_DIR
 
     (src / "old").mkdir()
     with Image.open(sorted(DEMO_DIR.rglob("*.jpg"))[0]) as im:  # a real photo, in grey

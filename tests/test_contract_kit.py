@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from colorkit.interfaces import ComponentConfig, Method, Metric, RatioMetric, Stage
-from colorkit.plugins import registry
+from colorkit.plugin_manager import registry
 from colorkit.registry import Entry
 from colorkit.testing import ContractError, check_method
 

@@ -17,7 +17,7 @@ from PIL import Image
 import colorkit.data.images as images_mod
 from colorkit.cli import main
 from colorkit.data import SKIP_REASONS, default_test_size, find_images, load_image, prepare
-from colorkit.plugins import registry
+from colorkit.plugin_manager import registry
 from colorkit.registry import ColorkitError, Entry
 
 SIZE = 32

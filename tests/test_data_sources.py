@@ -25,7 +25,7 @@ from colorkit.cli import main
 from colorkit.data import Record, Source, prepare
 from colorkit.data.prepare import _FolderLock, clean_dead_tmp
 from colorkit.data.recipes import RECIPES, fetch
-from colorkit.plugins import registry
+from colorkit.plugin_manager import registry
 from colorkit.registry import ColorkitError, Entry
 from colorkit.testing.archives import (
     LoopbackServer,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import colorkit
-from colorkit import plugins
+from colorkit import plugin_manager as plugins
 from colorkit.cli import main
 from colorkit.testing import check_component, make_image_folder
 

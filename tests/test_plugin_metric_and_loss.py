@@ -13,7 +13,7 @@ import sys
 import pytest
 from test_plugins import make_dist
 
-from colorkit import plugins
+from colorkit import plugin_manager as plugins
 from colorkit.cli import main
 from colorkit.testing import make_image_folder
 

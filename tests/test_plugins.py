@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import colorkit
-from colorkit import plugins
+from colorkit import plugin_manager as plugins
 from colorkit.cli import main
 from colorkit.registry import DuplicateComponentError, Entry, Registry, UnknownComponentError
 

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 import colorkit
 from colorkit import checkpoint as ck
-from colorkit import plugins
+from colorkit import plugin_manager as plugins
 from colorkit.cli import main
 from colorkit.registry import ColorkitError, Entry
 from colorkit.testing import make_image_folder

@@ -36,7 +36,7 @@ class _Group(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
-        from colorkit.plugins import call_hook
+        from colorkit.plugin_manager import call_hook
 
         # one guarded call per plugin: a plugin whose hook raises is named in one line and
         # every other command (``--help`` included) keeps working

@@ -52,7 +52,7 @@ def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, 
         --device cuda --compile
     """
     from colorkit.config import DataConfig, StatsConfig
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
     from colorkit.runs import run_dir_for
     from colorkit.runs import train as run_train
 

@@ -109,7 +109,7 @@ def _check_test_size(test_size: int | None, n: int, root: Any, rule: dict[str, A
 
 
 def _registered(text: str):
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     reg = registry("dataset")
     return reg if text in reg else None, reg
@@ -150,7 +150,7 @@ def resolve_source(source: Any, *, cache_dir: Path | None = None) -> tuple[Any, 
         src = _sources.source_for_path(path, cache_dir=base)
         return src, src.name
     if reg is None:
-        from colorkit.plugins import registry
+        from colorkit.plugin_manager import registry
 
         reg = registry("dataset")
     known = ", ".join(reg.names()) or "none registered"

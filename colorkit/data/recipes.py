@@ -226,7 +226,7 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
     """Get data set ``name``'s archive into the cache (or register a local copy with
     ``from_file``, which is verified and used in place, not copied). Returns its path."""
     from colorkit.data.prepare import default_cache_dir
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     reg = registry("dataset")
     if name not in reg:

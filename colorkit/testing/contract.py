@@ -35,7 +35,7 @@ def _fail(what: str, msg: str) -> None:
 
 def find_entry(obj: Any, kind: str | None = None) -> Entry:
     """The registry entry of a name or a class (registry metadata check)."""
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     kinds = [kind] if kind else list(KINDS)
     if isinstance(obj, str):
@@ -56,7 +56,7 @@ def find_entry(obj: Any, kind: str | None = None) -> Entry:
 
 def hook_for(obj: Any, kind: str | None = None) -> str:
     """The hook that registers ``obj`` (a class) or components of ``kind``."""
-    from colorkit.plugins import _HOOK_FOR_KIND
+    from colorkit.plugin_manager import _HOOK_FOR_KIND
 
     if kind is None and isinstance(obj, type):
         from colorkit import interfaces as I

@@ -102,7 +102,7 @@ class PaperLoss(DecoderLoss):
 def check_decoder_loss_names(weights: dict[str, float]) -> dict[str, float]:
     """``weights`` keyed by registered decoder-loss names (an unknown name is a
     :class:`~colorkit.ColorkitError` listing the known ones); weights must be finite."""
-    from colorkit.plugins import registry
+    from colorkit.plugin_manager import registry
 
     reg = registry("decoder_loss")
     if not weights:
@@ -126,7 +126,7 @@ class WeightedDecoderLoss:
     def __init__(self, weights: dict[str, float], kwargs: dict[str, dict[str, Any]] | None = None,
                  impl: Impl = "auto") -> None:
         from colorkit.api import create_decoder_loss
-        from colorkit.plugins import registry
+        from colorkit.plugin_manager import registry
 
         kwargs = kwargs or {}
         self.weights = dict(check_decoder_loss_names(weights))

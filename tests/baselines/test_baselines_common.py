@@ -19,7 +19,7 @@ def _make(name: str, stats, **fields) -> Method:
 
 def test_registered_with_descriptions():
     for name in NAMES:
-        entry = colorkit.plugins.registry("conditional_model").get(name)
+        entry = colorkit.plugin_manager.registry("conditional_model").get(name)
         assert entry.description and entry.plugin == "baselines"
 
 

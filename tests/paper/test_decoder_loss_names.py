@@ -12,7 +12,8 @@ from colorkit_paper.decoder_losses import WeightedDecoderLoss
 from colorkit_paper.losses import PAPER_WEIGHTS, decoder_loss
 from paper_helpers import synthetic_stats
 
-from colorkit import ColorkitError, create_method, plugins
+from colorkit import ColorkitError, create_method
+from colorkit import plugin_manager as plugins
 from colorkit.registry import Entry
 
 S = 16

@@ -10,7 +10,7 @@ import torch
 
 from colorkit import api
 from colorkit.checkpoint import load_component, save_component
-from colorkit.plugins import all_entries
+from colorkit.plugin_manager import all_entries
 
 S = 16
 OURS = [e for e in all_entries() if e.plugin == "paper"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from colorkit.plugins import hookimpl
+from colorkit.plugin_manager import hookimpl
 
 DEMO_DIR = Path(__file__).parent / "demo_data" / "images"
 
