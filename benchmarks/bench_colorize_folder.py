@@ -27,9 +27,9 @@ from _results import append_rows
 from PIL import Image
 
 import colorkit
-from colorkit.builtin_components import DEMO_DIR
-from colorkit.folder import colorize_folder
-from colorkit.imageio import compose_colorizations, model_grey, read_photo
+from colorkit.apps.folder import colorize_folder
+from colorkit.core.builtin_components import DEMO_DIR
+from colorkit.core.imageio import compose_colorizations, model_grey, read_photo
 
 
 def make_folder(root: Path, n: int) -> None:

@@ -43,7 +43,7 @@ import torch
 from colorkit_paper import fused
 from colorkit_paper.losses import PAPER_WEIGHTS, decoder_loss, weighted_terms
 
-from colorkit.stats import ColorStats, G
+from colorkit.core.stats import ColorStats, G
 
 try:
     import triton

@@ -40,7 +40,7 @@ c0 = time.process_time(); t0 = time.perf_counter(); ds = prepare("demo", cache_d
 cold, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
 c0 = time.process_time(); t0 = time.perf_counter(); ds = prepare("demo", cache_dir=cache, progress=False)
 warm, warm_cpu = time.perf_counter() - t0, time.process_time() - c0
-from colorkit.engine import TrainConfig, Trainer
+from colorkit.train.engine import TrainConfig, Trainer
 split = ds.split("train")
 tr = Trainer(TrainConfig(progress=False, device="cpu"))
 order = [np.random.default_rng(e).permutation(len(split)).tolist() for e in range(5)]

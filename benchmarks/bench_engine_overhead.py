@@ -24,10 +24,10 @@ from _results import append_rows
 from colorkit_paper.losses import decoder_loss
 
 import colorkit
+from colorkit.core.stats import load_or_compute_stats
 from colorkit.data import prepare
-from colorkit.engine import TrainConfig, Trainer
-from colorkit.runs import build_method
-from colorkit.stats import load_or_compute_stats
+from colorkit.train.engine import TrainConfig, Trainer
+from colorkit.train.runs import build_method
 
 
 def vae_only(method):

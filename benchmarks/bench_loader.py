@@ -26,10 +26,10 @@ import torch
 from _results import append_rows
 from _synthetic import synthetic_dataset
 
+from colorkit.core.interfaces import StepContext
+from colorkit.core.stats import load_or_compute_stats
 from colorkit.data.loader import batch_loader, to_model_batch
-from colorkit.interfaces import StepContext
-from colorkit.runs import build_method
-from colorkit.stats import load_or_compute_stats
+from colorkit.train.runs import build_method
 
 
 def rss_mb() -> float:

@@ -35,11 +35,11 @@ from _results import append_rows
 from _synthetic import synthetic_dataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from colorkit.core.interfaces import StepContext
+from colorkit.core.stats import load_or_compute_stats
 from colorkit.data.loader import batch_loader, to_model_batch
-from colorkit.engine import TrainConfig, autocast_dtype, compile_modules, use_channels_last
-from colorkit.interfaces import StepContext
-from colorkit.runs import build_method
-from colorkit.stats import load_or_compute_stats
+from colorkit.train.engine import TrainConfig, autocast_dtype, compile_modules, use_channels_last
+from colorkit.train.runs import build_method
 
 #: Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets.
 PEAK_BF16_TFLOPS = {

@@ -21,7 +21,7 @@ from colorkit_synth.modes import MODE_TOL, region_weights
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
-from colorkit.runs import load, read_run
+from colorkit.train.runs import load, read_run
 
 
 def theme_match(samples: torch.Tensor, rec: dict) -> torch.Tensor:

@@ -28,7 +28,7 @@ from colorkit_synth.oracle import Oracle
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
 from colorkit.metrics.functional import _error_of_best_per_image
-from colorkit.runs import load, read_run
+from colorkit.train.runs import load, read_run
 
 RESAMPLES, CI_SEED = 1000, 0
 
@@ -129,7 +129,7 @@ def main() -> None:
     (out / "modes.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if args.sheet:
-        from colorkit.bench import sample_sheet
+        from colorkit.eval.bench import sample_sheet
 
         m = args.sheet_images
         sheet = {name: outputs[name][:m] for name in args.sheet_methods.split(",") if name in outputs}

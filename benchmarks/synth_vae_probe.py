@@ -17,11 +17,11 @@ import time
 import numpy as np
 import torch
 
+from colorkit.core.stats import load_or_compute_stats
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
-from colorkit.engine import TrainConfig, Trainer
-from colorkit.runs import build_method
-from colorkit.stats import load_or_compute_stats
+from colorkit.train.engine import TrainConfig, Trainer
+from colorkit.train.runs import build_method
 
 
 def main() -> None:

@@ -18,21 +18,19 @@ from colorkit.api import (  # noqa: E402
     list_methods,
     list_metrics,
 )
-from colorkit.plugin_manager import hookimpl  # noqa: E402
-from colorkit.registry import ColorkitError  # noqa: E402
+from colorkit.core.plugin_manager import hookimpl  # noqa: E402
+from colorkit.core.registry import ColorkitError  # noqa: E402
 
 # What a plugin author needs, importable from ``colorkit`` (loaded on first use, so that
 # ``import colorkit`` and ``colorkit --help`` stay fast).
+_I = "colorkit.core.interfaces"
 _LAZY = {
-    "Component": "colorkit.interfaces", "ComponentConfig": "colorkit.interfaces",
-    "Backbone": "colorkit.interfaces", "Embedder": "colorkit.interfaces", "Posterior": "colorkit.interfaces",
-    "DecoderLoss": "colorkit.interfaces", "Method": "colorkit.interfaces", "Stage": "colorkit.interfaces",
-    "StageEnd": "colorkit.interfaces", "StepContext": "colorkit.interfaces", "Metric": "colorkit.interfaces",
-    "RatioMetric": "colorkit.interfaces", "noise": "colorkit.interfaces",
-    "ColorStats": "colorkit.stats",
-    "TrainConfig": "colorkit.engine", "Trainer": "colorkit.engine",
-    "DataConfig": "colorkit.config", "StatsConfig": "colorkit.config", "MethodSpec": "colorkit.config",
-    "RunConfig": "colorkit.config", "SampleConfig": "colorkit.config",
+    **{name: _I for name in ("Component", "ComponentConfig", "Backbone", "Embedder", "Posterior", "DecoderLoss",
+                             "Method", "Stage", "StageEnd", "StepContext", "Metric", "RatioMetric", "noise")},
+    "ColorStats": "colorkit.core.stats",
+    "TrainConfig": "colorkit.train.engine", "Trainer": "colorkit.train.engine",
+    "DataConfig": "colorkit.core.config", "StatsConfig": "colorkit.core.config", "MethodSpec": "colorkit.core.config",
+    "RunConfig": "colorkit.core.config", "SampleConfig": "colorkit.core.config",
     "check_component": "colorkit.testing.contract",
 }
 
@@ -53,7 +51,7 @@ def load(run_dir=None, device: str = "auto", options: dict | None = None):
     With no argument, the bundled demo model: the ``mdn`` method (``small`` preset)
     trained only on the ~300 small (64x64) shipped demo photos, in half precision. It
     works out of the box; it is not a model trained on a large data set."""
-    from colorkit.runs import load as _load
+    from colorkit.train.runs import load as _load
 
     return _load(run_dir, device=device, options=options)
 

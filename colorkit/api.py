@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from colorkit.plugin_manager import registry
+from colorkit.core.plugin_manager import registry
 
 
 def _create(kind: str, name: str, **kwargs: Any) -> Any:

@@ -51,7 +51,7 @@ def main() -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="colorkit-demo-model-"))
     os.environ["COLORKIT_CACHE"] = str(work / "cache")
 
-    from colorkit.checkpoint import (
+    from colorkit.core.checkpoint import (
         FORMAT,
         atomic_dir,
         atomic_write_text,
@@ -59,7 +59,7 @@ def main() -> None:
         save_tensors,
     )
     from colorkit.data import prepare
-    from colorkit.runs import DEMO_MODEL_DIR, RUN_FORMAT, Colorizer, read_run, train
+    from colorkit.train.runs import DEMO_MODEL_DIR, RUN_FORMAT, Colorizer, read_run, train
 
     t0 = time.time()
     ds = prepare("demo", size=64, seed=args.seed, progress=True, cache_dir=work / "cache")

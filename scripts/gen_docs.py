@@ -134,15 +134,15 @@ def _field_rows(model: type[BaseModel], values: dict[str, dict[str, Any]]) -> li
 
 
 def _components() -> list[Any]:
-    from colorkit.plugin_manager import all_entries
+    from colorkit.core.plugin_manager import all_entries
 
     return [e for e in all_entries() if e.distribution == CORE_DISTRIBUTION and hasattr(e.factory, "Config")
             and hasattr(e.factory, "make_config")]
 
 
 def config_markdown() -> str:
-    from colorkit.engine import TrainConfig
-    from colorkit.plugin_manager import all_entries
+    from colorkit.core.plugin_manager import all_entries
+    from colorkit.train.engine import TrainConfig
 
     entries = _components()
     kinds = sorted({e.kind for e in all_entries() if e.distribution == CORE_DISTRIBUTION} - {e.kind for e in entries})
@@ -185,14 +185,14 @@ def config_markdown() -> str:
     lines += [
         '<a id="trainconfig"></a>', "",
         "## `TrainConfig` (the engine)", "",
-        "`colorkit.engine.TrainConfig`: how `colorkit.engine.Trainer` trains a method (the",
+        "`colorkit.train.engine.TrainConfig`: how `colorkit.train.engine.Trainer` trains a method (the",
         "method's own config says what it trains). `colorkit train` and `colorkit bench` set",
         "`seed`, `epochs`, `device` and `progress` from `--seed`, `--epochs`, `--device` and",
         "`--quiet`; `colorkit train` also `precision`, `compile` and `loader_workers`; the other",
         "fields are for library use.", "",
         *_field_rows(TrainConfig, {"default": TrainConfig().model_dump(mode="json")}), "",
     ]
-    from colorkit.config import DataConfig, SampleConfig, StatsConfig
+    from colorkit.core.config import DataConfig, SampleConfig, StatsConfig
 
     for title, model, text in (
         ("DataConfig", DataConfig, "the `data` section of `run.json`'s `config`: `--dataset`, `--size`, "
@@ -202,7 +202,7 @@ def config_markdown() -> str:
         ("SampleConfig", SampleConfig, "sampling settings at `colorize` and `bench` time (`--option mode=...`, "
                                        "`--option <a field in the method's sample_options>=...`)."),
     ):
-        lines += [f"## `{title}`", "", f"`colorkit.config.{title}`: {text}", "",
+        lines += [f"## `{title}`", "", f"`colorkit.core.config.{title}`: {text}", "",
                   *_field_rows(model, {"default": model().model_dump(mode="json")}), ""]
     return "\n".join(lines)
 

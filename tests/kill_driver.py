@@ -1,4 +1,4 @@
-"""Run ``colorkit.runs.train`` in a child process and kill it with SIGKILL at a chosen event.
+"""Run ``colorkit.train.runs.train`` in a child process and kill it with SIGKILL at a chosen event.
 
     python kill_driver.py SPEC.json
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    import colorkit.checkpoint as ck
-    import colorkit.engine as engine
-    from colorkit.runs import train
+    import colorkit.core.checkpoint as ck
+    import colorkit.train.engine as engine
+    from colorkit.train.runs import train
 
     events: list[str] = []
     kill_at = spec.get("kill_at")

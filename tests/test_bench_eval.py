@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 from skimage.color import rgb2lab
 
-from colorkit import plugin_manager as plugins
-from colorkit.bench import BenchConfig, _verdicts, reference_names
 from colorkit.cli import main
+from colorkit.core import plugin_manager as plugins
+from colorkit.eval.bench import BenchConfig, _verdicts, reference_names
 from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap
-from colorkit.runs import load, train
 from colorkit.testing import make_image_folder
+from colorkit.train.runs import load, train
 
 TINY = ["--preset", "tiny", "--epochs", "1", "--size", "32", "--no-progress"]
 
@@ -86,8 +86,8 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prepared(folder):
+    from colorkit.core.stats import load_or_compute_stats
     from colorkit.data import prepare
-    from colorkit.stats import load_or_compute_stats
 
     ds = prepare(folder, size=32, seed=0, progress=False)
     return ds, load_or_compute_stats(ds)
@@ -259,7 +259,7 @@ def test_bad_test_dataset_is_a_user_error(folder, tmp_path, capsys):
 
 
 def test_sample_sheet_has_a_row_per_method(tmp_path):
-    from colorkit.bench import sample_sheet
+    from colorkit.eval.bench import sample_sheet
 
     class Split:
         def batch(self, idx):

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from colorkit import checkpoint as ck
-from colorkit import plugin_manager as plugins
-from colorkit.interfaces import Component, ComponentConfig
-from colorkit.registry import ColorkitError, Entry
+from colorkit.core import checkpoint as ck
+from colorkit.core import plugin_manager as plugins
+from colorkit.core.interfaces import Component, ComponentConfig
+from colorkit.core.registry import ColorkitError, Entry
 
 
 class TinyConfig(ComponentConfig):

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from colorkit import ColorkitError, load
-from colorkit.bench import BenchConfig, parse_bench_options
 from colorkit.cli import main
-from colorkit.config import DataConfig, SampleConfig
-from colorkit.stats import ColorStats
+from colorkit.core.config import DataConfig, SampleConfig
+from colorkit.core.stats import ColorStats
+from colorkit.eval.bench import BenchConfig, parse_bench_options
 from colorkit.testing import make_image_folder
 
 

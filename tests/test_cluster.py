@@ -1,11 +1,11 @@
-"""colorkit.cluster: batched k-means and the sample clustering of the baselines."""
+"""colorkit.core.cluster: batched k-means and the sample clustering of the baselines."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from colorkit.cluster import diverse_from_samples, kmeans, kmeans_plus_plus
+from colorkit.core.cluster import diverse_from_samples, kmeans, kmeans_plus_plus
 
 
 def _gen(seed: int = 0) -> torch.Generator:

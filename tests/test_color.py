@@ -1,4 +1,4 @@
-"""colorkit.color: golden values, forth-and-back, agreement with scikit-image, model units."""
+"""colorkit.core.color: golden values, forth-and-back, agreement with scikit-image, model units."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorkit.color import (
+from colorkit.core.color import (
     AB_SCALE,
     L_SCALE,
     lab_to_rgb,
@@ -17,7 +17,7 @@ from colorkit.color import (
     rgb_to_model,
     uint8_hwc_to_model,
 )
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 
 def _px(*rgb: float, dtype=torch.float64) -> torch.Tensor:
@@ -113,8 +113,8 @@ def test_every_greyscale_mode_opens_as_its_grey(mode):
     native-endian grey is scaled (not clipped to white) and premultiplied La opens."""
     from PIL import Image
 
+    from colorkit.core.imageio import open_image
     from colorkit.data.images import GREY_MODES
-    from colorkit.imageio import open_image
 
     assert mode in GREY_MODES
     if mode.startswith("I;16"):

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from colorkit.interfaces import ComponentConfig, Method, Metric, RatioMetric, Stage
-from colorkit.plugin_manager import registry
-from colorkit.registry import Entry
+from colorkit.core.interfaces import ComponentConfig, Method, Metric, RatioMetric, Stage
+from colorkit.core.plugin_manager import registry
+from colorkit.core.registry import Entry
 from colorkit.testing import ContractError, check_method
 
 

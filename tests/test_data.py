@@ -16,9 +16,9 @@ from PIL import Image
 
 import colorkit.data.images as images_mod
 from colorkit.cli import main
+from colorkit.core.plugin_manager import registry
+from colorkit.core.registry import ColorkitError, Entry
 from colorkit.data import SKIP_REASONS, default_test_size, find_images, load_image, prepare
-from colorkit.plugin_manager import registry
-from colorkit.registry import ColorkitError, Entry
 
 SIZE = 32
 RNG = np.random.default_rng(0)

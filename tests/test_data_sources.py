@@ -22,11 +22,11 @@ import pytest
 from PIL import Image
 
 from colorkit.cli import main
+from colorkit.core.plugin_manager import registry
+from colorkit.core.registry import ColorkitError, Entry
 from colorkit.data import Record, Source, prepare
 from colorkit.data.prepare import _FolderLock, clean_dead_tmp
 from colorkit.data.recipes import RECIPES, fetch
-from colorkit.plugin_manager import registry
-from colorkit.registry import ColorkitError, Entry
 from colorkit.testing.archives import (
     LoopbackServer,
     colour_image,

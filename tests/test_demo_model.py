@@ -17,7 +17,7 @@ from safetensors import safe_open
 
 import colorkit
 from colorkit.cli import main
-from colorkit.runs import DEMO_MODEL_DIR
+from colorkit.train.runs import DEMO_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def test_library_load_docstring_says_so():
 
 
 def test_demo_model_colorizes_a_grey_photo_with_colour(demo):
-    from colorkit.builtin_components import DEMO_DIR
+    from colorkit.core.builtin_components import DEMO_DIR
 
     src = sorted(DEMO_DIR.rglob("*.jpg"))[0]
     grey = Image.open(src).convert("L")

@@ -11,8 +11,8 @@ import torch
 import torch.multiprocessing as mp
 from toy_method import ToyMethod, ToySplit
 
-from colorkit.engine import TrainConfig, Trainer, TrainingDiverged
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
+from colorkit.train.engine import TrainConfig, Trainer, TrainingDiverged
 
 
 def make(**kw):
@@ -113,7 +113,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(out, "ddp.safetensors"))
-    from colorkit.distributed import shutdown
+    from colorkit.core.distributed import shutdown
 
     shutdown()
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from toy_method import ToyMethod, ToySplit
 
-from colorkit.engine import TrainConfig, Trainer, autocast_dtype, use_channels_last
+from colorkit.train.engine import TrainConfig, Trainer, autocast_dtype, use_channels_last
 
 
 def make():
@@ -96,9 +96,9 @@ def test_loader_gives_the_direct_paths_weights(colorkit_tiny_dataset, tmp_path):
 
 
 def test_train_cli_passes_engine_options(monkeypatch, tmp_path, capsys):
-    from colorkit import engine
     from colorkit.cli import main
     from colorkit.testing import make_image_folder
+    from colorkit.train import engine
 
     got = []
     real_init = engine.Trainer.__init__

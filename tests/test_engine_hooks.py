@@ -7,9 +7,9 @@ import pytest
 import torch
 from toy_method import ToyMethod, ToySplit
 
-from colorkit.engine import TrainConfig, Trainer, engine_seed
-from colorkit.interfaces import Stage, StageEnd
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import Stage, StageEnd
+from colorkit.core.registry import ColorkitError
+from colorkit.train.engine import TrainConfig, Trainer, engine_seed
 
 
 class HookedToy(ToyMethod):

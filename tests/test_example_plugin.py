@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import colorkit
-from colorkit import plugin_manager as plugins
 from colorkit.cli import main
+from colorkit.core import plugin_manager as plugins
 from colorkit.testing import check_component, make_image_folder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "colorkit-knn"

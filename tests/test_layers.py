@@ -1,4 +1,4 @@
-"""The shared building blocks (colorkit.layers): one conv block for the paper's networks
+"""The shared building blocks (colorkit.core.layers): one conv block for the paper's networks
 (TF SAME padding) and the baselines (symmetric padding), with the same layer layout."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from colorkit.layers import ConvBlock
+from colorkit.core.layers import ConvBlock
 
 
 @pytest.mark.parametrize("k,s,size,same,symmetric", [(5, 2, 32, 16, 16), (4, 2, 32, 16, 16), (5, 1, 17, 17, 17),

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import colorkit
+from colorkit.core.registry import ColorkitError
 from colorkit.metrics import (
     METRIC_CLASSES,
     MetricCollection,
@@ -18,13 +19,12 @@ from colorkit.metrics import (
     compute_all,
 )
 from colorkit.metrics import functional as F
-from colorkit.registry import ColorkitError
 
 ALL = [cls.registry_name for cls in METRIC_CLASSES]
 
 
 class FakeStats:
-    """Stand-in for colorkit.stats.ColorStats: weight = table[i, j] of the ground-truth bin,
+    """Stand-in for colorkit.core.stats.ColorStats: weight = table[i, j] of the ground-truth bin,
     i = clamp(round((a * 128 + 110) / 10), 0, 22), j likewise for b."""
 
     def __init__(self, table: torch.Tensor | None = None) -> None:

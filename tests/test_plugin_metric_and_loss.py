@@ -13,8 +13,8 @@ import sys
 import pytest
 from test_plugins import make_dist
 
-from colorkit import plugin_manager as plugins
 from colorkit.cli import main
+from colorkit.core import plugin_manager as plugins
 from colorkit.testing import make_image_folder
 
 PLUGIN = '''

@@ -10,9 +10,9 @@ import textwrap
 import pytest
 
 import colorkit
-from colorkit import plugin_manager as plugins
 from colorkit.cli import main
-from colorkit.registry import DuplicateComponentError, Entry, Registry, UnknownComponentError
+from colorkit.core import plugin_manager as plugins
+from colorkit.core.registry import DuplicateComponentError, Entry, Registry, UnknownComponentError
 
 
 def make_dist(root, dist_name, module, source, entry_name=None):

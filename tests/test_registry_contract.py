@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from colorkit.plugin_manager import all_entries, failures
+from colorkit.core.plugin_manager import all_entries, failures
 from colorkit.testing import check_component
 
 

@@ -20,8 +20,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from colorkit.runs import train
 from colorkit.testing import make_image_folder
+from colorkit.train.runs import train
 
 DRIVER = Path(__file__).with_name("kill_driver.py")
 EPOCHS = 2
@@ -34,8 +34,8 @@ STAGES = {"mdn": ["colornet", "vae", "mdn"], "cvae": ["cvae"], "cgan": ["cgan"]}
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
+    from colorkit.core.stats import load_or_compute_stats
     from colorkit.data import prepare
-    from colorkit.stats import load_or_compute_stats
 
     path = make_image_folder(tmp_path_factory.mktemp("resume") / "imgs", n=24, size=32, seed=5)
     load_or_compute_stats(prepare(path, size=SIZE, seed=0, progress=False))  # cached for every run
@@ -168,11 +168,11 @@ def test_resume_of_a_finished_run_leaves_it_untouched(folder, tmp_path, tmp_path
 
 
 def test_second_training_into_a_locked_directory_is_refused(folder, tmp_path, capsys):
-    from colorkit.checkpoint import lock_dir
+    from colorkit.core.checkpoint import lock_dir
 
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from colorkit.checkpoint import lock_dir\n"
+        "import sys, time; from colorkit.core.checkpoint import lock_dir\n"
         f"with lock_dir({str(out)!r}):\n    print('locked', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:

@@ -25,7 +25,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e '.[serve]')")
 
-from colorkit.serve import MAX_PIXELS, MAX_UPLOAD_BYTES  # noqa: E402 - the defaults the server runs with
+from colorkit.apps.serve import MAX_PIXELS, MAX_UPLOAD_BYTES  # noqa: E402 - the defaults the server runs with
 
 
 def free_port() -> int:
@@ -198,7 +198,7 @@ def _browser():
 
 
 def test_browser_uploads_a_photo_and_shows_k_colorizations(server, tmp_path):
-    from colorkit.builtin_components import DEMO_DIR
+    from colorkit.core.builtin_components import DEMO_DIR
 
     src = sorted(DEMO_DIR.rglob("*.jpg"))[0]
     photo = tmp_path / "photo.jpg"

@@ -1,4 +1,4 @@
-"""colorkit.stats: PCA, the ab grid, in-gamut cells, colourfulness weights, persistence."""
+"""colorkit.core.stats: PCA, the ab grid, in-gamut cells, colourfulness weights, persistence."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-import colorkit.stats as stats_mod
+import colorkit.core.stats as stats_mod
 from colorkit.cli import main
-from colorkit.data import prepare
-from colorkit.registry import ColorkitError
-from colorkit.stats import (
+from colorkit.core.registry import ColorkitError
+from colorkit.core.stats import (
     ColorStats,
     G,
     ab_to_bin,
@@ -24,6 +23,7 @@ from colorkit.stats import (
     load_or_compute_stats,
     nearest_in_gamut,
 )
+from colorkit.data import prepare
 
 SIZE = 16
 N_IMAGES = 40
@@ -283,8 +283,8 @@ def test_cli_stats(ds, tmp_path, capsys):
 def test_one_options_object_for_every_entry(ds):
     """compute_stats, stats_cache_path and load_or_compute_stats take one StatsConfig (or
     its fields as keywords), the stats section of a run's configuration."""
-    from colorkit.config import StatsConfig as FromConfig
-    from colorkit.stats import StatsConfig, stats_cache_path
+    from colorkit.core.config import StatsConfig as FromConfig
+    from colorkit.core.stats import StatsConfig, stats_cache_path
 
     assert FromConfig is StatsConfig
     inv = StatsConfig(weighting="inverse")

@@ -24,10 +24,10 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import colorkit
-from colorkit import checkpoint as ck
-from colorkit import plugin_manager as plugins
 from colorkit.cli import main
-from colorkit.registry import ColorkitError, Entry
+from colorkit.core import checkpoint as ck
+from colorkit.core import plugin_manager as plugins
+from colorkit.core.registry import ColorkitError, Entry
 from colorkit.testing import make_image_folder
 
 SIZE = 32
@@ -48,8 +48,8 @@ def one_line_error(code, err, needle):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    from colorkit.core.stats import load_or_compute_stats
     from colorkit.data import prepare
-    from colorkit.stats import load_or_compute_stats
 
     folder = make_image_folder(tmp_path_factory.mktemp("untrusted") / "imgs", n=24, size=32, seed=7)
     ds = prepare(folder, size=SIZE, seed=0, progress=False)
@@ -58,7 +58,7 @@ def data(tmp_path_factory):
 
 def make_run(data, out: Path, method: str) -> Path:
     """A finished run directory of an untrained ``method`` (tiny preset)."""
-    from colorkit.runs import build_method, finalize_run
+    from colorkit.train.runs import build_method, finalize_run
 
     _, ds, st = data
     torch.manual_seed(0)
@@ -144,7 +144,7 @@ LOAD_LIMITED = textwrap.dedent("""
     import resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
     import colorkit
-    from colorkit.registry import ColorkitError
+    from colorkit.core.registry import ColorkitError
     try:
         colorkit.load(sys.argv[1])
     except ColorkitError as exc:
@@ -327,12 +327,12 @@ def test_disk_full_while_writing_colorizations(runs, tmp_path, photo, monkeypatc
     "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
     "102400000000 bytes.")])
 def test_out_of_memory_is_one_line(runs, photo, tmp_path, monkeypatch, capsys, exc):
-    import colorkit.runs
+    import colorkit.train.runs
 
     def oom(*a, **kw):
         raise exc
 
-    monkeypatch.setattr(colorkit.runs, "load", oom)
+    monkeypatch.setattr(colorkit.train.runs, "load", oom)
     code, _, err = run_cli(["colorize", str(photo), "--run", str(runs["cvae"]), "--out", str(tmp_path / "o")],
                            capsys)
     one_line_error(code, err, "out of memory")
@@ -352,7 +352,7 @@ def test_pixel_limit_and_k_bound(runs, tmp_path, capsys):
     huge = tmp_path / "huge.png"
     Image.new("L", (12000, 12000)).save(huge)  # a few hundred bytes, 144 megapixels
     assert huge.stat().st_size < 200_000
-    from colorkit.imageio import MAX_PIXELS, image_size
+    from colorkit.core.imageio import MAX_PIXELS, image_size
 
     with pytest.raises(ColorkitError, match="12000x12000 = 144,000,000 pixels; the limit is 50,000,000"):
         image_size(huge)
@@ -374,8 +374,8 @@ def test_banded_colorizations_match_the_full_resolution_formula(runs, tmp_path, 
     field at once (to rounding)."""
     import torch.nn.functional as F
 
-    import colorkit.imageio as io
-    from colorkit.color import AB_SCALE, lab_to_rgb, rgb_to_lab
+    import colorkit.core.imageio as io
+    from colorkit.core.color import AB_SCALE, lab_to_rgb, rgb_to_lab
 
     monkeypatch.setattr(io, "_BAND_PIXELS", 3 * 70)  # 3-row bands
     c = colorkit.load(runs["cvae"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from colorkit.interfaces import ComponentConfig, Method, Stage
+from colorkit.core.interfaces import ComponentConfig, Method, Stage
 
 
 class ToySplit:

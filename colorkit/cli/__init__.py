@@ -13,7 +13,7 @@ import sys
 import click
 
 from colorkit import __version__
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 # name -> "module:attribute"; imported lazily so `colorkit --help` stays fast.
 COMMANDS = {
@@ -36,7 +36,7 @@ class _Group(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
-        from colorkit.plugin_manager import call_hook
+        from colorkit.core.plugin_manager import call_hook
 
         # one guarded call per plugin: a plugin whose hook raises is named in one line and
         # every other command (``--help`` included) keeps working

@@ -68,15 +68,15 @@ def bench(methods, dataset, size, crop, test_size, cache_dir, weighting, preset,
     t0 = time.perf_counter()
     progress = not is_quiet(quiet, quiet_alias)
     if ablation:
-        from colorkit.ablation import run_ablation
-        from colorkit.config import DataConfig, StatsConfig
+        from colorkit.core.config import DataConfig, StatsConfig
+        from colorkit.eval.ablation import run_ablation
 
         data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,
                           cache_dir=None if cache_dir is None else str(cache_dir))
         text = run_ablation(preset=preset, epochs=epochs, seed=seed, out=out, device=device, progress=progress,
                             data=data, stats_config=StatsConfig(weighting=weighting))
     else:
-        from colorkit.bench import BenchConfig, parse_bench_options, run_bench, table_markdown
+        from colorkit.eval.bench import BenchConfig, parse_bench_options, run_bench, table_markdown
 
         cfg = BenchConfig(methods=[m.strip() for m in methods.split(",") if m.strip()], dataset=dataset,
                           preset=preset, epochs=epochs, k=k, seed=seed, seeds=seeds, runs=list(runs), out=out,

@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress_option
-from colorkit.imageio import MAX_K, MAX_PIXELS
-from colorkit.registry import ColorkitError
+from colorkit.core.imageio import MAX_K, MAX_PIXELS
+from colorkit.core.registry import ColorkitError
 
 
 @click.command("colorize")
@@ -57,7 +57,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
       colorkit colorize ~/old-photos --out ~/old-photos-colorized
       colorkit colorize 'scans/**/*.tif' --run runs/mdn --out colorized/
     """
-    from colorkit.folder import is_pattern
+    from colorkit.apps.folder import is_pattern
 
     patterns = [p for p in images if is_pattern(p)]
     if patterns:
@@ -67,10 +67,10 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size,
                          not is_quiet(quiet, quiet_alias), parse_options(options))
         return
-    from colorkit.checkpoint import ensure_writable_dir
-    from colorkit.folder import MANIFEST
-    from colorkit.imageio import grid_row, image_size, open_image, stack_rows
-    from colorkit.runs import load
+    from colorkit.apps.folder import MANIFEST
+    from colorkit.core.checkpoint import ensure_writable_dir
+    from colorkit.core.imageio import grid_row, image_size, open_image, stack_rows
+    from colorkit.train.runs import load
 
     out_dir = Path(out)
     if (out_dir / MANIFEST).is_file():  # a folder run's outputs: its record would no longer describe them
@@ -115,8 +115,8 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
 
 
 def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, progress, options) -> None:
-    from colorkit.folder import colorize_folder, summary_lines
-    from colorkit.runs import load
+    from colorkit.apps.folder import colorize_folder, summary_lines
+    from colorkit.train.runs import load
 
     colorizer = load(run_dir, device=device, options=options)
     record = colorize_folder(colorizer, arg, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels,
@@ -128,7 +128,7 @@ def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch
 
 def _note_demo(colorizer) -> None:
     if colorizer.bundled:
-        from colorkit.runs import DEMO_MODEL_NOTE
+        from colorkit.train.runs import DEMO_MODEL_NOTE
 
         click.echo(f"colorkit: note: {DEMO_MODEL_NOTE}", err=True)
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from colorkit.registry import KINDS
+from colorkit.core.registry import KINDS
 
 
 @click.command("plugins")
@@ -19,7 +19,7 @@ def plugins(as_json: bool, kind: str | None) -> None:
     Environment: COLORKIT_LOAD_PLUGINS=a,b loads only those entry points ('' loads none);
     COLORKIT_BLOCK_PLUGINS=a,b skips them.
     """
-    from colorkit.plugin_manager import all_entries, failures, loaded_plugins
+    from colorkit.core.plugin_manager import all_entries, failures, loaded_plugins
 
     entries = [e for e in all_entries() if kind is None or e.kind == kind]
     fails = failures()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from colorkit.serve import KEEP, MAX_PIXELS, MAX_UPLOAD_BYTES
+from colorkit.apps.serve import KEEP, MAX_PIXELS, MAX_UPLOAD_BYTES
 
 
 @click.command("serve")
@@ -35,9 +35,9 @@ def serve(runs, no_demo, host, port, device, max_upload_mb, max_pixels, keep) ->
       colorkit serve                       # http://127.0.0.1:7860/ with the demo model
       colorkit serve --run runs/mdn --port 8000
     """
-    from colorkit.registry import ColorkitError
-    from colorkit.serve import require_extra
-    from colorkit.serve import serve as run_server
+    from colorkit.apps.serve import require_extra
+    from colorkit.apps.serve import serve as run_server
+    from colorkit.core.registry import ColorkitError
 
     require_extra()
     if no_demo and not runs:

@@ -1,5 +1,5 @@
 """``colorkit stats``: PCA and colourfulness weights of a data set's training split
-(see :mod:`colorkit.stats`)."""
+(see :mod:`colorkit.core.stats`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 
 from colorkit.cli.data import prepare_from_options
 from colorkit.cli.options import data_options, is_quiet, progress_option, stats_options
-from colorkit.stats import StatsConfig, load_or_compute_stats, stats_cache_path
+from colorkit.core.stats import StatsConfig, load_or_compute_stats, stats_cache_path
 
 
 @click.command("stats")

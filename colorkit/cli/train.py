@@ -51,10 +51,10 @@ def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, 
       torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper \\
         --device cuda --compile
     """
-    from colorkit.config import DataConfig, StatsConfig
-    from colorkit.plugin_manager import registry
-    from colorkit.runs import run_dir_for
-    from colorkit.runs import train as run_train
+    from colorkit.core.config import DataConfig, StatsConfig
+    from colorkit.core.plugin_manager import registry
+    from colorkit.train.runs import run_dir_for
+    from colorkit.train.runs import train as run_train
 
     registry("conditional_model").get(method)  # fail fast, listing known methods
     t0 = time.perf_counter()
@@ -65,7 +65,7 @@ def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, 
                     epochs=epochs, seed=seed, device=device, resume=resume, progress=not is_quiet(quiet, quiet_alias),
                     options=parse_options(options),
                     engine={"precision": precision, "compile": compile_, "loader_workers": loader_workers})
-    from colorkit import distributed as D
+    from colorkit.core import distributed as D
 
     if D.rank() == 0 and not was_complete:  # a finished run: train already said so, nothing was trained
         info = json.loads((run / "run.json").read_text())

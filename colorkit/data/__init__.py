@@ -7,7 +7,7 @@ uint8 arrays with a train/test split (Deshpande et al., CVPR 2017, section 7.1).
 >>> train = ds.split("train")
 >>> b = train.batch(range(16))                # {"grey": (16,1,64,64), "ab": (16,2,64,64), "index": (16,)}
 
-Units: ``grey`` = Lab L / 100, ``ab`` = Lab (a, b) / 128 (see :mod:`colorkit.color`).
+Units: ``grey`` = Lab L / 100, ``ab`` = Lab (a, b) / 128 (see :mod:`colorkit.core.color`).
 """
 
 from __future__ import annotations

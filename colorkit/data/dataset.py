@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from colorkit.color import uint8_hwc_to_model
-from colorkit.registry import ColorkitError
+from colorkit.core.color import uint8_hwc_to_model
+from colorkit.core.registry import ColorkitError
 
 SPLITS = ("train", "test", "all")
 

@@ -102,7 +102,7 @@ def find_images(root: Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> l
 
 def chroma_stats(rgb: np.ndarray) -> tuple[float, float]:
     """``(mean |a| + |b|, max sqrt(a^2 + b^2))`` in Lab units of a uint8 ``(H, W, 3)`` sRGB
-    image (D65; the same formulas as :func:`colorkit.color.rgb_to_lab`, in numpy so that it
+    image (D65; the same formulas as :func:`colorkit.core.color.rgb_to_lab`, in numpy so that it
     runs in loader threads without torch)."""
     x = rgb.reshape(-1, 3).astype(np.float32) / 255.0
     lin = np.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from colorkit.color import uint8_hwc_to_model
+from colorkit.core.color import uint8_hwc_to_model
 
 
 class _BatchReader(Dataset):
@@ -75,7 +75,7 @@ def to_model_batch(rgb: Tensor, rows: Tensor, device: torch.device) -> dict[str,
     if rgb.device.type == "cpu":
         grey, ab = uint8_hwc_to_model(rgb.numpy())
     else:
-        from colorkit.color import rgb_to_model
+        from colorkit.core.color import rgb_to_model
 
         grey, ab = rgb_to_model(rgb.permute(0, 3, 1, 2).to(torch.float32).div_(255.0))
     return {"grey": grey, "ab": ab, "index": rows.to(device, non_blocking=True)}

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 META_JSON = "colorkit-meta.json"
 META_ARRAYS = "colorkit-meta.safetensors"
@@ -80,7 +80,7 @@ def read_meta_folder(folder: str | Path) -> DatasetMeta | None:
         raise ColorkitError(f"{path}: expected a {META_FORMAT!r} object with an 'images' mapping")
     arrays: dict[str, torch.Tensor] = {}
     if (folder / META_ARRAYS).is_file():
-        from colorkit.checkpoint import load_tensors
+        from colorkit.core.checkpoint import load_tensors
 
         arrays = load_tensors(folder / META_ARRAYS)
     return DatasetMeta(folder, info, arrays)

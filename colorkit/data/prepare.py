@@ -63,10 +63,10 @@ import numpy as np
 from PIL import Image
 
 from colorkit import __version__
+from colorkit.core.registry import ColorkitError
 from colorkit.data import images as _images
 from colorkit.data import sources as _sources
 from colorkit.data.dataset import PreparedDataset
-from colorkit.registry import ColorkitError
 
 FORMAT = "colorkit-dataset-v2"
 PAPER_TEST_SIZE = 1000
@@ -109,7 +109,7 @@ def _check_test_size(test_size: int | None, n: int, root: Any, rule: dict[str, A
 
 
 def _registered(text: str):
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     reg = registry("dataset")
     return reg if text in reg else None, reg
@@ -150,7 +150,7 @@ def resolve_source(source: Any, *, cache_dir: Path | None = None) -> tuple[Any, 
         src = _sources.source_for_path(path, cache_dir=base)
         return src, src.name
     if reg is None:
-        from colorkit.plugin_manager import registry
+        from colorkit.core.plugin_manager import registry
 
         reg = registry("dataset")
     known = ", ".join(reg.names()) or "none registered"

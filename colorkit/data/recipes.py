@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colorkit.core.registry import ColorkitError
 from colorkit.data import sources as _sources
-from colorkit.registry import ColorkitError
 
 PAPER_SPLIT = {
     "test_size": 1000,
@@ -225,8 +225,8 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
           retries: int = 3) -> Path:
     """Get data set ``name``'s archive into the cache (or register a local copy with
     ``from_file``, which is verified and used in place, not copied). Returns its path."""
+    from colorkit.core.plugin_manager import registry
     from colorkit.data.prepare import default_cache_dir
-    from colorkit.plugin_manager import registry
 
     reg = registry("dataset")
     if name not in reg:

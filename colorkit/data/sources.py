@@ -60,8 +60,8 @@ from typing import Any
 
 import numpy as np
 
+from colorkit.core.registry import ColorkitError
 from colorkit.data import images as _images
-from colorkit.registry import ColorkitError
 
 #: Largest encoded image read from an archive or LMDB (a member claiming more is skipped
 #: as ``too-large`` without being read).

@@ -1,7 +1,7 @@
 """Metrics of diverse colorization (Deshpande et al., CVPR 2017, section 7) and beyond.
 
 Registered (see :func:`colorkit.list_metrics`), each a streaming
-:class:`colorkit.interfaces.Metric` with a functional form in
+:class:`colorkit.core.interfaces.Metric` with a functional form in
 :mod:`colorkit.metrics.functional` that documents the exact definition:
 
 =====================  ============================================  ==========================
@@ -25,7 +25,7 @@ name                   what                                          units
 k outputs, which a method cannot lower by spreading its guesses.
 
 Inputs: ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` in ab / 128, ``grey (B, 1, H, W)``
-in L / 100; the weighted errors need ``stats`` (:class:`colorkit.stats.ColorStats`).
+in L / 100; the weighted errors need ``stats`` (:class:`colorkit.core.stats.ColorStats`).
 
 .. code-block:: python
 
@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from colorkit.interfaces import Metric
+from colorkit.core.interfaces import Metric
+from colorkit.core.registry import ColorkitError
 from colorkit.metrics.classes import (
     METRIC_CLASSES,
     Colorfulness,
@@ -64,10 +65,9 @@ from colorkit.metrics.classes import (
     WMAEGrid,
 )
 from colorkit.metrics.functional import central_grid_indices
-from colorkit.registry import ColorkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from colorkit.stats import ColorStats
+    from colorkit.core.stats import ColorStats
 
 __all__ = [
     "METRIC_CLASSES",

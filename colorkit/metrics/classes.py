@@ -1,6 +1,6 @@
 """Streaming metric classes (torchmetrics-style) over sets of k colorizations.
 
-Each class is a :class:`colorkit.interfaces.Metric`: ``per_image(samples, target, grey)``
+Each class is a :class:`colorkit.core.interfaces.Metric`: ``per_image(samples, target, grey)``
 gives ``(B,)`` values through the same private helpers as the functional forms in
 :mod:`colorkit.metrics.functional` (which documents the definitions); ``update`` adds their
 sum and count to the state, ``compute`` divides the state summed over processes, so the
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from torch import Tensor
 
-from colorkit.interfaces import Metric
+from colorkit.core.interfaces import Metric
+from colorkit.core.registry import ColorkitError
 from colorkit.metrics import functional as F
-from colorkit.registry import ColorkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from colorkit.stats import ColorStats
+    from colorkit.core.stats import ColorStats
 
 
 class SampleMetric(Metric):
@@ -41,7 +41,7 @@ class SampleMetric(Metric):
             if stats is None:
                 raise ColorkitError(
                     f"metric {self.registry_name!r} needs colour statistics: pass "
-                    "stats=ColorStats (e.g. colorkit.stats.ColorStats of the training set)"
+                    "stats=ColorStats (e.g. colorkit.core.stats.ColorStats of the training set)"
                 )
             if not callable(getattr(stats, "weight_of", None)):
                 raise ColorkitError(

@@ -5,13 +5,13 @@ Every function takes the ``k`` colorizations of each image and returns one value
 :mod:`colorkit.metrics.classes` call the same private ``_*_per_image`` helpers, so the two
 forms cannot drift apart.
 
-Shapes and units (see :mod:`colorkit.interfaces`):
+Shapes and units (see :mod:`colorkit.core.interfaces`):
 
 * ``samples``: ``(B, k, 2, H, W)``, the k colorizations, CIE Lab a, b / 128;
 * ``target``: ``(B, 2, H, W)``, the ground-truth ab of the image, same units;
 * ``grey``: ``(B, 1, H, W)``, Lab L / 100 in [0, 1] (only the colourfulness metrics use it);
 * ``stats``: anything with ``weight_of(ab (B, 2, H, W)) -> (B, H, W)``, the colourfulness
-  weight of each pixel's ab bin (:class:`colorkit.stats.ColorStats`).
+  weight of each pixel's ab bin (:class:`colorkit.core.stats.ColorStats`).
 
 Definitions (paper section 7; docs/evaluation.md):
 
@@ -31,7 +31,7 @@ Definitions (paper section 7; docs/evaluation.md):
 * pairwise distance: ``mean_{i<j} mean_{c, h, w} |samples_i - samples_j|``; 0 when k = 1.
 * histogram distance (realism of the colours used): the symmetric KL divergence, in nats,
   between the ab histogram of the k colorizations pooled together and that of the ground
-  truth, over the 23 x 23 cells of :mod:`colorkit.stats`; each histogram is mixed with
+  truth, over the 23 x 23 cells of :mod:`colorkit.core.stats`; each histogram is mixed with
   ``HIST_EPS`` of the uniform one so that empty cells stay finite.
 * gradient-energy ratio (spatial coherence): ``log2((mean_k E(samples_k) + GRAD_EPS) /
   (E(target) + GRAD_EPS))`` with ``E(x) = mean_{c, h, w}`` of the squared horizontal plus
@@ -48,7 +48,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 Reduction = Literal["mean", "sum", "none"]
 
@@ -217,9 +217,9 @@ def lab_to_rgb255(grey: Tensor, ab: Tensor) -> Tensor:
     """sRGB in [0, 255] of the Lab image ``(L = 100 grey, a, b = 128 ab)``.
 
     ``grey`` ``(..., 1, H, W)`` and ``ab`` ``(..., 2, H, W)`` -> ``(..., 3, H, W)``; out-of-gamut
-    colours are clamped to [0, 255] per channel (:func:`colorkit.color.lab_to_rgb`, D65).
+    colours are clamped to [0, 255] per channel (:func:`colorkit.core.color.lab_to_rgb`, D65).
     """
-    from colorkit.color import AB_SCALE, L_SCALE, lab_to_rgb
+    from colorkit.core.color import AB_SCALE, L_SCALE, lab_to_rgb
 
     lab = torch.cat([_float(grey) * L_SCALE, _float(ab) * AB_SCALE], dim=-3)
     return lab_to_rgb(lab, clip=False).clamp(0.0, 1.0) * 255.0
@@ -248,7 +248,7 @@ def _colorfulness_gt_per_image(target: Tensor, grey: Tensor) -> Tensor:
 def _ab_histogram(ab: Tensor) -> Tensor:
     """Normalised histogram over the 23 x 23 ab cells of every pixel of ``ab``
     ``(B, ..., 2, H, W)`` pooled per image: ``(B, 529)`` float64."""
-    from colorkit.stats import G, ab_to_bin_index
+    from colorkit.core.stats import G, ab_to_bin_index
 
     b = ab.shape[0]
     cells = ab_to_bin_index(ab.reshape(b, -1, 2, *ab.shape[-2:])).reshape(b, -1)  # (B, P)

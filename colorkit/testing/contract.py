@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from colorkit.interfaces import Metric
-from colorkit.registry import KINDS, Entry
+from colorkit.core.interfaces import Metric
+from colorkit.core.registry import KINDS, Entry
 
 AB_LIMIT = 1.5  # |ab/128| beyond this means the values are not in paper units
 
@@ -35,7 +35,7 @@ def _fail(what: str, msg: str) -> None:
 
 def find_entry(obj: Any, kind: str | None = None) -> Entry:
     """The registry entry of a name or a class (registry metadata check)."""
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     kinds = [kind] if kind else list(KINDS)
     if isinstance(obj, str):
@@ -56,10 +56,10 @@ def find_entry(obj: Any, kind: str | None = None) -> Entry:
 
 def hook_for(obj: Any, kind: str | None = None) -> str:
     """The hook that registers ``obj`` (a class) or components of ``kind``."""
-    from colorkit.plugin_manager import _HOOK_FOR_KIND
+    from colorkit.core.plugin_manager import _HOOK_FOR_KIND
 
     if kind is None and isinstance(obj, type):
-        from colorkit import interfaces as I
+        from colorkit.core import interfaces as I
 
         bases = {I.Metric: "metric", I.Method: "conditional_model", I.DecoderLoss: "decoder_loss",
                  I.Backbone: "backbone", I.Embedder: "embedder"}
@@ -135,7 +135,7 @@ def _meta_data(what: str, obj: Any, s: int, batch: int) -> tuple[Any, dict[str, 
 
 
 def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
-    from colorkit.checkpoint import load_component, save_component
+    from colorkit.core.checkpoint import load_component, save_component
 
     method = obj.kind == "conditional_model"
     try:
@@ -180,7 +180,7 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
     stage takes engine steps with finite losses and changes its modules, ``sample`` gives
     ``(B, k, 2, H, W)`` in ab / 128, reproducible under a seed for every sampling mode,
     and the same samples after a save/load round trip."""
-    from colorkit.engine import TrainConfig, Trainer
+    from colorkit.train.engine import TrainConfig, Trainer
 
     e = find_entry(obj, "conditional_model")
     what = _check_entry(e)

@@ -40,6 +40,6 @@ def tiny_dataset(folder: str | Path, *, size: int = 32, seed: int = 0, test_size
 
 def tiny_stats(dataset: Any, k: int = 20) -> Any:
     """Colour statistics of ``dataset``'s training split (needs more than ``k`` images)."""
-    from colorkit.stats import compute_stats
+    from colorkit.core.stats import compute_stats
 
     return compute_stats(dataset, k=k)

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from colorkit.interfaces import Stage, StepContext
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import Stage, StepContext
+from colorkit.core.registry import ColorkitError
 
 from .pix2pix import PatchDiscriminator, UNetGenerator
 from .sampling import SampledConfig, SampledMethod

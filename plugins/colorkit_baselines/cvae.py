@@ -33,16 +33,16 @@ from einops import repeat
 from pydantic import Field
 from torch import Tensor, nn
 
-from colorkit.interfaces import Posterior, Stage, StepContext, noise
-from colorkit.layers import ConvBlock
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import Posterior, Stage, StepContext, noise
+from colorkit.core.layers import ConvBlock
+from colorkit.core.registry import ColorkitError
 
 from .sampling import SampledConfig, SampledMethod
 
 
 def conv_relu_bn(cin: int, cout: int, k: int, s: int, bn: bool = True) -> nn.Sequential:
     """The paper's C_ReLU(k, s, cout) [-> B] with symmetric zero padding ``(k - 1) // 2``
-    (halves the size at s=2, keeps it at s=1): :class:`colorkit.layers.ConvBlock`."""
+    (halves the size at s=2, keeps it at s=1): :class:`colorkit.core.layers.ConvBlock`."""
     return ConvBlock(cin, cout, k, s, bn=bn, padding="symmetric")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from colorkit.interfaces import noise
+from colorkit.core.interfaces import noise
 
 
 def dropout(x: Tensor, p: float, active: bool, generator: torch.Generator | None = None) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from colorkit.plugin_manager import hookimpl
+from colorkit.core.plugin_manager import hookimpl
 
 from .cgan import CGAN
 from .cvae import CVAE

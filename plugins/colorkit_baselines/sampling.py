@@ -3,7 +3,7 @@ sections 5 and 6.3) and the config fields that drive it and their single trainin
 
 Test time: draw ``num_samples`` (256 in the paper) colorizations of each grey image with
 the model's noise (CVAE: z ~ N(0, I); cGAN: dropout masks), then k-means them to ``k``
-(5 in the paper) with :func:`colorkit.cluster.diverse_from_samples`; the cluster centres,
+(5 in the paper) with :func:`colorkit.core.cluster.diverse_from_samples`; the cluster centres,
 largest cluster first, are the diverse colorizations (mode ``"centres"``). Mode
 ``"samples"`` returns ``k`` raw draws instead.
 
@@ -23,9 +23,9 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from colorkit.cluster import diverse_from_samples
-from colorkit.interfaces import ComponentConfig, Method, noise  # noqa: F401 - noise: former home
-from colorkit.registry import ColorkitError
+from colorkit.core.cluster import diverse_from_samples
+from colorkit.core.interfaces import ComponentConfig, Method, noise  # noqa: F401 - noise: former home
+from colorkit.core.registry import ColorkitError
 
 
 class SampledConfig(ComponentConfig):

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from colorkit.checkpoint import load_component, resolve_dir, save_component
-from colorkit.registry import ColorkitError
+from colorkit.core.checkpoint import load_component, resolve_dir, save_component
+from colorkit.core.registry import ColorkitError
 
 
 def _digest(*arrays: Any) -> str:

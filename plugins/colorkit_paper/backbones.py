@@ -30,15 +30,15 @@ import torch.nn.functional as F
 from pydantic import field_validator
 from torch import Tensor, nn
 
-from colorkit.interfaces import Backbone, ComponentConfig, Stage, StepContext
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import Backbone, ComponentConfig, Stage, StepContext
+from colorkit.core.registry import ColorkitError
 
 from .layers import ConvBlock, is_power_of_two
 
 if TYPE_CHECKING:  # pragma: no cover
-    from colorkit.stats import ColorStats
+    from colorkit.core.stats import ColorStats
 
-GRID = 23  # ab cells per axis (colorkit.stats.G)
+GRID = 23  # ab cells per axis (colorkit.core.stats.G)
 
 
 # ---------------------------------------------------------------------------- colornet
@@ -192,7 +192,7 @@ class TimmBackbone(Backbone):
     def _load_weights(self, path: Path) -> None:
         from timm.models import adapt_input_conv
 
-        from colorkit.checkpoint import load_tensors
+        from colorkit.core.checkpoint import load_tensors
 
         if path.suffix.lower() != ".safetensors":
             raise ColorkitError(f"timm backbone weights must be a .safetensors file; refusing {path}")

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from colorkit.interfaces import ComponentConfig, Method, Stage
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import ComponentConfig, Method, Stage
+from colorkit.core.registry import ColorkitError
 
 from .layers import grey_at_size
 from .pretext import PretextBackbone, PretextConfig

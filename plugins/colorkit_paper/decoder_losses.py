@@ -1,6 +1,6 @@
 """Decoder losses of Deshpande et al. (CVPR 2017), section 3.1, as registered components.
 
-Each term is its own :class:`~colorkit.interfaces.DecoderLoss` (``l2``, ``hist`` eq. 2,
+Each term is its own :class:`~colorkit.core.interfaces.DecoderLoss` (``l2``, ``hist`` eq. 2,
 ``mah`` section 3.1, ``grad`` eq. 3) so the ablation of Tables 1-2 is a config change;
 ``paper`` is eq. 4, L_hist + 0.1 L_mah + 1e-3 L_grad, with configurable weights. All go
 through :func:`colorkit_paper.losses.decoder_loss` (torch reference or a fused kernel,
@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from colorkit.interfaces import ComponentConfig, DecoderLoss
+from colorkit.core.interfaces import ComponentConfig, DecoderLoss
 
 from .losses import PAPER_WEIGHTS, decoder_loss
 
@@ -102,7 +102,7 @@ class PaperLoss(DecoderLoss):
 def check_decoder_loss_names(weights: dict[str, float]) -> dict[str, float]:
     """``weights`` keyed by registered decoder-loss names (an unknown name is a
     :class:`~colorkit.ColorkitError` listing the known ones); weights must be finite."""
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     reg = registry("decoder_loss")
     if not weights:
@@ -126,7 +126,7 @@ class WeightedDecoderLoss:
     def __init__(self, weights: dict[str, float], kwargs: dict[str, dict[str, Any]] | None = None,
                  impl: Impl = "auto") -> None:
         from colorkit.api import create_decoder_loss
-        from colorkit.plugin_manager import registry
+        from colorkit.core.plugin_manager import registry
 
         kwargs = kwargs or {}
         self.weights = dict(check_decoder_loss_names(weights))

@@ -13,7 +13,7 @@ Kernels (all accumulate in fp32; inputs may be fp32, fp16 or bf16):
 1. ``_fwd_partials``: grid ``(n_chunks, n_btiles)``; a program reads a ``(BLOCK_B, BLOCK_P)``
    tile of pixels of ``pred`` and ``target`` (both planes) once, and from it
    - looks up the colourfulness weight of the target pixel's ab cell in the ``(23, 23)``
-     table (in global memory; the cell rule of ``colorkit.stats.ab_to_bin``, the one
+     table (in global memory; the cell rule of ``colorkit.core.stats.ab_to_bin``, the one
      ``ColorStats.weight_of`` uses: nearest centre, halves up, edge cells beyond the grid),
    - sums ``w_p ||d_p||^2`` (hist), ``||d||^2`` (l2 and the Mahalanobis residual),
      the forward differences of ``d`` (grad; the right and lower neighbours are re-read
@@ -66,11 +66,11 @@ except Exception as exc:  # pragma: no cover - depends on the environment
     _triton_importable = False
     _triton_import_error = exc
 
-from colorkit.color import AB_SCALE
-from colorkit.stats import BIN_MIN, BIN_STEP
+from colorkit.core.color import AB_SCALE
+from colorkit.core.stats import BIN_MIN, BIN_STEP
 
 if TYPE_CHECKING:  # pragma: no cover
-    from colorkit.stats import ColorStats
+    from colorkit.core.stats import ColorStats
 
 __all__ = [
     "triton_available",
@@ -176,7 +176,7 @@ def _fwd_partials(
 
     sc = sc_part_ptr + (pid_p * B + offs_b) * 4
     if HAS_HIST:
-        # colorkit.stats.ab_to_bin: i = clamp(floor((a * ab_scale - bin_lo) / bin_step), 0, NA - 1)
+        # colorkit.core.stats.ab_to_bin: i = clamp(floor((a * ab_scale - bin_lo) / bin_step), 0, NA - 1)
         # in fp32, the same operations (a * 128 exact; one rounded subtraction; IEEE division)
         ia = tl.floor(tl.math.div_rn(ta * ab_scale - bin_lo, bin_step))
         ib = tl.floor(tl.math.div_rn(tb * ab_scale - bin_lo, bin_step))
@@ -373,7 +373,7 @@ def _kernels() -> tuple[Any, Any, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-#: (ab_scale, bin_lo, bin_step) of colorkit.stats.ab_to_bin, the rule ColorStats.weight_of uses:
+#: (ab_scale, bin_lo, bin_step) of colorkit.core.stats.ab_to_bin, the rule ColorStats.weight_of uses:
 #: cell = clamp(floor((ab * 128 - (BIN_MIN - BIN_STEP / 2)) / BIN_STEP), 0, G - 1), i.e. the
 #: nearest bin centre with halves rounded up. torch divides by the Python scalar BIN_STEP
 #: exactly on CPU but multiplies by fp32(1 / 10) on CUDA; the kernel divides exactly

@@ -6,7 +6,7 @@ in ab / 128 units and return a per-sample loss ``(B,)``, summed over pixels and 
 
 * ``l2``   : ||C - f||^2                                                   (plain VAE)
 * ``hist`` : sum_p w(C_p) ||C_p - f_p||^2, eq. (2); w = colourfulness weight of the true
-  pixel's ab bin (:meth:`colorkit.stats.ColorStats.weight_of`). The paper writes
+  pixel's ab bin (:meth:`colorkit.core.stats.ColorStats.weight_of`). The paper writes
   ||(H^-1)^T [C - f]||^2 but its text puts 1/H_p "as a weight in the squared difference";
   colorkit follows the text (w multiplies the squared difference, not the difference).
 * ``mah``  : sum_k (d . P_k)^2 / sigma_k^2 + ||d_res||^2 / sigma_K^2, section 3.1, with
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from colorkit.stats import ColorStats
+    from colorkit.core.stats import ColorStats
 
 PAPER_WEIGHTS: dict[str, float] = {"hist": 1.0, "mah": 0.1, "grad": 1e-3}
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 from .layers import ConvBlock
 

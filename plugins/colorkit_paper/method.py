@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
-from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import ComponentConfig, Method, Stage, StepContext
+from colorkit.core.registry import ColorkitError
 
 from .decoder_losses import WeightedDecoderLoss, check_decoder_loss_names
 from .layers import grey_at_size
@@ -166,7 +166,7 @@ class MDNMethod(PretextBackbone, Method):
     @torch.no_grad()
     def _kmeans_init(self, train_split: Any, max_images: int = 4096) -> None:
         """Component means at the k-means centres of the training codes (see ``mdn_init``)."""
-        from colorkit.cluster import kmeans
+        from colorkit.core.cluster import kmeans
 
         n = len(train_split)
         gen = torch.Generator().manual_seed(0)

@@ -6,7 +6,7 @@ grey-feature backbones (section 6.2) and the VAE + MDN methods (sections 4, 7.3)
 
 from __future__ import annotations
 
-from colorkit.plugin_manager import hookimpl
+from colorkit.core.plugin_manager import hookimpl
 
 from .backbones import ColorNet, TimmBackbone
 from .colornet_method import ColorNetColorizer

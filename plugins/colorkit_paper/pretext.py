@@ -3,7 +3,7 @@ use it (``mdn``, ``mdn-skip`` and the ``colornet`` reference).
 
 :class:`PretextConfig` holds the pretext schedule and cache settings, written once and
 inherited by those methods' configs. :class:`PretextBackbone` is a mixin for a
-:class:`colorkit.interfaces.Method` with a ``backbone`` and such a config:
+:class:`colorkit.core.interfaces.Method` with a ``backbone`` and such a config:
 :meth:`~PretextBackbone._pretext_stage` wraps the backbone's own pretext stage with two
 lifecycle hooks: ``skip`` loads a cached copy trained with the same schedule on the same
 training split (the stage then does not run), ``on_end`` stores the backbone once the stage
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from colorkit.interfaces import ComponentConfig, Stage, StageEnd
+from colorkit.core.interfaces import ComponentConfig, Stage, StageEnd
 
 from . import backbone_cache
 
@@ -52,7 +52,7 @@ class PretextBackbone:
 
         def on_end(train_split: Any, end: StageEnd) -> None:
             """Store the backbone when it ran its full schedule (rank 0 writes)."""
-            from colorkit import distributed as D
+            from colorkit.core import distributed as D
 
             path = target[0] if target[0] is not None else self._cache_path(train_split)
             if path is not None and end.complete and D.rank() == 0:

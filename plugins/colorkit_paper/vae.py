@@ -29,8 +29,8 @@ import torch
 from pydantic import field_validator
 from torch import Tensor, nn
 
-from colorkit.interfaces import ComponentConfig, Embedder, Posterior
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import ComponentConfig, Embedder, Posterior
+from colorkit.core.registry import ColorkitError
 
 from .layers import ConvBlock, SameConv2d, is_power_of_two, up2
 

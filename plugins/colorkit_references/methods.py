@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from colorkit.interfaces import ComponentConfig, Method, Stage
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import ComponentConfig, Method, Stage
+from colorkit.core.registry import ColorkitError
 
 
 class ReferenceConfig(ComponentConfig):
@@ -187,7 +187,7 @@ class PriorKMeansReference(_FieldBank):
     def centres(self, k: int) -> Tensor:
         """``(k, 2, S, S)`` ab / 128 centres, largest cluster first."""
         if k not in self._centres:
-            from colorkit.cluster import diverse_from_samples
+            from colorkit.core.cluster import diverse_from_samples
 
             bank = self._stored()
             if k > bank.shape[0]:

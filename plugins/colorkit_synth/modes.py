@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colorkit.interfaces import Metric
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import Metric
+from colorkit.core.registry import ColorkitError
 
 MODE_TOL = 0.1
 """Largest distance between a region's mean ab and a theme's colour for a match (ab/128, 12.8 Lab units)."""

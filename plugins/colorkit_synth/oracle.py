@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from colorkit.interfaces import ComponentConfig, Method, Stage, StepContext
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import ComponentConfig, Method, Stage, StepContext
+from colorkit.core.registry import ColorkitError
 
 from .modes import _check_record, _labels_at
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from colorkit.plugin_manager import hookimpl
+from colorkit.core.plugin_manager import hookimpl
 
 
 def synth_dataset(variant: str = "") -> Path:

@@ -55,8 +55,8 @@ from typing import Any
 
 import numpy as np
 
+from colorkit.core.registry import ColorkitError
 from colorkit.data.meta import META_ARRAYS, META_FORMAT, META_JSON
-from colorkit.registry import ColorkitError
 
 GENERATOR_VERSION = 3
 FIXED_MTIME_NS = 1_000_000_000 * 10**9  # every PNG gets this mtime: same spec -> same data set hash
@@ -173,7 +173,7 @@ def _lab_to_rgb_np(lab: np.ndarray) -> np.ndarray:
     """Lab (..., 3) -> sRGB (..., 3) in [0, 1], unclipped (for gamut tests)."""
     import torch
 
-    from colorkit.color import lab_to_rgb
+    from colorkit.core.color import lab_to_rgb
 
     t = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.float32)).reshape(-1, 3).T[None, :, :, None]
     return lab_to_rgb(t, clip=False)[0, :, :, 0].T.reshape(lab.shape).numpy()
@@ -392,8 +392,8 @@ def _write(world: World, folder: Path) -> None:
     import torch
     from PIL import Image
 
-    from colorkit.checkpoint import save_tensors
-    from colorkit.color import lab_to_rgb
+    from colorkit.core.checkpoint import save_tensors
+    from colorkit.core.color import lab_to_rgb
 
     spec = world.spec
     rng = np.random.default_rng([spec.seed, 1])

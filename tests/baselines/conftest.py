@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from colorkit.interfaces import Method, StepContext
+from colorkit.core.interfaces import Method, StepContext
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import colorkit
-from colorkit.checkpoint import load_component, save_component
-from colorkit.interfaces import Method
-from colorkit.registry import ColorkitError
+from colorkit.core.checkpoint import load_component, save_component
+from colorkit.core.interfaces import Method
+from colorkit.core.registry import ColorkitError
 
 NAMES = ("cvae", "cgan")
 
@@ -19,7 +19,7 @@ def _make(name: str, stats, **fields) -> Method:
 
 def test_registered_with_descriptions():
     for name in NAMES:
-        entry = colorkit.plugin_manager.registry("conditional_model").get(name)
+        entry = colorkit.core.plugin_manager.registry("conditional_model").get(name)
         assert entry.description and entry.plugin == "baselines"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from paper_helpers import synthetic_stats
 
-from colorkit.stats import ColorStats
+from colorkit.core.stats import ColorStats
 
 
 @pytest.fixture(scope="session")

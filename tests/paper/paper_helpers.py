@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from colorkit.interfaces import StepContext
-from colorkit.stats import ColorStats, G, in_gamut_cells
+from colorkit.core.interfaces import StepContext
+from colorkit.core.stats import ColorStats, G, in_gamut_cells
 
 
 def synthetic_stats(image_size: int = 16, k: int = 20, seed: int = 0,

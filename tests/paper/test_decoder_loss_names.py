@@ -13,8 +13,8 @@ from colorkit_paper.losses import PAPER_WEIGHTS, decoder_loss
 from paper_helpers import synthetic_stats
 
 from colorkit import ColorkitError, create_method
-from colorkit import plugin_manager as plugins
-from colorkit.registry import Entry
+from colorkit.core import plugin_manager as plugins
+from colorkit.core.registry import Entry
 
 S = 16
 

@@ -19,7 +19,7 @@ triton = pytest.importorskip("triton", reason="triton does not import here; the 
 from colorkit_paper import fused  # noqa: E402
 from colorkit_paper.losses import PAPER_WEIGHTS, decoder_loss  # noqa: E402
 
-from colorkit.stats import BIN_MIN, BIN_STEP, ColorStats, G  # noqa: E402
+from colorkit.core.stats import BIN_MIN, BIN_STEP, ColorStats, G  # noqa: E402
 
 pytestmark = pytest.mark.triton
 
@@ -45,7 +45,7 @@ def _no_forced_impl(monkeypatch):
 
 
 def make_stats(H: int, W: int, K: int = 20, seed: int = 0) -> ColorStats:
-    """A :class:`colorkit.stats.ColorStats` with random orthonormal components (QR),
+    """A :class:`colorkit.core.stats.ColorStats` with random orthonormal components (QR),
     descending variances and a random (23, 23) weight table, on DEVICE."""
     g = torch.Generator().manual_seed(seed)
     N = 2 * H * W

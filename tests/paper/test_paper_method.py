@@ -12,8 +12,8 @@ from colorkit_paper.method import MDNMethod, MDNSkipMethod
 from paper_helpers import Split, run_stage, structured_batch
 
 from colorkit import ColorkitError, create_method
-from colorkit.checkpoint import load_component, save_component
-from colorkit.interfaces import StageEnd
+from colorkit.core.checkpoint import load_component, save_component
+from colorkit.core.interfaces import StageEnd
 
 S = 16
 
@@ -143,7 +143,7 @@ def test_backbone_cache(stats16, tmp_path):
 
 
 def test_engine_runs_all_stages(stats16, tmp_path):
-    engine = pytest.importorskip("colorkit.engine")
+    engine = pytest.importorskip("colorkit.train.engine")
     m = tiny(stats=stats16, use_cache=False)
     summary = engine.Trainer(engine.TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu",
                                                 max_steps_per_epoch=2)).fit(m, Split(structured_batch(16, S)), tmp_path)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from colorkit import api
-from colorkit.checkpoint import load_component, save_component
-from colorkit.plugin_manager import all_entries
+from colorkit.core.checkpoint import load_component, save_component
+from colorkit.core.plugin_manager import all_entries
 
 S = 16
 OURS = [e for e in all_entries() if e.plugin == "paper"]

@@ -14,11 +14,11 @@ from colorkit_synth.oracle import Oracle
 from PIL import Image
 
 from colorkit.cli import main
-from colorkit.color import uint8_hwc_to_model
+from colorkit.core.color import uint8_hwc_to_model
+from colorkit.core.registry import ColorkitError
 from colorkit.data import prepare
 from colorkit.data.meta import META_JSON, load_meta, read_meta_folder
 from colorkit.metrics import MetricCollection
-from colorkit.registry import ColorkitError
 
 SMALL = "synth:n=200,size=32"
 
@@ -226,7 +226,7 @@ def test_bad_metadata_file_is_a_clear_error(tmp_path):
 
 # ------------------------------------------------------------------ through the bench
 def test_bench_scores_oracle_and_mode_metrics_on_synth(tmp_path):
-    from colorkit.bench import BenchConfig, run_bench
+    from colorkit.eval.bench import BenchConfig, run_bench
 
     res = run_bench(BenchConfig(methods=["oracle"], dataset="synth:n=120,size=32", size=32, out=str(tmp_path / "o"),
                                 progress=False, sample_images=2))
@@ -236,7 +236,7 @@ def test_bench_scores_oracle_and_mode_metrics_on_synth(tmp_path):
 
 
 def test_bench_without_metadata_skips_mode_metrics_and_refuses_oracle(tmp_path, colorkit_tiny_dataset):
-    from colorkit.bench import BenchConfig, run_bench
+    from colorkit.eval.bench import BenchConfig, run_bench
 
     folder = Path(colorkit_tiny_dataset.source)
     with pytest.raises(ColorkitError, match="metadata"):

@@ -38,11 +38,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colorkit import __version__
-from colorkit.checkpoint import atomic_write_png, atomic_write_text
-from colorkit.config import DataConfig, StatsConfig
-from colorkit.interfaces import Metric
+from colorkit.core.checkpoint import atomic_write_png, atomic_write_text
+from colorkit.core.config import DataConfig, StatsConfig
+from colorkit.core.interfaces import Metric
+from colorkit.core.registry import ColorkitError
 from colorkit.metrics.bootstrap import LEVEL, RESAMPLES, bootstrap_ci, paired_bootstrap, to_tensor
-from colorkit.registry import ColorkitError
 
 PRIMARY = "error_of_best"
 EXTRA_UNITS = {"train_seconds": "s", "infer_seconds_per_image": "s/image"}
@@ -54,7 +54,7 @@ REALISM = {"mae_all": "mean err. (all k)", "hist_kl": "hist. KL", "grad_log_rati
 
 class BenchConfig(BaseModel):
     """What ``colorkit bench`` does; written whole into ``results.json`` (``"config"``).
-    ``data`` and ``stats`` are the sections of :mod:`colorkit.config`; ``dataset``,
+    ``data`` and ``stats`` are the sections of :mod:`colorkit.core.config`; ``dataset``,
     ``size``, ``crop``, ``test_size`` and ``cache_dir`` given flat go into ``data`` (whose
     split seed is ``seed``)."""
 
@@ -105,7 +105,7 @@ class BenchConfig(BaseModel):
 
     def method_options(self, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(training options, sampling options)`` of ``method`` from :attr:`options`."""
-        from colorkit.plugin_manager import registry
+        from colorkit.core.plugin_manager import registry
 
         factory = registry("conditional_model").get(method).factory
         fields = set(getattr(getattr(factory, "Config", None), "model_fields", {}))
@@ -135,7 +135,7 @@ def reference_names(with_meta: bool = False) -> list[str]:
     """Registered conditional models with ``role = "reference"``, in registry order; those
     that need per-image metadata (``uses_meta``, e.g. synth's ``oracle``) only when
     ``with_meta``."""
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     reg = registry("conditional_model")
     out = []
@@ -147,7 +147,7 @@ def reference_names(with_meta: bool = False) -> list[str]:
 
 
 def role_of(method: str) -> str:
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     return str(getattr(registry("conditional_model").get(method).factory, "role", "learned"))
 
@@ -157,7 +157,7 @@ def build_metrics(stats: Any, with_meta: bool = False) -> tuple[dict[str, Metric
     per-image metadata the data set lacks, are returned as ``{name: reason}`` instead
     (and reported, not fatal)."""
     from colorkit.api import create_metric
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     metrics: dict[str, Metric] = {}
     skipped: dict[str, str] = {}
@@ -194,7 +194,7 @@ def metric_info(metrics: dict[str, Metric]) -> dict[str, dict[str, Any]]:
 def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log) -> Path:
     """A finished run directory for ``method`` and training ``seed``: given with --runs,
     left by an earlier (interrupted) bench, or trained now."""
-    from colorkit.runs import read_run, train
+    from colorkit.train.runs import read_run, train
 
     train_opts = cfg.method_options(method)[0]
     for r in cfg.runs:
@@ -312,8 +312,8 @@ def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, Any, dict[str, Any
 
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
-    from colorkit.runs import _versions_safe, check_options, load, read_run
-    from colorkit.stats import load_or_compute_stats
+    from colorkit.core.stats import load_or_compute_stats
+    from colorkit.train.runs import _versions_safe, check_options, load, read_run
 
     t_start = time.perf_counter()
     if not cfg.methods:
@@ -338,7 +338,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             raise ColorkitError(f"--option {key}: no method of --methods ({', '.join(cfg.methods)}) has a config "
                                 f"field or sampling setting {key!r}; scope it as METHOD:{key}=VALUE")
     out = Path(cfg.out)
-    from colorkit.checkpoint import ensure_writable_dir
+    from colorkit.core.checkpoint import ensure_writable_dir
 
     ensure_writable_dir(out)  # a read-only or full --out fails now, not after the training
 
@@ -666,8 +666,8 @@ def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: in
     (label | grey | k colorizations | ground truth)."""
     from PIL import Image, ImageDraw
 
-    from colorkit.color import model_to_rgb
-    from colorkit.imageio import to_pil
+    from colorkit.core.color import model_to_rgb
+    from colorkit.core.imageio import to_pil
 
     n = min(len(v) for v in sheet.values())
     b = test.batch(list(range(n)))

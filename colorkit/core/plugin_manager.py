@@ -24,15 +24,15 @@ from typing import Any
 
 import pluggy
 
-from colorkit import hookspecs
-from colorkit.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry
+from colorkit.core import hookspecs
+from colorkit.core.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry
 
 hookimpl = pluggy.HookimplMarker("colorkit")
 
 ENTRY_POINT_GROUP = "colorkit"
 # Core components (metrics, data sets) are registered from these modules directly, as
 # llm does with its default plugins.
-BUILTIN_MODULES = ("colorkit.builtin_components",)
+BUILTIN_MODULES = ("colorkit.core.builtin_components",)
 
 _HOOK_FOR_KIND = {
     "backbone": "register_backbones",

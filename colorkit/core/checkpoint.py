@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 
 from colorkit import __version__
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 FORMAT = "colorkit-checkpoint-v1"
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt"}
@@ -264,7 +264,7 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     ``kind``/``name``, when given, must match what was saved. ``factory_kwargs`` are passed
     to the factory (e.g. ``stats=`` for methods); when ``stats.safetensors`` exists and no
     ``stats`` is given, it is loaded and passed for factories that take it."""
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     directory = resolve_dir(directory)
     meta = read_meta(directory, prefix)
@@ -274,7 +274,7 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
         raise ColorkitError(f"checkpoint {directory} holds {meta.get('name')!r}, expected {name!r}")
     stats_path = directory / "stats.safetensors"
     if "stats" not in factory_kwargs and stats_path.is_file() and meta.get("kind") == "conditional_model":
-        from colorkit.stats import ColorStats
+        from colorkit.core.stats import ColorStats
 
         factory_kwargs["stats"] = ColorStats.load(stats_path)
     reg = registry(meta["kind"])

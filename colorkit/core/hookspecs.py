@@ -11,7 +11,7 @@ Each hook receives a ``register`` callback and calls it once per component:
         register("knn", KNNColorizer, description="k-nearest-neighbour colour transfer")
 
 ``register(name, factory, *, description="")``: ``factory`` is normally a class deriving
-from the interface of its kind (see :mod:`colorkit.interfaces`); it is called with keyword
+from the interface of its kind (see :mod:`colorkit.core.interfaces`); it is called with keyword
 arguments by ``colorkit.create_<kind>(name, ...)``. A name may be registered once per kind:
 a second registration, from any source, is an error that names both sources.
 """
@@ -29,7 +29,7 @@ Register = Callable[..., None]
 
 @hookspec
 def register_backbones(register: Register) -> None:
-    """Register grey-feature backbones (:class:`colorkit.interfaces.Backbone`).
+    """Register grey-feature backbones (:class:`colorkit.core.interfaces.Backbone`).
 
     A backbone maps a grey image ``(B, 1, H, W)`` (L / 100, in [0, 1]) to a feature map
     ``(B, C, h, w)``; it states ``out_channels`` and ``reduction`` (H / h)."""
@@ -37,27 +37,27 @@ def register_backbones(register: Register) -> None:
 
 @hookspec
 def register_embedders(register: Register) -> None:
-    """Register colour-field embedders (:class:`colorkit.interfaces.Embedder`): a VAE-like
+    """Register colour-field embedders (:class:`colorkit.core.interfaces.Embedder`): a VAE-like
     model with ``encode(ab[, grey]) -> Posterior`` and ``decode(z[, grey]) -> ab``."""
 
 
 @hookspec
 def register_conditional_models(register: Register) -> None:
-    """Register conditional models / methods (:class:`colorkit.interfaces.Method`): trained
+    """Register conditional models / methods (:class:`colorkit.core.interfaces.Method`): trained
     by the engine, then ``sample(grey, k) -> (B, k, 2, H, W)`` in ab / 128 units."""
 
 
 @hookspec
 def register_decoder_losses(register: Register) -> None:
-    """Register decoder losses (:class:`colorkit.interfaces.DecoderLoss`): per-sample
+    """Register decoder losses (:class:`colorkit.core.interfaces.DecoderLoss`): per-sample
     losses between a predicted and a true ab field ``(B, 2, H, W)`` in ab / 128 units.
     ``mdn`` trains its VAE with any of them: ``--option decoder_loss=<name>``."""
 
 
 @hookspec
 def register_metrics(register: Register) -> None:
-    """Register metrics (:class:`colorkit.interfaces.Metric`, or
-    :class:`colorkit.interfaces.RatioMetric` for a ratio of sums): ``per_image`` or
+    """Register metrics (:class:`colorkit.core.interfaces.Metric`, or
+    :class:`colorkit.core.interfaces.RatioMetric` for a ratio of sums): ``per_image`` or
     ``update(samples, target, grey)`` accumulates, ``compute()`` reduces (across processes
     when distributed); ``units`` and ``higher_is_better`` describe the value. ``colorkit
     bench`` scores every registered metric (see docs/plugin-tutorial.md)."""

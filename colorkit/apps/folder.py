@@ -35,9 +35,8 @@ from typing import Any
 
 import torch
 
-from colorkit.checkpoint import atomic_write_text, lock_dir
-from colorkit.data.images import IMAGE_EXTENSIONS, find_images
-from colorkit.imageio import (
+from colorkit.core.checkpoint import atomic_write_text, lock_dir
+from colorkit.core.imageio import (
     Photo,
     check_k,
     compose_colorizations,
@@ -45,7 +44,8 @@ from colorkit.imageio import (
     photo_header,
     read_photo,
 )
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
+from colorkit.data.images import IMAGE_EXTENSIONS, find_images
 
 FORMAT = "colorkit-colorize-v1"
 MANIFEST = "colorize.json"
@@ -154,7 +154,7 @@ def _clean_temporaries(out: Path) -> None:
 
 
 def _write_png(img: Any, path: Path) -> None:
-    from colorkit.checkpoint import atomic_write_bytes
+    from colorkit.core.checkpoint import atomic_write_bytes
 
     buf = BytesIO()
     img.save(buf, format="PNG")

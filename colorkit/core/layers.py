@@ -79,7 +79,7 @@ def grey_at_size(grey: Tensor, size: int) -> Tensor:
     """``grey (B, 1, H, W)`` checked and resized (bilinear, antialiased) to ``size x size``
     when it is not already; what a method trained at ``size`` feeds its networks."""
     if grey.dim() != 4 or grey.shape[1] != 1:
-        from colorkit.registry import ColorkitError
+        from colorkit.core.registry import ColorkitError
 
         raise ColorkitError(f"sample expects grey of shape (B, 1, H, W); got {tuple(grey.shape)}")
     if tuple(grey.shape[-2:]) == (size, size):

@@ -55,8 +55,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor
 
 from colorkit import __version__
-from colorkit.color import AB_SCALE
-from colorkit.registry import ColorkitError
+from colorkit.core.color import AB_SCALE
+from colorkit.core.registry import ColorkitError
 
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.data import PreparedDataset
@@ -114,7 +114,7 @@ def ab_to_bin_index(ab: Tensor) -> Tensor:
 @lru_cache(maxsize=4)
 def in_gamut_cells(rule: str = "reachable") -> Tensor:
     """``(G, G)`` bool: cells of the ab grid that sRGB colours reach (see module docstring)."""
-    from colorkit.color import lab_to_rgb, rgb_to_lab
+    from colorkit.core.color import lab_to_rgb, rgb_to_lab
 
     if rule == "reachable":
         n = 256  # samples per cube edge; the count is stable from 256 to 2048
@@ -286,8 +286,8 @@ class ColorStats:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a safetensors file (tensors + string metadata), atomically and
-        byte-reproducibly (see :func:`colorkit.checkpoint.save_tensors`)."""
-        from colorkit.checkpoint import save_tensors
+        byte-reproducibly (see :func:`colorkit.core.checkpoint.save_tensors`)."""
+        from colorkit.core.checkpoint import save_tensors
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -416,7 +416,7 @@ def _pca_in_memory(xc: Tensor, k: int) -> tuple[Tensor, Tensor, str]:
 class StatsConfig(BaseModel):
     """The options of the colour statistics, in one place: :func:`compute_stats`,
     :func:`stats_cache_path` and :func:`load_or_compute_stats` all take one (or its fields
-    as keywords); the ``stats`` section of a run's configuration (``colorkit.config``)."""
+    as keywords); the ``stats`` section of a run's configuration (``colorkit.core.config``)."""
 
     model_config = ConfigDict(extra="forbid")
     k: int = 20

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from colorkit.color import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
+from colorkit.core.color import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
+from colorkit.core.registry import ColorkitError
 from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, _to_rgb
-from colorkit.registry import ColorkitError
 
 MAX_PIXELS = 50_000_000
 """Default limit on the pixels of a photo to colorize (50 megapixels, e.g. 8660x5773)."""

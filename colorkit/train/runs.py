@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from colorkit import __version__
-from colorkit.checkpoint import (
+from colorkit.core.checkpoint import (
     atomic_write_text,
     load_component,
     lock_dir,
@@ -30,13 +30,13 @@ from colorkit.checkpoint import (
     resolve_dir,
     write_component,
 )
-from colorkit.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
-from colorkit.engine import TrainConfig, Trainer, resolve_device
-from colorkit.registry import ColorkitError
+from colorkit.core.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
+from colorkit.core.registry import ColorkitError
+from colorkit.train.engine import TrainConfig, Trainer, resolve_device
 
 RUN_FORMAT = "colorkit-run-v1"
 
-DEMO_MODEL_DIR = Path(__file__).parent / "models" / "demo-mdn"
+DEMO_MODEL_DIR = Path(__file__).parents[1] / "models" / "demo-mdn"
 """The bundled demo model: the ``mdn`` method, ``small`` preset, trained on the 312 shipped
 demo photos at 64x64 (weights stored in half precision; built by
 ``scripts/build_demo_model.py``). A model of a small demo set, not of the world's photos."""
@@ -65,7 +65,7 @@ def _versions_safe() -> dict[str, str]:
 
 def check_options(method: str, preset: str, options: dict[str, Any] | None) -> None:
     """Validate a method's preset and options before any expensive work."""
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     factory = registry("conditional_model").get(method).factory
     make = getattr(factory, "make_config", None)
@@ -87,7 +87,7 @@ def check_options(method: str, preset: str, options: dict[str, Any] | None) -> N
 
 def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any] | None, dataset: Any) -> Any:
     from colorkit.api import create_method
-    from colorkit.plugin_manager import registry
+    from colorkit.core.plugin_manager import registry
 
     entry = registry("conditional_model").get(method)
     kwargs = dict(options or {})
@@ -117,7 +117,7 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
           stats_config: StatsConfig | None = None) -> Path:
     """Train ``method`` on ``dataset``'s training split into a run directory; returns it.
 
-    ``data`` (a :class:`~colorkit.config.DataConfig`) replaces ``dataset``, ``size`` and
+    ``data`` (a :class:`~colorkit.core.config.DataConfig`) replaces ``dataset``, ``size`` and
     the split ``seed`` when given, with crop, test size and cache folder; ``stats_config``
     chooses the colour statistics (e.g. ``StatsConfig(weighting="inverse")``) the method
     trains with. The whole configuration is written into ``run.json`` (``"config"``).
@@ -156,7 +156,7 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
         cfg = cfg.model_copy(update={"data": DataConfig(
             dataset=str(ds.source), size=ds.size, crop=bool(info.get("crop", False)), seed=ds.seed,
             test_size=ds.test_size, cache_dir=cfg.data.cache_dir)})
-    from colorkit.stats import load_or_compute_stats
+    from colorkit.core.stats import load_or_compute_stats
 
     st = stats if stats is not None else load_or_compute_stats(ds, cfg.stats, progress=progress)
     method, seed, epochs = cfg.method.name, cfg.train.seed, cfg.train.epochs
@@ -166,7 +166,7 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
     t0 = time.perf_counter()
     trainer = Trainer(cfg.train)
     summary = trainer.fit(m, ds.split("train"), out, resume=resume)
-    from colorkit import distributed as D
+    from colorkit.core import distributed as D
 
     diagnostics = m.diagnostics(ds.split("train"), k=5) if D.rank() == 0 else None
     if D.rank() == 0:
@@ -288,7 +288,7 @@ class Colorizer:
     @torch.no_grad()
     def sample(self, grey: torch.Tensor, k: int = 5, *, mode: str | None = None, seed: int = 0) -> torch.Tensor:
         """``grey`` (B,1,s,s) at the model size -> ab (B,k,2,s,s), ab/128."""
-        from colorkit.imageio import check_k
+        from colorkit.core.imageio import check_k
 
         check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
@@ -303,7 +303,7 @@ class Colorizer:
         ``output="images"``: a list of ``k`` PIL images; ``"tensors"``: RGB ``(k, 3, H, W)``
         in [0, 1]. Both hold all k at once: for large photos use :meth:`iter_colorize`.
         Images above ``max_pixels`` (default 50 megapixels) are refused."""
-        from colorkit.imageio import colorize_full_resolution
+        from colorkit.core.imageio import colorize_full_resolution
 
         return colorize_full_resolution(self, image, k=k, mode=mode, seed=seed, output=output,
                                         max_pixels=max_pixels)
@@ -312,7 +312,7 @@ class Colorizer:
                       max_pixels: int | None = None) -> Any:
         """The same colorizations as :meth:`colorize`, one PIL image at a time (memory
         independent of k)."""
-        from colorkit.imageio import iter_colorizations
+        from colorkit.core.imageio import iter_colorizations
 
         return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
 

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 """Largest upload accepted by default (25 MiB)."""
@@ -67,7 +67,7 @@ class Models:
     before the server listens."""
 
     def __init__(self, runs: list[str | Path] | None = None, *, demo: bool = True, device: str = "auto") -> None:
-        from colorkit.runs import load
+        from colorkit.train.runs import load
 
         self.colorizers: dict[str, Any] = {}
         for run in runs or []:
@@ -82,7 +82,7 @@ class Models:
             raise ColorkitError("no model to serve: give --run RUN or keep the demo model")
 
     def describe(self) -> list[dict[str, Any]]:
-        from colorkit.runs import DEMO_MODEL_NOTE
+        from colorkit.train.runs import DEMO_MODEL_NOTE
 
         out = []
         for name, c in self.colorizers.items():
@@ -138,7 +138,7 @@ def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: st
                     max_pixels: int, lock: threading.Lock) -> dict[str, Any]:
     """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
     folder; the JSON the page shows."""
-    from colorkit.imageio import has_colour, read_photo
+    from colorkit.core.imageio import has_colour, read_photo
 
     folder = data_path.parent
     photo = read_photo(data_path, max_pixels)

@@ -8,7 +8,7 @@ Components are ``torch.nn.Module`` subclasses with a pydantic ``Config`` (``extr
 and named ``PRESETS`` (``paper``: the paper's exact sizes; ``small``: CPU-friendly, same
 structure; ``tiny``: for tests). ``Cls(preset="small", latent_dim=32)`` builds the config
 from the preset's values overridden by the given fields. A checkpoint stores the config
-JSON and the ``state_dict`` as safetensors (see :mod:`colorkit.checkpoint`).
+JSON and the ``state_dict`` as safetensors (see :mod:`colorkit.core.checkpoint`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from colorkit.stats import ColorStats
+    from colorkit.core.stats import ColorStats
 
 PRESET_NAMES = ("paper", "small", "tiny")
 
@@ -300,7 +300,7 @@ class Metric(ABC):
     ``update(samples (B,k,2,H,W), target (B,2,H,W), grey (B,1,H,W))`` with ab / 128 and L / 100.
 
     Writing one (see docs/plugin-tutorial.md): the constructor takes ``stats`` (the data
-    set's :class:`~colorkit.stats.ColorStats`, or ``None``); set the class attributes
+    set's :class:`~colorkit.core.stats.ColorStats`, or ``None``); set the class attributes
     ``units`` (written beside every value the bench reports) and ``higher_is_better``.
     For a mean over images implement only :meth:`per_image`: the base ``update`` sums
     its values into ``total``/``count``, ``compute`` divides after summing both across
@@ -308,7 +308,7 @@ class Metric(ABC):
     (a ratio of sums: :class:`RatioMetric`; a statistic of pooled data) override
     ``reset`` (create the state tensors), ``update`` and ``compute`` together, keep the
     state as sums that add across batches and processes, and reduce them with
-    :func:`colorkit.distributed.all_reduce_sum` in ``compute``.
+    :func:`colorkit.core.distributed.all_reduce_sum` in ``compute``.
     """
 
     kind: ClassVar[str] = "metric"
@@ -339,7 +339,7 @@ class Metric(ABC):
         self.count += vals.numel()
 
     def compute(self) -> float:
-        from colorkit.distributed import all_reduce_sum
+        from colorkit.core.distributed import all_reduce_sum
 
         total, count = all_reduce_sum(torch.stack([self.total, self.count]))
         return float(total / count) if count > 0 else math.nan
@@ -372,7 +372,7 @@ class RatioMetric(Metric):
         self.count += den.detach().double().sum().cpu()
 
     def compute(self) -> float:
-        from colorkit.distributed import all_reduce_sum
+        from colorkit.core.distributed import all_reduce_sum
 
         total, count = all_reduce_sum(torch.stack([self.total, self.count]))
         return float(total / count) if count > 0 else math.nan

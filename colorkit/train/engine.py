@@ -1,11 +1,11 @@
 """The training engine shared by every method.
 
-``fit(method, train_split, run_dir, config)`` runs the method's :class:`~colorkit.interfaces.Stage`
+``fit(method, train_split, run_dir, config)`` runs the method's :class:`~colorkit.core.interfaces.Stage`
 list in order: seeded and sharded batches, one optimisation step per batch through
 ``ctx.optimize``, a progress bar with loss and throughput, a JSONL log and loss-curve PNG,
 an atomic checkpoint after every epoch (``RUN_DIR/train_state``), ``resume=True`` to
 continue an interrupted run to the same result, and a clear stop on a NaN/inf loss that
-keeps the last good checkpoint. Distributed under torchrun: see :mod:`colorkit.distributed`.
+keeps the last good checkpoint. Distributed under torchrun: see :mod:`colorkit.core.distributed`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
-from colorkit import distributed as D
-from colorkit.checkpoint import (
+from colorkit.core import distributed as D
+from colorkit.core.checkpoint import (
     atomic_dir,
     atomic_write_png,
     check_finite,
@@ -37,8 +37,8 @@ from colorkit.checkpoint import (
     save_tensors,
     write_component,
 )
-from colorkit.interfaces import Method, StageEnd, StepContext
-from colorkit.registry import ColorkitError
+from colorkit.core.interfaces import Method, StageEnd, StepContext
+from colorkit.core.registry import ColorkitError
 
 
 class TrainingDiverged(ColorkitError):

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from colorkit.checkpoint import atomic_write_text
+from colorkit.core.checkpoint import atomic_write_text
 
 # label -> the method's ``decoder_loss``: registered decoder-loss names and weights
 VARIANTS: dict[str, dict[str, float]] = {
@@ -46,12 +46,12 @@ def reconstruct_scores(embedder: Any, test: Any, stats: Any, batch_size: int = 3
 def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | None = None, seed: int = 0,
                  out: str = "bench-out", size: int = 64, device: str = "auto", progress: bool = True,
                  method: str = "mdn", data: Any = None, stats_config: Any = None) -> str:
-    """``data`` (a :class:`~colorkit.config.DataConfig`) replaces ``dataset``, ``size`` and
+    """``data`` (a :class:`~colorkit.core.config.DataConfig`) replaces ``dataset``, ``size`` and
     ``seed``; ``stats_config`` chooses the colour statistics."""
-    from colorkit.config import DataConfig
-    from colorkit.engine import TrainConfig, Trainer
-    from colorkit.runs import build_method
-    from colorkit.stats import load_or_compute_stats
+    from colorkit.core.config import DataConfig
+    from colorkit.core.stats import load_or_compute_stats
+    from colorkit.train.engine import TrainConfig, Trainer
+    from colorkit.train.runs import build_method
 
     data = data if data is not None else DataConfig(dataset=dataset, size=size, seed=seed)
     ds = data.prepare(progress=progress)

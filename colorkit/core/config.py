@@ -3,14 +3,14 @@ to train it (and, for ``colorkit bench``, how to score it).
 
 Every section is a pydantic model with unknown fields refused. ``colorkit train`` writes the
 whole tree (:class:`RunConfig`) into ``run.json`` under ``"config"``; ``colorkit bench``
-writes its :class:`colorkit.bench.BenchConfig` into ``results.json``. The command-line
+writes its :class:`colorkit.eval.bench.BenchConfig` into ``results.json``. The command-line
 options of every command map onto these fields (see ``docs/cli.md``).
 
 .. code-block:: python
 
-    from colorkit.config import DataConfig, MethodSpec, RunConfig, StatsConfig
-    from colorkit.engine import TrainConfig
-from colorkit.stats import StatsConfig
+    from colorkit.core.config import DataConfig, MethodSpec, RunConfig, StatsConfig
+    from colorkit.train.engine import TrainConfig
+from colorkit.core.stats import StatsConfig
 
 __all__ = ["DataConfig", "StatsConfig", "MethodSpec", "SampleConfig", "RunConfig", "TrainConfig"]
 
@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from colorkit.engine import TrainConfig
-from colorkit.stats import StatsConfig
+from colorkit.core.stats import StatsConfig
+from colorkit.train.engine import TrainConfig
 
 __all__ = ["DataConfig", "StatsConfig", "MethodSpec", "SampleConfig", "RunConfig", "TrainConfig"]
 

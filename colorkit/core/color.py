@@ -20,7 +20,7 @@ from kornia.color import lab_to_rgb as _k_lab_to_rgb
 from kornia.color import rgb_to_lab as _k_rgb_to_lab
 from torch import Tensor
 
-from colorkit.registry import ColorkitError
+from colorkit.core.registry import ColorkitError
 
 AB_SCALE = 128.0
 """Lab a, b units per model unit: ``ab = (a, b) / AB_SCALE``."""

@@ -1,0 +1,1 @@
+"""Evaluation: the benchmark (``colorkit bench``) and the decoder-loss ablation."""
