@@ -18,7 +18,7 @@ from _results import append_rows
 from PIL import Image
 
 import colorkit
-from colorkit.core.builtin_components import DEMO_DIR
+from colorkit.builtin_components import DEMO_DIR
 
 
 def main() -> None:

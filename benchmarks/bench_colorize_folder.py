@@ -28,8 +28,8 @@ from PIL import Image
 
 import colorkit
 from colorkit.apps.folder import colorize_folder
-from colorkit.core.builtin_components import DEMO_DIR
-from colorkit.core.imageio import compose_colorizations, model_grey, read_photo
+from colorkit.builtin_components import DEMO_DIR
+from colorkit.data.imageio import compose_colorizations, model_grey, read_photo
 
 
 def make_folder(root: Path, n: int) -> None:

@@ -22,7 +22,7 @@ import torch
 from _results import append_rows
 from PIL import Image
 
-from colorkit.core.builtin_components import DEMO_DIR
+from colorkit.builtin_components import DEMO_DIR
 
 LIMIT_MIB = 2048
 

@@ -29,8 +29,8 @@ _LAZY = {
                              "Method", "Stage", "StageEnd", "StepContext", "Metric", "RatioMetric", "noise")},
     "ColorStats": "colorkit.core.stats",
     "TrainConfig": "colorkit.train.engine", "Trainer": "colorkit.train.engine",
-    "DataConfig": "colorkit.core.config", "StatsConfig": "colorkit.core.config", "MethodSpec": "colorkit.core.config",
-    "RunConfig": "colorkit.core.config", "SampleConfig": "colorkit.core.config",
+    **{name: "colorkit.train.config" for name in ("DataConfig", "StatsConfig", "MethodSpec", "RunConfig",
+                                                  "SampleConfig")},
     "check_component": "colorkit.testing.contract",
 }
 

@@ -192,7 +192,7 @@ def config_markdown() -> str:
         "fields are for library use.", "",
         *_field_rows(TrainConfig, {"default": TrainConfig().model_dump(mode="json")}), "",
     ]
-    from colorkit.core.config import DataConfig, SampleConfig, StatsConfig
+    from colorkit.train.config import DataConfig, SampleConfig, StatsConfig
 
     for title, model, text in (
         ("DataConfig", DataConfig, "the `data` section of `run.json`'s `config`: `--dataset`, `--size`, "
@@ -202,7 +202,7 @@ def config_markdown() -> str:
         ("SampleConfig", SampleConfig, "sampling settings at `colorize` and `bench` time (`--option mode=...`, "
                                        "`--option <a field in the method's sample_options>=...`)."),
     ):
-        lines += [f"## `{title}`", "", f"`colorkit.core.config.{title}`: {text}", "",
+        lines += [f"## `{title}`", "", f"`colorkit.train.config.{title}`: {text}", "",
                   *_field_rows(model, {"default": model().model_dump(mode="json")}), ""]
     return "\n".join(lines)
 

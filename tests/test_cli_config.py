@@ -12,10 +12,10 @@ import torch
 
 from colorkit import ColorkitError, load
 from colorkit.cli import main
-from colorkit.core.config import DataConfig, SampleConfig
 from colorkit.core.stats import ColorStats
 from colorkit.eval.bench import BenchConfig, parse_bench_options
 from colorkit.testing import make_image_folder
+from colorkit.train.config import DataConfig, SampleConfig
 
 
 def _cli(args, capsys):

@@ -113,7 +113,7 @@ def test_every_greyscale_mode_opens_as_its_grey(mode):
     native-endian grey is scaled (not clipped to white) and premultiplied La opens."""
     from PIL import Image
 
-    from colorkit.core.imageio import open_image
+    from colorkit.data.imageio import open_image
     from colorkit.data.images import GREY_MODES
 
     assert mode in GREY_MODES

@@ -56,7 +56,7 @@ def folder(tmp_path):
     photo(src / "trip" / "deep" / "d.webp", 40, 40, 4)
     photo(src / "same.jpg", 30, 20, 5)
     photo(src / "same.png", 20, 30, 6)
-    from colorkit.core.builtin_components import DEMO_DIR
+    from colorkit.builtin_components import DEMO_DIR
 
     (src / "old").mkdir()
     with Image.open(sorted(DEMO_DIR.rglob("*.jpg"))[0]) as im:  # a real photo, in grey
@@ -99,7 +99,7 @@ def test_folder_every_image_at_its_size_and_relative_path(folder, tmp_path, caps
                                        "trip/cut.jpg": "corrupt-or-truncated"}
     # outputs keep the grey photo's own lightness (Lab L; gamut clipping aside) and add colour
     from colorkit.core.color import rgb_to_lab
-    from colorkit.core.imageio import open_image, to_tensor
+    from colorkit.data.imageio import open_image, to_tensor
 
     lab_out = rgb_to_lab(to_tensor(Image.open(got["old/real_1.png"]).convert("RGB")))[0]
     L_in = rgb_to_lab(to_tensor(open_image(folder / "old" / "real.png")))[0, 0]

@@ -114,7 +114,7 @@ def test_library_load_docstring_says_so():
 
 
 def test_demo_model_colorizes_a_grey_photo_with_colour(demo):
-    from colorkit.core.builtin_components import DEMO_DIR
+    from colorkit.builtin_components import DEMO_DIR
 
     src = sorted(DEMO_DIR.rglob("*.jpg"))[0]
     grey = Image.open(src).convert("L")

@@ -117,7 +117,7 @@ def test_train_colorize_and_library(bench_out, tmp_path, capsys):
     assert t.shape == (2, 3, 45, 70) and float(t.min()) >= 0 and float(t.max()) <= 1
     # The L channel is the input's own: greying a colorization gives back the input's L.
     from colorkit.core.color import rgb_to_lab
-    from colorkit.core.imageio import open_image, to_tensor
+    from colorkit.data.imageio import open_image, to_tensor
 
     L_in = rgb_to_lab(to_tensor(open_image(photo)))[:, 0]
     L_out = rgb_to_lab(t[:1])[:, 0]

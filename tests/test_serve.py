@@ -198,7 +198,7 @@ def _browser():
 
 
 def test_browser_uploads_a_photo_and_shows_k_colorizations(server, tmp_path):
-    from colorkit.core.builtin_components import DEMO_DIR
+    from colorkit.builtin_components import DEMO_DIR
 
     src = sorted(DEMO_DIR.rglob("*.jpg"))[0]
     photo = tmp_path / "photo.jpg"

@@ -283,8 +283,8 @@ def test_cli_stats(ds, tmp_path, capsys):
 def test_one_options_object_for_every_entry(ds):
     """compute_stats, stats_cache_path and load_or_compute_stats take one StatsConfig (or
     its fields as keywords), the stats section of a run's configuration."""
-    from colorkit.core.config import StatsConfig as FromConfig
     from colorkit.core.stats import StatsConfig, stats_cache_path
+    from colorkit.train.config import StatsConfig as FromConfig
 
     assert FromConfig is StatsConfig
     inv = StatsConfig(weighting="inverse")

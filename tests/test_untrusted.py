@@ -352,7 +352,7 @@ def test_pixel_limit_and_k_bound(runs, tmp_path, capsys):
     huge = tmp_path / "huge.png"
     Image.new("L", (12000, 12000)).save(huge)  # a few hundred bytes, 144 megapixels
     assert huge.stat().st_size < 200_000
-    from colorkit.core.imageio import MAX_PIXELS, image_size
+    from colorkit.data.imageio import MAX_PIXELS, image_size
 
     with pytest.raises(ColorkitError, match="12000x12000 = 144,000,000 pixels; the limit is 50,000,000"):
         image_size(huge)
@@ -374,7 +374,7 @@ def test_banded_colorizations_match_the_full_resolution_formula(runs, tmp_path, 
     field at once (to rounding)."""
     import torch.nn.functional as F
 
-    import colorkit.core.imageio as io
+    import colorkit.data.imageio as io
     from colorkit.core.color import AB_SCALE, lab_to_rgb, rgb_to_lab
 
     monkeypatch.setattr(io, "_BAND_PIXELS", 3 * 70)  # 3-row bands

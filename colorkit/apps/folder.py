@@ -36,7 +36,8 @@ from typing import Any
 import torch
 
 from colorkit.core.checkpoint import atomic_write_text, lock_dir
-from colorkit.core.imageio import (
+from colorkit.core.registry import ColorkitError
+from colorkit.data.imageio import (
     Photo,
     check_k,
     compose_colorizations,
@@ -44,7 +45,6 @@ from colorkit.core.imageio import (
     photo_header,
     read_photo,
 )
-from colorkit.core.registry import ColorkitError
 from colorkit.data.images import IMAGE_EXTENSIONS, find_images
 
 FORMAT = "colorkit-colorize-v1"

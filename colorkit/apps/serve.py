@@ -138,7 +138,7 @@ def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: st
                     max_pixels: int, lock: threading.Lock) -> dict[str, Any]:
     """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
     folder; the JSON the page shows."""
-    from colorkit.core.imageio import has_colour, read_photo
+    from colorkit.data.imageio import has_colour, read_photo
 
     folder = data_path.parent
     photo = read_photo(data_path, max_pixels)

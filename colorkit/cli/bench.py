@@ -68,8 +68,8 @@ def bench(methods, dataset, size, crop, test_size, cache_dir, weighting, preset,
     t0 = time.perf_counter()
     progress = not is_quiet(quiet, quiet_alias)
     if ablation:
-        from colorkit.core.config import DataConfig, StatsConfig
         from colorkit.eval.ablation import run_ablation
+        from colorkit.train.config import DataConfig, StatsConfig
 
         data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,
                           cache_dir=None if cache_dir is None else str(cache_dir))

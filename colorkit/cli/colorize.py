@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress_option
-from colorkit.core.imageio import MAX_K, MAX_PIXELS
 from colorkit.core.registry import ColorkitError
+from colorkit.data.imageio import MAX_K, MAX_PIXELS
 
 
 @click.command("colorize")
@@ -69,7 +69,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         return
     from colorkit.apps.folder import MANIFEST
     from colorkit.core.checkpoint import ensure_writable_dir
-    from colorkit.core.imageio import grid_row, image_size, open_image, stack_rows
+    from colorkit.data.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.train.runs import load
 
     out_dir = Path(out)

@@ -1,5 +1,5 @@
 """Command-line options shared by several commands, each mapping onto a field of the
-configuration tree (:mod:`colorkit.core.config`), so ``train``, ``bench``, ``data``, ``stats``
+configuration tree (:mod:`colorkit.train.config`), so ``train``, ``bench``, ``data``, ``stats``
 and ``colorize`` spell and document them the same way."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _apply(fn: Callable, options: list[Callable]) -> Callable:
 
 def data_options(fn: Callable | None = None, *, seed: bool = True, min_size: int = 8) -> Callable:
     """``--dataset --size --crop/--no-crop [--seed] --test-size --cache-dir``
-    (:class:`colorkit.core.config.DataConfig`). ``seed=False`` for commands whose ``--seed``
+    (:class:`colorkit.train.config.DataConfig`). ``seed=False`` for commands whose ``--seed``
     means more than the split (they declare their own)."""
 
     def deco(f: Callable) -> Callable:
@@ -50,7 +50,7 @@ def data_options(fn: Callable | None = None, *, seed: bool = True, min_size: int
 
 
 def stats_options(fn: Callable) -> Callable:
-    """``--weighting`` (:class:`colorkit.core.config.StatsConfig`): the colour statistics a
+    """``--weighting`` (:class:`colorkit.train.config.StatsConfig`): the colour statistics a
     method trains with and ``colorkit stats`` computes."""
     from colorkit.core.stats import WEIGHTINGS
 

@@ -51,8 +51,8 @@ def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, 
       torchrun --nproc_per_node 8 -m colorkit train --method mdn --dataset lsun-church --preset paper \\
         --device cuda --compile
     """
-    from colorkit.core.config import DataConfig, StatsConfig
     from colorkit.core.plugin_manager import registry
+    from colorkit.train.config import DataConfig, StatsConfig
     from colorkit.train.runs import run_dir_for
     from colorkit.train.runs import train as run_train
 

@@ -32,7 +32,7 @@ hookimpl = pluggy.HookimplMarker("colorkit")
 ENTRY_POINT_GROUP = "colorkit"
 # Core components (metrics, data sets) are registered from these modules directly, as
 # llm does with its default plugins.
-BUILTIN_MODULES = ("colorkit.core.builtin_components",)
+BUILTIN_MODULES = ("colorkit.builtin_components",)
 
 _HOOK_FOR_KIND = {
     "backbone": "register_backbones",

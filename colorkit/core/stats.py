@@ -416,7 +416,7 @@ def _pca_in_memory(xc: Tensor, k: int) -> tuple[Tensor, Tensor, str]:
 class StatsConfig(BaseModel):
     """The options of the colour statistics, in one place: :func:`compute_stats`,
     :func:`stats_cache_path` and :func:`load_or_compute_stats` all take one (or its fields
-    as keywords); the ``stats`` section of a run's configuration (``colorkit.core.config``)."""
+    as keywords); the ``stats`` section of a run's configuration (``colorkit.train.config``)."""
 
     model_config = ConfigDict(extra="forbid")
     k: int = 20

@@ -46,10 +46,10 @@ def reconstruct_scores(embedder: Any, test: Any, stats: Any, batch_size: int = 3
 def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | None = None, seed: int = 0,
                  out: str = "bench-out", size: int = 64, device: str = "auto", progress: bool = True,
                  method: str = "mdn", data: Any = None, stats_config: Any = None) -> str:
-    """``data`` (a :class:`~colorkit.core.config.DataConfig`) replaces ``dataset``, ``size`` and
+    """``data`` (a :class:`~colorkit.train.config.DataConfig`) replaces ``dataset``, ``size`` and
     ``seed``; ``stats_config`` chooses the colour statistics."""
-    from colorkit.core.config import DataConfig
     from colorkit.core.stats import load_or_compute_stats
+    from colorkit.train.config import DataConfig
     from colorkit.train.engine import TrainConfig, Trainer
     from colorkit.train.runs import build_method
 

@@ -39,10 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colorkit import __version__
 from colorkit.core.checkpoint import atomic_write_png, atomic_write_text
-from colorkit.core.config import DataConfig, StatsConfig
 from colorkit.core.interfaces import Metric
 from colorkit.core.registry import ColorkitError
 from colorkit.metrics.bootstrap import LEVEL, RESAMPLES, bootstrap_ci, paired_bootstrap, to_tensor
+from colorkit.train.config import DataConfig, StatsConfig
 
 PRIMARY = "error_of_best"
 EXTRA_UNITS = {"train_seconds": "s", "infer_seconds_per_image": "s/image"}
@@ -54,7 +54,7 @@ REALISM = {"mae_all": "mean err. (all k)", "hist_kl": "hist. KL", "grad_log_rati
 
 class BenchConfig(BaseModel):
     """What ``colorkit bench`` does; written whole into ``results.json`` (``"config"``).
-    ``data`` and ``stats`` are the sections of :mod:`colorkit.core.config`; ``dataset``,
+    ``data`` and ``stats`` are the sections of :mod:`colorkit.train.config`; ``dataset``,
     ``size``, ``crop``, ``test_size`` and ``cache_dir`` given flat go into ``data`` (whose
     split seed is ``seed``)."""
 
@@ -667,7 +667,7 @@ def sample_sheet(sheet: dict[str, torch.Tensor], test: Any, path: Path, *, k: in
     from PIL import Image, ImageDraw
 
     from colorkit.core.color import model_to_rgb
-    from colorkit.core.imageio import to_pil
+    from colorkit.data.imageio import to_pil
 
     n = min(len(v) for v in sheet.values())
     b = test.batch(list(range(n)))

@@ -101,7 +101,7 @@ class MetricCollection:
 
     def __init__(self, metrics: Iterable[str | Metric] | Mapping[str, str | Metric],
                  stats: ColorStats | None = None) -> None:
-        from colorkit.api import create_metric
+        from colorkit.core.plugin_manager import registry
 
         if isinstance(metrics, str):
             metrics = [metrics]
@@ -113,7 +113,7 @@ class MetricCollection:
                 raise ColorkitError(f"metric {m!r} has no registry_name: pass a mapping {{name: metric}}")
             if key in self.metrics:
                 raise ColorkitError(f"metric {key!r} given twice")
-            self.metrics[key] = create_metric(m, stats=stats) if isinstance(m, str) else m
+            self.metrics[key] = registry("metric").create(m, stats=stats) if isinstance(m, str) else m
 
     def update(self, samples: Tensor, target: Tensor, grey: Tensor | None = None, meta: list | None = None) -> None:
         """Feed every metric; metrics with ``uses_meta`` get ``meta`` (the batch's per-image

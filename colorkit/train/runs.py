@@ -30,8 +30,8 @@ from colorkit.core.checkpoint import (
     resolve_dir,
     write_component,
 )
-from colorkit.core.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
 from colorkit.core.registry import ColorkitError
+from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
 from colorkit.train.engine import TrainConfig, Trainer, resolve_device
 
 RUN_FORMAT = "colorkit-run-v1"
@@ -117,7 +117,7 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
           stats_config: StatsConfig | None = None) -> Path:
     """Train ``method`` on ``dataset``'s training split into a run directory; returns it.
 
-    ``data`` (a :class:`~colorkit.core.config.DataConfig`) replaces ``dataset``, ``size`` and
+    ``data`` (a :class:`~colorkit.train.config.DataConfig`) replaces ``dataset``, ``size`` and
     the split ``seed`` when given, with crop, test size and cache folder; ``stats_config``
     chooses the colour statistics (e.g. ``StatsConfig(weighting="inverse")``) the method
     trains with. The whole configuration is written into ``run.json`` (``"config"``).
@@ -288,7 +288,7 @@ class Colorizer:
     @torch.no_grad()
     def sample(self, grey: torch.Tensor, k: int = 5, *, mode: str | None = None, seed: int = 0) -> torch.Tensor:
         """``grey`` (B,1,s,s) at the model size -> ab (B,k,2,s,s), ab/128."""
-        from colorkit.core.imageio import check_k
+        from colorkit.data.imageio import check_k
 
         check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
@@ -303,7 +303,7 @@ class Colorizer:
         ``output="images"``: a list of ``k`` PIL images; ``"tensors"``: RGB ``(k, 3, H, W)``
         in [0, 1]. Both hold all k at once: for large photos use :meth:`iter_colorize`.
         Images above ``max_pixels`` (default 50 megapixels) are refused."""
-        from colorkit.core.imageio import colorize_full_resolution
+        from colorkit.data.imageio import colorize_full_resolution
 
         return colorize_full_resolution(self, image, k=k, mode=mode, seed=seed, output=output,
                                         max_pixels=max_pixels)
@@ -312,7 +312,7 @@ class Colorizer:
                       max_pixels: int | None = None) -> Any:
         """The same colorizations as :meth:`colorize`, one PIL image at a time (memory
         independent of k)."""
-        from colorkit.core.imageio import iter_colorizations
+        from colorkit.data.imageio import iter_colorizations
 
         return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from colorkit.core.plugin_manager import hookimpl
 
-DEMO_DIR = Path(__file__).parents[1] / "demo_data" / "images"
+DEMO_DIR = Path(__file__).parent / "demo_data" / "images"
 
 
 def demo_dataset() -> Path:

@@ -8,7 +8,7 @@ options of every command map onto these fields (see ``docs/cli.md``).
 
 .. code-block:: python
 
-    from colorkit.core.config import DataConfig, MethodSpec, RunConfig, StatsConfig
+    from colorkit.train.config import DataConfig, MethodSpec, RunConfig, StatsConfig
     from colorkit.train.engine import TrainConfig
 from colorkit.core.stats import StatsConfig
 
