@@ -1,0 +1,58 @@
+"""The package's folders are layers (docs/concepts.md, "Layout"): a module imports only from
+its own layer and the layers below it. Imports under ``if TYPE_CHECKING:`` are type hints
+and are not counted."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "colorkit"
+ORDER = ["core", "data", "metrics", "builtin_components", "api", "train", "eval", "apps", "cli"]
+"""Bottom to top; ``testing`` (the contract kit for plugin authors) may use anything."""
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "colorkit" or len(parts) == 1:
+        return None
+    return parts[1] if parts[1] in ORDER else None
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for b in node.body for n in ast.walk(b)}
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+            if node.module == "colorkit":  # from colorkit import api, ...
+                out += [(node.lineno, f"colorkit.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+    return out
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    bad = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        own = rel.parts[0].removesuffix(".py")
+        if own not in ORDER:
+            continue
+        for line, module in imports(path):
+            target = layer_of(module)
+            if target is not None and ORDER.index(target) > ORDER.index(own):
+                bad.append(f"colorkit/{rel}:{line} ({own}) imports {module} ({target})")
+    assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_the_check_sees_an_upward_import(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("from colorkit.train.engine import Trainer\nfrom colorkit import api\n")
+    assert [layer_of(m) for _, m in imports(f)] == ["train", None, "api"]
