@@ -34,7 +34,18 @@ _LAZY = {
     "check_component": "colorkit.testing.contract",
 }
 
+_LAZY_MODULES = {"distributed": "colorkit.core.distributed"}
+"""Modules a plugin author uses: ``from colorkit import distributed as D`` (rank, world size,
+all-reduce helpers)."""
+
+
 def __getattr__(name: str):
+    if name in _LAZY_MODULES:
+        import importlib
+
+        value = importlib.import_module(_LAZY_MODULES[name])
+        globals()[name] = value
+        return value
     if name in _LAZY:
         import importlib
 

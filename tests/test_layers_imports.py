@@ -56,3 +56,21 @@ def test_the_check_sees_an_upward_import(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("from colorkit.train.engine import Trainer\nfrom colorkit import api\n")
     assert [layer_of(m) for _, m in imports(f)] == ["train", None, "api"]
+
+
+def test_a_plugin_author_needs_only_the_top_level_package():
+    """Where a class lives is not part of the API: everything a plugin uses comes from
+    ``colorkit`` itself (the example package in docs/examples does just that)."""
+    import colorkit
+    from colorkit.core import interfaces
+
+    for name in ("Method", "Stage", "StageEnd", "StepContext", "Metric", "RatioMetric", "DecoderLoss", "Backbone",
+                 "Embedder", "ComponentConfig", "ColorStats", "hookimpl", "noise", "ColorkitError", "Trainer",
+                 "TrainConfig", "check_component", "DataConfig", "SampleConfig"):
+        assert getattr(colorkit, name) is not None, name
+    assert colorkit.Metric is interfaces.Metric
+    assert colorkit.distributed.world_size() == 1
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "colorkit-knn" / "colorkit_knn"
+    deep = [f"{p.name}:{line} {m}" for p in example.glob("*.py") for line, m in imports(p)
+            if layer_of(m) is not None]
+    assert not deep, deep

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from colorkit import ColorkitError, ComponentConfig, Method, RatioMetric, Stage, StepContext
-from colorkit.core import distributed as D
+from colorkit import distributed as D
 from pydantic import Field
 from torch import Tensor, nn
 
