@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from colorkit.core.interfaces import StepContext
 from colorkit.core.stats import load_or_compute_stats
 from colorkit.data.loader import batch_loader, to_model_batch
-from colorkit.train.engine import TrainConfig, autocast_dtype, compile_modules, use_channels_last
+from colorkit.train.engine import TrainConfig, Trainer, autocast_dtype, compile_modules, use_channels_last
 from colorkit.train.runs import build_method
 
 #: Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets.
@@ -99,14 +99,7 @@ def main(argv=None) -> None:
               f"channels-last {cl}, compile {args.compile}")
         for stage in method.stages():
             bsz = args.batch or stage.batch_size
-            method.eval()
-            method.requires_grad_(False)
-            for mod in stage.modules.values():
-                mod.train()
-                mod.requires_grad_(True)
-            for mod in stage.frozen:
-                mod.eval()
-                mod.requires_grad_(False)
+            Trainer._train_only(method, stage)  # as the engine does: only the stage's modules learn
             opts = stage.make_optimizers()
 
             def optimize(n, loss, opts=opts):

@@ -155,8 +155,8 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     return data[:8] + text.ljust(n, b" ") + data[8 + n :]
 
 
-def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; anything else (pickles included) is refused."""
+def _safetensors_path(path: str | Path) -> Path:
+    """``path`` if it names an existing file that is not a pickle format; else a one-line error."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ColorkitError(
@@ -164,6 +164,12 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         )
     if not path.is_file():
         raise ColorkitError(f"missing weights file {path}")
+    return path
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; anything else (pickles included) is refused."""
+    path = _safetensors_path(path)
     try:
         return load_file(str(path))
     except (SafetensorsError, OSError, ValueError, RuntimeError) as exc:
@@ -308,13 +314,7 @@ class _Shape:
 
 def header_shapes(path: str | Path) -> dict[str, Any]:
     """Tensor shapes from a safetensors file's header, without reading the tensors."""
-    path = Path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ColorkitError(
-            f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)"
-        )
-    if not path.is_file():
-        raise ColorkitError(f"missing weights file {path}")
+    path = _safetensors_path(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             return {k: _Shape(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
