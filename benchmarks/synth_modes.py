@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sheet", default=None)
     ap.add_argument("--sheet-images", type=int, default=4)
-    ap.add_argument("--sheet-methods", default="oracle,mdn,cvae,cgan")
+    ap.add_argument("--sheet-methods", default="oracle,mdn-skip,mdn,cvae,cgan")
     ap.add_argument("--also", action="append", default=[], help="another bench --out folder whose runs to score")
     args = ap.parse_args()
     out = Path(args.out)

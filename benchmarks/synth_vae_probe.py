@@ -5,7 +5,7 @@ reproduces the drawn theme (region means within the mode tolerance), and the mod
 and coherence of the reconstructions: the ceilings of
 mdn's mode precision, whatever the MDN does.
 
-    python benchmarks/synth_vae_probe.py [--dataset synth] [--option vae_lr=1e-3] [--epochs 20]
+    python benchmarks/synth_vae_probe.py [--method mdn-skip] [--dataset synth] [--option vae_lr=1e-3] [--epochs 20]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from colorkit.train.runs import build_method
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="synth")
+    ap.add_argument("--method", default="mdn", help="mdn or mdn-skip (whose VAE decodes with the grey image)")
     ap.add_argument("--option", action="append", default=[])
     ap.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: the preset's)")
     ap.add_argument("--seed", type=int, default=0)
@@ -43,12 +44,12 @@ def main() -> None:
     ds = prepare(a.dataset, progress=False)
     stats = load_or_compute_stats(ds)
     torch.manual_seed(a.seed)
-    m = build_method("mdn", stats, preset="small", options=opts, dataset=ds)
+    m = build_method(a.method, stats, preset="small", options=opts, dataset=ds)
     vae_stage = next(s for s in m.stages() if s.name == "vae")
     vae_stage.on_start = None
 
     m.stages = lambda: [vae_stage]  # type: ignore[method-assign]
-    m.registry_name = "mdn"
+    m.registry_name = a.method
     t0 = time.perf_counter()
     if a.load:
         from safetensors.torch import load_file
@@ -64,13 +65,14 @@ def main() -> None:
     b = test.batch(list(range(len(test))))
     meta = load_meta(ds)(b["index"])
     with torch.no_grad():
-        rec = m.embedder.decode(m.embedder.encode(b["ab"]).mu)
+        g = b["grey"] if m.embedder.uses_grey else None
+        rec = m.embedder.decode(m.embedder.encode(b["ab"], g).mu, g)
     ok = [bool(theme_match(rec[i : i + 1], r)[0, next(j for j, g in enumerate(r["themes"]) if r["theme"] in g["ids"])])
           for i, r in enumerate(meta)]
     from colorkit_synth.modes import image_scores
 
     sc = np.array([image_scores(rec[i : i + 1], r) for i, r in enumerate(meta)])
-    print(json.dumps({"dataset": a.dataset, "options": opts, "epochs": a.epochs, "vae_seconds": round(secs, 1),
+    print(json.dumps({"method": a.method, "dataset": a.dataset, "options": opts, "epochs": a.epochs, "vae_seconds": round(secs, 1),
                       "recon_reproduces_drawn_theme": float(np.mean(ok)),
                       "recon_mode_precision": float(sc[:, 1].mean()), "recon_coherence": float(sc[:, 2].mean()),
                       "recon_l1": float((rec - b["ab"]).abs().mean())}))

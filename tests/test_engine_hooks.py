@@ -3,6 +3,8 @@ generator it gives every step (``ctx.generator``), saved and restored on resume.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from toy_method import ToyMethod, ToySplit
@@ -136,3 +138,88 @@ def test_resume_restores_the_generator(tmp_path):
     assert again.draws == ref.draws[12:]  # the draws after the checkpoint, as in one go
     for k, v in ref.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k
+
+
+class CosineToy(HookedToy):
+    """HookedToy whose stages decay their learning rate (cosine) and record it per step."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.lrs: list[tuple[str, int, float]] = []
+
+    def stages(self):
+        out = []
+        for s in HookedToy.stages(self):
+            inner = s.step
+
+            def step(batch, ctx, inner=inner, name=s.name):
+                opt = next(iter(ctx.optimizers.values()))
+                self.lrs.append((name, ctx.epoch, opt.param_groups[0]["lr"]))
+                return inner(batch, ctx)
+
+            s.step, s.lr_schedule = step, "cosine"
+            out.append(s)
+        return out
+
+
+def test_cosine_schedule_decays_each_stage_from_its_rate_to_zero(tmp_path):
+    m = CosineToy(preset="tiny")
+    m.registry_name = "toy"
+    fit(m, tmp_path / "run")
+    for name in ("net", "head"):
+        lrs = [lr for n, _, lr in m.lrs if n == name]
+        assert len(lrs) == 9  # 3 epochs of 3 steps (24 images, batch 8)
+        want = [0.05 * 0.5 * (1 + math.cos(math.pi * i / 9)) for i in range(9)]
+        assert lrs == pytest.approx(want, rel=1e-12)
+    assert m.lrs[0][2] == 0.05 and m.lrs[8][2] < 0.002  # starts at lr, ends near 0
+
+
+def test_cosine_schedule_on_epochs_override_spans_the_run(tmp_path):
+    m = CosineToy(preset="tiny")
+    m.registry_name = "toy"
+    fit(m, tmp_path / "run", epochs=2)
+    lrs = [lr for n, _, lr in m.lrs if n == "net"]
+    assert lrs == pytest.approx([0.05 * 0.5 * (1 + math.cos(math.pi * i / 6)) for i in range(6)], rel=1e-12)
+
+
+def test_cosine_schedule_resumes_exactly(tmp_path):
+    torch.manual_seed(0)
+    ref = CosineToy(preset="tiny")
+    ref.registry_name = "toy"
+    fit(ref, tmp_path / "full")
+
+    class Interrupt(Exception):
+        pass
+
+    torch.manual_seed(0)
+    m = CosineToy(preset="tiny")
+    m.registry_name = "toy"
+    orig = m.stages
+
+    def stages():
+        st = orig()
+        inner = st[0].step
+
+        def step(batch, ctx):
+            if ctx.step == 4:  # inside stage 1's second epoch; its first was checkpointed
+                raise Interrupt
+            return inner(batch, ctx)
+
+        st[0].step = step
+        return st
+
+    m.stages = stages
+    with pytest.raises(Interrupt):
+        fit(m, tmp_path / "cut", checkpoint_every=1)
+    torch.manual_seed(0)
+    again = CosineToy(preset="tiny")
+    again.registry_name = "toy"
+    fit(again, tmp_path / "cut", resume=True)
+    assert again.lrs == ref.lrs[3:]
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
+
+
+def test_unknown_lr_schedule_is_a_clear_error():
+    with pytest.raises(ColorkitError, match="lr_schedule must be one of constant, cosine"):
+        Stage("s", {}, dict, lambda b, c: {}, epochs=1, lr_schedule="linear")

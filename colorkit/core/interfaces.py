@@ -166,6 +166,17 @@ class StageEnd:
     ``max_steps_per_epoch`` cut an epoch short (e.g. cache a result only when true)."""
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, done: float) -> float:
+    """The learning-rate multiplier of ``schedule`` after a fraction ``done`` (0-1) of a
+    stage's steps (see :attr:`Stage.lr_schedule`)."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
+    return 1.0
+
+
 @dataclass
 class Stage:
     """One phase of a method's training (e.g. backbone pretext, VAE, MDN).
@@ -185,6 +196,12 @@ class Stage:
     * ``on_end(train_split, end: StageEnd)``: after the stage's last epoch, before its
       final checkpoint; ``end.complete`` says whether it ran its own full schedule.
 
+    ``lr_schedule``: ``"constant"`` keeps every optimizer's learning rate;
+    ``"cosine"`` sets it before each step to ``lr0 * (1 + cos(pi * t)) / 2``, where ``lr0``
+    is the rate the optimizer was made with and ``t`` the fraction of the stage's steps
+    done (epochs of an ``--epochs`` override included), so it decays to 0 at the stage's
+    end. It depends only on the step's position, so a resumed run follows it exactly.
+
     ``setup`` is the former name of ``on_start`` and still accepted.
     """
 
@@ -199,8 +216,12 @@ class Stage:
     on_start: Callable[[Any], None] | None = None
     on_end: Callable[[Any, StageEnd], None] | None = None
     setup: Callable[[Any], None] | None = None
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ColorkitError(f"stage {self.name!r}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                                f"got {self.lr_schedule!r}")
         if self.setup is not None:
             if self.on_start is not None:
                 raise ColorkitError(f"stage {self.name!r}: give on_start or its former name setup, not both")

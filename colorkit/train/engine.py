@@ -37,7 +37,7 @@ from colorkit.core.checkpoint import (
     save_tensors,
     write_component,
 )
-from colorkit.core.interfaces import Method, StageEnd, StepContext
+from colorkit.core.interfaces import Method, StageEnd, StepContext, lr_factor
 from colorkit.core.registry import ColorkitError
 
 
@@ -404,7 +404,7 @@ class Trainer:
                     steps, cut = steps[: cfg.max_steps_per_epoch], True
                 label = f"{method.registry_name or type(method).__name__}:{stage.name} {epoch + 1}/{epochs}"
                 budget["images"] += self._run_epoch(stage, train_split, steps, ctx, where, run, progress, log,
-                                                    epoch, label)
+                                                    epoch, epochs, label)
                 progress.epoch, progress.stage_index = epoch + 1, si
                 progress.stage_seconds[stage.name] = time.perf_counter() - t_stage
                 if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == epochs:
@@ -447,7 +447,7 @@ class Trainer:
 
     def _run_epoch(self, stage: Any, train_split: Any, steps: list[list[int]], ctx: StepContext,
                    where: dict[str, Any], run: _Run, progress: _Progress, log: _Log, epoch: int,
-                   label: str) -> int:
+                   epochs: int, label: str) -> int:
         """One pass over ``steps`` (lists of image indices); returns the images trained on."""
         bar = None
         if self.config.progress and run.rank == 0:
@@ -456,12 +456,17 @@ class Trainer:
             bar = tqdm(total=len(steps), desc=label, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True,
                        disable=None)
         seen, t0 = 0, time.perf_counter()
-        for idx, batch in zip(steps, self._batches(train_split, steps)):
+        for i, (idx, batch) in enumerate(zip(steps, self._batches(train_split, steps))):
             if run.channels_last:
                 batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
                          for k, v in batch.items()}
             where.update(epoch=epoch, step=progress.global_step)
             ctx.epoch, ctx.step = epoch, progress.global_step
+            if stage.lr_schedule != "constant":
+                factor = lr_factor(stage.lr_schedule, (epoch + i / len(steps)) / max(1, epochs))
+                for opt in ctx.optimizers.values():
+                    for group in opt.param_groups:
+                        group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
             amp = (torch.autocast(self.device.type, dtype=run.amp_dtype) if run.amp_dtype is not None
                    else contextlib.nullcontext())
             with amp:

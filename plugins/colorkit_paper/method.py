@@ -62,9 +62,13 @@ class MDNConfig(PretextConfig):
     vae_batch_size: int = 32
     vae_lr: float = 5e-4
     """Adam learning rate of the VAE (1e-3 and above made the KL term spike on small data)."""
+    vae_lr_schedule: Literal["constant", "cosine"] = "constant"
+    """``cosine``: the VAE's learning rate decays from ``vae_lr`` to 0 over its stage."""
     mdn_epochs: int = 10
     mdn_batch_size: int = 32
     mdn_lr: float = 1e-3
+    mdn_lr_schedule: Literal["constant", "cosine"] = "constant"
+    """``cosine``: the MDN's learning rate decays from ``mdn_lr`` to 0 over its stage."""
     mdn_init: Literal["random", "kmeans"] = "random"
     """``kmeans``: in a stage ``mdn-init`` (no epochs) before the MDN stage, set every
     component's mean to a k-means centre of the training split's VAE codes (output weights
@@ -99,8 +103,8 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
     "small": {  # ~270 training images of 64x64 train in about a minute on 2 CPU cores
         "mdn_widths": (96, 80, 72, 64, 32), "mdn_fc": 512, "mdn_dropout": 0.2,
         "pretext_epochs": 10, "pretext_lr": 1e-3,
-        "vae_epochs": 20, "vae_lr": 5e-4,
-        "mdn_epochs": 20, "mdn_lr": 1e-3,
+        "vae_epochs": 20, "vae_lr": 5e-4, "vae_batch_size": 8, "vae_lr_schedule": "cosine",
+        "mdn_epochs": 20, "mdn_lr": 1e-3, "mdn_lr_schedule": "cosine", "mdn_init": "kmeans",
     },
     "tiny": {
         "latent_dim": 8, "mdn_widths": (8, 8, 8, 8, 8), "mdn_fc": 32, "mdn_dropout": 0.0,
@@ -152,6 +156,7 @@ class MDNMethod(PretextBackbone, Method):
             name="vae", modules={"vae": self.embedder}, step=self._vae_step, epochs=c.vae_epochs,
             batch_size=c.vae_batch_size,
             make_optimizers=lambda: {"vae": torch.optim.Adam(self.embedder.parameters(), lr=c.vae_lr)},
+            lr_schedule=c.vae_lr_schedule,
         ))
         if c.mdn_init == "kmeans":  # its own stage: a resumed MDN stage is never re-initialised
             stages.append(Stage(name="mdn-init", modules={}, make_optimizers=dict, step=_no_step, epochs=0,
@@ -160,6 +165,7 @@ class MDNMethod(PretextBackbone, Method):
             name="mdn", modules={"mdn": self.mdn}, step=self._mdn_step, epochs=c.mdn_epochs,
             batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder],
             make_optimizers=lambda: {"mdn": torch.optim.Adam(self.mdn.parameters(), lr=c.mdn_lr)},
+            lr_schedule=c.mdn_lr_schedule,
         ))
         return stages
 

@@ -146,3 +146,23 @@ def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
     for j in range(4):
         assert torch.allclose(codes[labels == j].mean(0), centres[j], atol=1e-5)
     assert torch.allclose(logits, sizes.float().log(), atol=1e-5)
+
+
+def test_lr_schedules_reach_the_vae_and_mdn_stages(stats16):
+    """``vae_lr_schedule`` / ``mdn_lr_schedule`` set the engine's per-stage schedule; the
+    small preset decays both (cosine), the paper preset keeps a constant rate."""
+    from colorkit import create_method
+
+    def schedules(**kw):
+        m = create_method("mdn", stats=stats16, image_size=16, use_cache=False, **kw)
+        return {s.name: s.lr_schedule for s in m.stages()}
+
+    assert schedules(preset="tiny") == {"colornet": "constant", "vae": "constant", "mdn": "constant"}
+    assert schedules(preset="tiny", vae_lr_schedule="cosine") == {
+        "colornet": "constant", "vae": "cosine", "mdn": "constant"}
+    small = create_method("mdn", stats=stats16, preset="small", image_size=16, use_cache=False)
+    assert {s.name: s.lr_schedule for s in small.stages()} == {
+        "colornet": "constant", "vae": "cosine", "mdn-init": "constant", "mdn": "cosine"}
+    assert small.config.vae_batch_size == 8 and small.config.mdn_init == "kmeans"
+    with pytest.raises(Exception, match="vae_lr_schedule"):
+        create_method("mdn", stats=stats16, preset="tiny", image_size=16, vae_lr_schedule="step")
