@@ -72,7 +72,8 @@ def main() -> None:
     from colorkit_synth.modes import image_scores
 
     sc = np.array([image_scores(rec[i : i + 1], r) for i, r in enumerate(meta)])
-    print(json.dumps({"method": a.method, "dataset": a.dataset, "options": opts, "epochs": a.epochs, "vae_seconds": round(secs, 1),
+    print(json.dumps({"method": a.method, "dataset": a.dataset, "options": opts, "epochs": a.epochs,
+                      "vae_seconds": round(secs, 1),
                       "recon_reproduces_drawn_theme": float(np.mean(ok)),
                       "recon_mode_precision": float(sc[:, 1].mean()), "recon_coherence": float(sc[:, 2].mean()),
                       "recon_l1": float((rec - b["ab"]).abs().mean())}))
