@@ -103,7 +103,7 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
     "small": {  # ~270 training images of 64x64 train in about a minute on 2 CPU cores
         "mdn_widths": (96, 80, 72, 64, 32), "mdn_fc": 512, "mdn_dropout": 0.2,
         "pretext_epochs": 10, "pretext_lr": 1e-3,
-        "vae_epochs": 20, "vae_lr": 5e-4, "vae_batch_size": 8, "vae_lr_schedule": "cosine",
+        "vae_epochs": 40, "vae_lr": 5e-4, "vae_batch_size": 8, "vae_lr_schedule": "cosine",
         "mdn_epochs": 20, "mdn_lr": 1e-3, "mdn_lr_schedule": "cosine", "mdn_init": "kmeans",
     },
     "tiny": {
