@@ -9,7 +9,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from toy_method import ToyMethod, ToySplit
+from toy_method import Interrupted, ToyMethod, ToySplit, interrupt_at
 
 from colorkit.core.registry import ColorkitError
 from colorkit.train.engine import TrainConfig, Trainer, TrainingDiverged
@@ -43,27 +43,9 @@ def test_stages_train_only_their_modules(tmp_path):
 def test_resume_reaches_the_same_result(tmp_path):
     ref = make()
     fit(ref, tmp_path / "full")
-
-    class Interrupt(Exception):
-        pass
-
     m = make()
-    orig = m.stages
-
-    def stages():
-        st = orig()
-        inner = st[1].step
-
-        def step(batch, ctx):
-            if ctx.step == 12:  # stage 2, after its first epoch was checkpointed
-                raise Interrupt
-            return inner(batch, ctx)
-
-        st[1].step = step
-        return st
-
-    m.stages = stages
-    with pytest.raises(Interrupt):
+    interrupt_at(m, stage=1, step=12)  # stage 2, after its first epoch was checkpointed
+    with pytest.raises(Interrupted):
         fit(m, tmp_path / "cut")
     assert (tmp_path / "cut" / "train_state" / "progress.json").is_file()
     with pytest.raises(ColorkitError, match="pass --resume"):

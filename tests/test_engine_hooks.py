@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from toy_method import ToyMethod, ToySplit
+from toy_method import Interrupted, ToyMethod, ToySplit, interrupt_at
 
 from colorkit.core.interfaces import Stage, StageEnd
 from colorkit.core.registry import ColorkitError
@@ -112,26 +112,9 @@ def test_resume_restores_the_generator(tmp_path):
     ref = make()
     fit(ref, tmp_path / "full")
 
-    class Interrupt(Exception):
-        pass
-
     m = make()
-    orig = m.stages
-
-    def stages():
-        st = orig()
-        inner = st[1].step
-
-        def step(batch, ctx):
-            if ctx.step == 12:  # stage 2, after its first epoch was checkpointed
-                raise Interrupt
-            return inner(batch, ctx)
-
-        st[1].step = step
-        return st
-
-    m.stages = stages
-    with pytest.raises(Interrupt):
+    interrupt_at(m, stage=1, step=12)  # stage 2, after its first epoch was checkpointed
+    with pytest.raises(Interrupted):
         fit(m, tmp_path / "cut")
     again = make()
     fit(again, tmp_path / "cut", resume=True)
@@ -162,9 +145,15 @@ class CosineToy(HookedToy):
         return out
 
 
-def test_cosine_schedule_decays_each_stage_from_its_rate_to_zero(tmp_path):
+def make_cosine():
+    torch.manual_seed(0)
     m = CosineToy(preset="tiny")
     m.registry_name = "toy"
+    return m
+
+
+def test_cosine_schedule_decays_each_stage_from_its_rate_to_zero(tmp_path):
+    m = make_cosine()
     fit(m, tmp_path / "run")
     for name in ("net", "head"):
         lrs = [lr for n, _, lr in m.lrs if n == name]
@@ -175,45 +164,20 @@ def test_cosine_schedule_decays_each_stage_from_its_rate_to_zero(tmp_path):
 
 
 def test_cosine_schedule_on_epochs_override_spans_the_run(tmp_path):
-    m = CosineToy(preset="tiny")
-    m.registry_name = "toy"
+    m = make_cosine()
     fit(m, tmp_path / "run", epochs=2)
     lrs = [lr for n, _, lr in m.lrs if n == "net"]
     assert lrs == pytest.approx([0.05 * 0.5 * (1 + math.cos(math.pi * i / 6)) for i in range(6)], rel=1e-12)
 
 
 def test_cosine_schedule_resumes_exactly(tmp_path):
-    torch.manual_seed(0)
-    ref = CosineToy(preset="tiny")
-    ref.registry_name = "toy"
+    ref = make_cosine()
     fit(ref, tmp_path / "full")
-
-    class Interrupt(Exception):
-        pass
-
-    torch.manual_seed(0)
-    m = CosineToy(preset="tiny")
-    m.registry_name = "toy"
-    orig = m.stages
-
-    def stages():
-        st = orig()
-        inner = st[0].step
-
-        def step(batch, ctx):
-            if ctx.step == 4:  # inside stage 1's second epoch; its first was checkpointed
-                raise Interrupt
-            return inner(batch, ctx)
-
-        st[0].step = step
-        return st
-
-    m.stages = stages
-    with pytest.raises(Interrupt):
+    m = make_cosine()
+    interrupt_at(m, stage=0, step=4)  # inside stage 1's second epoch; its first was checkpointed
+    with pytest.raises(Interrupted):
         fit(m, tmp_path / "cut", checkpoint_every=1)
-    torch.manual_seed(0)
-    again = CosineToy(preset="tiny")
-    again.registry_name = "toy"
+    again = make_cosine()
     fit(again, tmp_path / "cut", resume=True)
     assert again.lrs == ref.lrs[3:]
     for k, v in ref.state_dict().items():

@@ -81,3 +81,27 @@ class ToyMethod(Method):
     def sample(self, grey, k, *, mode=None, generator=None):
         out = self.head(self.net(grey))
         return out[:, None].expand(-1, k, -1, -1, -1)
+
+
+class Interrupted(Exception):
+    """Raised by a step wrapped with :func:`interrupt_at`."""
+
+
+def interrupt_at(method, stage: int, step: int) -> None:
+    """Make ``method``'s stage number ``stage`` raise :class:`Interrupted` when it is about
+    to take global step ``step`` (a simulated kill between checkpoints)."""
+    orig = method.stages
+
+    def stages():
+        st = orig()
+        inner = st[stage].step
+
+        def wrapped(batch, ctx):
+            if ctx.step == step:
+                raise Interrupted
+            return inner(batch, ctx)
+
+        st[stage].step = wrapped
+        return st
+
+    method.stages = stages
