@@ -15,25 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error, run_cli
 from PIL import Image
 
 import colorkit
-from colorkit.cli import main
 
 K = 2
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
-def one_line_error(code, err, needle):
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert lines[-1].startswith("colorkit: error:") and needle in lines[-1] and "Traceback" not in err, err
 
 
 def photo(path: Path, w: int, h: int, seed: int, grey: bool = False) -> Path:

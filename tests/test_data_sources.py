@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 from PIL import Image
 
-from colorkit.cli import main
 from colorkit.core.plugin_manager import registry
 from colorkit.core.registry import ColorkitError, Entry
 from colorkit.data import Record, Source, prepare
@@ -37,13 +37,6 @@ from colorkit.testing.archives import (
 )
 
 TINY = ["--preset", "tiny", "--epochs", "1", "--size", "32"]
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def sha(b: bytes) -> str:

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 from PIL import Image
 
 import colorkit
@@ -14,13 +15,6 @@ from colorkit.cli import main
 from colorkit.testing import make_image_folder
 
 TINY = ["--preset", "tiny", "--epochs", "1", "--size", "32"]
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -20,30 +20,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import one_line_error, run_cli
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import colorkit
-from colorkit.cli import main
 from colorkit.core import checkpoint as ck
 from colorkit.core import plugin_manager as plugins
 from colorkit.core.registry import ColorkitError, Entry
 from colorkit.testing import make_image_folder
 
 SIZE = 32
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
-def one_line_error(code, err, needle):
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("colorkit: error:") and needle in lines[0], err
 
 
 @pytest.fixture(scope="module")
