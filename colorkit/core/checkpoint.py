@@ -293,15 +293,21 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
             probe = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
     except Exception:  # noqa: BLE001 - built for real below (a bad config fails there, worded as usual)
         probe = None
+    optional = set(getattr(reg.get(meta["name"]).factory, "optional_state", ()))
+
+    def expected_of(model: Any, saved: dict[str, Any]) -> dict[str, Any]:
+        """The model's state less the optional entries an older checkpoint lacks."""
+        return {k: v for k, v in model.state_dict().items() if k in saved or k not in optional}
+
     if probe is not None:
-        check_state(meta, saved_shapes, probe.state_dict(), directory)
+        check_state(meta, saved_shapes, expected_of(probe, saved_shapes), directory)
         del probe
     state = load_tensors(weights)
     check_finite(state, weights)
     obj = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
-    expected = obj.state_dict()
+    expected = expected_of(obj, state)
     check_state(meta, state, expected, directory)
-    obj.load_state_dict(state, strict=True)
+    obj.load_state_dict(state, strict=len(expected) == len(obj.state_dict()))
     return obj.to(map_location)
 
 

@@ -45,6 +45,9 @@ class Component(nn.Module):
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "small": {}, "tiny": {}}
     registry_name: str = ""
+    optional_state: ClassVar[tuple[str, ...]] = ()
+    """Names of state entries (buffers) added after the component was first released: a
+    checkpoint that lacks them still loads, and they keep their initial values."""
 
     @classmethod
     def make_config(cls, config: ComponentConfig | dict | None = None, **fields: Any) -> ComponentConfig:
@@ -83,6 +86,18 @@ class Backbone(Component):
 
     def pretrain_stage(self, stats: ColorStats, *, epochs: int, batch_size: int, lr: float) -> Stage | None:
         return None
+
+    def load_pretrained(self) -> dict[str, str]:
+        """Initialise from pretrained weights outside the run (e.g. an installed package's
+        file) and return their provenance (e.g. ``{"backbone_weights_sha256": ...}``).
+        A method calls it when it builds its training stages, never when a trained run is
+        loaded: the run's ``model.safetensors`` holds every tensor. Default: nothing."""
+        return {}
+
+    def provenance(self) -> dict[str, str]:
+        """Where this backbone's weights came from (what :meth:`load_pretrained` returned,
+        kept in the weights so that a loaded run still says it); default empty."""
+        return {}
 
 
 # --------------------------------------------------------------------------- embedders
@@ -260,6 +275,10 @@ class Method(Component):
     """Config fields that only change how a trained model samples (e.g. a temperature),
     so they may be set at bench and colorize time (``--option``), see :meth:`configure_sampling`."""
     role: ClassVar[str] = "learned"
+    reference_modes: ClassVar[tuple[str, ...]] = ()
+    """Sampling modes (of ``sample_modes``) that are input-blind yardsticks made of the
+    method's own trained parts (``mdn``'s ``vae-kmeans``): ``colorkit bench`` scores each as
+    a reference row ``method[mode]`` and judges every learned row against it."""
     uses_meta: ClassVar[bool] = False
     """When true, ``sample`` also takes ``meta=``: one record per image of the data set's
     per-image metadata (see :mod:`colorkit.data.meta`); the bench passes it. Such a method
@@ -282,6 +301,11 @@ class Method(Component):
         ``run.json`` for the training split and printed by ``colorkit bench`` for the test
         split."""
         return None
+
+    def provenance(self) -> dict[str, str]:
+        """Digests of external weights the model was initialised from (e.g. an ImageNet
+        backbone), recorded in ``run.json`` as ``provenance``; default empty."""
+        return {}
 
     def configure_sampling(self, **options: Any) -> None:
         """Change sampling settings of a trained model (fields named in ``sample_options``;

@@ -383,13 +383,17 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             if colorizer.sampling.mode is not None:  # --option mode=...: that mode only
                 modes = [colorizer.sampling.mode]
             score_modes = modes if cfg.extra_modes else modes[:1]
+            own_refs = set(getattr(colorizer.method, "reference_modes", ()))
             for mi, mode in enumerate(score_modes):
                 name = method if mi == 0 else f"{method}[{mode}]"
+                if mode in own_refs and not cfg.references:
+                    continue
                 res = evaluate(colorizer, test, metrics, k=cfg.k, seed=seed, batch_size=cfg.batch_size,
                                mode=mode if len(modes) > 1 or colorizer.sampling.mode else None,
                                progress=cfg.progress,
                                keep=cfg.sample_images if si == 0 else 0, meta_of=meta_of)
-                row = rows.setdefault(name, {"kind": role, "method": method, "mode": mode, "run_dir": str(run_dir),
+                kind = "reference" if mode in own_refs else role
+                row = rows.setdefault(name, {"kind": kind, "method": method, "mode": mode, "run_dir": str(run_dir),
                                              "per_seed": {}, "train_seconds": 0.0, "infer_seconds_per_image": 0.0})
                 row["per_seed"][str(seed)] = res["values"]
                 row["train_seconds"] += float(info["train_seconds"]) / len(seeds)

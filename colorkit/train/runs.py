@@ -180,7 +180,7 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
                       if getattr(st, "meta", None) and k in st.meta},
             "train_seconds": summary["train_seconds"], "stage_seconds": summary["stage_seconds"],
             "stage_budget": summary["stage_budget"], "threads": torch.get_num_threads(),
-            "role": getattr(m, "role", "learned"),
+            "role": getattr(m, "role", "learned"), "provenance": m.provenance(),
             **({"diagnostics": {"train": diagnostics}} if diagnostics else {}),
             "wall_seconds": time.perf_counter() - t0, "world_size": summary["world_size"],
             "device": summary["device"],

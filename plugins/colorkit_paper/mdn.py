@@ -95,6 +95,30 @@ def topk_means(log_pi: Tensor, mu: Tensor, k: int) -> Tensor:
     return mu.gather(1, order[:, :, None].expand(-1, -1, mu.shape[2]))
 
 
+def distinct_means(log_pi: Tensor, mu: Tensor, k: int, radius: float) -> Tensor:
+    """k likely and distinct means, ``(B, k, d)``: components in descending order of pi,
+    each taken unless its mean lies within ``radius`` (Euclidean) of one already taken;
+    when fewer than k pass, the most probable skipped ones fill the rest (in order of pi).
+    ``radius = 0`` is ``topk``."""
+    m = mu.shape[1]
+    if not 1 <= k <= m:
+        raise ColorkitError(
+            f"distinct sampling gives at most {m} colorizations (one per mixture component); asked for k={k}"
+        )
+    order = torch.sort(log_pi, dim=1, descending=True, stable=True).indices  # (B, M)
+    ranked = mu.gather(1, order[:, :, None].expand(-1, -1, mu.shape[2]))  # (B, M, d)
+    dist = torch.cdist(ranked.float(), ranked.float())  # (B, M, M)
+    out = []
+    for b in range(mu.shape[0]):
+        chosen: list[int] = []
+        for i in range(m):
+            if len(chosen) < k and all(float(dist[b, i, j]) > radius for j in chosen):
+                chosen.append(i)
+        chosen += [i for i in range(m) if i not in chosen][: k - len(chosen)]
+        out.append(ranked[b, chosen])
+    return torch.stack(out)
+
+
 def sample_mixture(log_pi: Tensor, mu: Tensor, k: int, variance: float = VARIANCE,
                    generator: torch.Generator | None = None) -> Tensor:
     """k independent draws from the GMM: c ~ Categorical(pi), z = mu_c + sqrt(variance) eps,

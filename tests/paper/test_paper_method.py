@@ -149,3 +149,45 @@ def test_engine_runs_all_stages(stats16, tmp_path):
                                                 max_steps_per_epoch=2)).fit(m, Split(structured_batch(16, S)), tmp_path)
     assert set(summary["stage_seconds"]) == {"colornet", "vae", "mdn"}
     assert m.sample(structured_batch(2, S)["grey"], 2).isfinite().all()
+
+
+def test_cached_features_train_the_same_mdn(colorkit_tiny_dataset, tmp_path):
+    """The MDN stage reads the frozen backbone's features from the table (built once, also
+    for flipped images, and stored beside the data set) and learns exactly what it learns
+    when it computes them in every step."""
+    from colorkit.core.checkpoint import load_tensors
+    from colorkit.train.runs import train
+
+    def run(name, **options):
+        out = train("mdn", out=tmp_path / name, preset="tiny", size=32, epochs=2, prepared=colorkit_tiny_dataset,
+                    options={"flip": True, "use_cache": False, **options}, progress=False)
+        return load_tensors(out / "model.safetensors")
+
+    table = colorkit_tiny_dataset.root / "features"
+    cached, uncached = run("cached"), run("uncached", feature_cache_mb=0)
+    assert not table.exists()  # use_cache=False keeps it in memory only
+    for k in cached:
+        torch.testing.assert_close(cached[k], uncached[k], rtol=0, atol=0, msg=k)
+    run("stored", use_cache=True)
+    assert len(list(table.glob("*.safetensors"))) == 1
+
+
+def test_a_checkpoint_from_before_the_kept_codes_still_loads(stats16, tmp_path):
+    """Runs written before ``mdn`` kept its training codes lack those two buffers: they load,
+    sample as before, and ``vae-kmeans`` says what is missing."""
+    from colorkit.core.checkpoint import load_tensors, save_tensors
+
+    m = tiny("mdn", stats16)
+    save_component(m, tmp_path / "ckpt", stats=stats16)
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    old = {k: v for k, v in load_tensors(weights).items() if k not in ("codes", "codes_count")}
+    save_tensors(weights, old)
+    back = load_component(tmp_path / "ckpt")
+    grey = structured_batch(2, S)["grey"]
+    torch.testing.assert_close(back.sample(grey, 3), m.sample(grey, 3))
+    with pytest.raises(ColorkitError, match="train it first"):
+        back.sample(grey, 2, mode="vae-kmeans")
+    del old[next(k for k in old if k.startswith("mdn."))]  # any other tensor is still required
+    save_tensors(weights, old)
+    with pytest.raises(ColorkitError, match="missing 1 tensors"):
+        load_component(tmp_path / "ckpt")
