@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from cli_helpers import one_line_error, run_cli
 from PIL import Image
 from skimage.color import rgb2lab
 
@@ -270,3 +271,13 @@ def test_sample_sheet_has_a_row_per_method(tmp_path):
     sample_sheet(sheet, Split(), tmp_path / "s.png", k=3, tile=32, kinds={"a": "learned", "b[x]": "reference"})
     w, h = Image.open(tmp_path / "s.png").size
     assert w == 150 + 5 * 35 and h == 2 * (16 + 2 * 35 + 8)
+
+
+def test_an_option_a_reference_cannot_take_fails_before_training(folder, tmp_path, capsys):
+    """``--option backbone=effnet-lite0`` also reaches the colornet reference, which needs a
+    backbone with a pretext classifier: that is said before anything is trained (it used to
+    end the bench after every method had trained, with no table)."""
+    code, _, err = run_cli(["bench", "--dataset", str(folder), "--methods", "mdn", "--preset", "tiny",
+                            "--option", "backbone=effnet-lite0", "--out", str(tmp_path / "b"), "-q"], capsys)
+    one_line_error(code, err, "has no pretext classifier")
+    assert "METHOD:KEY=VALUE" in err and not (tmp_path / "b" / "runs").exists()

@@ -328,8 +328,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         if cfg.threads < 1:
             raise ColorkitError(f"--threads must be at least 1, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
-    for m in cfg.methods:
-        check_options(m, cfg.preset, cfg.method_options(m)[0])  # fail before any work (unknown name lists the known)
+    scored = list(cfg.methods) + ([r for r in reference_names() if r not in cfg.methods] if cfg.references else [])
+    for m in scored:  # every method trained, references included: fail before any work
+        check_options(m, cfg.preset, cfg.method_options(m)[0])  # (an unknown name lists the known)
     unknown_scopes = sorted(set(cfg.options) - {"*", *cfg.methods})
     if unknown_scopes:
         raise ColorkitError(f"--option names method(s) {', '.join(unknown_scopes)} that --methods does not list")

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import Tensor
 
 from colorkit.core.interfaces import ComponentConfig, Method, Stage
@@ -41,6 +41,18 @@ class ColorNetMethodConfig(PretextConfig):
     """A registered backbone with a pretext classifier (``logits(grey)``), e.g. ``colornet``."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     temperature: float = Field(0.38, gt=0, description="annealed-mean temperature (Zhang et al.: 0.38)")
+
+    @field_validator("backbone")
+    @classmethod
+    def _has_classifier(cls, v: str) -> str:
+        """Checked with the options, before any training (the factory must define ``logits``)."""
+        from colorkit.core.plugin_manager import registry
+
+        factory = registry("backbone").get(v).factory
+        if not callable(getattr(factory, "logits", None)):
+            raise ValueError(f"backbone {v!r} has no pretext classifier (logits); the colornet reference needs one, "
+                             "e.g. backbone='colornet' (scope an option to one method with METHOD:KEY=VALUE)")
+        return v
 
 
 # The same pretext schedules as mdn's presets, so both share one cached backbone.
