@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--dataset", default="demo")
     ap.add_argument("--test-dataset", default=None, help="score on this folder instead of the test split")
     ap.add_argument("--variant", action="append", required=True)
+    ap.add_argument("--train-size", type=int, default=None,
+                    help="prepare the training images at this size (e.g. 128, for crop_scale); test stays at 64")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -52,18 +54,19 @@ def main() -> None:
     stats = load_or_compute_stats(ds)
     test = prepare(a.test_dataset, test_size=0, progress=False).split("train") if a.test_dataset else ds.split("test")
     b = test.batch(list(range(len(test))))
+    train_ds = prepare(a.dataset, size=a.train_size, progress=False) if a.train_size else ds
     results, first = {}, None
     for text in a.variant:
         name, method, opts = parse_variant(text)
         torch.manual_seed(a.seed)
-        m = build_method(method, stats, preset="small", options=opts, dataset=ds)
+        m = build_method(method, stats, preset="small", options={"image_size": ds.size, **opts}, dataset=train_ds)
         vae = next(s for s in m.stages() if s.name == "vae")
         vae.on_end = None  # only the VAE: the kept codes are not needed here
         m.stages = lambda vae=vae: [vae]  # type: ignore[method-assign]
         m.registry_name = method
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as td:
-            Trainer(TrainConfig(seed=a.seed, progress=False, device="cpu")).fit(m, ds.split("train"), td)
+            Trainer(TrainConfig(seed=a.seed, progress=False, device="cpu")).fit(m, train_ds.split("train"), td)
         secs = time.perf_counter() - t0
         m.eval()
         with torch.no_grad():

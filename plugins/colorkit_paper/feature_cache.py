@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,14 @@ def _key(backbone: nn.Module, image_size: int, rows: np.ndarray, flip: bool) -> 
 
 @torch.no_grad()
 def build_table(backbone: nn.Module, split: Any, *, image_size: int, flip: bool, budget_mb: float,
-                batch_size: int = 64, use_disk: bool = True) -> FeatureTable | None:
+                batch_size: int = 64, use_disk: bool = True,
+                resize: Callable[[Tensor], Tensor] | None = None) -> FeatureTable | None:
     """The split's feature table (from the disk cache when there), or ``None`` when it
-    would exceed ``budget_mb``. The backbone must be frozen (it is put in eval mode)."""
+    would exceed ``budget_mb``. ``resize`` brings a batch of grey images to ``image_size``
+    as the training step does. The backbone must be frozen (it is put in eval mode)."""
     from .layers import grey_at_size
 
+    resize = resize or (lambda g: grey_at_size(g, image_size))
     n = len(split)
     if n == 0 or table_bytes(backbone, image_size, n, flip) > budget_mb * 2**20:
         return None
@@ -98,7 +102,7 @@ def build_table(backbone: nn.Module, split: Any, *, image_size: int, flip: bool,
     dev = next(backbone.parameters()).device
     plain, flipped = [], []
     for start in range(0, n, batch_size):
-        grey = grey_at_size(split.batch(list(range(start, min(n, start + batch_size))))["grey"], image_size).to(dev)
+        grey = resize(split.batch(list(range(start, min(n, start + batch_size))))["grey"]).to(dev)
         plain.append(backbone(grey).float().cpu())
         if flip:
             flipped.append(backbone(grey.flip(-1)).float().cpu())

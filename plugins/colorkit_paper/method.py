@@ -79,6 +79,13 @@ class MDNConfig(PretextConfig):
     flip: bool = True
     """Random horizontal flips (half of each batch) in the VAE and MDN stages (on the demo
     set they lowered the VAE's held-out reconstruction error by 0.010 ab/128)."""
+    crop_scale: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
+    """Random resized crops in the VAE and MDN stages: each training image is cut to a
+    random square covering at least this fraction of its area and resized to
+    ``image_size`` (1: no crops). Training images larger than ``image_size`` (a data set
+    prepared with ``--size 128``) are resized to it in any case, so crops can come from
+    the larger pixels. With crops the MDN stage computes the backbone's features in every
+    step (they differ each time)."""
     feature_cache_mb: float = Field(1024, ge=0, allow_inf_nan=False)
     """The MDN stage computes the frozen backbone's features of the training images once
     (and of their mirror images with ``flip``) and keeps them in memory and in the prepared
@@ -203,11 +210,11 @@ class MDNMethod(PretextBackbone, Method):
         from .feature_cache import build_table
 
         c = self.config
-        if not hasattr(train_split, "indices"):  # not a prepared split: features per batch
+        if not hasattr(train_split, "indices") or c.crop_scale < 1:  # features per batch
             self._features = None
             return
         self._features = build_table(self.backbone, train_split, image_size=c.image_size, flip=c.flip,
-                                     budget_mb=c.feature_cache_mb, use_disk=c.use_cache)
+                                     budget_mb=c.feature_cache_mb, use_disk=c.use_cache, resize=self._at_size)
 
     def _drop_features(self, train_split: Any, end: Any) -> None:
         self._features = None
@@ -224,8 +231,8 @@ class MDNMethod(PretextBackbone, Method):
         filled = 0
         for start in range(0, pos.numel(), 256):
             b = train_split.batch(pos[start : start + 256])
-            g = b["grey"].to(dev) if self.embedder.uses_grey else None
-            mu = self.embedder.encode(b["ab"].to(dev), g).mu.float()
+            ab, grey = (self._at_size(x.to(dev)) for x in (b["ab"], b["grey"]))
+            mu = self.embedder.encode(ab, grey if self.embedder.uses_grey else None).mu.float()
             self.codes[filled : filled + mu.shape[0]] = mu
             filled += mu.shape[0]
         self.embedder.train(was)
@@ -269,6 +276,26 @@ class MDNMethod(PretextBackbone, Method):
             self._centres[k] = res.centers[0][order]
         return self._centres[k].to(self.codes.device)
 
+    def _at_size(self, x: Tensor) -> Tensor:
+        """``x`` at ``image_size`` (area-averaged when the data set is larger)."""
+        s = self.config.image_size
+        return x if tuple(x.shape[-2:]) == (s, s) else F.interpolate(x, size=(s, s), mode="area")
+
+    def _crop(self, ab: Tensor, grey: Tensor) -> tuple[Tensor, Tensor]:
+        """Random resized square crops (see ``crop_scale``), the same box for ab and grey."""
+        c = self.config
+        if c.crop_scale >= 1.0:
+            return self._at_size(ab), self._at_size(grey)
+        from torchvision.ops import roi_align
+
+        b, _, h, w = ab.shape
+        side = torch.sqrt(c.crop_scale + (1 - c.crop_scale) * torch.rand(b, device=ab.device)) * min(h, w)
+        x0 = torch.rand(b, device=ab.device) * (w - side)
+        y0 = torch.rand(b, device=ab.device) * (h - side)
+        boxes = torch.stack([torch.arange(b, device=ab.device, dtype=ab.dtype), x0, y0, x0 + side, y0 + side], 1)
+        out = roi_align(torch.cat([ab, grey], 1), boxes, output_size=c.image_size, aligned=True)
+        return out[:, :2], out[:, 2:]
+
     def _flip(self, *xs: Tensor) -> tuple[Tensor, ...]:
         """The same random half of the batch mirrored left-right in every tensor."""
         return self._flip_sel(*xs)[0]
@@ -282,7 +309,7 @@ class MDNMethod(PretextBackbone, Method):
 
     def _vae_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         c = self.config
-        ab, grey = self._flip(batch["ab"], batch["grey"])
+        ab, grey = self._flip(*self._crop(batch["ab"], batch["grey"]))
         g = grey if self.embedder.uses_grey else None
         post = self.embedder.encode(ab, g)
         recon = self.embedder.decode(post.sample(), g)  # (B, 2, H, W)
@@ -293,7 +320,7 @@ class MDNMethod(PretextBackbone, Method):
         return {"loss": loss.detach(), "dec": dec.mean().detach(), "kl": kl.mean().detach()}
 
     def _mdn_step(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
-        (ab, grey), sel = self._flip_sel(batch["ab"], batch["grey"])
+        (ab, grey), sel = self._flip_sel(*self._crop(batch["ab"], batch["grey"]))
         with torch.no_grad():
             if self._features is not None and "index" in batch:
                 feats = self._features.lookup(batch["index"], sel).to(grey.device)  # (B, C, h, w)

@@ -191,3 +191,23 @@ def test_a_checkpoint_from_before_the_kept_codes_still_loads(stats16, tmp_path):
     save_tensors(weights, old)
     with pytest.raises(ColorkitError, match="missing 1 tensors"):
         load_component(tmp_path / "ckpt")
+
+
+def test_random_resized_crops_cut_ab_and_grey_alike(stats16):
+    """``crop_scale``: one random square box per image, the same for ab and grey, resized
+    to ``image_size``; larger training images are brought to ``image_size`` even without
+    crops (area average), so crops can come from the larger pixels."""
+    m = tiny("mdn", stats16, crop_scale=0.5)
+    grey = torch.rand(6, 1, 2 * S, 2 * S)
+    ab = torch.cat([0.5 * grey - 0.1, -0.3 * grey + 0.2], 1)  # ab a pixelwise linear function of grey
+    torch.manual_seed(0)
+    ab_c, grey_c = m._crop(ab, grey)
+    assert ab_c.shape == (6, 2, S, S) and grey_c.shape == (6, 1, S, S)
+    torch.testing.assert_close(ab_c, torch.cat([0.5 * grey_c - 0.1, -0.3 * grey_c + 0.2], 1))  # same boxes
+    whole = torch.nn.functional.interpolate(grey, size=(S, S), mode="area")
+    assert not torch.allclose(grey_c, whole, atol=1e-3)  # not the whole image
+    plain = tiny("mdn", stats16)
+    ab_p, grey_p = plain._crop(ab, grey)
+    torch.testing.assert_close(grey_p, whole)
+    same = torch.rand(2, 1, S, S)
+    assert plain._crop(same.expand(-1, 2, -1, -1), same)[1] is same  # at image_size: untouched
