@@ -294,10 +294,13 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     except Exception:  # noqa: BLE001 - built for real below (a bad config fails there, worded as usual)
         probe = None
     optional = set(getattr(reg.get(meta["name"]).factory, "optional_state", ()))
+    external = meta.get("external_backbone_sha256")  # the backbone's weights come from its package
 
     def expected_of(model: Any, saved: dict[str, Any]) -> dict[str, Any]:
-        """The model's state less the optional entries an older checkpoint lacks."""
-        return {k: v for k, v in model.state_dict().items() if k in saved or k not in optional}
+        """The model's state less the optional entries an older checkpoint lacks (and the
+        backbone's, when they come from the installed package)."""
+        return {k: v for k, v in model.state_dict().items()
+                if k in saved or (k not in optional and not (external and k.startswith("backbone.")))}
 
     if probe is not None:
         check_state(meta, saved_shapes, expected_of(probe, saved_shapes), directory)
@@ -305,10 +308,25 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     state = load_tensors(weights)
     check_finite(state, weights)
     obj = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
+    if external:
+        _load_external_backbone(obj, external, directory)
+        state = {**state, **{k: v for k, v in obj.state_dict().items() if k.startswith("backbone.")}}
     expected = expected_of(obj, state)
     check_state(meta, state, expected, directory)
     obj.load_state_dict(state, strict=len(expected) == len(obj.state_dict()))
     return obj.to(map_location)
+
+
+def _load_external_backbone(obj: Any, sha256: str, directory: Path) -> None:
+    """A checkpoint without its frozen backbone's tensors (the bundled demo model): load
+    them from the installed package and check they are the ones it was built with."""
+    backbone = getattr(obj, "backbone", None)
+    if backbone is None or not hasattr(backbone, "load_pretrained"):
+        raise ColorkitError(f"checkpoint {directory} expects a pretrained backbone, which its model does not have")
+    got = backbone.load_pretrained().get("backbone_weights_sha256")
+    if got != sha256:
+        raise ColorkitError(f"checkpoint {directory} was built with backbone weights {sha256[:12]}..., the installed "
+                            f"package gives {str(got)[:12]}...; reinstall the version colorkit pins")
 
 
 class _Shape:
