@@ -115,6 +115,19 @@ def _registered(text: str):
     return reg if text in reg else None, reg
 
 
+def _cache_kwarg(factory: Any, base: Path) -> dict[str, Any]:
+    """``{"cache_dir": base}`` for a data set factory that takes ``cache_dir`` (a generated
+    set writes its images there), else nothing."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes = "cache_dir" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {"cache_dir": base} if takes else {}
+
+
 def resolve_source(source: Any, *, cache_dir: Path | None = None) -> tuple[Any, str]:
     """``(source, name)`` for a path, a registered data set name or a :class:`Source`.
 
@@ -131,7 +144,7 @@ def resolve_source(source: Any, *, cache_dir: Path | None = None) -> tuple[Any, 
     is_bare = isinstance(source, str) and "/" not in text and os.sep not in text
     hit, reg = _registered(text) if is_bare else (None, None)
     if hit is not None:
-        made = reg.create(text)
+        made = reg.create(text, **_cache_kwarg(reg.get(text).factory, base))
         if isinstance(made, Recipe):
             return made.source(base), text
         if isinstance(made, _sources.Source):

@@ -5,8 +5,9 @@ The data set plugin API
 -----------------------
 A data set registered through the ``register_datasets`` hook is a factory; ``prepare``
 calls it (a family name such as ``synth:`` receives the text after the colon as
-``variant=``, e.g. ``synth:seed=3,n=6000`` -> ``factory(variant="seed=3,n=6000")``) and
-accepts what it returns:
+``variant=``, e.g. ``synth:seed=3,n=6000`` -> ``factory(variant="seed=3,n=6000")``; a factory
+with a ``cache_dir`` parameter also receives the cache folder in use, ``--cache-dir`` or the
+default, and writes anything it makes there) and accepts what it returns:
 
 * a path (``str`` / ``os.PathLike``) to a folder of images, a ``.tar``, ``.tar.gz`` /
   ``.tgz``, ``.zip`` archive or an LMDB directory (what ``--dataset PATH`` accepts too);
