@@ -148,7 +148,17 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     """The safetensors serialisation with its JSON header's keys sorted (the library writes
     metadata in hash order, which changes from one call to the next). Tensor data and
     offsets are unchanged; the header keeps its length, so the file stays valid."""
-    data = save_bytes(tensors, metadata=metadata or None)
+    try:
+        data = save_bytes(tensors, metadata=metadata or None)
+    except BaseException as exc:
+        # safetensors' Rust code reports a failed allocation as a pyo3 PanicException (a
+        # BaseException): it is running out of memory, told as such.
+        if type(exc).__name__ != "PanicException":
+            raise
+        msg = " ".join(str(exc).split())[:200]
+        if "alloc" in msg or "memory" in msg or "capacity" in msg:
+            raise MemoryError(f"while serialising tensors: {msg}") from None
+        raise ColorkitError(f"cannot serialise tensors to safetensors ({msg})") from None
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
