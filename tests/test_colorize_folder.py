@@ -233,7 +233,7 @@ def test_single_photo_into_a_folder_runs_output_is_refused(tmp_path, capsys):
     assert (out / "img0_1.png").read_bytes() == before and not (out / "img0_3.png").exists()
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc"])
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc", "1e308", "11"])
 def test_bad_sampling_variance_is_one_line(tmp_path, capsys, value):
     photo(tmp_path / "x.jpg", 40, 30, 2)
     code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--mode", "mixture",
@@ -386,3 +386,23 @@ def test_a_folder_inside_out_is_said_to_be_excluded(tmp_path, capsys):
     photo(out / "in" / "p.jpg", 40, 30, 1)
     code, _, err = run_cli(["colorize", str(out / "in"), "--out", str(out), "--k", "1"], capsys)
     one_line_error(code, err, "lie inside --out")
+
+
+def test_non_finite_colours_are_an_error_not_black_photos(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from colorkit.train import runs
+
+    real = runs.load
+
+    def load(*a, **k):
+        c = real(*a, **k)
+        c.method.sample = lambda grey, k, **kw: torch.full((grey.shape[0], k, 2, grey.shape[-2], grey.shape[-1]),
+                                                           float("nan"))
+        return c
+
+    monkeypatch.setattr(runs, "load", load)
+    photo(tmp_path / "x.jpg", 40, 30, 2)
+    code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "produced NaN or infinite colours")
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))

@@ -389,7 +389,12 @@ class Colorizer:
 
         check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        return self.method.sample(grey.to(self.device), k, mode=mode or self.sampling.mode, generator=gen)
+        ab = self.method.sample(grey.to(self.device), k, mode=mode or self.sampling.mode, generator=gen)
+        if not bool(torch.isfinite(ab).all()):
+            raise ColorkitError(f"{self.label} produced NaN or infinite colours with these sampling settings "
+                                f"(mode {mode or self.sampling.mode!r}, {self.sampling.options or 'no options'}); "
+                                "nothing was written")
+        return ab
 
     @torch.no_grad()
     def colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,

@@ -32,6 +32,8 @@ from .losses import PAPER_WEIGHTS
 from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
 from .pretext import PretextBackbone, PretextConfig
 
+MAX_VARIANCE = 10.0
+
 
 class MDNConfig(PretextConfig):
     latent_dim: int = Field(64, ge=1)
@@ -43,8 +45,9 @@ class MDNConfig(PretextConfig):
     """Any registered backbone, e.g. ``colornet`` or ``timm:resnet18``."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     components: int = Field(8, ge=1)
-    variance: float = Field(VARIANCE, gt=0, allow_inf_nan=False)
-    """Fixed spherical variance sigma^2 of every GMM component (paper: .1)."""
+    variance: float = Field(VARIANCE, gt=0, le=MAX_VARIANCE, allow_inf_nan=False)
+    """Fixed spherical variance sigma^2 of every GMM component (paper: .1); at most 10 (the
+    codes' prior is N(0, I): beyond that, samples leave it and decode to black)."""
     mdn_widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt] = PAPER_WIDTHS
     mdn_fc: int = Field(4096, ge=1)
     mdn_dropout: float = Field(0.5, ge=0, lt=1)
