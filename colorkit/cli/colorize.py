@@ -46,8 +46,9 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     A folder or glob (the only IMAGES argument): OUT/<relative folder>/<stem>_<i>.png for
     every image, with a progress bar and a count of skipped files per reason (the reasons
     of `colorkit data info`; the files are listed in OUT/colorize.json). Each output is
-    written atomically, so an interrupted run resumes: a rerun skips images whose outputs
-    are complete.
+    written atomically, so an interrupted run resumes: a rerun skips images that are done
+    and unchanged (their path and content are recorded). Outputs always lie inside OUT and
+    never replace another photo's: photos whose names would clash are named apart.
 
     Colour photos are turned grey first. Without --run the bundled demo model is used.
 
