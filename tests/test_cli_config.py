@@ -138,3 +138,14 @@ def test_a_training_that_fails_before_writing_leaves_no_run_folder(tmp_path, cap
                          "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"], capsys)
     assert code == 2 and "cannot build this method here" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("method,option", [("cvae", "lr=nan"), ("cvae", "colour_widths=[8,8,0,8]"),
+                                           ("cgan", "betas=[0.5,1.5]"), ("cgan", "lr=Infinity")])
+def test_baselines_refuse_settings_that_cannot_train(tmp_path, capsys, method, option):
+    from cli_helpers import one_line_error
+
+    code, _, err = _cli(["train", "--method", method, "--preset", "tiny", "--option", option, "--out",
+                         str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--quiet"], capsys)
+    one_line_error(code, err, option.split("=")[0])
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import field_validator
+from pydantic import PositiveInt, field_validator
 from torch import Tensor, nn
 
 from colorkit.core.interfaces import Backbone, ComponentConfig, Stage, StepContext, loading_saved_weights
@@ -43,9 +43,11 @@ GRID = 23  # ab cells per axis (colorkit.core.stats.G)
 
 # ---------------------------------------------------------------------------- colornet
 class ColorNetConfig(ComponentConfig):
-    widths: tuple[int, int, int, int, int, int, int] = (64, 128, 256, 512, 512, 512, 512)
+    widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (
+        64, 128, 256, 512, 512, 512, 512)
     """Channels of blocks conv1 ... conv7 (Zhang et al.: 64, 128, 256, 512 x 4)."""
-    depths: tuple[int, int, int, int, int, int, int] = (2, 2, 3, 3, 3, 3, 3)
+    depths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (
+        2, 2, 3, 3, 3, 3, 3)
     """3x3 convs per block (Zhang et al.: 2, 2, 3, 3, 3, 3, 3)."""
     reduction: int = 4
     """Input side / feature side: the first log2(reduction) blocks end with stride 2."""
