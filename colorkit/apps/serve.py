@@ -261,8 +261,12 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
             return error(503, f"The server is busy with {taken[0]} photos; try again in a few seconds.",
                          {"Retry-After": "5"})
         limit_text = f"{max_upload_bytes / 2**20:g} MB"
+        try:
+            rid, folder = store.new()
+        except OSError:  # a full or read-only temporary folder
+            return error(503, "The server cannot store the upload now (its temporary folder is full or read-only); "
+                              "try again later.", {"Retry-After": "30"})
         taken[0] += 1
-        rid, folder = store.new()
         try:
             upload = folder / "upload"
             size = await receive(request, upload)
