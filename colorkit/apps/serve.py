@@ -30,6 +30,7 @@ import tempfile
 import threading
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -203,11 +204,14 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
 
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-    from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="colorkit")
     store = ResultStore(workdir, keep=keep)
     lock = threading.Lock()
+    # Every photo is decoded and colorized on this one thread: requests wait for it without
+    # holding a thread each, and the memory one colorization frees is reused by the next
+    # (on many threads, each would keep its own allocator arena at its high-water mark).
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorkit-serve")
     page = render_page(models.describe(), max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
     taken = [0]  # uploads being received, waiting or colorized (the event loop's thread only)
 
@@ -274,8 +278,8 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
                 raise _Refused(413, f"The file is larger than {limit_text}, the most this server accepts.")
             if size == 0:
                 raise _Refused(400, "No file was received: choose or drop a photo first.")
-            result = await run_in_threadpool(colorize_upload, models, store, upload, rid, model=model, k=k,
-                                             max_pixels=max_pixels, lock=lock)
+            result = await asyncio.wrap_future(worker.submit(colorize_upload, models, store, upload, rid, model=model,
+                                                             k=k, max_pixels=max_pixels, lock=lock))
             store.finish(rid)
             return JSONResponse(result)
         except _Refused as exc:

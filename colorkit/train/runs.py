@@ -192,40 +192,42 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
     check_options(method, preset, options)
     data = data if data is not None else DataConfig(dataset=str(dataset), size=size, seed=seed)
     created = not os.path.lexists(out)
-    try:
-        return _train_in(out, method, data, preset=preset, epochs=epochs, seed=seed, device=device, resume=resume,
-                         progress=progress, options=options, prepared=prepared, stats=stats, engine=engine,
-                         stats_config=stats_config)
-    except BaseException:
-        if created:  # a run that failed before writing anything leaves no folder behind
-            with contextlib.suppress(OSError):
-                if set(os.listdir(out)) <= {".lock"}:
-                    (out / ".lock").unlink(missing_ok=True)
-                    out.rmdir()
-        raise
+    lock = lock_dir(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext(out)
+    with lock:
+        try:
+            return _train_in(out, method, data, preset=preset, epochs=epochs, seed=seed, device=device,
+                             resume=resume, progress=progress, options=options, prepared=prepared, stats=stats,
+                             engine=engine, stats_config=stats_config)
+        except BaseException:
+            if created and os.environ.get("RANK", "0") == "0":
+                # A run that failed before writing anything leaves no folder behind (the lock
+                # is held: no other process is in it).
+                with contextlib.suppress(OSError):
+                    if set(os.listdir(out)) <= {".lock"}:
+                        (out / ".lock").unlink(missing_ok=True)
+                        out.rmdir()
+            raise
 
 
 def _train_in(out: Path, method: str, data: DataConfig, *, preset: str, epochs: int | None, seed: int, device: str,
               resume: bool, progress: bool, options: dict[str, Any] | None, prepared: Any, stats: Any,
               engine: dict[str, Any] | None, stats_config: StatsConfig | None) -> Path:
-    lock = lock_dir(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext(out)
-    with lock:
-        if (out / "run.json").is_file():
-            if not resume:
-                raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
-            info = read_run(out)
-            if info["method"] != method:
-                raise ColorkitError(f"{out} holds a finished {info['method']!r} run, not {method!r}; "
-                                    "choose another --out")
-            print(f"colorkit: {out} is already complete ({method}); nothing to resume", file=sys.stderr)
-            for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
-                shutil.rmtree(out / leftover, ignore_errors=True)
-            return out
-        cfg = RunConfig(data=data, stats=stats_config or StatsConfig(),
-                        method=MethodSpec(name=method, preset=preset, options=options or {}),
-                        train=TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress,
-                                          **(engine or {})))
-        return _train_locked(cfg, out=out, resume=resume, prepared=prepared, stats=stats)
+    if (out / "run.json").is_file():
+        if not resume:
+            raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
+        info = read_run(out)
+        if info["method"] != method:
+            raise ColorkitError(f"{out} holds a finished {info['method']!r} run, not {method!r}; "
+                                "choose another --out")
+        print(f"colorkit: {out} is already complete ({method}); nothing to resume", file=sys.stderr)
+        for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
+            shutil.rmtree(out / leftover, ignore_errors=True)
+        return out
+    cfg = RunConfig(data=data, stats=stats_config or StatsConfig(),
+                    method=MethodSpec(name=method, preset=preset, options=options or {}),
+                    train=TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress,
+                                      **(engine or {})))
+    return _train_locked(cfg, out=out, resume=resume, prepared=prepared, stats=stats)
 
 
 def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, stats: Any) -> Path:
