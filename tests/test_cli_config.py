@@ -106,3 +106,46 @@ def test_bench_options_are_scoped_by_method():
                                                                                           options={"variance": 0.05})
     with pytest.raises(ValueError):
         BenchConfig(methods=["mdn"], colour="red")  # unknown fields are errors
+
+
+@pytest.mark.parametrize("option,needle", [
+    ("components=0", "components"), ("mdn_lr=nan", "mdn_lr"), ("vae_lr=Infinity", "vae_lr"), ("vae_lr=0", "vae_lr"),
+    ("mdn_widths=[8,0,8,8,8]", "mdn_widths"), ("mdn_batch_size=0", "mdn_batch_size"),
+    ("latent_dim=0", "latent_dim"), ("mdn_dropout=1.5", "mdn_dropout"), ("pretext_lr=-1", "pretext_lr"),
+    ('decoder_loss_kwargs={"hist": {"bogus": 1}}', "bogus"),
+    ('decoder_loss_kwargs={"nope": {}}', "decoder_loss_kwargs names 'nope'"),
+])
+def test_settings_that_cannot_train_are_refused_before_any_work(tmp_path, capsys, option, needle):
+    from cli_helpers import one_line_error
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    code, _, err = _cli(["train", "--method", "mdn", "--preset", "tiny", "--option", option, "--out", str(out),
+                         "--cache-dir", str(cache), "--quiet"], capsys)
+    one_line_error(code, err, needle)
+    assert not out.exists() and not cache.exists()  # refused before data preparation and the run folder
+
+
+def test_a_training_that_fails_before_writing_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
+    import colorkit.train.runs as runs
+
+    def fail(*a, **k):
+        raise ColorkitError("cannot build this method here")
+
+    monkeypatch.setattr(runs, "build_method", fail)
+    folder = make_image_folder(tmp_path / "imgs", n=30, size=32, seed=3)
+    out = tmp_path / "run"
+    code, _, err = _cli(["train", "--method", "mdn", "--preset", "tiny", "--dataset", str(folder), "--size", "32",
+                         "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"], capsys)
+    assert code == 2 and "cannot build this method here" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("method,option", [("cvae", "lr=nan"), ("cvae", "colour_widths=[8,8,0,8]"),
+                                           ("cgan", "betas=[0.5,1.5]"), ("cgan", "lr=Infinity")])
+def test_baselines_refuse_settings_that_cannot_train(tmp_path, capsys, method, option):
+    from cli_helpers import one_line_error
+
+    code, _, err = _cli(["train", "--method", method, "--preset", "tiny", "--option", option, "--out",
+                         str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--quiet"], capsys)
+    one_line_error(code, err, option.split("=")[0])
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

@@ -233,7 +233,7 @@ def test_single_photo_into_a_folder_runs_output_is_refused(tmp_path, capsys):
     assert (out / "img0_1.png").read_bytes() == before and not (out / "img0_3.png").exists()
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc"])
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc", "1e308", "11"])
 def test_bad_sampling_variance_is_one_line(tmp_path, capsys, value):
     photo(tmp_path / "x.jpg", 40, 30, 2)
     code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--mode", "mixture",
@@ -249,3 +249,160 @@ def test_missing_device_is_one_line(tmp_path, capsys, device):
     code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--device", device],
                            capsys)
     one_line_error(code, err, "no CUDA GPU is available")
+
+
+def test_glob_climbing_out_of_its_folder_writes_only_inside_out(tmp_path, capsys, monkeypatch):
+    """``a/*/../../c/*.jpg`` once wrote ``c/x_1.png`` beside the photo (replacing the
+    user's file) and, with k=1, counted the photo done without colorizing it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    photo(tmp_path / "c" / "x.jpg", 40, 30, 1)
+    (tmp_path / "c" / "x_1.png").write_text("notes")
+    for k in ("2", "1"):
+        out = tmp_path / f"o{k}"
+        code, stdout, err = run_cli(["colorize", "a/*/../../c/*.jpg", "--out", str(out), "--k", k, "--quiet"],
+                                    capsys)
+        assert code == 0, err
+        assert "colorized 1 images" in stdout and "0 already done" in stdout
+        assert set(outputs(out)) == {f"c/x_{i}.png" for i in range(1, int(k) + 1)}
+    assert (tmp_path / "c" / "x_1.png").read_text() == "notes"
+    assert sorted(os.listdir(tmp_path / "c")) == ["x.jpg", "x_1.png"]
+
+
+def test_output_inside_out_is_checked_after_resolving_links(tmp_path, capsys):
+    """A folder inside OUT that is a link to elsewhere: nothing is written through it."""
+    photo(tmp_path / "src" / "trip" / "p.jpg", 40, 30, 1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "trip").symlink_to(elsewhere, target_is_directory=True)
+    code, _, err = run_cli(["colorize", str(tmp_path / "src"), "--out", str(out), "--k", "1", "--quiet"], capsys)
+    one_line_error(code, err, "would lie outside --out")
+    assert os.listdir(elsewhere) == []
+
+
+@pytest.mark.parametrize("files", [["x.jpg", "x.JPG"], ["a.jpg", "a.png", "a-jpg.png", "A.JPG"]])
+def test_names_differing_in_case_or_suffix_never_share_an_output(tmp_path, capsys, files):
+    src = tmp_path / "src"
+    for i, name in enumerate(files):
+        photo(src / name, 30 + i, 20, i)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "2", "--quiet"], capsys)
+    assert code == 0, err
+    assert f"colorized {len(files)} images" in stdout and "named apart" in stdout
+    got = outputs(out)
+    assert len(got) == 2 * len(files) and len({n.casefold() for n in got}) == len(got)
+    # each output has its own photo's size: none was replaced by another photo's
+    assert sorted(Image.open(p).size[0] for p in got.values()) == sorted(30 + i for i in range(len(files))
+                                                                          for _ in range(2))
+    record = json.loads((out / "colorize.json").read_text())
+    assert len(record["renamed"]) >= len(files) - 1
+
+
+def test_another_folders_photo_of_the_same_name_is_not_counted_done(tmp_path, capsys):
+    photo(tmp_path / "f1" / "p.jpg", 40, 30, 1)
+    photo(tmp_path / "f2" / "p.jpg", 36, 28, 2)
+    out = tmp_path / "o"
+    assert run_cli(["colorize", str(tmp_path / "f1"), "--out", str(out), "--k", "1", "--quiet"], capsys)[0] == 0
+    first = (out / "p_1.png").read_bytes()
+    code, stdout, err = run_cli(["colorize", str(tmp_path / "f2"), "--out", str(out), "--k", "1", "--quiet"], capsys)
+    assert code == 0, err
+    assert "colorized 1 images" in stdout and "0 already done" in stdout
+    assert (out / "p_1.png").read_bytes() == first  # f1's output is kept, f2's gets its own name
+    assert Image.open(out / "p-2_1.png").size == (36, 28)
+
+
+def test_a_photo_replaced_since_the_last_run_is_redone(tmp_path, capsys):
+    src = tmp_path / "src"
+    photo(src / "p.jpg", 40, 30, 1)
+    photo(src / "q.jpg", 40, 30, 2)
+    out = tmp_path / "o"
+    assert run_cli(["colorize", str(src), "--out", str(out), "--k", "1", "--quiet"], capsys)[0] == 0
+    q_before = (out / "q_1.png").stat().st_mtime_ns
+    photo(src / "p.jpg", 52, 44, 3)  # same name, another photo
+    code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "1", "--quiet"], capsys)
+    assert code == 0, err
+    assert "colorized 1 images" in stdout and "1 already done" in stdout
+    assert Image.open(out / "p_1.png").size == (52, 44)
+    assert (out / "q_1.png").stat().st_mtime_ns == q_before
+
+
+def test_several_single_photos_sharing_a_name_are_all_kept(tmp_path, capsys):
+    """``colorize a.jpg a.png a-2.png`` once ended in a FileNotFoundError traceback after
+    overwriting one photo's outputs with another's."""
+    paths = [photo(tmp_path / n, 30 + i, 20, i) for i, n in enumerate(["a.jpg", "a.png", "a-2.png", "A.JPG"])]
+    out = tmp_path / "o"
+    code, stdout, err = run_cli(["colorize", *map(str, paths), "--out", str(out), "--k", "2"], capsys)
+    assert code == 0, err
+    got = sorted(p.name for p in out.glob("*.png") if p.name != "grid.png")
+    assert len(got) == 8 and len({n.casefold() for n in got}) == 8
+    assert sorted(Image.open(out / n).size[0] for n in got) == [30, 30, 31, 31, 32, 32, 33, 33]
+    assert not [n for n in os.listdir(out) if n.startswith(".")]
+
+
+def test_symlink_loop_and_unreadable_folder_are_reported_not_fatal(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "src"
+    photo(src / "ok.jpg", 40, 30, 1)
+    (src / "loop.jpg").symlink_to(src / "loop2.jpg")
+    (src / "loop2.jpg").symlink_to(src / "loop.jpg")
+    (src / "locked").mkdir()
+    photo(src / "locked" / "hidden.jpg", 40, 30, 2)
+    real_walk = os.walk
+
+    def walk(top, onerror=None, **kw):  # as a chmod 000 folder is for a user who is not root
+        for dirpath, dirnames, filenames in real_walk(top, onerror=onerror, **kw):
+            if "locked" in dirnames:
+                dirnames.remove("locked")
+                if onerror is not None:
+                    onerror(PermissionError(13, "Permission denied", os.path.join(dirpath, "locked")))
+            yield dirpath, dirnames, filenames
+
+    monkeypatch.setattr("colorkit.data.images.os.walk", walk)
+    out = tmp_path / "o"
+    code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "1", "--quiet"], capsys)
+    assert code == 0, err
+    assert "colorized 1 images" in stdout and "skipped 2 files (corrupt-or-truncated 2)" in stdout
+    assert "could not read 1 folders" in stdout and "locked (Permission denied)" in stdout
+    record = json.loads((out / "colorize.json").read_text())
+    assert record["unreadable_folders"] == {"locked": "Permission denied"}
+
+
+def test_animated_gif_in_a_folder_is_colorized_as_when_given_alone(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    frames = [Image.fromarray(np.full((30, 40, 3), v, np.uint8)) for v in (60, 120, 180)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    code, stdout, err = run_cli(["colorize", str(src), "--out", str(tmp_path / "o"), "--k", "1", "--quiet"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["colorize", str(src / "anim.gif"), "--out", str(tmp_path / "alone"), "--k", "1"], capsys)
+    assert code == 0, err
+    assert (np.asarray(Image.open(tmp_path / "o" / "anim_1.png")) ==
+            np.asarray(Image.open(tmp_path / "alone" / "anim_1.png"))).all()
+
+
+def test_a_folder_inside_out_is_said_to_be_excluded(tmp_path, capsys):
+    out = tmp_path / "o"
+    photo(out / "in" / "p.jpg", 40, 30, 1)
+    code, _, err = run_cli(["colorize", str(out / "in"), "--out", str(out), "--k", "1"], capsys)
+    one_line_error(code, err, "lie inside --out")
+
+
+def test_non_finite_colours_are_an_error_not_black_photos(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from colorkit.train import runs
+
+    real = runs.load
+
+    def load(*a, **k):
+        c = real(*a, **k)
+        c.method.sample = lambda grey, k, **kw: torch.full((grey.shape[0], k, 2, grey.shape[-2], grey.shape[-1]),
+                                                           float("nan"))
+        return c
+
+    monkeypatch.setattr(runs, "load", load)
+    photo(tmp_path / "x.jpg", 40, 30, 2)
+    code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "produced NaN or infinite colours")
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))

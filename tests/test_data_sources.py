@@ -376,3 +376,218 @@ def test_train_and_bench_tiny_on_a_fetched_recipe(fetched, tmp_path, capsys, mon
     assert code == 0, err
     res = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert "mdn" in res["methods"] and np.isfinite(res["methods"]["mdn"]["error_of_best"])
+
+
+class _Hostile:
+    """A loopback server that answers ``/endless`` with a body of unannounced length (no
+    Content-Length; 64 MiB) and ``/to-ftp`` with a redirect to an ftp:// address."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                outer.requests.append(self.path)
+                if self.path == "/to-ftp":
+                    self.send_response(302)
+                    self.send_header("Location", "ftp://127.0.0.1/lfw-deepfunneled.tgz")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.end_headers()
+                block = b"\0" * (1 << 16)
+                try:
+                    for _ in range(1024):  # 64 MiB, far beyond every bound below (so a test cannot fill a disk)
+                        self.wfile.write(block)
+                except OSError:
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_mistyped_sha256_never_removes_the_verified_archive(archives, server, tmp_path, capsys):
+    data = archives["lfw"].read_bytes()
+    cache = tmp_path / "c"
+    good = fetch("lfw", url=f"{server.url}/{archives['lfw'].name}", sha256=sha(data), cache_dir=cache, progress=False)
+    record = (cache / "downloads" / "lfw.json").read_text()
+    code, _, err = run_cli(["data", "fetch", "lfw", "--url", f"{server.url}/missing.tgz", "--sha256", "1" * 64,
+                            "--cache-dir", str(cache), "-q"], capsys)
+    assert code == 2 and "HTTP 404" in err and "Traceback" not in err
+    assert good.read_bytes() == data and (cache / "downloads" / "lfw.json").read_text() == record
+    # a replacement that fails its check leaves the verified archive too
+    other = archives["imagenet-val"]
+    code, _, err = run_cli(["data", "fetch", "lfw", "--url", f"{server.url}/{other.name}", "--sha256", "1" * 64,
+                            "--cache-dir", str(cache), "-q"], capsys)
+    assert code == 2 and "checksum mismatch" in err
+    assert good.read_bytes() == data and not (cache / "downloads" / "lfw-deepfunneled.tgz.part").exists()
+    # and a verified replacement does take its place
+    code, _, err = run_cli(["data", "fetch", "lfw", "--url", f"{server.url}/{other.name}", "--sha256",
+                            sha(other.read_bytes()), "--cache-dir", str(cache), "-q"], capsys)
+    assert code == 0, err
+    assert good.read_bytes() == other.read_bytes()
+
+
+def test_fetch_stops_at_a_size_bound_and_refuses_other_schemes(archives, server, tmp_path, capsys, monkeypatch):
+    cache = tmp_path / "c"
+    part = cache / "downloads" / "lfw-deepfunneled.tgz.part"
+    monkeypatch.setattr(RECIPES["lfw"], "approx_bytes", 200_000)  # the bound: a quarter more, plus 16 MiB
+    with _Hostile() as hostile:
+        t0 = time.monotonic()
+        code, _, err = run_cli(["data", "fetch", "lfw", "--url", f"{hostile.url}/endless", "--cache-dir", str(cache),
+                                "-q"], capsys)
+        assert code == 2 and "larger than 17,027,216 bytes" in err and len(err.strip().splitlines()) == 1, err
+        assert time.monotonic() - t0 < 60 and not part.exists()
+        code, _, err = run_cli(["data", "fetch", "lfw", "--url", f"{hostile.url}/endless", "--max-bytes", "100000",
+                                "--cache-dir", str(cache), "-q"], capsys)
+        assert code == 2 and "larger than 100,000 bytes" in err and not part.exists()
+        hostile.requests.clear()
+        code, _, err = run_cli(["data", "fetch", "lfw", "--url", f"{hostile.url}/to-ftp", "--cache-dir", str(cache),
+                                "-q"], capsys)
+        assert code == 2 and "redirects to 'ftp://" in err and len(err.strip().splitlines()) == 1, err
+        assert hostile.requests == ["/to-ftp"]  # not followed, not retried
+    # an announced length over the bound is refused before reading the body
+    code, _, err = run_cli(["data", "fetch", "lfw", "--url", f"{server.url}/{archives['lfw'].name}", "--max-bytes",
+                            "1000", "--cache-dir", str(cache), "-q"], capsys)
+    assert code == 2 and "announced" in err and not part.exists()
+
+
+def test_fetch_address_errors_are_one_line_and_honest(tmp_path, capsys):
+    from cli_helpers import one_line_error
+
+    code, _, err = run_cli(["data", "fetch", "lfw", "--url", "http://[::1", "--cache-dir", str(tmp_path), "-q"], capsys)
+    one_line_error(code, err, "not a valid address")
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ColorkitError) as exc:
+        fetch("lfw", url=f"http://127.0.0.1:{port}/x.tgz", cache_dir=tmp_path, progress=False, retries=0)
+    assert "partial file" not in str(exc.value) and "nothing was received" in str(exc.value)
+
+
+# ------------------------------------------------------------------ bombs, duplicates, damage
+def _zeros_members(n: int, mib: int):
+    return [(f"bomb/z{i:02d}.png", b"\0" * (mib << 20)) for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_compression_bombs_are_skipped_without_being_kept_in_memory(tmp_path, kind):
+    """Members of zeros compress about 1000:1: each is refused from its declared (zip) or
+    observed (tar.gz) ratio, and the photos beside them are kept."""
+    photos = [(f"ok/p{i}.jpg", encode(colour_image(i), "JPEG")) for i in range(4)]
+    members = photos + _zeros_members(3, 8)
+    path = tmp_path / f"bomb.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+    else:
+        import io
+
+        with tarfile.open(path, "w:gz") as tf:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    ds = prepare(path, size=32, test_size=1, cache_dir=tmp_path / "c", progress=False)
+    info = ds.info()
+    assert info["n_images"] == 4 and info["skipped"] == {"too-large": 3}
+
+
+def test_encoded_bytes_in_flight_are_bounded_whatever_the_workers():
+    import importlib
+
+    P = importlib.import_module("colorkit.data.prepare")  # the module (colorkit.data.prepare is also a function)
+
+    live = [0, 0]  # bytes of records read and not yet handed on; the most seen
+    mib = 1 << 20
+
+    def records():
+        for i in range(40):
+            live[0] += 10 * mib
+            live[1] = max(live[1], live[0])
+            yield Record(f"r{i}", data=b"x" * (10 * mib))
+
+    def decode(rec):
+        time.sleep(0.002)
+        return P._images.Loaded(None, "not-an-image", "")
+
+    for workers in (2, 8):
+        live[:] = [0, 0]
+        for _rec, _res in P._iter_decoded(records(), decode, workers):
+            live[0] -= 10 * mib
+        assert live[1] <= P.IN_FLIGHT_BYTES + 10 * mib, (workers, live[1] / mib)
+
+
+def test_duplicate_member_names_are_counted_and_named(tmp_path, capsys):
+    import io
+
+    path = tmp_path / "dups.tar"
+    with tarfile.open(path, "w") as tf:
+        for i, name in enumerate(["a.jpg", "b.jpg", "a.jpg", "c.jpg", "a.jpg"]):
+            data = encode(colour_image(i), "JPEG")
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    ds = prepare(path, size=32, test_size=1, cache_dir=tmp_path / "c", progress=False)
+    info = ds.info()
+    assert info["n_files"] == 5 and info["n_images"] == 3 and info["skipped"] == {"duplicate-name": 2}
+    assert info["n_images"] + info["n_skipped"] == info["n_files"]
+    assert set(ds.skipped_files) == {"a.jpg (duplicate 2)", "a.jpg (duplicate 3)"}
+    code, out, err = run_cli(["data", "info", "--dataset", str(path), "--size", "32", "--test-size", "1",
+                              "--cache-dir", str(tmp_path / "c")], capsys)
+    assert code in (0, None), err
+    assert "3 kept of 5 image files" in out and "skipped  : 2 files (duplicate-name 2)" in out
+
+
+def test_a_damaged_lmdb_is_a_one_line_error(tmp_path, capsys):
+    from cli_helpers import one_line_error
+
+    zipped = lsun_lmdb_zip(tmp_path / "church.zip", n=40, folder=tmp_path / "db")
+    zipped.unlink()
+    mdb = tmp_path / "db" / "data.mdb"
+    raw = bytearray(mdb.read_bytes())
+    page = 4096
+    for off in range(2 * page, len(raw), page):  # every page after the two meta pages: garbage headers
+        raw[off:off + 16] = b"\xa5" * 16
+    mdb.write_bytes(bytes(raw))
+    code, _, err = run_cli(["data", "prepare", "--dataset", str(tmp_path / "db"), "--size", "32",
+                            "--cache-dir", str(tmp_path / "c"), "-q"], capsys)
+    one_line_error(code, err, "cannot read the LMDB database")
+
+
+def test_running_out_of_memory_while_writing_weights_is_memory_error(tmp_path, monkeypatch):
+    import torch
+
+    from colorkit.core import checkpoint as ck
+
+    class PanicException(BaseException):  # what safetensors' Rust code raises on a failed allocation
+        pass
+
+    def panic(*a, **k):
+        raise PanicException("memory allocation of 8589934592 bytes failed")
+
+    monkeypatch.setattr(ck, "save_bytes", panic)
+    with pytest.raises(MemoryError, match="memory allocation"):
+        ck.save_tensors(tmp_path / "w.safetensors", {"w": torch.zeros(3)})
+    assert list(tmp_path.iterdir()) == []

@@ -45,7 +45,7 @@ def png_bytes(w: int, h: int, seed: int = 0, grey: bool = False) -> bytes:
 
 
 class Server:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *extra: str) -> None:
         self.root = root
         self.dirs = {n: root / n for n in ("cwd", "home", "tmp", "cache")}
         for d in self.dirs.values():
@@ -54,7 +54,7 @@ class Server:
         env = {**os.environ, "HOME": str(self.dirs["home"]), "TMPDIR": str(self.dirs["tmp"]),
                "COLORKIT_CACHE": str(self.dirs["cache"]), "PYTHONDONTWRITEBYTECODE": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "colorkit", "serve", "--port", str(self.port), "--device", "cpu"],
+            [sys.executable, "-m", "colorkit", "serve", "--port", str(self.port), "--device", "cpu", *extra],
             cwd=self.dirs["cwd"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
@@ -171,6 +171,77 @@ def test_serve_user_errors_are_one_line(tmp_path, capsys):
         assert "cannot listen on 127.0.0.1:" in run(["serve", "--port", str(busy.getsockname()[1])])
     assert "--no-demo needs at least one --run" in run(["serve", "--no-demo"])
     assert "not a colorkit run directory" in run(["serve", "--run", str(tmp_path), "--port", str(free_port())])
+
+
+@pytest.fixture(scope="module")
+def busy_server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("serve-busy"), "--keep", "4", "--queue", "6", "--read-timeout", "5")
+    yield s
+    s.stop()
+
+
+def test_concurrent_uploads_are_never_evicted_while_in_flight(busy_server):
+    """Twelve uploads at once with --keep 4: each is answered with its colorizations (none
+    removed under it while it waited), and only finished results are evicted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [png_bytes(160 + i, 120, seed=i) for i in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda d: busy_server.post(d, k=2), photos * 2))
+    assert [code for code, _ in answers] == [200] * 12, [res for code, res in answers if code != 200]
+    served = [res for _, res in answers if busy_server.get(res["results"][1])[0] == 200]
+    assert len(served) == 4  # the newest four finished results
+    for res in served:
+        assert Image.open(BytesIO(busy_server.get(res["grey"])[1])).size == (res["width"], res["height"])
+
+
+def test_a_full_queue_is_answered_503_and_a_stalled_upload_408(busy_server):
+    host, port = "127.0.0.1", busy_server.port
+    stalled = []
+    for _ in range(6):  # six uploads that announce a body and never send it
+        c = socket.create_connection((host, port), timeout=30)
+        c.sendall(b"POST /api/colorize?k=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                  b"Content-Length: 1000\r\n\r\nabc")
+        stalled.append(c)
+    deadline = time.monotonic() + 4  # until the server has taken the six (a busy machine may be slow)
+    while True:
+        req = urllib.request.Request(f"{busy_server.url}/api/colorize?k=1", data=b"", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as exc:  # an empty body: 400 while a slot is free
+            urllib.request.urlopen(req, timeout=30)
+        if exc.value.code == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert exc.value.code == 503 and exc.value.headers["Retry-After"] == "5"
+    assert "busy" in json.loads(exc.value.read())["error"]
+    for c in stalled:
+        head = c.recv(4096).decode()
+        c.close()
+        assert head.startswith("HTTP/1.1 408"), head
+    assert busy_server.post(png_bytes(30, 30), k=1)[0] == 200  # the slots are free again
+
+
+def test_an_internal_error_never_shows_the_servers_paths(tmp_path):
+    from starlette.testclient import TestClient
+
+    from colorkit.apps.serve import create_app
+
+    class Broken:
+        name, bundled, run_dir, method = "broken", False, "elsewhere", None
+
+        def iter_colorize(self, img, k, max_pixels):
+            raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "work" / "x" / "1.png"))
+
+    class Models:
+        colorizers = {"broken": Broken()}
+
+        def describe(self):
+            return [{"name": "broken", "method": "broken", "label": "broken", "note": "", "modes": []}]
+
+    (tmp_path / "work").mkdir()
+    client = TestClient(create_app(Models(), tmp_path / "work"))
+    r = client.post("/api/colorize?k=1", content=png_bytes(30, 30))
+    assert r.status_code == 500 and "Internal error" in r.json()["error"]
+    assert str(tmp_path) not in r.json()["error"]
 
 
 # ------------------------------------------------------------------ the browser

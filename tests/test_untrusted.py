@@ -375,3 +375,96 @@ def test_banded_colorizations_match_the_full_resolution_formula(runs, tmp_path, 
     for o, r in zip(outs, ref):
         got = torch.from_numpy(np.array(o)).permute(2, 0, 1).float() / 255
         assert float((got - r.clamp(0, 1)).abs().max()) <= 1.5 / 255
+
+
+# ------------------------------------------------------------------ damaged run directories, more
+def _deep(path: Path) -> None:
+    path.write_text("[" * 200_000 + "]" * 200_000)
+
+
+def _int8(run: Path) -> None:
+    state = load_file(str(run / "model.safetensors"))
+    save_file({k: v.to(torch.int8) if v.is_floating_point() else v for k, v in state.items()},
+              str(run / "model.safetensors"), metadata={"format": ck.FORMAT})
+
+
+def _replace(run: Path, name: str, make) -> None:
+    (run / name).unlink()
+    make(run / name)
+
+
+DAMAGE = {
+    "config-unknown-key": (lambda r: edit_json(r / "model.json", lambda m: m["config"].update(bogus=1)),
+                           "config does not fit"),
+    "config-wrong-type": (lambda r: edit_json(r / "model.json", lambda m: m["config"].update(latent_dim="many")),
+                          "config does not fit"),
+    "model-json-nested": (lambda r: _deep(r / "model.json"), "nested too deeply"),
+    "run-json-nested": (lambda r: _deep(r / "run.json"), "nested too deeply"),
+    "model-json-not-utf8": (lambda r: (r / "model.json").write_bytes(b'{"format": "\xff\xfe"}'), "not UTF-8"),
+    "stats-dev-zero": (lambda r: _replace(r, "stats.safetensors", lambda p: p.symlink_to("/dev/zero")),
+                       "is a device, not a regular file"),
+    "weights-fifo": (lambda r: _replace(r, "model.safetensors", os.mkfifo), "is a FIFO, not a regular file"),
+    "weights-dev-zero": (lambda r: _replace(r, "model.safetensors", lambda p: p.symlink_to("/dev/zero")),
+                         "is a device, not a regular file"),
+    "weights-int8": (_int8, "is int8, the model holds floating point"),
+    "size-huge": (lambda r: edit_json(r / "run.json", lambda i: i["dataset"].update(size=4096)),
+                  "dataset.size (an integer from 1 to 1024)"),
+    "size-other-than-trained": (lambda r: edit_json(r / "run.json", lambda i: i["dataset"].update(size=SIZE * 2)),
+                                f"dataset.size {SIZE * 2} does not match the weights (stats.safetensors says {SIZE}"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_more_damaged_run_directories_are_one_line(runs, tmp_path, photo, capsys, case):
+    damage, needle = DAMAGE[case]
+    run = copy_run(runs, "mdn", tmp_path)
+    damage(run)
+    code, _, err = run_cli(["colorize", str(photo), "--run", str(run), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, needle)
+    assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ self-contained runs
+def test_a_run_loads_without_its_initial_weights_file(data, tmp_path, photo):
+    """A timm backbone trained from ``backbone_kwargs.weights``: the run holds every tensor
+    and loads after that file has gone."""
+    import timm
+
+    init = tmp_path / "init" / "test_resnet.safetensors"
+    init.parent.mkdir()
+    torch.manual_seed(1)
+    save_file({k: v.contiguous() for k, v in timm.create_model("test_resnet", features_only=True, in_chans=1,
+                                                               out_indices=(2,)).state_dict().items()}, str(init))
+    from colorkit.train.runs import build_method, finalize_run
+
+    _, ds, st = data
+    m = build_method("mdn", st, preset="tiny", dataset=ds, options={
+        "backbone": "timm:test_resnet", "backbone_kwargs": {"weights": str(init)}, "pretext_epochs": 0})
+    m.registry_name = "mdn"
+    run = tmp_path / "run"
+    run.mkdir()
+    finalize_run(run, m, st, {"method": "mdn", "dataset": {"size": ds.size}, "train_seconds": 0.0})
+    want = colorkit.load(run).colorize(photo, k=2, output="tensors")
+    shutil.rmtree(init.parent)
+    got = colorkit.load(run).colorize(photo, k=2, output="tensors")
+    assert torch.equal(want, got)
+
+
+def test_a_run_loads_without_its_training_only_decoder_loss(runs, tmp_path, photo):
+    run = copy_run(runs, "mdn", tmp_path)
+    want = colorkit.load(run).colorize(photo, k=2, output="tensors")
+    edit_json(run / "model.json", lambda m: m["config"].update(decoder_loss={"someones-plugin-loss": 1.0},
+                                                               decoder_loss_kwargs={"someones-plugin-loss": {"a": 1}}))
+    assert torch.equal(colorkit.load(run).colorize(photo, k=2, output="tensors"), want)
+
+
+def test_a_missing_plugin_component_names_its_distribution(runs, tmp_path, photo, capsys):
+    info = json.loads((runs["mdn"] / "run.json").read_text())
+    assert info["components"]["conditional_model:mdn"]["distribution"] == "colorkit"
+    assert info["components"]["backbone:colornet"]["distribution"] == "colorkit"
+    run = copy_run(runs, "mdn", tmp_path)
+    edit_json(run / "run.json", lambda i: i["components"].update({"backbone:fancy": {
+        "plugin": "fancy", "distribution": "colorkit-fancy", "version": "1.2"}}))
+    code, _, err = run_cli(["colorize", str(photo), "--run", str(run), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "provided by the package 'colorkit-fancy' (plugin 'fancy')")
+    assert "pip install 'colorkit-fancy==1.2'" in err

@@ -7,11 +7,14 @@ so). Built on FastAPI + uvicorn (the optional ``serve`` extra) with one self-con
 page: no files from other hosts, nothing to build.
 
 Safety: the server binds to 127.0.0.1 unless told otherwise; it writes only inside its own
-temporary folder (made at start, removed at exit; only the newest ``keep`` results are
-kept); an upload is refused with a one-line message on the page when it is larger than
-``max_upload_bytes``, has more than ``max_pixels`` pixels, or is not a readable image (the
-reasons of ``colorkit data info``). One colorization runs at a time, so memory stays
-bounded; any failure becomes a message, never a crash of the server.
+temporary folder (made at start, removed at exit; only the newest ``keep`` finished results
+are kept, and a result still being made is never removed); an upload is refused with a
+one-line message on the page when it is larger than ``max_upload_bytes``, has more than
+``max_pixels`` pixels, or is not a readable image (the reasons of ``colorkit data info``).
+One photo is decoded and colorized at a time, so memory stays bounded however many
+uploads arrive together; at most ``queue`` are taken at once (one more gets 503 with
+Retry-After) and a stalled upload gets 408. Any failure becomes a message without the
+server's paths, never a crash of the server.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
@@ -22,10 +25,12 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,11 @@ MAX_PIXELS = 16_000_000
 MAX_K = 8
 """Most colorizations per photo on the page (the demo model's topk mode gives at most 8)."""
 KEEP = 16
-"""Results kept in the temporary folder; older ones are deleted."""
+"""Finished results kept in the temporary folder; older finished ones are deleted."""
+QUEUE = 32
+"""Uploads taken at once (received, waiting or being colorized); one more gets 503."""
+READ_TIMEOUT = 30.0
+"""Seconds an upload may send nothing before it is answered 408."""
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _NAME = re.compile(r"^(grey|[0-9]{1,2})\.png$")
@@ -94,12 +103,16 @@ class Models:
 
 class ResultStore:
     """Results in one temporary folder: ``root/<32 hex>/{upload,grey.png,1.png,...}``.
-    Only names matching a strict pattern are ever served or written."""
+    Only names matching a strict pattern are ever served or written. A result is in flight
+    from its upload until it is finished or dropped; only finished results are served, and
+    only finished ones are evicted (the oldest beyond the newest ``keep``), so a photo
+    being uploaded or colorized is never removed under the request."""
 
     def __init__(self, root: Path, keep: int = KEEP) -> None:
         self.root = root
         self.keep = max(1, keep)
-        self._order: list[str] = []
+        self._finished: list[str] = []
+        self._in_flight: set[str] = set()
         self._lock = threading.Lock()
 
     def new(self) -> tuple[str, Path]:
@@ -107,79 +120,126 @@ class ResultStore:
         folder = self.root / rid
         folder.mkdir()
         with self._lock:
-            self._order.append(rid)
-            old = self._order[: -self.keep]
-            self._order = self._order[-self.keep :]
+            self._in_flight.add(rid)
+        return rid, folder
+
+    def finish(self, rid: str) -> None:
+        with self._lock:
+            self._in_flight.discard(rid)
+            self._finished.append(rid)
+            old = self._finished[: -self.keep]
+            self._finished = self._finished[-self.keep :]
         for o in old:
             shutil.rmtree(self.root / o, ignore_errors=True)
-        return rid, folder
 
     def drop(self, rid: str) -> None:
         with self._lock:
-            if rid in self._order:
-                self._order.remove(rid)
+            self._in_flight.discard(rid)
+            if rid in self._finished:
+                self._finished.remove(rid)
         shutil.rmtree(self.root / rid, ignore_errors=True)
 
     def path(self, rid: str, name: str) -> Path | None:
         if not _ID.match(rid) or not _NAME.match(name):
             return None
+        with self._lock:
+            if rid not in self._finished:
+                return None
         p = self.root / rid / name
         return p if p.is_file() else None
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: str, *, model: str, k: int,
                     max_pixels: int, lock: threading.Lock) -> dict[str, Any]:
     """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
-    folder; the JSON the page shows."""
+    folder; the JSON the page shows. Decoding happens inside ``lock`` too: one photo is in
+    memory at a time, however many uploads arrive together."""
     from colorkit.data.imageio import has_colour, read_photo
 
     folder = data_path.parent
-    photo = read_photo(data_path, max_pixels)
-    data_path.unlink(missing_ok=True)
-    if photo.image is None:
-        if photo.reason == "too-large":
-            raise _Refused(413, f"The photo is too large: {photo.detail.replace(' (--max-pixels)', '')}. "
-                                "Make it smaller, or start the server with a higher --max-pixels.")
-        text = REASON_TEXT.get(photo.reason or "", "The image cannot be read.")
-        raise _Refused(400, text + (f" ({photo.detail})" if photo.detail else ""))
-    img = photo.image
-    colour = has_colour(img)
     colorizer = models.colorizers[model]
-    with lock:  # one colorization at a time: bounded memory
+    with lock:  # one photo decoded and colorized at a time: bounded memory
+        photo = read_photo(data_path, max_pixels)
+        data_path.unlink(missing_ok=True)
+        if photo.image is None:
+            if photo.reason == "too-large":
+                raise _Refused(413, f"The photo is too large: {photo.detail.replace(' (--max-pixels)', '')}. "
+                                    "Make it smaller, or start the server with a higher --max-pixels.")
+            text = REASON_TEXT.get(photo.reason or "", "The image cannot be read.")
+            raise _Refused(400, text + (f" ({photo.detail})" if photo.detail else ""))
+        img = photo.image
+        del photo
+        colour = has_colour(img)
+        width, height = img.width, img.height
         img.convert("L").save(folder / "grey.png")
         for i, out in enumerate(colorizer.iter_colorize(img, k=k, max_pixels=max_pixels)):
             out.save(folder / f"{i + 1}.png")
             del out
+        del img
     return {
-        "id": rid, "width": img.width, "height": img.height, "colour": colour, "k": k, "model": model,
+        "id": rid, "width": width, "height": height, "colour": colour, "k": k, "model": model,
         "method": colorizer.name, "grey": f"/results/{rid}/grey.png",
         "results": [f"/results/{rid}/{i + 1}.png" for i in range(k)],
     }
 
 
 def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_pixels: int = MAX_PIXELS, keep: int = KEEP) -> Any:
+               max_pixels: int = MAX_PIXELS, keep: int = KEEP, queue: int = QUEUE,
+               read_timeout: float = READ_TIMEOUT) -> Any:
     """The FastAPI application (see the module docstring). ``workdir`` is the only folder
-    it writes to."""
+    it writes to. At most ``queue`` uploads are taken at once (being received, waiting or
+    being colorized); one more is answered 503 with Retry-After. An upload that sends
+    nothing for ``read_timeout`` seconds, or takes more than ten times that in all, is
+    answered 408."""
     require_extra()
+    import asyncio
+
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-    from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="colorkit")
     store = ResultStore(workdir, keep=keep)
     lock = threading.Lock()
+    # Every photo is decoded and colorized on this one thread: requests wait for it without
+    # holding a thread each, and the memory one colorization frees is reused by the next
+    # (on many threads, each would keep its own allocator arena at its high-water mark).
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorkit-serve")
     page = render_page(models.describe(), max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+    taken = [0]  # uploads being received, waiting or colorized (the event loop's thread only)
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": public(message, workdir)}, status_code=status, headers=headers)
+
+    async def receive(request: Request, upload: Path) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10 * read_timeout
+        size = 0
+        stream = request.stream().__aiter__()
+        with open(upload, "wb") as fh:
+            while True:
+                wait = min(read_timeout, deadline - loop.time())
+                if wait <= 0:
+                    raise _Refused(408, "The upload took too long; try again on a faster connection.")
+                try:
+                    chunk = await asyncio.wait_for(stream.__anext__(), timeout=wait)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    raise _Refused(408, "The upload stalled (nothing received for a while); try again.") from None
+                size += len(chunk)
+                if size <= max_upload_bytes:
+                    fh.write(chunk)
+                elif size > 8 * max_upload_bytes:  # read (and drop) a little more, so that the
+                    break  # browser gets the answer; then stop reading
+        return size
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
@@ -201,28 +261,30 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
             return error(400, f"k must be a whole number from 1 to {MAX_K}.")
         if not 1 <= k <= MAX_K:
             return error(400, f"k must be a whole number from 1 to {MAX_K}, not {k}.")
+        if taken[0] >= queue:
+            return error(503, f"The server is busy with {taken[0]} photos; try again in a few seconds.",
+                         {"Retry-After": "5"})
         limit_text = f"{max_upload_bytes / 2**20:g} MB"
-        rid, folder = store.new()
         try:
-            size = 0
+            rid, folder = store.new()
+        except OSError:  # a full or read-only temporary folder
+            return error(503, "The server cannot store the upload now (its temporary folder is full or read-only); "
+                              "try again later.", {"Retry-After": "30"})
+        taken[0] += 1
+        try:
             upload = folder / "upload"
-            with open(upload, "wb") as fh:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size <= max_upload_bytes:
-                        fh.write(chunk)
-                    elif size > 8 * max_upload_bytes:  # read (and drop) a little more, so that the
-                        break  # browser gets the answer; then stop reading
+            size = await receive(request, upload)
             if size > max_upload_bytes:
                 raise _Refused(413, f"The file is larger than {limit_text}, the most this server accepts.")
             if size == 0:
                 raise _Refused(400, "No file was received: choose or drop a photo first.")
-            result = await run_in_threadpool(colorize_upload, models, store, upload, rid, model=model, k=k,
-                                             max_pixels=max_pixels, lock=lock)
+            result = await asyncio.wrap_future(worker.submit(colorize_upload, models, store, upload, rid, model=model,
+                                                             k=k, max_pixels=max_pixels, lock=lock))
+            store.finish(rid)
             return JSONResponse(result)
         except _Refused as exc:
             store.drop(rid)
-            return error(exc.status, exc.message)
+            return error(exc.status, exc.message, exc.headers)
         except ColorkitError as exc:
             store.drop(rid)
             return error(400, str(exc))
@@ -231,8 +293,13 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
             return error(503, "The server ran out of memory for this photo; try a smaller one.")
         except Exception as exc:  # noqa: BLE001 - the server answers every request and keeps running
             store.drop(rid)
+            ref = uuid.uuid4().hex[:8]
+            print(f"colorkit serve: internal error {ref}:", file=sys.stderr)
             traceback.print_exc()
-            return error(500, f"Internal error while colorizing ({type(exc).__name__}: {exc}).")
+            return error(500, f"Internal error while colorizing ({type(exc).__name__}; reference {ref} in the "
+                              "server's log).")
+        finally:
+            taken[0] -= 1
 
     @app.get("/results/{rid}/{name}")
     def result_file(rid: str, name: str) -> Any:
@@ -244,9 +311,16 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
     return app
 
 
+def public(message: str, workdir: Path) -> str:
+    """``message`` without the server's own paths (its temporary folder)."""
+    for root in {str(workdir), str(workdir.resolve()), str(workdir.parent), str(workdir.resolve().parent)}:
+        message = message.replace(root, "<upload>")
+    return message
+
+
 def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto",
           demo: bool = True, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-          keep: int = KEEP, echo: Any = print) -> None:
+          keep: int = KEEP, queue: int = QUEUE, read_timeout: float = READ_TIMEOUT, echo: Any = print) -> None:
     """Load the models, make the temporary folder, serve until interrupted, remove it."""
     require_extra()
     import uvicorn
@@ -261,7 +335,7 @@ def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int =
         (workdir / "results").mkdir()
         models = Models(runs, demo=demo, device=device)
         app = create_app(models, workdir / "results", max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
-                         keep=keep)
+                         keep=keep, queue=queue, read_timeout=read_timeout)
         shown = f"[{host}]" if ":" in host else host
         echo(f"colorkit serve: http://{shown}:{port}/ (models: {', '.join(models.colorizers)}; temporary folder "
              f"{workdir}; Ctrl+C to stop)")

@@ -46,8 +46,9 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     A folder or glob (the only IMAGES argument): OUT/<relative folder>/<stem>_<i>.png for
     every image, with a progress bar and a count of skipped files per reason (the reasons
     of `colorkit data info`; the files are listed in OUT/colorize.json). Each output is
-    written atomically, so an interrupted run resumes: a rerun skips images whose outputs
-    are complete.
+    written atomically, so an interrupted run resumes: a rerun skips images that are done
+    and unchanged (their path and content are recorded). Outputs always lie inside OUT and
+    never replace another photo's: photos whose names would clash are named apart.
 
     Colour photos are turned grey first. Without --run the bundled demo model is used.
 
@@ -67,7 +68,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size,
                          not is_quiet(quiet, quiet_alias), parse_options(options))
         return
-    from colorkit.apps.folder import MANIFEST
+    from colorkit.apps.folder import MANIFEST, assign_stems
     from colorkit.core.checkpoint import ensure_writable_dir
     from colorkit.data.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.train.runs import load
@@ -81,20 +82,18 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         image_size(p, max_pixels)
     created = not out_dir.exists()
     ensure_writable_dir(out_dir)
+    # One name per output, never shared by two photos (a.jpg, a.png, a-jpg.png, A.JPG):
+    # distinct also where file names differ only in case.
+    assigned = assign_stems([Path(p).name for p in images], k)
     staging = Path(tempfile.mkdtemp(prefix=".colorize-tmp-", dir=out_dir))
     try:
         rows, names = [], []
-        stems: dict[str, int] = {}
-        for path in images:
+        for path, (_stem, outs) in zip(images, assigned):
             img = open_image(path, max_pixels)
-            stem = Path(path).stem
-            stems[stem] = stems.get(stem, 0) + 1
-            if stems[stem] > 1:
-                stem = f"{stem}-{stems[stem]}"
             thumbs = []
             for i, o in enumerate(colorizer.iter_colorize(img, k=k, mode=mode, seed=seed, max_pixels=max_pixels)):
-                o.save(staging / f"{stem}_{i + 1}.png")
-                names.append(f"{stem}_{i + 1}.png")
+                o.save(staging / outs[i])
+                names.append(outs[i])
                 thumbs.append(_thumb(o))
                 del o
             rows.append(grid_row(_thumb(img), thumbs, labels=["grey"] + [f"{colorizer.name} #{i + 1}"
@@ -111,6 +110,10 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         raise
     shutil.rmtree(staging, ignore_errors=True)
     click.echo(f"wrote {len(images) * k} colorizations and {out_dir / 'grid.png'} ({colorizer.label}, k={k})")
+    apart = [f"{p} -> {stem}_<i>.png" for p, (stem, _) in zip(images, assigned) if stem != Path(p).stem]
+    if apart:
+        click.echo(f"named apart {len(apart)} photos whose outputs would have had another photo's name: "
+                   f"{', '.join(apart)}")
     _note_demo(colorizer)
 
 

@@ -64,9 +64,11 @@ def data() -> None:
               help="Expected sha256 of the archive (for mirrors and other files; default: the published checksum).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Cache folder [default: $COLORKIT_CACHE or ~/.cache/colorkit].")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Largest download accepted [default: the recipe's known size with a quarter's margin].")
 @progress_option
 def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | None, cache_dir: Path | None,
-              quiet: bool, quiet_alias: bool) -> None:
+              max_bytes: int | None, quiet: bool, quiet_alias: bool) -> None:
     """Download (resuming an interrupted download) and verify data set NAME's archive.
 
     NAME is a recipe: lfw, lsun-church or imagenet-val (see `colorkit plugins`). Afterwards
@@ -74,7 +76,7 @@ def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | N
     from colorkit.data.recipes import fetch
 
     path = fetch(name, url=url, from_file=from_file, sha256=sha256, cache_dir=cache_dir,
-                 progress=not is_quiet(quiet, quiet_alias))
+                 progress=not is_quiet(quiet, quiet_alias), max_bytes=max_bytes)
     click.echo(f"{name}: {path} ({path.stat().st_size} bytes, verified); next: colorkit data prepare {name}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from colorkit.apps.serve import KEEP, MAX_PIXELS, MAX_UPLOAD_BYTES
+from colorkit.apps.serve import KEEP, MAX_PIXELS, MAX_UPLOAD_BYTES, QUEUE, READ_TIMEOUT
 
 
 @click.command("serve")
@@ -21,8 +21,13 @@ from colorkit.apps.serve import KEEP, MAX_PIXELS, MAX_UPLOAD_BYTES
 @click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
               help="Largest photo accepted, in pixels.")
 @click.option("--keep", type=click.IntRange(min=1), default=KEEP, show_default=True,
-              help="Results kept in the server's temporary folder (older ones are deleted).")
-def serve(runs, no_demo, host, port, device, max_upload_mb, max_pixels, keep) -> None:
+              help="Finished results kept in the server's temporary folder (older ones are deleted).")
+@click.option("--queue", type=click.IntRange(min=1), default=QUEUE, show_default=True,
+              help="Uploads taken at once (received, waiting or colorized; one photo is colorized at a time); "
+                   "one more is answered 503 with Retry-After.")
+@click.option("--read-timeout", type=click.FloatRange(min=0.1), default=READ_TIMEOUT, show_default=True,
+              help="Seconds an upload may send nothing before it is refused (408).")
+def serve(runs, no_demo, host, port, device, max_upload_mb, max_pixels, keep, queue, read_timeout) -> None:
     """Serve a page where you drop a photo and see K colorizations beside the grey input.
 
     Colour photos are turned grey first (the page says so). Pick k and the model; each
@@ -43,5 +48,6 @@ def serve(runs, no_demo, host, port, device, max_upload_mb, max_pixels, keep) ->
     if no_demo and not runs:
         raise ColorkitError("--no-demo needs at least one --run")
     run_server(runs=list(runs), host=host, port=port, device=device, demo=not no_demo,
-               max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, keep=keep,
+               max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, keep=keep, queue=queue,
+               read_timeout=read_timeout,
                echo=lambda m: click.echo(m, err=True))

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 
 from colorkit import __version__
+from colorkit.core.interfaces import saved_weights_follow
 from colorkit.core.registry import ColorkitError
 
 FORMAT = "colorkit-checkpoint-v1"
@@ -146,7 +148,17 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     """The safetensors serialisation with its JSON header's keys sorted (the library writes
     metadata in hash order, which changes from one call to the next). Tensor data and
     offsets are unchanged; the header keeps its length, so the file stays valid."""
-    data = save_bytes(tensors, metadata=metadata or None)
+    try:
+        data = save_bytes(tensors, metadata=metadata or None)
+    except BaseException as exc:
+        # safetensors' Rust code reports a failed allocation as a pyo3 PanicException (a
+        # BaseException): it is running out of memory, told as such.
+        if type(exc).__name__ != "PanicException":
+            raise
+        msg = " ".join(str(exc).split())[:200]
+        if "alloc" in msg or "memory" in msg or "capacity" in msg:
+            raise MemoryError(f"while serialising tensors: {msg}") from None
+        raise ColorkitError(f"cannot serialise tensors to safetensors ({msg})") from None
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -155,16 +167,33 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     return data[:8] + text.ljust(n, b" ") + data[8 + n :]
 
 
+def regular_file(path: str | Path, what: str) -> Path:
+    """``path`` if it is a regular file (a link to one is fine); a one-line error that says
+    which when it is missing or is a FIFO, a device (``/dev/zero``) or a folder, none of
+    which is ever opened."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ColorkitError(f"missing {what} {path}") from None
+    except OSError as exc:
+        raise ColorkitError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise ColorkitError(f"{what} {path} is {kind}, not a regular file; refusing to read it")
+    return path
+
+
 def _safetensors_path(path: str | Path) -> Path:
-    """``path`` if it names an existing file that is not a pickle format; else a one-line error."""
+    """``path`` if it names an existing regular file that is not a pickle format; else a
+    one-line error."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ColorkitError(
             f"refusing to load {path}: only safetensors files are read (pickle-based formats can run code)"
         )
-    if not path.is_file():
-        raise ColorkitError(f"missing weights file {path}")
-    return path
+    return regular_file(path, "weights file")
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -211,6 +240,26 @@ def save_component(obj: Any, directory: str | Path, *, stats: Any = None, extra:
     return directory
 
 
+MAX_JSON_BYTES = 64 * 1024**2
+"""Largest JSON file of a checkpoint or run read (a config is a few KB)."""
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a run or checkpoint: regular, at most :data:`MAX_JSON_BYTES`, UTF-8,
+    valid and not absurdly nested; else a one-line error."""
+    path = regular_file(path, "file")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ColorkitError(f"{path} is {path.stat().st_size:,} bytes, more than a colorkit JSON file can be")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ColorkitError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ColorkitError(f"{path} is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise ColorkitError(f"{path} is not valid JSON ({exc})") from None
+
+
 def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
     meta_path = directory / f"{prefix}.json"
     if not meta_path.is_file():
@@ -218,10 +267,7 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
         raise ColorkitError(
             f"{directory} is not a colorkit checkpoint: no {prefix}.json (found: {', '.join(found) or 'nothing'})"
         )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ColorkitError(f"{meta_path} is not valid JSON ({exc})") from None
+    meta = read_json(meta_path)
     if not isinstance(meta, dict):
         raise ColorkitError(f"{meta_path} holds a JSON {type(meta).__name__}, expected an object")
     if meta.get("format") != FORMAT:
@@ -279,17 +325,21 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     if name is not None and meta.get("name") != name:
         raise ColorkitError(f"checkpoint {directory} holds {meta.get('name')!r}, expected {name!r}")
     stats_path = directory / "stats.safetensors"
-    if "stats" not in factory_kwargs and stats_path.is_file() and meta.get("kind") == "conditional_model":
+    if "stats" not in factory_kwargs and os.path.lexists(stats_path) and meta.get("kind") == "conditional_model":
         from colorkit.core.stats import ColorStats
 
-        factory_kwargs["stats"] = ColorStats.load(stats_path)
+        factory_kwargs["stats"] = ColorStats.load(regular_file(stats_path, "colour statistics file"))
     reg = registry(meta["kind"])
+    if meta["name"] not in reg:
+        raise ColorkitError(f"{directory / (prefix + '.json')} needs the {meta['kind'].replace('_', ' ')} "
+                            f"{meta['name']!r}, which is not installed; install the plugin package that provides "
+                            "it (colorkit plugins lists what is installed)")
     weights = directory / f"{prefix}.safetensors"
     saved_shapes = header_shapes(weights)
     # Build on the meta device first (no memory): the config's shapes are checked against
     # the file's header before anything of the config's size is allocated.
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), saved_weights_follow():
             probe = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
     except Exception:  # noqa: BLE001 - built for real below (a bad config fails there, worded as usual)
         probe = None
@@ -307,12 +357,19 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
         del probe
     state = load_tensors(weights)
     check_finite(state, weights)
-    obj = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
+    try:
+        with saved_weights_follow():  # the file holds every tensor: no initialisation is read
+            obj = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        msg = " ".join(str(exc).split())[:400]
+        raise ColorkitError(f"{directory / (prefix + '.json')}: the config does not fit {meta['kind']} "
+                            f"{meta['name']!r} ({type(exc).__name__}: {msg})") from None
     if external:
         _load_external_backbone(obj, external, directory)
         state = {**state, **{k: v for k, v in obj.state_dict().items() if k.startswith("backbone.")}}
     expected = expected_of(obj, state)
     check_state(meta, state, expected, directory)
+    check_dtypes(state, expected, weights)
     obj.load_state_dict(state, strict=len(expected) == len(obj.state_dict()))
     return obj.to(map_location)
 
@@ -321,12 +378,23 @@ def _load_external_backbone(obj: Any, sha256: str, directory: Path) -> None:
     """A checkpoint without its frozen backbone's tensors (the bundled demo model): load
     them from the installed package and check they are the ones it was built with."""
     backbone = getattr(obj, "backbone", None)
+    if not isinstance(sha256, str):
+        raise ColorkitError(f"checkpoint {directory}: external_backbone_sha256 must be a hex string")
     if backbone is None or not hasattr(backbone, "load_pretrained"):
         raise ColorkitError(f"checkpoint {directory} expects a pretrained backbone, which its model does not have")
     got = backbone.load_pretrained().get("backbone_weights_sha256")
     if got != sha256:
         raise ColorkitError(f"checkpoint {directory} was built with backbone weights {sha256[:12]}..., the installed "
                             f"package gives {str(got)[:12]}...; reinstall the version colorkit pins")
+
+
+def check_dtypes(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path) -> None:
+    """Refuse integer tensors where the model holds floating-point ones (quantized or
+    damaged weights would load into grey output)."""
+    for k in sorted(state):
+        if expected[k].is_floating_point() and not state[k].is_floating_point():
+            raise ColorkitError(f"{where}: tensor {k!r} is {str(state[k].dtype).removeprefix('torch.')}, the model "
+                                f"holds floating point; refusing to load quantized or damaged weights")
 
 
 class _Shape:

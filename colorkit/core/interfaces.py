@@ -13,9 +13,11 @@ JSON and the ``state_dict`` as safetensors (see :mod:`colorkit.core.checkpoint`)
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -25,6 +27,27 @@ from torch import Tensor, nn
 
 from colorkit.core.registry import ColorkitError
 
+_LOADING_SAVED_WEIGHTS: contextvars.ContextVar[bool] = contextvars.ContextVar("colorkit_loading_saved_weights",
+                                                                              default=False)
+
+
+def loading_saved_weights() -> bool:
+    """True while a component is being rebuilt from a saved run or checkpoint, whose file
+    then holds every tensor. A component reads no initialisation (a ``weights=`` file given
+    for training) and builds nothing needed only for training (a decoder loss) in that
+    case, so that a finished run loads without the files and plugins it was trained with."""
+    return _LOADING_SAVED_WEIGHTS.get()
+
+
+@contextlib.contextmanager
+def saved_weights_follow() -> Iterator[None]:
+    """Inside: :func:`loading_saved_weights` is true (used by the checkpoint loader)."""
+    token = _LOADING_SAVED_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _LOADING_SAVED_WEIGHTS.reset(token)
+
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.core.stats import ColorStats
 
@@ -32,9 +55,10 @@ PRESET_NAMES = ("paper", "small", "tiny")
 
 
 class ComponentConfig(BaseModel):
-    """Base of every component config: unknown fields are errors."""
+    """Base of every component config: unknown fields are errors, and so are NaN and
+    infinite numbers (no setting that trains takes one)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     preset: str = "small"
 
 

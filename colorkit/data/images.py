@@ -29,6 +29,7 @@ keeps the Lanczos downscale's quality.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,12 +86,14 @@ class Loaded:
     detail: str = ""
 
 
-def find_images(root: Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
+def find_images(root: Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, *,
+                onerror: Callable[[OSError], None] | None = None) -> list[str]:
     """Relative POSIX paths of all files under ``root`` (recursively, symlinked folders not
-    followed) whose extension is in ``extensions`` (case-insensitive), sorted."""
+    followed) whose extension is in ``extensions`` (case-insensitive), sorted. ``onerror``
+    receives the error of each folder that cannot be listed (by default it is passed over)."""
     exts = {e.lower() for e in extensions}
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames.sort()
         rel_dir = Path(dirpath).relative_to(root)
         for name in filenames:

@@ -55,7 +55,6 @@ import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +114,19 @@ def _registered(text: str):
     return reg if text in reg else None, reg
 
 
+def _cache_kwarg(factory: Any, base: Path) -> dict[str, Any]:
+    """``{"cache_dir": base}`` for a data set factory that takes ``cache_dir`` (a generated
+    set writes its images there), else nothing."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes = "cache_dir" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {"cache_dir": base} if takes else {}
+
+
 def resolve_source(source: Any, *, cache_dir: Path | None = None) -> tuple[Any, str]:
     """``(source, name)`` for a path, a registered data set name or a :class:`Source`.
 
@@ -131,7 +143,7 @@ def resolve_source(source: Any, *, cache_dir: Path | None = None) -> tuple[Any, 
     is_bare = isinstance(source, str) and "/" not in text and os.sep not in text
     hit, reg = _registered(text) if is_bare else (None, None)
     if hit is not None:
-        made = reg.create(text)
+        made = reg.create(text, **_cache_kwarg(reg.get(text).factory, base))
         if isinstance(made, Recipe):
             return made.source(base), text
         if isinstance(made, _sources.Source):
@@ -394,25 +406,47 @@ def clean_dead_tmp(parent: Path, keep: Path | None = None) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- decoding
+IN_FLIGHT_BYTES = 128 * 1024**2
+"""Encoded bytes of the records waiting to be decoded, whatever the number of workers: a
+next record is read only while those in flight hold fewer (so at most this plus one
+record, :data:`colorkit.data.sources.MAX_RECORD_BYTES`)."""
+
+
 def _iter_decoded(
-    records: Iterable[_sources.Record], decode: Callable[[_sources.Record], _images.Loaded], workers: int
+    records: Iterable[_sources.Record], decode: Callable[[_sources.Record], _images.Loaded], workers: int,
+    max_bytes: int = IN_FLIGHT_BYTES,
 ) -> Iterator[tuple[_sources.Record, _images.Loaded]]:
-    """``(record, decode(record))`` in order, with at most ``4 * workers`` in flight.
-    Pillow releases the GIL while decoding and resizing, so threads scale."""
+    """``(record, decode(record))`` in order, with at most ``4 * workers`` records in flight
+    and, beyond the first, no new one read while those in flight hold ``max_bytes`` of
+    encoded data. Pillow releases the GIL while decoding and resizing, so threads scale."""
     if workers <= 1:
         for r in records:
             yield r, decode(r)
         return
     it = iter(records)
+
+    def size(r: _sources.Record) -> int:
+        return len(r.data) if r.data is not None else 0
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colorkit-prepare") as ex:
-        window = deque((r, ex.submit(decode, r)) for r in islice(it, 4 * workers))
+        window: deque[tuple[_sources.Record, Any]] = deque()
+        held = 0
+        done = False
         try:
-            while window:
-                rec, fut = window.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
+            while True:
+                while not done and len(window) < 4 * workers and (not window or held < max_bytes):
+                    nxt = next(it, None)
+                    if nxt is None:
+                        done = True
+                        break
                     window.append((nxt, ex.submit(decode, nxt)))
-                yield rec, fut.result()
+                    held += size(nxt)
+                if not window:
+                    break
+                rec, fut = window.popleft()
+                res = fut.result()
+                held -= size(rec)
+                yield rec, res
         finally:
             for _, fut in window:
                 fut.cancel()
@@ -478,10 +512,20 @@ def _build(
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
                 i = pos
+                seen = {k for m in manifests for k in (*m["files"], *m["skipped_files"])}
                 for i, (rec, res) in enumerate(_iter_decoded(source.records(pos), decode, workers), start=pos):
-                    if res.array is not None:
+                    if rec.key in seen:  # a second member of the same name (tar appends): counted, not kept
+                        n = 2
+                        while f"{rec.key} (duplicate {n})" in seen:
+                            n += 1
+                        key = f"{rec.key} (duplicate {n})"
+                        seen.add(key)
+                        writer.skip(i, key, "duplicate-name", f"another member is also named {rec.key}")
+                    elif res.array is not None:
+                        seen.add(rec.key)
                         writer.add(i, rec.key, res.array, rec.meta)
                     else:
+                        seen.add(rec.key)
                         writer.skip(i, rec.key, res.reason or "corrupt-or-truncated", res.detail)
                     if writer.full:
                         manifests.append(writer.close())

@@ -12,7 +12,10 @@ Downloads go to ``FILE.part`` and are renamed to ``FILE`` only after the checksu
 a half-written or wrong file never carries the final name. An interrupted download is
 resumed with an HTTP ``Range`` request when the server supports it (restarted otherwise).
 The checksum is the recipe's (sha256, else its published md5) or the one given with
-``--sha256``; a mismatch is a one-line error and the ``.part`` file is removed.
+``--sha256``; a mismatch is a one-line error and the ``.part`` file is removed. An archive
+already verified stays until its replacement is verified. A download stops at a bound
+derived from the recipe's known size (``--max-bytes`` sets another), and follows
+redirects to http:// and https:// addresses only.
 """
 
 from __future__ import annotations
@@ -165,20 +168,59 @@ class _Interrupted(Exception):
     pass
 
 
-def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0, retries: int = 3) -> None:
+DEFAULT_MAX_BYTES = 64 * 1024**3
+"""Largest download when neither the recipe's size nor ``--max-bytes`` gives a bound."""
+
+
+def max_download_bytes(recipe: Recipe | None, max_bytes: int | None = None) -> int:
+    """The most bytes a fetch reads: ``max_bytes`` when given, else the recipe's known size
+    with a margin (a quarter more, plus 16 MiB), else :data:`DEFAULT_MAX_BYTES`."""
+    if max_bytes is not None:
+        return int(max_bytes)
+    if recipe is not None and recipe.approx_bytes:
+        return int(recipe.approx_bytes * 1.25) + 16 * 1024**2
+    return DEFAULT_MAX_BYTES
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http:// and https:// addresses."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 - urllib's signature
+        if not newurl.lower().startswith(("http://", "https://")):
+            raise ColorkitError(f"cannot download {req.full_url}: the server redirects to {newurl!r}, which is not "
+                                "an http:// or https:// address")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_HttpOnlyRedirects())
+
+
+def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0, retries: int = 3,
+             max_bytes: int = DEFAULT_MAX_BYTES) -> None:
     """Download ``url`` into ``dest`` (``dest`` grows; resumes from its current size with
     an HTTP Range request; starts over when the server ignores the Range). Retries a
-    dropped connection ``retries`` times."""
+    dropped connection ``retries`` times. Redirects are followed to http(s) addresses only;
+    a body longer than ``max_bytes`` (announced or received) stops the download and
+    removes ``dest``."""
     from tqdm.auto import tqdm
 
     if not url.lower().startswith(("http://", "https://")):
         raise ColorkitError(f"--url {url!r}: expected an http:// or https:// address")
+
+    def too_large(n: int | str) -> ColorkitError:
+        dest.unlink(missing_ok=True)
+        return ColorkitError(f"cannot download {url}: the file is larger than {max_bytes:,} bytes ({n}), more than "
+                             "this data set should be; give --max-bytes N if it is really that large")
+
     attempt = 0
     while True:
         have = dest.stat().st_size if dest.exists() else 0
-        req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) checked above
+            req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        except ValueError as exc:
+            raise ColorkitError(f"--url {url!r} is not a valid address ({exc})") from None
+        try:
+            with _opener.open(req, timeout=timeout) as resp:
                 status = getattr(resp, "status", 200)
                 if have and status == 200:
                     have = 0  # server ignored the Range: start over
@@ -189,12 +231,17 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
                                             f"expected bytes {have}-")
                 length = resp.headers.get("Content-Length")
                 total = have + int(length) if length is not None and length.isdigit() else None
+                if total is not None and total > max_bytes:
+                    raise too_large(f"announced {total:,}")
                 mode = "ab" if have else "wb"
                 with open(dest, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                                  desc=f"fetching {dest.name.removesuffix('.part')}",
                                                  file=sys.stderr, disable=None if progress else True) as bar:
                     got = 0
                     while chunk := resp.read(1 << 16):
+                        if have + got + len(chunk) > max_bytes:
+                            f.close()
+                            raise too_large(f"received more than {max_bytes:,}")
                         f.write(chunk)
                         got += len(chunk)
                         bar.update(len(chunk))
@@ -207,6 +254,8 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
             if exc.code == 416 and have:  # the range starts at the end: nothing left to get
                 return
             raise ColorkitError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+        except ValueError as exc:  # urllib's own check of an address (a redirect's included)
+            raise ColorkitError(f"cannot download {url}: not a valid address ({exc})") from None
         except (_Interrupted, urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
                 OSError) as exc:
             if isinstance(exc, ColorkitError):
@@ -214,17 +263,22 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
             attempt += 1
             if attempt > retries:
                 reason = getattr(exc, "reason", exc)
-                raise ColorkitError(f"cannot download {url}: {reason} (partial file kept as {dest}; "
-                                    "run the same fetch again to resume)") from None
+                kept = dest.exists() and dest.stat().st_size > 0
+                tail = (f"partial file kept as {dest} ({dest.stat().st_size:,} bytes); run the same fetch again to "
+                        "resume" if kept else "nothing was received; run the same fetch again to retry")
+                raise ColorkitError(f"cannot download {url}: {reason} ({tail})") from None
             print(f"colorkit: download interrupted ({exc}); resuming (attempt {attempt} of {retries})", file=sys.stderr)
             time.sleep(min(2.0 * attempt, 5.0) if attempt > 1 else 0.0)
 
 
 def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str] | None = None,
           sha256: str | None = None, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-          retries: int = 3) -> Path:
+          retries: int = 3, max_bytes: int | None = None) -> Path:
     """Get data set ``name``'s archive into the cache (or register a local copy with
-    ``from_file``, which is verified and used in place, not copied). Returns its path."""
+    ``from_file``, which is verified and used in place, not copied). Returns its path.
+
+    A verified archive already in the cache is never removed before its replacement is
+    downloaded and verified. The download stops beyond :func:`max_download_bytes`."""
     from colorkit.core.plugin_manager import registry
     from colorkit.data.prepare import default_cache_dir
 
@@ -254,16 +308,15 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
         path = downloads / recipe.filename
         part = downloads / (recipe.filename + ".part")
         if path.exists():
-            part.unlink(missing_ok=True)
             try:
                 got, how = _verify(path, recipe, want, progress)
             except ColorkitError:
-                path.unlink()  # an older file that is not the one asked for: fetch again
-                path = downloads / recipe.filename
+                pass  # not the file asked for: kept until a verified replacement takes its name
             else:
+                part.unlink(missing_ok=True)
                 _record(recipe, cache, path, got, how, address)
                 return path
-        download(address, part, progress=progress, retries=retries)
+        download(address, part, progress=progress, retries=retries, max_bytes=max_download_bytes(recipe, max_bytes))
         try:
             got, how = _verify(part, recipe, want, progress)
         except ColorkitError:

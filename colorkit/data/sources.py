@@ -5,8 +5,9 @@ The data set plugin API
 -----------------------
 A data set registered through the ``register_datasets`` hook is a factory; ``prepare``
 calls it (a family name such as ``synth:`` receives the text after the colon as
-``variant=``, e.g. ``synth:seed=3,n=6000`` -> ``factory(variant="seed=3,n=6000")``) and
-accepts what it returns:
+``variant=``, e.g. ``synth:seed=3,n=6000`` -> ``factory(variant="seed=3,n=6000")``; a factory
+with a ``cache_dir`` parameter also receives the cache folder in use, ``--cache-dir`` or the
+default, and writes anything it makes there) and accepts what it returns:
 
 * a path (``str`` / ``os.PathLike``) to a folder of images, a ``.tar``, ``.tar.gz`` /
   ``.tgz``, ``.zip`` archive or an LMDB directory (what ``--dataset PATH`` accepts too);
@@ -68,6 +69,12 @@ from colorkit.data import images as _images
 MAX_RECORD_BYTES = 256 * 1024 * 1024
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+
+#: Largest compression ratio accepted for an archive member above :data:`RATIO_MIN_BYTES`
+#: (declared by a zip's directory or observed while reading a compressed tar); photos
+#: compress little, a member of zeros about 1000:1. Such a member is skipped as ``too-large``.
+MAX_COMPRESSION_RATIO = 100
+RATIO_MIN_BYTES = 1 << 20
 
 
 @dataclass
@@ -217,7 +224,7 @@ class TarSource(_FileSource):
     def records(self, start: int = 0) -> Iterator[Record]:
         i = 0
         try:
-            with tarfile.open(self.path, mode="r|*") as tf:
+            with open(self.path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tf:
                 for m in tf:
                     if not m.isfile() or not _is_image_name(m.name):
                         continue
@@ -229,9 +236,29 @@ class TarSource(_FileSource):
                         yield Record(m.name, reason="too-large", detail=f"member of {m.size} bytes")
                         continue
                     f = tf.extractfile(m)
-                    yield Record(m.name, data=f.read() if f is not None else b"")
+                    yield _read_member(m.name, f, m.size, raw.tell)
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             raise ColorkitError(f"{self.path}: cannot read the tar archive ({type(exc).__name__}: {exc})") from None
+
+
+def _too_compressed(size: int, compressed: int) -> bool:
+    return size > RATIO_MIN_BYTES and size > MAX_COMPRESSION_RATIO * max(1, compressed)
+
+
+def _read_member(name: str, f: Any, size: int, raw_tell: Any) -> Record:
+    """A tar member's bytes, read in 1 MiB pieces; skipped as ``too-large`` when the bytes
+    read so far came from too few compressed bytes (a compression bomb)."""
+    if f is None:
+        return Record(name, data=b"")
+    start = raw_tell() if raw_tell is not None else None
+    buf = bytearray()
+    while chunk := f.read(1 << 20):
+        buf += chunk
+        if start is not None and _too_compressed(len(buf), raw_tell() - start):
+            ratio = len(buf) // max(1, raw_tell() - start)
+            return Record(name, reason="too-large", detail=f"member of {size} bytes compressed about {ratio}:1 "
+                                                           "(a compression bomb?)")
+    return Record(name, data=bytes(buf))
 
 
 class ZipSource(_FileSource):
@@ -255,6 +282,11 @@ class ZipSource(_FileSource):
                 for z in self._names(zf)[start:]:
                     if z.file_size > MAX_RECORD_BYTES:
                         yield Record(z.filename, reason="too-large", detail=f"member of {z.file_size} bytes")
+                        continue
+                    if _too_compressed(z.file_size, z.compress_size):
+                        ratio = z.file_size // max(1, z.compress_size)
+                        yield Record(z.filename, reason="too-large", detail=f"member of {z.file_size} bytes "
+                                                                            f"compressed {ratio}:1 (a zip bomb?)")
                         continue
                     try:
                         data = zf.read(z)
@@ -297,30 +329,42 @@ class LMDBSource(Source):
         return f"lmdb\0{self.path}\0{d}"
 
     def size_hint(self) -> int | None:
+        import lmdb
+
         env = _open_lmdb(self.path)
         try:
             return int(env.stat()["entries"])
+        except lmdb.Error:
+            return None  # reported when the records are read
         finally:
             env.close()
 
     def records(self, start: int = 0) -> Iterator[Record]:
+        import lmdb
+
         env = _open_lmdb(self.path)
         try:
-            with env.begin(buffers=False) as txn:
-                cur = txn.cursor()
-                i = 0
-                for key, value in cur:
-                    if i < start:
-                        i += 1
-                        continue
-                    i += 1
-                    k = key.decode("utf-8", "replace")
-                    if len(value) > MAX_RECORD_BYTES:
-                        yield Record(k, reason="too-large", detail=f"value of {len(value)} bytes")
-                        continue
-                    yield Record(k, data=bytes(value))
+            yield from self._records(env, start)
+        except lmdb.Error as exc:  # a damaged page, a truncated file
+            raise ColorkitError(f"{self.path}: cannot read the LMDB database ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())})") from None
         finally:
             env.close()
+
+    def _records(self, env: Any, start: int) -> Iterator[Record]:
+        with env.begin(buffers=False) as txn:
+            cur = txn.cursor()
+            i = 0
+            for key, value in cur:
+                if i < start:
+                    i += 1
+                    continue
+                i += 1
+                k = key.decode("utf-8", "replace")
+                if len(value) > MAX_RECORD_BYTES:
+                    yield Record(k, reason="too-large", detail=f"value of {len(value)} bytes")
+                    continue
+                yield Record(k, data=bytes(value))
 
 
 class ZipLMDBSource(_FileSource):

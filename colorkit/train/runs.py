@@ -26,6 +26,7 @@ from colorkit.core.checkpoint import (
     atomic_write_text,
     load_component,
     lock_dir,
+    read_json,
     read_meta,
     resolve_dir,
     write_component,
@@ -105,6 +106,68 @@ def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any
         raise ColorkitError(f"invalid options for method {method!r}: {msg}") from None
 
 
+MAX_MODEL_SIZE = 1024
+"""Largest model input side a run may declare (``dataset.size``; the paper trains at 64)."""
+
+_NEEDED_KINDS = {"backbone": "backbone", "embedder": "embedder"}
+"""Config fields naming a component that sampling needs (decoder losses are for training only)."""
+
+
+def components_used(method: str, config: Any) -> dict[str, dict[str, str]]:
+    """``{"kind:name": {"plugin", "distribution", "version"}}`` of the method and of the
+    components its config names that loading needs: recorded in ``run.json`` so that a
+    run whose plugin is missing says which package to install."""
+    from importlib import metadata
+
+    from colorkit.core.plugin_manager import registry
+
+    wanted = [("conditional_model", method)]
+    fields = config.model_dump() if hasattr(config, "model_dump") else dict(config or {})
+    for field, kind in _NEEDED_KINDS.items():
+        if isinstance(fields.get(field), str):
+            wanted.append((kind, fields[field]))
+    out: dict[str, dict[str, str]] = {}
+    for kind, name in wanted:
+        try:
+            entry = registry(kind).get(name)
+        except ColorkitError:
+            continue
+        try:
+            version = metadata.version(entry.distribution)
+        except (metadata.PackageNotFoundError, ValueError):
+            version = ""
+        out[f"{kind}:{name}"] = {"plugin": entry.plugin, "distribution": entry.distribution, "version": version}
+    return out
+
+
+def check_components_installed(info: dict[str, Any], run_dir: Path) -> None:
+    """A one-line error naming the package to install when a component the run needs is
+    not registered (``run.json``'s ``components``, recorded at training time)."""
+    from colorkit.core.plugin_manager import registry
+
+    recorded = info.get("components")
+    if not isinstance(recorded, dict):
+        return
+    for key, origin in sorted(recorded.items()):
+        if not isinstance(key, str) or ":" not in key:
+            continue
+        kind, name = key.split(":", 1)
+        try:
+            installed = name in registry(kind)
+        except ColorkitError:
+            installed = False
+        if installed:
+            continue
+        dist = origin.get("distribution") if isinstance(origin, dict) else None
+        ver = origin.get("version") if isinstance(origin, dict) else None
+        if isinstance(dist, str) and dist:
+            pkg = f"{dist}=={ver}" if isinstance(ver, str) and ver else dist
+            raise ColorkitError(f"{run_dir} needs the {kind.replace('_', ' ')} {name!r}, provided by the package "
+                                f"{dist!r} (plugin {origin.get('plugin')!r}), which is not installed; install it "
+                                f"(pip install '{pkg}') to load this run")
+        raise ColorkitError(f"{run_dir} needs the {kind.replace('_', ' ')} {name!r}, which is not installed")
+
+
 def run_dir_for(method: str, out: str | Path | None) -> Path:
     """The run directory ``train`` uses: ``out``, or ``runs/<method>``."""
     return Path(out) if out is not None else Path("runs") / method
@@ -128,24 +191,43 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
     out = run_dir_for(method, out)
     check_options(method, preset, options)
     data = data if data is not None else DataConfig(dataset=str(dataset), size=size, seed=seed)
+    created = not os.path.lexists(out)
     lock = lock_dir(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext(out)
     with lock:
-        if (out / "run.json").is_file():
-            if not resume:
-                raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
-            info = read_run(out)
-            if info["method"] != method:
-                raise ColorkitError(f"{out} holds a finished {info['method']!r} run, not {method!r}; "
-                                    "choose another --out")
-            print(f"colorkit: {out} is already complete ({method}); nothing to resume", file=sys.stderr)
-            for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
-                shutil.rmtree(out / leftover, ignore_errors=True)
-            return out
-        cfg = RunConfig(data=data, stats=stats_config or StatsConfig(),
-                        method=MethodSpec(name=method, preset=preset, options=options or {}),
-                        train=TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress,
-                                          **(engine or {})))
-        return _train_locked(cfg, out=out, resume=resume, prepared=prepared, stats=stats)
+        try:
+            return _train_in(out, method, data, preset=preset, epochs=epochs, seed=seed, device=device,
+                             resume=resume, progress=progress, options=options, prepared=prepared, stats=stats,
+                             engine=engine, stats_config=stats_config)
+        except BaseException:
+            if created and os.environ.get("RANK", "0") == "0":
+                # A run that failed before writing anything leaves no folder behind (the lock
+                # is held: no other process is in it).
+                with contextlib.suppress(OSError):
+                    if set(os.listdir(out)) <= {".lock"}:
+                        (out / ".lock").unlink(missing_ok=True)
+                        out.rmdir()
+            raise
+
+
+def _train_in(out: Path, method: str, data: DataConfig, *, preset: str, epochs: int | None, seed: int, device: str,
+              resume: bool, progress: bool, options: dict[str, Any] | None, prepared: Any, stats: Any,
+              engine: dict[str, Any] | None, stats_config: StatsConfig | None) -> Path:
+    if (out / "run.json").is_file():
+        if not resume:
+            raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
+        info = read_run(out)
+        if info["method"] != method:
+            raise ColorkitError(f"{out} holds a finished {info['method']!r} run, not {method!r}; "
+                                "choose another --out")
+        print(f"colorkit: {out} is already complete ({method}); nothing to resume", file=sys.stderr)
+        for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
+            shutil.rmtree(out / leftover, ignore_errors=True)
+        return out
+    cfg = RunConfig(data=data, stats=stats_config or StatsConfig(),
+                    method=MethodSpec(name=method, preset=preset, options=options or {}),
+                    train=TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress,
+                                      **(engine or {})))
+    return _train_locked(cfg, out=out, resume=resume, prepared=prepared, stats=stats)
 
 
 def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, stats: Any) -> Path:
@@ -195,7 +277,9 @@ def finalize_run(out: Path, method: Any, stats: Any, info: dict[str, Any]) -> No
     write_component(out, method)
     stats.save(out / "stats.safetensors")
     run = {"format": RUN_FORMAT, "complete": True, "units": "ab/128 (Lab a,b divided by 128); seconds",
-           "versions": _versions_safe(), "host": platform.node(), **info}
+           "versions": _versions_safe(), "host": platform.node(),
+           "components": components_used(info.get("method") or getattr(method, "registry_name", ""),
+                                         getattr(method, "config", None)), **info}
     atomic_write_text(out / "run.json", json.dumps(run, indent=2, sort_keys=True))
     shutil.rmtree(out / "train_state", ignore_errors=True)
     shutil.rmtree(out / "train_state.old", ignore_errors=True)
@@ -212,10 +296,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
                 f"{run_dir} is an unfinished training run; finish it with `colorkit train ... --out {run_dir} --resume`"
             )
         raise ColorkitError(f"{run_dir} is not a colorkit run directory (no run.json)")
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ColorkitError(f"{path} is not valid JSON ({exc})") from None
+    info = read_json(path)
     if not isinstance(info, dict):
         raise ColorkitError(f"{path} holds a JSON {type(info).__name__}, expected an object")
     if info.get("format") != RUN_FORMAT:
@@ -225,8 +306,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(info.get("method"), str) or not info.get("method"):
         problems.append("method (a string)")
     if not isinstance(ds, dict) or not isinstance(ds.get("size"), int) or isinstance(ds.get("size"), bool) \
-            or not 1 <= ds["size"] <= 4096:
-        problems.append("dataset.size (an integer from 1 to 4096)")
+            or not 1 <= ds["size"] <= MAX_MODEL_SIZE:
+        problems.append(f"dataset.size (an integer from 1 to {MAX_MODEL_SIZE})")
     if not isinstance(info.get("train_seconds"), (int, float)) or isinstance(info.get("train_seconds"), bool):
         problems.append("train_seconds (a number)")
     if problems:
@@ -255,16 +336,34 @@ class Colorizer:
                                 "reinstall colorkit or give a run directory")
         self.info = read_run(self.run_dir)
         self.device = resolve_device(device)
+        check_components_installed(self.info, self.run_dir)
         self.method = load_component(self.run_dir, kind="conditional_model", name=self.info["method"],
                                      map_location=self.device)
         self.method.eval()
         if hasattr(self.method.stats, "to"):
             self.method.stats = self.method.stats.to(self.device)
         self.size = int(self.info["dataset"]["size"])
+        self._check_size()
         self.sampling = SampleConfig.from_options(options or {})
         if self.sampling.mode is not None:
             self.method.check_mode(self.sampling.mode)
         self.method.configure_sampling(**self.sampling.options)
+
+    def _check_size(self) -> None:
+        """``dataset.size`` of run.json is the side the weights were trained at: the colour
+        statistics' (their PCA basis has its shape) and the config's ``image_size``."""
+        sizes = {}
+        stats_size = getattr(getattr(self.method, "stats", None), "image_size", None)
+        if isinstance(stats_size, int):
+            sizes["stats.safetensors"] = stats_size
+        config_size = getattr(getattr(self.method, "config", None), "image_size", None)
+        if isinstance(config_size, int):
+            sizes["model.json's image_size"] = config_size
+        wrong = {where: v for where, v in sizes.items() if v != self.size}
+        if wrong:
+            said = ", ".join(f"{where} says {v}" for where, v in wrong.items())
+            raise ColorkitError(f"{self.run_dir / 'run.json'}: dataset.size {self.size} does not match the weights "
+                                f"({said}); refusing a run that does not add up")
 
     @property
     def name(self) -> str:
@@ -292,7 +391,12 @@ class Colorizer:
 
         check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        return self.method.sample(grey.to(self.device), k, mode=mode or self.sampling.mode, generator=gen)
+        ab = self.method.sample(grey.to(self.device), k, mode=mode or self.sampling.mode, generator=gen)
+        if not bool(torch.isfinite(ab).all()):
+            raise ColorkitError(f"{self.label} produced NaN or infinite colours with these sampling settings "
+                                f"(mode {mode or self.sampling.mode!r}, {self.sampling.options or 'no options'}); "
+                                "nothing was written")
+        return ab
 
     @torch.no_grad()
     def colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,

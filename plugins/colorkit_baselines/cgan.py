@@ -17,7 +17,7 @@ copies of one image, and results would depend on how samples are chunked.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,7 @@ class CGANConfig(SampledConfig):
     gan_loss: Literal["bce", "lsgan"] = "bce"
     l1_weight: float = Field(100.0, ge=0, description="lambda of the L1 term (pix2pix: 100)")
     lr: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.5, 0.999)
 
 
 class CGAN(SampledMethod):

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 from einops import repeat
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
 from colorkit.core.interfaces import Posterior, Stage, StepContext, noise
@@ -115,9 +115,9 @@ class SkipDecoder(nn.Module):
 
 class CVAEConfig(SampledConfig):
     latent_dim: int = Field(64, ge=1, description="d, the code size (paper: 64)")
-    grey_widths: tuple[int, int, int] = (128, 256, 512)
-    colour_widths: tuple[int, int, int, int] = (128, 256, 512, 1024)
-    decoder_widths: tuple[int, int, int, int] = (1024, 512, 256, 128)
+    grey_widths: tuple[PositiveInt, PositiveInt, PositiveInt] = (128, 256, 512)
+    colour_widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (128, 256, 512, 1024)
+    decoder_widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (1024, 512, 256, 128)
     encoder_sees_grey: bool = Field(True, description="Q(z|C,G): grey as a third encoder input channel")
     kl_weight: float = Field(1e-2, ge=0)
     lr: float = Field(1e-3, gt=0, description="Adam learning rate (the paper gives none)")

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import field_validator
+from pydantic import PositiveInt, field_validator
 from torch import Tensor, nn
 
-from colorkit.core.interfaces import Backbone, ComponentConfig, Stage, StepContext
+from colorkit.core.interfaces import Backbone, ComponentConfig, Stage, StepContext, loading_saved_weights
 from colorkit.core.registry import ColorkitError
 
 from .layers import ConvBlock, is_power_of_two
@@ -43,9 +43,11 @@ GRID = 23  # ab cells per axis (colorkit.core.stats.G)
 
 # ---------------------------------------------------------------------------- colornet
 class ColorNetConfig(ComponentConfig):
-    widths: tuple[int, int, int, int, int, int, int] = (64, 128, 256, 512, 512, 512, 512)
+    widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (
+        64, 128, 256, 512, 512, 512, 512)
     """Channels of blocks conv1 ... conv7 (Zhang et al.: 64, 128, 256, 512 x 4)."""
-    depths: tuple[int, int, int, int, int, int, int] = (2, 2, 3, 3, 3, 3, 3)
+    depths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (
+        2, 2, 3, 3, 3, 3, 3)
     """3x3 convs per block (Zhang et al.: 2, 2, 3, 3, 3, 3, 3)."""
     reduction: int = 4
     """Input side / feature side: the first log2(reduction) blocks end with stride 2."""
@@ -136,8 +138,9 @@ class TimmConfig(ComponentConfig):
     level: int = 2
     """Feature level (``out_indices``); negative counts from the last (-1 = deepest)."""
     weights: str | None = None
-    """Local safetensors file with the model's weights (never downloaded; pickles refused).
-    A 3-channel first conv is summed to the one grey channel."""
+    """Local safetensors file with the model's initial weights (never downloaded; pickles
+    refused). A 3-channel first conv is summed to the one grey channel. Read for training
+    only: a finished run holds every tensor and loads without this file."""
 
 
 def check_timm_name(variant: str) -> None:
@@ -180,7 +183,9 @@ class TimmBackbone(Backbone):
         mean, std = cfg.get("mean", (0.5,)), cfg.get("std", (0.25,))
         self.norm_mean = float(sum(mean) / len(mean))  # grey stands in for every RGB channel
         self.norm_std = float(sum(std) / len(std))
-        if c.weights is None:
+        if loading_saved_weights():
+            pass  # a saved run's file holds every tensor: ``weights`` was its initialisation only
+        elif c.weights is None:
             warnings.warn(
                 f"timm:{c.variant} has no weights (nothing is downloaded): its features are random-init and "
                 "untrained; pass weights=<local .safetensors file> for meaningful features",

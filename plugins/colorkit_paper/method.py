@@ -20,10 +20,10 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 from torch import Tensor
 
-from colorkit.core.interfaces import ComponentConfig, Method, Stage, StepContext
+from colorkit.core.interfaces import ComponentConfig, Method, Stage, StepContext, loading_saved_weights
 from colorkit.core.registry import ColorkitError
 
 from .decoder_losses import WeightedDecoderLoss, check_decoder_loss_names
@@ -32,9 +32,11 @@ from .losses import PAPER_WEIGHTS
 from .mdn import PAPER_WIDTHS, VARIANCE, MixtureDensityNetwork, distinct_means, mdn_loss, sample_mixture, topk_means
 from .pretext import PretextBackbone, PretextConfig
 
+MAX_VARIANCE = 10.0
+
 
 class MDNConfig(PretextConfig):
-    latent_dim: int = 64
+    latent_dim: int = Field(64, ge=1)
     """d, the size of the colour-field embedding (paper: 64)."""
     embedder: str = "vae"
     embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -43,12 +45,13 @@ class MDNConfig(PretextConfig):
     """Any registered backbone: ``effnet-lite0`` (ImageNet-trained, frozen), ``colornet``
     (trained on the data set's pretext) or ``timm:resnet18`` ..."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
-    components: int = 8
-    variance: float = Field(VARIANCE, gt=0, allow_inf_nan=False)
-    """Fixed spherical variance sigma^2 of every GMM component (paper: .1)."""
-    mdn_widths: tuple[int, int, int, int, int] = PAPER_WIDTHS
-    mdn_fc: int = 4096
-    mdn_dropout: float = 0.5
+    components: int = Field(8, ge=1)
+    variance: float = Field(VARIANCE, gt=0, le=MAX_VARIANCE, allow_inf_nan=False)
+    """Fixed spherical variance sigma^2 of every GMM component (paper: .1); at most 10 (the
+    codes' prior is N(0, I): beyond that, samples leave it and decode to black)."""
+    mdn_widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt, PositiveInt] = PAPER_WIDTHS
+    mdn_fc: int = Field(4096, ge=1)
+    mdn_dropout: float = Field(0.5, ge=0, lt=1)
     decoder_loss: dict[str, float] = Field(default_factory=lambda: dict(PAPER_WEIGHTS))
     """The VAE's decoder loss: registered decoder-loss names and their weights (eq. 4 by
     default: ``hist`` + 0.1 ``mah`` + 1e-3 ``grad``); a single name means weight 1, e.g.
@@ -57,17 +60,17 @@ class MDNConfig(PretextConfig):
     """Config fields of the named decoder losses, ``{name: {field: value}}``."""
     loss_impl: Literal["auto", "torch", "triton"] = "auto"
     """Implementation of the paper's loss terms: torch, the fused Triton kernel, or auto."""
-    kl_weight: float = 1e-2
+    kl_weight: float = Field(1e-2, ge=0)
     """KL weight relative to the decoder loss (paper: 1e-2)."""
-    vae_epochs: int = 10
-    vae_batch_size: int = 32
-    vae_lr: float = 5e-4
+    vae_epochs: int = Field(10, ge=0)
+    vae_batch_size: int = Field(32, ge=1)
+    vae_lr: float = Field(5e-4, gt=0)
     """Adam learning rate of the VAE (1e-3 and above made the KL term spike on small data)."""
     vae_lr_schedule: Literal["constant", "cosine"] = "constant"
     """``cosine``: the VAE's learning rate decays from ``vae_lr`` to 0 over its stage."""
-    mdn_epochs: int = 10
-    mdn_batch_size: int = 32
-    mdn_lr: float = 1e-3
+    mdn_epochs: int = Field(10, ge=0)
+    mdn_batch_size: int = Field(32, ge=1)
+    mdn_lr: float = Field(1e-3, gt=0)
     mdn_lr_schedule: Literal["constant", "cosine"] = "constant"
     """``cosine``: the MDN's learning rate decays from ``mdn_lr`` to 0 over its stage."""
     mdn_init: Literal["random", "kmeans"] = "random"
@@ -116,7 +119,22 @@ class MDNConfig(PretextConfig):
     @field_validator("decoder_loss")
     @classmethod
     def _registered(cls, v: dict[str, float]) -> dict[str, float]:
+        if loading_saved_weights():  # training only: a saved run loads without its decoder losses
+            return v
         return check_decoder_loss_names(v)
+
+    @model_validator(mode="after")
+    def _decoder_losses_build(self) -> MDNConfig:
+        """The decoder losses with their ``decoder_loss_kwargs`` are built once here, so a
+        bad setting is refused with the options, before any data is prepared."""
+        if loading_saved_weights():
+            return self
+        unknown = sorted(set(self.decoder_loss_kwargs) - set(self.decoder_loss))
+        if unknown:
+            raise ValueError(f"decoder_loss_kwargs names {', '.join(map(repr, unknown))}, which decoder_loss does "
+                             f"not use (it uses {', '.join(map(repr, self.decoder_loss))})")
+        WeightedDecoderLoss(self.decoder_loss, self.decoder_loss_kwargs, impl=self.loss_impl)
+        return self
 
 
 METHOD_PRESETS: dict[str, dict[str, Any]] = {
@@ -164,11 +182,22 @@ class MDNMethod(PretextBackbone, Method):
         feat = self._feature_shape()  # (C, h, w) of the backbone at image_size
         self.mdn = MixtureDensityNetwork(feat[0], feat[1:], self.embedder.latent_dim, c.components,
                                          c.mdn_widths, c.mdn_fc, c.mdn_dropout)
-        self.decoder_loss = WeightedDecoderLoss(c.decoder_loss, c.decoder_loss_kwargs, impl=c.loss_impl)
         self._features: Any = None  # the MDN stage's FeatureTable (see feature_cache)
         self.register_buffer("codes", torch.zeros(c.reference_codes, self.embedder.latent_dim))
         self.register_buffer("codes_count", torch.zeros((), dtype=torch.long))
         self._centres: dict[int, Tensor] = {}
+        # The decoder loss is for training only: a saved run loads (and samples) without it.
+        self._decoder_loss = None if loading_saved_weights() else self._make_decoder_loss()
+
+    def _make_decoder_loss(self) -> WeightedDecoderLoss:
+        c = self.config
+        return WeightedDecoderLoss(c.decoder_loss, c.decoder_loss_kwargs, impl=c.loss_impl)
+
+    @property
+    def decoder_loss(self) -> WeightedDecoderLoss:
+        if self._decoder_loss is None:
+            self._decoder_loss = self._make_decoder_loss()
+        return self._decoder_loss
 
     def _feature_shape(self) -> tuple[int, int, int]:
         s, was = self.config.image_size, self.backbone.training

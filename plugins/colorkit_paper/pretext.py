@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from colorkit.core.interfaces import ComponentConfig, Stage, StageEnd
 
 from . import backbone_cache
@@ -23,12 +25,12 @@ from . import backbone_cache
 class PretextConfig(ComponentConfig):
     """The pretext schedule of the method's backbone and where trained backbones are cached."""
 
-    image_size: int = 64
+    image_size: int = Field(64, ge=16)
     """Side of the (square) images the method is trained on (power of two >= 16)."""
-    pretext_epochs: int = 10
+    pretext_epochs: int = Field(10, ge=0)
     """Epochs of the backbone's pretext stage (a backbone without one ignores the schedule)."""
-    pretext_batch_size: int = 32
-    pretext_lr: float = 3e-4
+    pretext_batch_size: int = Field(32, ge=1)
+    pretext_lr: float = Field(3e-4, gt=0)
     cache_dir: str | None = None
     """Where trained backbones are cached; default ``<prepared data set>/backbones``."""
     use_cache: bool = True

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from pydantic import field_validator
+from pydantic import Field, PositiveInt, field_validator
 from torch import Tensor, nn
 
 from colorkit.core.interfaces import ComponentConfig, Embedder, Posterior
@@ -38,13 +38,13 @@ PAPER_WIDTHS = (128, 256, 512, 1024)
 
 
 class VAEConfig(ComponentConfig):
-    latent_dim: int = 64
+    latent_dim: int = Field(64, ge=1)
     """d, the embedding size (paper: 64)."""
-    widths: tuple[int, int, int, int] = PAPER_WIDTHS
+    widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt] = PAPER_WIDTHS
     """Channels of the four encoder convs (the decoder mirrors them)."""
     image_size: int = 64
     """Side of the square colour field, a power of two >= 16 (paper: 64)."""
-    dropout: float = 0.0
+    dropout: float = Field(0.0, ge=0, lt=1)
     """Dropout before the encoder's fully connected layer (paper: "FC layers use dropout",
     rate not given; 0 keeps the posterior deterministic given C)."""
 

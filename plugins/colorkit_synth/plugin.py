@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from colorkit.core.plugin_manager import hookimpl
 
 
-def synth_dataset(variant: str = "") -> Path:
-    """A synthetic world with a known colour distribution (spec: ``synth:seed=3,modes=3,...``)."""
+def synth_dataset(variant: str = "", cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """A synthetic world with a known colour distribution (spec: ``synth:seed=3,modes=3,...``),
+    generated into ``cache_dir`` (the cache folder in use)."""
     from .world import generate
 
-    return generate(variant)
+    return generate(variant, cache_dir=cache_dir)
 
 
 @hookimpl

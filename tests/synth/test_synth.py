@@ -242,3 +242,15 @@ def test_bench_without_metadata_skips_mode_metrics_and_refuses_oracle(tmp_path, 
     with pytest.raises(ColorkitError, match="metadata"):
         run_bench(BenchConfig(methods=["oracle"], dataset=str(folder), size=32, out=str(tmp_path / "o"),
                               progress=False))
+
+
+def test_synth_is_generated_in_the_cache_dir_given(tmp_path, monkeypatch, capsys):
+    """``--cache-dir`` (and ``cache_dir=``) hold the generated images too, never the default cache."""
+    default = tmp_path / "default-cache"
+    monkeypatch.setenv("COLORKIT_CACHE", str(default))
+    mine = tmp_path / "mine"
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "prepare", "synth:n=20,size=16,seed=11", "--size", "16", "--cache-dir", str(mine), "-q"])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    assert not default.exists()
+    assert list((mine / "synth").glob("v*-*"))
