@@ -77,6 +77,11 @@ class MDNConfig(PretextConfig):
     component wins everything."""
     flip: bool = False
     """Random horizontal flips (half of each batch) in the VAE and MDN stages."""
+    sequence_choice: Literal["scene-mean", "first-frame"] = "scene-mean"
+    """Clips: choose each scene's k components from its mean mixture weights over all its
+    frames (a first pass over the clip) or from its first frame's (see ``sequence.py``)."""
+    sequence_smoothing: float = Field(0.5, ge=0, lt=1, allow_inf_nan=False)
+    """Clips: a code follows ``z_t <- a z_{t-1} + (1 - a) z_t`` within a scene (0: none)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -121,8 +126,9 @@ class MDNMethod(PretextBackbone, Method):
     Config: ClassVar[type[ComponentConfig]] = MDNConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = METHOD_PRESETS
     sample_modes: ClassVar[tuple[str, ...]] = ("topk", "mixture")
-    sample_options: ClassVar[tuple[str, ...]] = ("variance",)
-    """``variance``: of the Gaussian noise added to a component's mean in ``mixture`` sampling."""
+    sample_options: ClassVar[tuple[str, ...]] = ("variance", "sequence_choice", "sequence_smoothing")
+    """``variance``: of the Gaussian noise added to a component's mean in ``mixture`` sampling;
+    ``sequence_choice``, ``sequence_smoothing``: how clips are colorized (``sequence_sampler``)."""
 
     def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
@@ -273,6 +279,13 @@ class MDNMethod(PretextBackbone, Method):
         }
 
     # ------------------------------------------------------------------ sampling
+    def sequence_sampler(self, k: int, *, mode: str | None = None,
+                         generator: torch.Generator | None = None) -> Any:
+        """Clips: the k components chosen per scene, codes smoothed over time (``sequence.py``)."""
+        from .sequence import MixtureSequenceSampler
+
+        return MixtureSequenceSampler(self, k, mode=mode, generator=generator)
+
     @torch.no_grad()
     def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
                generator: torch.Generator | None = None) -> Tensor:
