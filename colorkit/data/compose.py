@@ -49,7 +49,8 @@ def _finv(f: Tensor) -> Tensor:
 
 def frame_lightness(rgb: np.ndarray) -> Tensor:
     """CIE L (0-100) ``(H, W)`` float32 of an 8-bit sRGB frame ``(H, W, 3)``."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb))
+    rgb = np.ascontiguousarray(rgb)
+    t = torch.from_numpy(rgb if rgb.flags.writeable else rgb.copy())
     lin = _DECODE[t.long()]  # (H, W, 3)
     y = lin[..., 0] * _Y_FROM_RGB[0] + lin[..., 1] * _Y_FROM_RGB[1] + lin[..., 2] * _Y_FROM_RGB[2]
     f = torch.where(y > 0.008856, y.clamp_min(1e-12).pow(1.0 / 3.0), 7.787 * y + 4.0 / 29.0)

@@ -148,7 +148,7 @@ def probe(path: str | Path, fps: float | None = None) -> VideoInfo:
         raise ColorkitError(f"--fps is for a folder of frames; {path} states its own frame rate")
     with _open(path) as container:
         if not container.streams.video:
-            raise ColorkitError(f"cannot colorize {path}: it has no video track")
+            raise ColorkitError(f"cannot colorize {path}: it has no video track (or only an empty one)")
         stream = container.streams.video[0]
         try:
             first = next(iter(container.decode(stream)), None)

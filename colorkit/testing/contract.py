@@ -256,6 +256,13 @@ def _check_sequence(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: in
     except Exception as exc:  # noqa: BLE001
         _fail(what, f"{label} failed: {type(exc).__name__}: {exc}")
     _check_ab(what, label, out, (5, k, 2, s, s))
+    one = m.sample(grey[:1], k, mode=mode, generator=torch.Generator().manual_seed(seed),
+                   **({"meta": meta[:1]} if meta is not None else {}))[0]
+    for t in range(3):
+        if not torch.allclose(out[t], one, atol=1e-5):
+            _fail(what, f"{label}: frame {t} of a clip that repeats one frame is not what sample() gives that frame "
+                        "with the same generator (the method's random draws must stay fixed across the frames of a "
+                        "scene)")
     sampler = m.sequence_sampler(k, mode=mode, generator=torch.Generator().manual_seed(seed))
     parts = [(0, 2), (2, 4), (4, 5)]
     for a, b in parts:
@@ -264,13 +271,6 @@ def _check_sequence(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: in
                                         meta=seq_meta["meta"][a:b] if seq_meta else None) for a, b in parts])
     if not torch.allclose(out, chunked, atol=1e-5):
         _fail(what, f"{label} differs when the clip is fed to its sequence_sampler in chunks")
-    one = m.sample(grey[:1], k, mode=mode, generator=torch.Generator().manual_seed(seed),
-                   **({"meta": meta[:1]} if meta is not None else {}))[0]
-    for t in range(3):
-        if not torch.allclose(out[t], one, atol=1e-5):
-            _fail(what, f"{label}: frame {t} of a clip that repeats one frame is not what sample() gives that frame "
-                        "with the same generator (the method's random draws must stay fixed across the frames of a "
-                        "scene)")
 
 
 class _SyntheticSplit:
