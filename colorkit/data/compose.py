@@ -4,9 +4,9 @@ The same computation as :func:`colorkit.data.imageio.compose_colorizations` (ab 
 at the model size, upsampled bilinearly to the frame's resolution, joined with the frame's
 own CIE L, converted to 8-bit sRGB with kornia's constants), arranged for frames of one
 size in a stream: the frame's L and Lab ``f(Y)`` are computed once for all k versions,
-the k colour fields are upsampled together, and the two costly curves go through tables
-(sRGB decoding: 256 entries; sRGB encoding: :data:`ENCODE_STEPS` steps of linear light,
-within one 8-bit level of the exact curve). A test compares it with the image path.
+the colour fields are upsampled by rows (widths once, then each band of rows), the work
+runs in bands of rows that stay in cache, and sRGB decoding goes through a 256-entry
+table. A test compares it with the image path (within one 8-bit level).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from torch import Tensor
 
 from colorkit.core.color import AB_SCALE
 
-ENCODE_STEPS = 16384
 _WHITE = (0.95047, 1.0, 1.08883)
 _XYZ_TO_RGB = (
     (3.2404813432005266, -1.5371515162713185, -0.4985363261688878),
@@ -33,14 +32,7 @@ def _decode_table() -> Tensor:
     return torch.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92).float()
 
 
-def _encode_table() -> Tensor:
-    x = torch.arange(ENCODE_STEPS, dtype=torch.float64) / (ENCODE_STEPS - 1)
-    s = torch.where(x > 0.0031308, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * x)
-    return (s.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8)
-
-
 _DECODE = _decode_table()
-_ENCODE = _encode_table()
 
 
 def _finv(f: Tensor) -> Tensor:
@@ -57,25 +49,45 @@ def frame_lightness(rgb: np.ndarray) -> Tensor:
     return 116.0 * f - 16.0
 
 
-def compose_frame(lightness: Tensor, ab: Tensor, versions: list[int] | None = None) -> list[np.ndarray]:
+def _rows(h: int, s_h: int) -> tuple[Tensor, Tensor, Tensor]:
+    """PyTorch's half-pixel source rows (clamped at the edges) for ``s_h`` -> ``h`` rows."""
+    src = ((torch.arange(h, dtype=torch.float64) + 0.5) * (s_h / h) - 0.5).clamp(min=0.0)
+    y0 = src.floor().long().clamp(max=s_h - 1)
+    return y0, (y0 + 1).clamp(max=s_h - 1), (src - y0.double()).float()
+
+
+def _encode(lin: Tensor) -> Tensor:
+    """Linear light -> 8-bit sRGB (kornia's curve, clipped, rounded)."""
+    lin = lin.clamp_(0.0, 1.0)
+    hi = lin.clamp(min=0.0031308).pow_(1.0 / 2.4).mul_(1.055).sub_(0.055)
+    return torch.where(lin > 0.0031308, hi, lin.mul_(12.92)).mul_(255.0).add_(0.5).to(torch.uint8)
+
+
+def compose_frame(lightness: Tensor, ab: Tensor, versions: list[int] | None = None,
+                  band: int = 64) -> list[np.ndarray]:
     """Colour fields ``ab`` ``(k, 2, s, s)`` (ab / 128) joined with ``lightness`` ``(H, W)``
     (CIE L, 0-100) -> one ``(H, W, 3)`` uint8 sRGB frame per version (all k, or those in
-    ``versions``)."""
+    ``versions``). Works in bands of ``band`` rows, so its temporaries stay in cache."""
     h, w = lightness.shape
     idx = list(range(ab.shape[0])) if versions is None else list(versions)
     if not idx:
         return []
-    field = F.interpolate(ab[idx].float().cpu(), size=(h, w), mode="bilinear", align_corners=False)
-    fy = (lightness + 16.0) / 116.0
-    y = _finv(fy)
-    out = []
-    scale = ENCODE_STEPS - 1
-    for j in range(len(idx)):
-        x = _finv(fy + field[j, 0] * (AB_SCALE / 500.0)) * _WHITE[0]
-        z = _finv((fy - field[j, 1] * (AB_SCALE / 200.0)).clamp(min=0.0)) * _WHITE[2]
-        frame = torch.empty(h, w, 3, dtype=torch.uint8)
-        for c, (mx, my, mz) in enumerate(_XYZ_TO_RGB):
-            lin = x * mx + y * my + z * mz
-            frame[..., c] = _ENCODE[(lin.clamp(0.0, 1.0) * scale + 0.5).long()]
-        out.append(frame.numpy())
-    return out
+    s_h = ab.shape[-2]
+    ab_w = F.interpolate(ab[idx].float().cpu(), size=(s_h, w), mode="bilinear", align_corners=False)  # (n, 2, s, W)
+    a_w, b_w = ab_w[:, 0] * (AB_SCALE / 500.0), ab_w[:, 1] * (AB_SCALE / 200.0)
+    y0, y1, wy = _rows(h, s_h)
+    outs = [np.empty((h, w, 3), dtype=np.uint8) for _ in idx]
+    views = [torch.from_numpy(o) for o in outs]
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        fy = (lightness[r0:r1] + 16.0) / 116.0
+        y = _finv(fy)
+        wt = wy[r0:r1, None]
+        i0, i1 = y0[r0:r1], y1[r0:r1]
+        for n in range(len(idx)):
+            fx = torch.lerp(a_w[n][i0], a_w[n][i1], wt).add_(fy)
+            fz = torch.lerp(b_w[n][i0], b_w[n][i1], wt).neg_().add_(fy).clamp_(min=0.0)
+            x, z = _finv(fx).mul_(_WHITE[0]), _finv(fz).mul_(_WHITE[2])
+            for c, (mx, my, mz) in enumerate(_XYZ_TO_RGB):
+                views[n][r0:r1, :, c] = _encode(x * mx + y * my + z * mz)
+    return outs
