@@ -5,9 +5,10 @@
 For each length a grey H.264 clip at 24 fps is made (a gradient with a moving disc and
 grain, made by the benchmark) and colorized with the bundled demo model in its own
 process; the peak resident set size comes from the kernel (``os.wait4``'s
-``ru_maxrss``), the seconds per stage from the run's record (decode: both decoding passes
-and resizing to the model size; model: the sequence sampler; compose: full-resolution
-frames; encode: the k encoders). Prints one line per clip with the load average before
+``ru_maxrss``), the wall and CPU seconds per stage from the run's record (decode: both
+decoding passes and resizing to the model size; model: the sequence sampler; compose:
+full-resolution frames; encode: the k encoders). On a machine shared with other work the
+CPU seconds say what each stage takes on an idle core. Prints one line per clip with the load average before
 and after, and appends rows to benchmarks/results/video.csv. Targets: model + composition
 at least 5 frames/s at 720p and k = 5; peak RSS at most 1.5 GB for a 1-minute clip.
 """
@@ -74,19 +75,23 @@ def main() -> None:
                 continue
             mib = usage.ru_maxrss / 1024.0
             rec = json.loads((out / f"{clip.stem}_colorize.json").read_text())
-            st = rec["stage_seconds"]
+            st, cpu = rec["stage_seconds"], rec["stage_cpu_seconds"]
             fps = {k: rec["frames"] / v for k, v in st.items() if v > 0}
             mc = rec["frames"] / (st["model"] + st["compose"])
+            per_frame_cpu = {k: v / rec["frames"] for k, v in cpu.items()}
             print(f"{args.width}x{args.height} {seconds:g} s ({frames} frames) k={args.k}: peak RSS {mib:.0f} MiB "
                   f"({'within' if mib <= LIMIT_MIB else 'OVER'} {LIMIT_MIB}); wall {wall:.1f} s = "
                   f"{rec['frames'] / wall:.2f} frames/s; " + ", ".join(f"{k} {v:.1f}" for k, v in fps.items())
-                  + f" frames/s; model+compose {mc:.2f} frames/s; load average {load0[0]:.2f} before, "
-                  f"{load1[0]:.2f} after")
+                  + f" frames/s; model+compose {mc:.2f} frames/s; CPU seconds per frame: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in per_frame_cpu.items())
+                  + f"; load average {load0[0]:.2f} before, {load1[0]:.2f} after")
             rows.append([args.width, args.height, seconds, rec["frames"], args.k, f"{mib:.1f}", f"{wall:.2f}",
-                         *(f"{st[s]:.3f}" for s in ("decode", "model", "compose", "encode")), f"{mc:.3f}",
+                         *(f"{st[s]:.3f}" for s in ("decode", "model", "compose", "encode")),
+                         *(f"{cpu[s]:.3f}" for s in ("decode", "model", "compose", "encode")), f"{mc:.3f}",
                          f"{load0[0]:.2f}", f"{load1[0]:.2f}", args.threads])
     append_rows("video", ["width", "height", "seconds", "frames", "k", "peak_rss_mib", "wall_s", "decode_s",
-                          "model_s", "compose_s", "encode_s", "model_compose_fps", "load_before", "load_after",
+                          "model_s", "compose_s", "encode_s", "decode_cpu_s", "model_cpu_s", "compose_cpu_s",
+                          "encode_cpu_s", "model_compose_fps", "load_before", "load_after",
                           "threads"], rows)
 
 

@@ -123,7 +123,7 @@ def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int
         clip.versions = todo
         t_start = time.perf_counter()
         writers: dict[int, Any] = {}
-        encode = 0.0
+        encode = encode_cpu = 0.0
         wanted, columns = _sheet_frames(info), []
         bar = tqdm(total=info.frames, unit="frame", disable=not progress, dynamic_ncols=True)
         try:
@@ -134,23 +134,25 @@ def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int
             names = [p.stem for p in info.files]
             last = None
             for fr in clip:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for j in todo:
                     if info.kind == "frames":
                         writers[j].write(fr.versions[j], names[fr.index])
                     else:
                         writers[j].write(fr.versions[j], fr.pts)
                 encode += time.perf_counter() - t0
+                encode_cpu += time.process_time() - c0
                 if fr.index in wanted:
                     columns.append((fr.index, _thumb(fr.rgb), [_thumb(fr.compose(j)) for j in range(k)]))
                 last = fr
                 bar.update(1)
             if last is not None and len(columns) < min(SHEET_FRAMES, last.index + 1) and last.index not in wanted:
                 columns.append((last.index, _thumb(last.rgb), [_thumb(last.compose(j)) for j in range(k)]))
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for j in todo:
                 writers[j].close()
             encode += time.perf_counter() - t0
+            encode_cpu += time.process_time() - c0
         except BaseException:
             for w in writers.values():
                 w.abort()
@@ -164,6 +166,7 @@ def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int
             "scene_cuts": clip.scene_cuts, "seconds": round(time.perf_counter() - t_start, 3),
             "stage_seconds": {"decode": round(t.decode, 3), "model": round(t.model, 3),
                               "compose": round(t.compose, 3), "encode": round(encode, 3)},
+            "stage_cpu_seconds": {**{k: round(v, 3) for k, v in t.cpu.items()}, "encode": round(encode_cpu, 3)},
             "decode_passes": t.passes})
         if info.frames and t.frames < info.frames:
             record["note"] = (f"the header states {info.frames} frames but only {t.frames} could be decoded "

@@ -63,7 +63,13 @@ class Timings:
     compose: float = 0.0
     frames: int = 0
     passes: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "model": 0.0, "compose": 0.0})
+    """CPU seconds of the process (all its threads) per stage: on a machine shared with
+    other work, what the stage would take on an idle core."""
+
+    def add(self, stage: str, wall0: float, cpu0: float) -> None:
+        setattr(self, stage, getattr(self, stage) + time.perf_counter() - wall0)
+        self.cpu[stage] += time.process_time() - cpu0
 
 
 class VideoColorization:
@@ -104,18 +110,18 @@ class VideoColorization:
 
     def _chunks(self) -> Iterator[tuple[list[Frame], torch.Tensor]]:
         """Decoded frames in chunks, with their model-size grey ``(T, 1, s, s)``."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         frames: list[Frame] = []
         greys: list[torch.Tensor] = []
         for f in iter_frames(self.info, self.max_pixels):
             frames.append(f)
             greys.append(model_grey(Image.fromarray(f.rgb), self.colorizer.size))
             if len(frames) == self.chunk:
-                self.timings.decode += time.perf_counter() - t0
+                self.timings.add("decode", t0, c0)
                 yield frames, torch.cat(greys)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 frames, greys = [], []
-        self.timings.decode += time.perf_counter() - t0
+        self.timings.add("decode", t0, c0)
         if frames:
             yield frames, torch.cat(greys)
 
@@ -126,25 +132,25 @@ class VideoColorization:
         if sampler.needs_observe:
             detector = SceneDetector(self.scene_threshold)
             for _frames, grey in self._chunks():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 sampler.observe(grey.to(device), detector.update(grey))
-                self.timings.model += time.perf_counter() - t0
+                self.timings.add("model", t0, c0)
             self.timings.passes += 1
         detector = SceneDetector(self.scene_threshold)
         n = 0
         for frames, grey in self._chunks():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             scenes = detector.update(grey)
             with torch.no_grad():
                 ab = sampler.sample(grey.to(device), scenes).float().cpu()  # (T, k, 2, s, s)
-            self.timings.model += time.perf_counter() - t0
+            self.timings.add("model", t0, c0)
             for f, a, s in zip(frames, ab, scenes.tolist()):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 outs: list[np.ndarray | None] = [None] * self.k
                 if self.versions:
                     for j, o in zip(self.versions, compose_frame(frame_lightness(f.rgb), a, self.versions)):
                         outs[j] = o
-                self.timings.compose += time.perf_counter() - t0
+                self.timings.add("compose", t0, c0)
                 n += 1
                 self.timings.frames = n
                 yield ColorizedFrame(f.index, f.pts, f.time_base, s, f.rgb, a, outs)

@@ -142,6 +142,7 @@ def speed(out: Path, *, frames: int = 48, width: int = 1280, height: int = 720, 
     fps["model+compose"] = n / (st["model"] + st["compose"])
     fps["total"] = n / wall
     return {"frames": n, "width": width, "height": height, "k": k, "stage_seconds": st, "fps": fps,
+            "cpu_seconds_per_frame": {stage: v / n for stage, v in rec["stage_cpu_seconds"].items()},
             "wall_seconds": wall, "decode_passes": rec["decode_passes"], "threads": torch.get_num_threads(),
             "load_average": os.getloadavg()}
 
@@ -207,6 +208,8 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
         text += ("\n\nSpeed (bundled model, {width}x{height}, k={k}, {frames} frames, {threads} threads, load "
                  "average {load}): ").format(**s, load=", ".join(f"{v:.2f}" for v in s["load_average"]))
         text += "; ".join(f"{stage} {v:.2f} fps" for stage, v in s["fps"].items())
+        text += "; CPU seconds per frame: " + ", ".join(f"{stage} {v:.3f}"
+                                                       for stage, v in s["cpu_seconds_per_frame"].items())
     results["load_average_end"] = os.getloadavg()
     results["seconds"] = time.perf_counter() - t0
     atomic_write_text(out_dir / "video-results.json", json.dumps(results, indent=1))
