@@ -47,8 +47,12 @@ def test_clip_gives_k_versions_at_its_own_size_timing_and_audio(tmp_path, capsys
     assert np.abs(outs[0] - outs[1]).mean() > 0.5  # two different versions
     record = json.loads((tmp_path / "OUT" / "clip_colorize.json").read_text())
     assert record["complete"] and record["frames"] == 6 and record["made"] == ["clip_1.mp4", "clip_2.mp4"]
-    sheet = Image.open(tmp_path / "OUT" / "clip_sheet.png")
-    assert sheet.height > 3 * 96  # grey row + 2 versions
+    sheet = np.asarray(Image.open(tmp_path / "OUT" / "clip_sheet.png").convert("RGB")).astype(int)
+    assert sheet.shape[0] > 3 * 96  # grey row + 2 versions
+    row_h = sheet.shape[0] // 3
+    chroma = [np.abs(sheet[r * row_h:(r + 1) * row_h, :96] - sheet[r * row_h:(r + 1) * row_h, :96].mean(-1,
+              keepdims=True)).mean() for r in range(3)]
+    assert chroma[0] < 1 and chroma[1] > 2 and chroma[2] > 2  # first frame: grey, then in colour in each version
     assert "wrote 2 versions of 6 frames" in out
     assert not [p for p in (tmp_path / "OUT").iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
 

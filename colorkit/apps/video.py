@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from colorkit.core.checkpoint import atomic_write_png, atomic_write_text, lock_dir
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
-from colorkit.data.imageio import grid_row, stack_rows
+from colorkit.data.imageio import stack_rows
 from colorkit.data.video import FrameFolderWriter, VideoWriter
 from colorkit.data.video_colorize import VideoColorization
 
@@ -78,14 +78,24 @@ def _thumb(rgb: np.ndarray) -> Image.Image:
                       Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
+def _row(tiles: list[Image.Image], labels: list[str]) -> Image.Image:
+    pad, top = 4, 14
+    row = Image.new("RGB", (sum(t.width for t in tiles) + pad * (len(tiles) - 1), SHEET_HEIGHT + top), "white")
+    draw = ImageDraw.Draw(row)
+    x = 0
+    for tile, label in zip(tiles, labels):
+        row.paste(tile, (x, top))
+        draw.text((x + 2, 1), label, fill=(0, 0, 0))
+        x += tile.width + pad
+    return row
+
+
 def contact_sheet(columns: list[tuple[int, Image.Image, list[Image.Image]]], name: str) -> Image.Image:
     """Rows: the grey frames, then version 1..k; columns: the chosen frames."""
     k = len(columns[0][2])
-    rows = [grid_row(columns[0][1].convert("L").convert("RGB"), [c[1] for c in columns[1:]], height=SHEET_HEIGHT,
-                     labels=[f"grey, frame {c[0]}" for c in columns])]
+    rows = [_row([c[1].convert("L").convert("RGB") for c in columns], [f"grey, frame {c[0]}" for c in columns])]
     for j in range(k):
-        rows.append(grid_row(columns[0][2][j], [c[2][j] for c in columns[1:]], height=SHEET_HEIGHT,
-                             labels=[f"{name} #{j + 1}"] + [""] * (len(columns) - 1)))
+        rows.append(_row([c[2][j] for c in columns], [f"{name} #{j + 1}"] + [""] * (len(columns) - 1)))
     return stack_rows(rows)
 
 
