@@ -201,6 +201,7 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
         results["methods"][name] = score_method(method, test_clips, k=k, seed=seed, variants=var)
         results["methods"][name]["score_seconds"] = time.perf_counter() - t1
         results["methods"][name]["run"] = str(run)
+        atomic_write_text(out_dir / "video-results.json", json.dumps(results, indent=1))  # so far
     text = table_markdown(results)
     if with_speed:
         results["speed"] = speed(out_dir, k=5, progress=not quiet)
