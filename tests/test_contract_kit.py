@@ -116,6 +116,43 @@ class LazyStage(Good):
                       lazy, epochs=1, batch_size=4, frozen=[self.net])]
 
 
+class FreshNoisePerFrame(Good):
+    """Colorizes a clip frame by frame with one running generator: new noise every frame."""
+
+    def sequence_sampler(self, k, *, mode=None, generator=None):
+        from colorkit.core.sequence import SequenceSampler
+
+        method = self
+
+        class PerFrame(SequenceSampler):
+            def __init__(self):
+                super().__init__(method, k, mode=mode, generator=generator)
+                self.gen = generator
+
+            def sample_frames(self, grey, scenes, meta):
+                return method.sample(grey, k, mode=mode, generator=self.gen)
+
+        return PerFrame()
+
+
+class ChunkDependent(Good):
+    """Its sequence sampler restarts its noise at every chunk instead of every scene."""
+
+    def sequence_sampler(self, k, *, mode=None, generator=None):
+        from colorkit.core.sequence import SequenceSampler
+
+        method = self
+
+        class PerChunk(SequenceSampler):
+            def sample_frames(self, grey, scenes, meta):
+                if not hasattr(self, "gen"):
+                    self.gen = self.generator_for(0)
+                noise = 0.05 * method.noise((1, k, 2, 1, 1), self.gen)  # one draw per chunk
+                return (method.predict(grey)[:, None] + noise).clamp(-1, 1)
+
+        return PerChunk(method, k, mode=mode, generator=generator)
+
+
 @pytest.fixture
 def registered():
     """``registered(cls)`` registers ``cls`` as a conditional model for this test only."""
@@ -167,6 +204,16 @@ def test_a_working_method_passes(registered, colorkit_tiny_stats, tmp_path):
             NaNLoss,
             ["training through the engine failed", "TrainingDiverged", "became nan", "stage 'fit'"],
             id="NaNLoss",
+        ),
+        pytest.param(
+            FreshNoisePerFrame,
+            ["sample_sequence(mode='default'): frame", "of a clip that repeats one frame is not what sample() gives"],
+            id="FreshNoisePerFrame",
+        ),
+        pytest.param(
+            ChunkDependent,
+            ["sample_sequence(mode='default') differs when the clip is fed to its sequence_sampler in chunks"],
+            id="ChunkDependent",
         ),
         pytest.param(
             LazyStage,

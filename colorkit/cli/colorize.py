@@ -12,6 +12,7 @@ import click
 
 from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress_option
 from colorkit.core.registry import ColorkitError
+from colorkit.core.sequence import SCENE_THRESHOLD
 from colorkit.data.imageio import MAX_K, MAX_PIXELS
 
 
@@ -30,11 +31,20 @@ from colorkit.data.imageio import MAX_K, MAX_PIXELS
               help="Largest photo accepted, in pixels (memory is about 20 bytes per pixel).")
 @click.option("--batch-size", type=click.IntRange(min=1, max=256), default=8, show_default=True,
               help="Folder or glob: photos the model colorizes at once.")
+@click.option("--frames", "as_frames", is_flag=True,
+              help="Clip: IMAGES is one folder of numbered frames (frame_0001.png, ...) to colorize as a clip.")
+@click.option("--fps", type=float, default=None,
+              help="Clip: frame rate of a folder of frames given with --frames [default: 24].")
+@click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True, max=1), default=SCENE_THRESHOLD,
+              show_default=True,
+              help="Clip: a frame whose grey histogram differs from the previous frame's by more than this (total "
+                   "variation distance, 0-1) starts a new scene, where each version may choose new colours; 1 never "
+                   "cuts.")
 @progress_option
 @option_pairs(help="Sampling setting of the method (repeatable), e.g. temperature=0.5 for colornet; mode=... "
                    "as --mode.")
-def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, quiet, quiet_alias,
-             options) -> None:
+def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, as_frames, fps, scene_threshold,
+             quiet, quiet_alias, options) -> None:
     """Write K colorizations of each IMAGE (colour or grey), of every image in a folder, or
     of every file a quoted glob matches.
 
@@ -50,6 +60,14 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     and unchanged (their path and content are recorded). Outputs always lie inside OUT and
     never replace another photo's: photos whose names would clash are named apart.
 
+    A clip (.mp4, .mov, .mkv, .avi, .webm, an animated .gif, or a folder of numbered frames
+    with --frames; the only IMAGES argument): OUT/<stem>_<i>.<ext> for each of the K versions
+    (a folder of PNG frames for a folder of frames; MP4 for a GIF), at the clip's own size and
+    frame timing with its audio copied, each version keeping its colours from frame to frame,
+    and OUT/<stem>_sheet.png (a few frames per version). Video files need the video extra
+    (pip install 'colorkit[video]'). A rerun after an interruption makes only the missing
+    versions.
+
     Colour photos are turned grey first. Without --run the bundled demo model is used.
 
     \b
@@ -57,8 +75,25 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
       colorkit colorize photo.jpg old.png --k 5 --out colorized/
       colorkit colorize ~/old-photos --out ~/old-photos-colorized
       colorkit colorize 'scans/**/*.tif' --run runs/mdn --out colorized/
+      colorkit colorize film.mp4 --k 5 --out film-colorized/
+      colorkit colorize scans/reel1/ --frames --fps 18 --out reel1-colorized/
     """
     from colorkit.apps.folder import is_pattern
+    from colorkit.data.video import is_clip
+
+    clips = [p for p in images if is_clip(p)]
+    if as_frames or clips:
+        what = images[0] if as_frames else clips[0]
+        if len(images) > 1:
+            raise ColorkitError(f"a clip must be the only IMAGES argument (got {len(images)} arguments, including "
+                                f"{what})")
+        if as_frames and not Path(images[0]).is_dir():
+            raise ColorkitError(f"--frames needs a folder of numbered frames; {images[0]} is not a folder")
+        _colorize_clip(images[0], run_dir, k, out, mode, seed, device, max_pixels, fps, scene_threshold,
+                       not is_quiet(quiet, quiet_alias), parse_options(options))
+        return
+    if fps is not None:
+        raise ColorkitError("--fps is for a folder of frames given with --frames")
 
     patterns = [p for p in images if is_pattern(p)]
     if patterns:
@@ -126,6 +161,22 @@ def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch
                              batch_size=batch_size, progress=progress, echo=lambda m: click.echo(m, err=True))
     for line in summary_lines(record, Path(out)):
         click.echo(line)
+    _note_demo(colorizer)
+
+
+def _colorize_clip(source, run_dir, k, out, mode, seed, device, max_pixels, fps, scene_threshold, progress,
+                   options) -> None:
+    from colorkit.apps.video import colorize_clip, summary_lines
+    from colorkit.data.video import probe
+    from colorkit.train.runs import load
+
+    probe(source, fps)  # a bad clip fails before the model loads
+    colorizer = load(run_dir, device=device, options=options)
+    record = colorize_clip(colorizer, source, out, k=k, mode=mode, seed=seed, fps=fps, scene_threshold=scene_threshold,
+                           max_pixels=max_pixels, progress=progress, echo=lambda m: click.echo(m, err=True))
+    if "made" in record:
+        for line in summary_lines(record, Path(out)):
+            click.echo(line)
     _note_demo(colorizer)
 
 

@@ -319,6 +319,28 @@ class Method(Component):
     def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
                generator: torch.Generator | None = None) -> Tensor: ...
 
+    def sequence_sampler(self, k: int, *, mode: str | None = None,
+                         generator: torch.Generator | None = None) -> Any:
+        """A :class:`colorkit.core.sequence.SequenceSampler` that colorizes a clip chunk by
+        chunk so that version j keeps its colours from frame to frame. The default keeps
+        the method's random draws fixed across the frames of a scene (the generator's
+        state is the same for every frame); a method overrides it to choose per scene
+        (e.g. the MDN picks its k mixture components for the whole scene)."""
+        from colorkit.core.sequence import FixedDrawSampler
+
+        return FixedDrawSampler(self, k, mode=mode, generator=generator)
+
+    def sample_sequence(self, frames: Tensor, k: int, *, mode: str | None = None,
+                        generator: torch.Generator | None = None, scenes: Tensor | None = None,
+                        meta: list[Any] | None = None) -> Tensor:
+        """``k`` versions of a clip: grey frames ``(T, 1, H, W)`` -> ``(T, k, 2, H, W)`` in
+        ab / 128, version j consistent across frames (see :meth:`sequence_sampler`).
+        ``scenes`` ``(T,)``: scene numbers (a new scene may start a new choice; default one
+        scene); ``meta``: one record per frame for methods with ``uses_meta``."""
+        sampler = self.sequence_sampler(k, mode=mode, generator=generator)
+        sampler.observe(frames, scenes)
+        return sampler.sample(frames, scenes, meta=meta)
+
     def diagnostics(self, split: Any, *, k: int, batch_size: int = 64) -> dict[str, Any] | None:
         """Optional JSON-able facts about how the trained model behaves on ``split`` (e.g.
         which mixture components it uses); ``None`` when it has none. Recorded in

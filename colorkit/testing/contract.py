@@ -229,6 +229,8 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
             again = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
             if not torch.allclose(out, again, atol=1e-6):
                 _fail(what, f"sample(mode={mode!r}) is not reproducible with the same generator seed")
+        for mode in modes:
+            _check_sequence(what, m, grey, k, mode, seed, extra)
         back = _round_trip(what, m, stats, tmp)
         for mode in modes:
             a = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
@@ -236,6 +238,39 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
             if not torch.allclose(a, b, atol=1e-5):
                 _fail(what, f"samples (mode={mode!r}) differ after the save/load round trip: state outside the "
                             "state_dict? (keep tensors as parameters or persistent registered buffers)")
+
+
+def _check_sequence(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int, extra: dict[str, Any]) -> None:
+    """``sample_sequence`` and ``sequence_sampler``: shapes and units, the same result for
+    any chunking of the clip, and on a clip of one repeated frame every frame equal to what
+    ``sample`` gives that frame with the same generator (random draws fixed across frames)."""
+    s = grey.shape[-1]
+    meta = extra.get("meta")
+    clip = grey[[0, 0, 0, 1, 1]]  # a scene of one frame repeated, then a second scene
+    scenes = torch.tensor([0, 0, 0, 1, 1])
+    seq_meta = {"meta": [meta[i] for i in (0, 0, 0, 1, 1)]} if meta is not None else {}
+    label = f"sample_sequence(mode={mode!r})"
+    try:
+        out = m.sample_sequence(clip, k, mode=mode, generator=torch.Generator().manual_seed(seed), scenes=scenes,
+                                **seq_meta)
+    except Exception as exc:  # noqa: BLE001
+        _fail(what, f"{label} failed: {type(exc).__name__}: {exc}")
+    _check_ab(what, label, out, (5, k, 2, s, s))
+    one = m.sample(grey[:1], k, mode=mode, generator=torch.Generator().manual_seed(seed),
+                   **({"meta": meta[:1]} if meta is not None else {}))[0]
+    for t in range(3):
+        if not torch.allclose(out[t], one, atol=1e-5):
+            _fail(what, f"{label}: frame {t} of a clip that repeats one frame is not what sample() gives that frame "
+                        "with the same generator (the method's random draws must stay fixed across the frames of a "
+                        "scene)")
+    sampler = m.sequence_sampler(k, mode=mode, generator=torch.Generator().manual_seed(seed))
+    parts = [(0, 2), (2, 4), (4, 5)]
+    for a, b in parts:
+        sampler.observe(clip[a:b], scenes[a:b])
+    chunked = torch.cat([sampler.sample(clip[a:b], scenes[a:b],
+                                        meta=seq_meta["meta"][a:b] if seq_meta else None) for a, b in parts])
+    if not torch.allclose(out, chunked, atol=1e-5):
+        _fail(what, f"{label} differs when the clip is fed to its sequence_sampler in chunks")
 
 
 class _SyntheticSplit:

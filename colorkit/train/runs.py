@@ -420,6 +420,21 @@ class Colorizer:
 
         return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
 
+    def colorize_video(self, source: str | Path, k: int = 5, *, mode: str | None = None, seed: int = 0,
+                       fps: float | None = None, scene_threshold: float | None = None,
+                       max_pixels: int | None = None) -> Any:
+        """The ``k`` versions of a clip (a video file, or a folder of numbered frames at
+        ``fps``), each consistent from frame to frame: an iterator of frames, each with
+        ``versions[j]`` (``(H, W, 3)`` uint8 RGB at the clip's resolution). Write them with
+        :class:`colorkit.data.video.VideoWriter`; ``colorkit colorize clip.mp4`` does it
+        all. Needs the ``video`` extra for video files. ``scene_threshold``: see
+        :class:`colorkit.core.sequence.SceneDetector` (default 0.4)."""
+        from colorkit.core.sequence import SCENE_THRESHOLD
+        from colorkit.data.video_colorize import VideoColorization
+
+        return VideoColorization(self, source, k=k, mode=mode, seed=seed, fps=fps, max_pixels=max_pixels,
+                                 scene_threshold=SCENE_THRESHOLD if scene_threshold is None else scene_threshold)
+
 
 def load(run_dir: str | Path | None = None, device: str = "auto",
          options: dict[str, Any] | None = None) -> Colorizer:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -98,3 +98,15 @@ class SampledMethod(Method):
                 return self.draw_many(grey, k, generator)
             draws = self.draw_many(grey, self.config.num_samples, generator)
             return diverse_from_samples(draws, k, iters=self.config.kmeans_iters, generator=generator)
+
+    def sequence_sampler(self, k: int, *, mode: str | None = None,
+                         generator: torch.Generator | None = None) -> Any:
+        """Clips: ``centres`` clusters the draws of each scene's first frame once and keeps
+        that grouping of the noise in every frame (:class:`ClusterSequenceSampler`);
+        ``samples`` keeps the k draws' noise fixed (the default sampler)."""
+        if self.check_mode(mode) == "centres":
+            from .sequence import ClusterSequenceSampler
+
+            return ClusterSequenceSampler(self, k, mode=mode, generator=generator)
+        return super().sequence_sampler(k, mode=mode, generator=generator)
+

@@ -101,6 +101,11 @@ class MDNConfig(PretextConfig):
     distinct_radius: float = Field(8.0, ge=0, allow_inf_nan=False)
     """``distinct`` sampling skips a component whose mean lies within this distance (in
     code units, times sqrt(latent_dim / 64)) of one already chosen."""
+    sequence_choice: Literal["scene-mean", "first-frame"] = "scene-mean"
+    """Clips: choose each scene's k components from its mean mixture weights over all its
+    frames (a first pass over the clip) or from its first frame's (see ``sequence.py``)."""
+    sequence_smoothing: float = Field(0.5, ge=0, lt=1, allow_inf_nan=False)
+    """Clips: a code follows ``z_t <- a z_{t-1} + (1 - a) z_t`` within a scene (0: none)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -167,9 +172,11 @@ class MDNMethod(PretextBackbone, Method):
     codes for every input: the method's own decoder without its MDN, blind to the grey
     image's content in its choice of codes (``mdn-skip``'s decoder still draws on the grey
     image's edges). ``colorkit bench`` scores it as a reference."""
-    sample_options: ClassVar[tuple[str, ...]] = ("variance", "distinct_radius")
+    sample_options: ClassVar[tuple[str, ...]] = ("variance", "distinct_radius", "sequence_choice",
+                                                 "sequence_smoothing")
     """``variance``: of the Gaussian noise added to a component's mean in ``mixture``
-    sampling; ``distinct_radius``: how far apart ``distinct`` keeps the chosen means."""
+    sampling; ``distinct_radius``: how far apart ``distinct`` keeps the chosen means;
+    ``sequence_choice``, ``sequence_smoothing``: how clips are colorized (``sequence_sampler``)."""
 
     def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
@@ -410,6 +417,13 @@ class MDNMethod(PretextBackbone, Method):
         }
 
     # ------------------------------------------------------------------ sampling
+    def sequence_sampler(self, k: int, *, mode: str | None = None,
+                         generator: torch.Generator | None = None) -> Any:
+        """Clips: the k components chosen per scene, codes smoothed over time (``sequence.py``)."""
+        from .sequence import MixtureSequenceSampler
+
+        return MixtureSequenceSampler(self, k, mode=mode, generator=generator)
+
     @torch.no_grad()
     def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
                generator: torch.Generator | None = None) -> Tensor:

@@ -37,3 +37,10 @@ def register_conditional_models(register) -> None:
     from .oracle import Oracle
 
     register("oracle", Oracle, description="reference: renders each synth image's true themes, most probable first")
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    from .video_bench import bench_video
+
+    cli.add_command(bench_video)
