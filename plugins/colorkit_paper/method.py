@@ -419,7 +419,11 @@ class MDNMethod(PretextBackbone, Method):
     # ------------------------------------------------------------------ sampling
     def sequence_sampler(self, k: int, *, mode: str | None = None,
                          generator: torch.Generator | None = None) -> Any:
-        """Clips: the k components chosen per scene, codes smoothed over time (``sequence.py``)."""
+        """Clips: the k components chosen per scene, codes smoothed over time (``sequence.py``),
+        for ``topk`` and ``mixture``. ``distinct`` and ``vae-kmeans`` are deterministic per
+        frame (no draws to hold fixed): the default sampler colorizes each frame with them."""
+        if self.check_mode(mode) in ("distinct", "vae-kmeans"):
+            return super().sequence_sampler(k, mode=mode, generator=generator)
         from .sequence import MixtureSequenceSampler
 
         return MixtureSequenceSampler(self, k, mode=mode, generator=generator)
