@@ -50,6 +50,7 @@ def _exercise(obj, kind, stats):
 def test_plugin_registers_everything():
     names = {(e.kind, e.name) for e in OURS}
     assert names == {("embedder", "vae"), ("embedder", "vae-skip"), ("backbone", "colornet"), ("backbone", "timm:"),
+                     ("backbone", "effnet-lite0"),
                      ("conditional_model", "mdn"), ("conditional_model", "mdn-skip"),
                      ("conditional_model", "colornet")} | {
         ("decoder_loss", n) for n in ("l2", "hist", "mah", "grad", "paper")}
