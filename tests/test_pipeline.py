@@ -45,7 +45,8 @@ def test_bench_outputs_and_schema(bench_out):
     assert set(res["skipped_metrics"]) == {"mode_recall", "mode_precision", "coherence"}
     keys = set(res["metrics"]) | {"train_seconds", "infer_seconds_per_image"}
     learned = {"mdn", "cvae", "cgan", "mdn[mixture]"}
-    refs = {"grey", "mean-field", "prior-samples", "prior-kmeans", "colornet", "colornet[per-pixel]"}
+    refs = {"grey", "mean-field", "prior-samples", "prior-kmeans", "colornet", "colornet[per-pixel]",
+            "mdn[vae-kmeans]"}  # mdn's own decoder fed fixed k-means codes
     assert learned | refs <= set(res["methods"])
     for name, row in res["methods"].items():
         assert keys <= set(row), name
