@@ -382,7 +382,7 @@ def _load_external_backbone(obj: Any, sha256: str, directory: Path) -> None:
         raise ColorkitError(f"checkpoint {directory}: external_backbone_sha256 must be a hex string")
     if backbone is None or not hasattr(backbone, "load_pretrained"):
         raise ColorkitError(f"checkpoint {directory} expects a pretrained backbone, which its model does not have")
-    got = backbone.load_pretrained().get("backbone_weights_sha256")
+    got = backbone.load_pretrained(write_cache=False).get("backbone_weights_sha256")  # loading writes nothing
     if got != sha256:
         raise ColorkitError(f"checkpoint {directory} was built with backbone weights {sha256[:12]}..., the installed "
                             f"package gives {str(got)[:12]}...; reinstall the version colorkit pins")

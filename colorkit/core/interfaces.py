@@ -111,11 +111,12 @@ class Backbone(Component):
     def pretrain_stage(self, stats: ColorStats, *, epochs: int, batch_size: int, lr: float) -> Stage | None:
         return None
 
-    def load_pretrained(self) -> dict[str, str]:
+    def load_pretrained(self, *, write_cache: bool = True) -> dict[str, str]:
         """Initialise from pretrained weights outside the run (e.g. an installed package's
         file) and return their provenance (e.g. ``{"backbone_weights_sha256": ...}``).
         A method calls it when it builds its training stages, never when a trained run is
-        loaded: the run's ``model.safetensors`` holds every tensor. Default: nothing."""
+        loaded: the run's ``model.safetensors`` holds every tensor. ``write_cache=False``:
+        write nothing (e.g. no converted copy in the cache). Default: nothing."""
         return {}
 
     def provenance(self) -> dict[str, str]:

@@ -146,10 +146,12 @@ def convert_package_weights(pth: Path) -> dict[str, Tensor]:
     return {table[k]: v.contiguous() for k, v in state.items()}
 
 
-def pretrained_state(weights: str | Path | None = None, cache_dir: str | Path | None = None) -> dict[str, Tensor]:
+def pretrained_state(weights: str | Path | None = None, cache_dir: str | Path | None = None, *,
+                     write_cache: bool = True) -> dict[str, Tensor]:
     """The ImageNet weights in timm's names: ``weights`` (a converted ``.safetensors`` or
     the package's ``.pth``), by default the installed package's file through the
-    conversion cache (written atomically; an unwritable cache only costs a reconversion)."""
+    conversion cache (written atomically, unless ``write_cache`` is false; an unwritable
+    cache only costs a reconversion)."""
     from colorkit.core.checkpoint import load_tensors, save_tensors
 
     if weights is not None and Path(weights).suffix.lower() == ".safetensors":
@@ -163,6 +165,8 @@ def pretrained_state(weights: str | Path | None = None, cache_dir: str | Path | 
     if target.is_file():
         return load_tensors(target)
     state = convert_package_weights(pth)
+    if not write_cache:
+        return state
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         save_tensors(target, state, metadata={"source": pth.name, "sha256": tensor_digest(state)})
@@ -218,9 +222,10 @@ class EffNetLite0(Backbone):
         del full
 
     # -------------------------------------------------------------- weights
-    def load_pretrained(self) -> dict[str, str]:
-        """Load the ImageNet weights (see ``weights``); returns their provenance."""
-        state = pretrained_state(self.config.weights)
+    def load_pretrained(self, *, write_cache: bool = True) -> dict[str, str]:
+        """Load the ImageNet weights (see ``weights``); returns their provenance.
+        ``write_cache=False`` (loading a model to colorize) converts in memory only."""
+        state = pretrained_state(self.config.weights, write_cache=write_cache)
         digest = tensor_digest(state)
         own = self.state_dict()
         mine = {}
