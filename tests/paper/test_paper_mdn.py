@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from colorkit_paper.mdn import MixtureDensityNetwork, mdn_loss, sample_mixture, topk_means
-from paper_helpers import structured_batch
+from paper_helpers import Split, structured_batch
 
 from colorkit import ColorkitError, create_method
 
@@ -109,19 +109,6 @@ def test_init_output_starts_every_input_near_the_given_mixture():
 def test_kmeans_init_is_its_own_stage_and_spreads_the_components(stats16):
     """mdn_init='kmeans': a stage ``mdn-init`` (no epochs, so a resumed MDN stage never
     re-runs it) puts the components on k-means centres of the training codes."""
-
-
-    class Split:
-        def __init__(self, data):
-            self.data = data
-
-        def __len__(self):
-            return self.data["grey"].shape[0]
-
-        def batch(self, idx):
-            idx = torch.as_tensor(idx)
-            return {k: v[idx] for k, v in self.data.items()}
-
     torch.manual_seed(0)
     m = create_method("mdn", stats=stats16, preset="tiny", image_size=16, mdn_init="kmeans", components=4,
                       use_cache=False)
@@ -183,17 +170,6 @@ def test_vae_kmeans_decodes_the_training_code_centres_for_any_input(stats16):
     """The input-blind reference made of the method's own VAE: the same k fields for every
     grey image (``mdn``), largest cluster first, from the codes kept after the VAE stage."""
     from colorkit.core.cluster import kmeans
-
-    class Split:
-        def __init__(self, data):
-            self.data = data
-
-        def __len__(self):
-            return self.data["grey"].shape[0]
-
-        def batch(self, idx):
-            idx = torch.as_tensor(idx)
-            return {k: v[idx] for k, v in self.data.items()}
 
     torch.manual_seed(0)
     m = create_method("mdn", stats=stats16, preset="tiny", image_size=16, use_cache=False)
