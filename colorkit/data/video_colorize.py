@@ -6,9 +6,9 @@ model's square, as a photo is, and its L / 100 taken), numbered by scene
 (:class:`colorkit.core.sequence.SceneDetector`), colorized by the method's
 :meth:`~colorkit.core.interfaces.Method.sequence_sampler` and composed at the frame's own
 resolution with the frame's own lightness (:mod:`colorkit.data.compose`). Nothing is kept
-from one chunk to the next but the sampler's and the scene detector's small state. A sampler that chooses from whole scenes
-(``needs_observe``, e.g. the MDN's) gets a first pass over the clip at the model size:
-the clip is decoded twice.
+from one chunk to the next but the sampler's and the scene detector's small state. A
+sampler that chooses from whole scenes (``needs_observe``, e.g. the MDN's) gets a first
+pass over the clip at the model size: the clip is decoded twice.
 """
 
 from __future__ import annotations
