@@ -38,8 +38,6 @@ from .world import (
     BACKGROUND_WAVE,
     CLASS_L,
     NOISE_AMPLITUDE,
-    R_MAX,
-    R_MIN,
     SHAPES,
     TEXTURE_AMPLITUDE,
     TEXTURES,
@@ -48,6 +46,7 @@ from .world import (
     _texture,
     build_world,
     parse_spec,
+    place_object,
 )
 
 MAX_SPEED = 1.5
@@ -87,14 +86,10 @@ def render_clip(world: World, rng: np.random.Generator, frames: int, size: int |
     grain = rng.uniform(-NOISE_AMPLITUDE, NOISE_AMPLITUDE, (S + 2 * margin, S + 2 * margin))
     objects: list[dict[str, Any]] = []
     for _ in range(int(rng.integers(1, spec.objects + 1))):
-        c = int(rng.integers(0, spec.classes))
-        for _try in range(60):
-            r = float(rng.uniform(R_MIN, R_MAX)) * scale
-            cx, cy = (float(v) for v in rng.uniform(r + 2 * scale, S - r - 2 * scale, 2))
-            if all(math.hypot(cx - o["cx"], cy - o["cy"]) > r + o["r"] + 3 * scale for o in objects):
-                break
-        else:
+        placed = place_object(rng, spec.classes, objects, S, scale)
+        if placed is None:
             continue
+        c, r, cx, cy = placed
         v = rng.uniform(-MAX_SPEED, MAX_SPEED, 2) * scale
         objects.append({"class": c, "r": r, "cx": cx, "cy": cy, "vx": float(v[0]), "vy": float(v[1])})
     t_id = int(rng.choice(len(world.probs), p=world.probs))

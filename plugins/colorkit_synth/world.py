@@ -283,6 +283,20 @@ def _texture(kind: str, xx: np.ndarray, yy: np.ndarray, period: float) -> np.nda
     raise AssertionError(kind)
 
 
+
+def place_object(rng: np.random.Generator, classes: int, objects: list[dict[str, Any]], side: int,
+                 scale: float) -> tuple[int, float, float, float] | None:
+    """A class and a disc ``(class, r, cx, cy)`` that keeps clear of ``objects`` (60 tries;
+    ``None`` when there is no room). Draws from ``rng`` in a fixed order: the worlds and
+    clips depend on it."""
+    c = int(rng.integers(0, classes))
+    for _try in range(60):
+        r = float(rng.uniform(R_MIN, R_MAX)) * scale
+        cx, cy = (float(v) for v in rng.uniform(r + 2 * scale, side - r - 2 * scale, 2))
+        if all(math.hypot(cx - o["cx"], cy - o["cy"]) > r + o["r"] + 3 * scale for o in objects):
+            return c, r, cx, cy
+    return None
+
 def render(world: World, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One image: ``(lab (S,S,3) float, labels (S,S) uint8, record)``; labels 0 = background,
     i = object i (1-based)."""
@@ -297,14 +311,10 @@ def render(world: World, rng: np.random.Generator, size: int) -> tuple[np.ndarra
     objects: list[dict[str, Any]] = []
     n_obj = int(rng.integers(1, spec.objects + 1))
     for _ in range(n_obj):
-        c = int(rng.integers(0, spec.classes))
-        for _try in range(60):
-            r = float(rng.uniform(R_MIN, R_MAX)) * scale
-            cx, cy = (float(v) for v in rng.uniform(r + 2 * scale, S - r - 2 * scale, 2))
-            if all(math.hypot(cx - o["cx"], cy - o["cy"]) > r + o["r"] + 3 * scale for o in objects):
-                break
-        else:
+        placed = place_object(rng, spec.classes, objects, S, scale)
+        if placed is None:
             continue  # no room left: fewer objects
+        c, r, cx, cy = placed
         mask = _shape_mask(SHAPES[c], xx - cx, yy - cy, r)
         period = max(2.0, 5.0 * scale)
         L[mask] = CLASS_L[c] + TEXTURE_AMPLITUDE * _texture(TEXTURES[c], xx - cx, yy - cy, period)[mask]
