@@ -24,7 +24,7 @@ from pathlib import Path
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    import colorkit.core.checkpoint as ck
+    import colorkit.core.fs as ck
     import colorkit.train.engine as engine
     from colorkit.train.runs import train
 
