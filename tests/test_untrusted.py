@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 import colorkit
 from colorkit.core import checkpoint as ck
+from colorkit.core import fs
 from colorkit.core import plugin_manager as plugins
 from colorkit.core.registry import ColorkitError, Entry
 from colorkit.testing import make_image_folder
@@ -232,14 +233,14 @@ def test_unwritable_out_fails_before_any_work(tmp_path, monkeypatch, capsys):
     """--out is checked before the data set is even looked at (the data set here does not
     exist: the --out error must come first)."""
     out = tmp_path / "ro"
-    real = ck.tempfile.mkstemp
+    real = fs.tempfile.mkstemp
 
     def read_only(*a, dir=None, **kw):
         if dir is not None and Path(dir) == out:
             raise OSError(errno.EROFS, "Read-only file system")
         return real(*a, dir=dir, **kw)
 
-    monkeypatch.setattr(ck.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(fs.tempfile, "mkstemp", read_only)
     for cmd in (["train", "--method", "cvae"], ["bench", "--methods", "cvae"]):
         code, _, err = run_cli([*cmd, "--dataset", str(tmp_path / "no-such-folder"), "--preset", "tiny", "--out",
                                 str(out), "--no-progress"], capsys)
