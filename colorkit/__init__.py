@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+
 from colorkit.api import (  # noqa: E402
     create_backbone,
     create_decoder_loss,
@@ -33,11 +34,17 @@ _LAZY = {
     **{name: "colorkit.train.config" for name in ("DataConfig", "StatsConfig", "MethodSpec", "RunConfig",
                                                   "SampleConfig")},
     "check_component": "colorkit.testing.contract",
+    # the workflow, for scripts and downstream packages (docs/quickstart.md, "From Python")
+    "prepare": "colorkit.data",
+    "to_model_space": "colorkit.core.color",
+    "from_model_space": "colorkit.core.color",
+    "registry": "colorkit.core.plugin_manager",
 }
 
-_LAZY_MODULES = {"distributed": "colorkit.core.distributed"}
+_LAZY_MODULES = {"distributed": "colorkit.core.distributed", "train": "colorkit.train"}
 """Modules a plugin author uses: ``from colorkit import distributed as D`` (rank, world size,
-all-reduce helpers)."""
+all-reduce helpers). ``colorkit.train`` is the training package, and calling it trains:
+``colorkit.train("mdn", out="runs/mdn")`` (:func:`colorkit.train.runs.train`)."""
 
 
 def __getattr__(name: str):
@@ -68,8 +75,35 @@ def load(run_dir=None, device: str = "auto", options: dict | None = None):
     return _load(run_dir, device=device, options=options)
 
 
+def color_stats(dataset, config=None, **options):
+    """The colour statistics (PCA of the ab fields, colourfulness weights) of a prepared data
+    set's training split, computed once and cached next to it: ``colorkit.color_stats(ds)``.
+    ``config``: a :class:`~colorkit.train.config.StatsConfig` (or its fields as keywords)."""
+    from colorkit.core.stats import load_or_compute_stats
+
+    return load_or_compute_stats(dataset, config, **options)
+
+
+def bench(methods, **settings) -> dict:
+    """What ``colorkit bench`` does, from Python: train (or reuse, ``runs=[...]``) each method,
+    score them and the reference methods on the same test images, write the tables into
+    ``out``; returns the content of ``results.json``.
+
+    ``methods``: names (``"mdn,cvae"`` or a list); ``settings``: the fields of
+    :class:`~colorkit.eval.bench.BenchConfig` (``dataset=``, ``preset=``, ``epochs=``,
+    ``k=``, ``seeds=``, ``runs=``, ``out=``, ``progress=``, ...)."""
+    from colorkit.eval.bench import BenchConfig, run_bench
+
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    return run_bench(BenchConfig(methods=list(methods), **settings))
+
+
 __all__ = [
     "load",
+    "bench",
+    "train",
+    "color_stats",
     "__version__",
     "ColorkitError",
     "hookimpl",

@@ -36,6 +36,8 @@ __all__ = [
     "model_to_rgb",
     "rgb_to_grey",
     "uint8_hwc_to_model",
+    "to_model_space",
+    "from_model_space",
 ]
 
 
@@ -107,3 +109,29 @@ def uint8_hwc_to_model(images: np.ndarray, device: torch.device | str | None = N
     x = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
     rgb = x.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)  # (N, 3, H, W)
     return rgb_to_model(rgb)
+
+
+def to_model_space(image) -> tuple[Tensor, Tensor]:
+    """Any RGB image -> ``(grey, ab)`` in model units (``colorkit.to_model_space``).
+
+    ``image``: a PIL image (any mode; converted to RGB), a uint8 array ``(H, W, 3)`` or
+    ``(N, H, W, 3)``, or a float tensor ``(..., 3, H, W)`` in [0, 1]. Returns ``grey``
+    ``(N, 1, H, W)`` = L / 100 and ``ab`` ``(N, 2, H, W)`` = (a, b) / 128 (``N = 1`` for one
+    PIL image or one ``(H, W, 3)`` array; a tensor keeps its leading dimensions)."""
+    if isinstance(image, Tensor):
+        if not image.is_floating_point():
+            raise ColorkitError(f"to_model_space: expected a float tensor (..., 3, H, W) in [0, 1], "
+                                f"got {image.dtype}; divide uint8 values by 255 first")
+        return rgb_to_model(image)
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
+        image = np.array(image.convert("RGB"))  # a writable copy
+    if isinstance(image, np.ndarray):
+        return uint8_hwc_to_model(image)
+    raise ColorkitError(f"to_model_space: expected a PIL image, a uint8 array (H, W, 3) or a float tensor "
+                        f"(..., 3, H, W), got {type(image).__name__}")
+
+
+def from_model_space(grey: Tensor, ab: Tensor) -> Tensor:
+    """``(grey, ab)`` in model units -> sRGB ``(..., 3, H, W)`` in [0, 1] (``colorkit.from_model_space``):
+    the inverse of :func:`to_model_space` for tensors, clamped to the sRGB gamut."""
+    return model_to_rgb(grey, ab)
