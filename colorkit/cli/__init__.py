@@ -88,8 +88,18 @@ def _out_of_memory(exc: BaseException) -> None:
     sys.exit(2)
 
 
+TRAINING_COMMANDS = {"train", "bench"}
+"""Commands that train: before torch loads, they let OpenMP threads sleep on a busy machine
+(:func:`colorkit.core.threads.adapt_wait_policy`)."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
+    args = sys.argv[1:] if argv is None else argv
+    if next((a for a in args if not a.startswith("-")), None) in TRAINING_COMMANDS:
+        from colorkit.core.threads import adapt_wait_policy
+
+        adapt_wait_policy()
     try:
         cli.main(args=argv, prog_name="colorkit", standalone_mode=False)
     except click.exceptions.Abort:
