@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -109,7 +110,7 @@ def test_crash_between_renames_recovers_old(tmp_path, registered, monkeypatch):
     with torch.no_grad():
         m.lin.weight.fill_(1.0)
     ck.save_component(m, tmp_path / "c")
-    real_replace = ck.os.replace
+    real_replace = os.replace
     calls = []
 
     def replace(src, dst):
@@ -118,7 +119,7 @@ def test_crash_between_renames_recovers_old(tmp_path, registered, monkeypatch):
             raise KeyboardInterrupt("killed (simulated)")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ck.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         ck.save_component(m, tmp_path / "c")
     monkeypatch.undo()

@@ -24,7 +24,6 @@ import torch
 from colorkit import __version__
 from colorkit.core.checkpoint import (
     atomic_write_text,
-    load_component,
     lock_dir,
     read_json,
     read_meta,
@@ -32,6 +31,7 @@ from colorkit.core.checkpoint import (
     write_component,
 )
 from colorkit.core.registry import ColorkitError
+from colorkit.core.stats import load_method_checkpoint
 from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
 from colorkit.train.engine import TrainConfig, Trainer, resolve_device
 
@@ -337,8 +337,8 @@ class Colorizer:
         self.info = read_run(self.run_dir)
         self.device = resolve_device(device)
         check_components_installed(self.info, self.run_dir)
-        self.method = load_component(self.run_dir, kind="conditional_model", name=self.info["method"],
-                                     map_location=self.device)
+        self.method = load_method_checkpoint(self.run_dir, kind="conditional_model", name=self.info["method"],
+                                             map_location=self.device)
         self.method.eval()
         if hasattr(self.method.stats, "to"):
             self.method.stats = self.method.stats.to(self.device)

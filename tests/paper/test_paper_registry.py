@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from colorkit import api
-from colorkit.core.checkpoint import load_component, save_component
+from colorkit.core.checkpoint import save_component
 from colorkit.core.plugin_manager import all_entries
+from colorkit.core.stats import load_method_checkpoint
 
 S = 16
 OURS = [e for e in all_entries() if e.plugin == "paper"]
@@ -66,7 +67,7 @@ def test_build_forward_backward_round_trip(entry, stats16, tmp_path):
     save_component(obj, tmp_path / "ckpt", stats=stats16 if entry.kind == "conditional_model" else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        back = load_component(tmp_path / "ckpt", kind=entry.kind, name=entry.name)
+        back = load_method_checkpoint(tmp_path / "ckpt", kind=entry.kind, name=entry.name)
     assert type(back) is type(obj) and back.config == obj.config
     obj.eval()
     back.eval()
