@@ -126,3 +126,21 @@ def test_crash_between_renames_recovers_old(tmp_path, registered, monkeypatch):
     assert not (tmp_path / "c").exists() and (tmp_path / "c.old").is_dir()
     back = ck.load_component(tmp_path / "c")  # recovered from c.old
     assert torch.all(back.lin.weight == 1.0)
+
+
+def test_a_directly_built_component_knows_its_name_and_round_trips(tmp_path, registered):
+    """Built from its class, not through the registry: it still knows its registered name,
+    saves it, and the checkpoint rebuilds through the registry under it."""
+    m = Tiny(preset="paper")
+    assert m.registry_name == "ck-tiny"
+    ck.save_component(m, tmp_path / "c")
+    assert json.loads((tmp_path / "c" / "model.json").read_text())["name"] == "ck-tiny"
+    back = ck.load_component(tmp_path / "c", kind="backbone", name="ck-tiny")
+    assert back.registry_name == "ck-tiny" and torch.equal(back.lin.weight, m.lin.weight)
+
+
+def test_an_unregistered_class_has_no_name():
+    class Unregistered(Tiny):
+        pass
+
+    assert Unregistered().registry_name == ""

@@ -1,7 +1,7 @@
 """The contract kit (colorkit.testing) rejects broken methods and says what is wrong.
 
 Each broken method is a small working one with one defect; it is registered into the
-conditional-model registry for the test only (the contract reads registry metadata and
+method registry for the test only (the contract reads registry metadata and
 rebuilds the method through the registry on load)."""
 
 from __future__ import annotations
@@ -155,13 +155,13 @@ class ChunkDependent(Good):
 
 @pytest.fixture
 def registered():
-    """``registered(cls)`` registers ``cls`` as a conditional model for this test only."""
-    reg = registry("conditional_model")
+    """``registered(cls)`` registers ``cls`` as a method for this test only."""
+    reg = registry("method")
     names = []
 
     def add(cls):
         name = f"contract-kit-{cls.__name__.lower()}"
-        reg.add(Entry("conditional_model", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__ or "test"))
+        reg.add(Entry("method", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__ or "test"))
         names.append(name)
         return cls
 
@@ -227,7 +227,7 @@ def test_broken_method_fails_saying_why(cls, needles, registered, colorkit_tiny_
     with pytest.raises(ContractError) as exc:
         check(cls, colorkit_tiny_stats, tmp_path)
     msg = str(exc.value)
-    assert msg.startswith(f"conditional_model 'contract-kit-{cls.__name__.lower()}'"), msg
+    assert msg.startswith(f"method 'contract-kit-{cls.__name__.lower()}'"), msg
     for needle in needles:
         assert needle in msg, msg
 
@@ -236,15 +236,15 @@ def test_unregistered_method_fails_saying_how_to_register(colorkit_tiny_stats, t
     with pytest.raises(ContractError) as exc:
         check(Good, colorkit_tiny_stats, tmp_path)
     msg = str(exc.value)
-    assert "Good: is not registered as a conditional_model" in msg
-    assert "register_conditional_models" in msg and "[project.entry-points.colorkit]" in msg
+    assert "Good: is not registered as a method" in msg
+    assert "register_methods" in msg and "[project.entry-points.colorkit]" in msg
 
 
 def test_unknown_name_fails(colorkit_tiny_stats):
     from colorkit.testing import check_component
 
-    with pytest.raises(ContractError, match=r"no-such-method: no conditional_model of that name is registered"):
-        check_component("no-such-method", "conditional_model", stats=colorkit_tiny_stats)
+    with pytest.raises(ContractError, match=r"no-such-method: no method of that name is registered"):
+        check_component("no-such-method", "method", stats=colorkit_tiny_stats)
 
 
 # ------------------------------------------------------------------ metrics
@@ -324,4 +324,4 @@ def test_unregistered_metric_names_the_metrics_hook(colorkit_tiny_stats):
 
     with pytest.raises(ContractError) as exc:
         check_component(Pooled, stats=colorkit_tiny_stats)
-    assert "register_metrics" in str(exc.value) and "register_conditional_models" not in str(exc.value)
+    assert "register_metrics" in str(exc.value) and "register_methods" not in str(exc.value)

@@ -58,6 +58,12 @@ def saved_weights_follow() -> Iterator[None]:
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.core.stats import ColorStats
 
+
+def _registered_name(cls: type, kind: str) -> str:
+    from colorkit.core.plugin_manager import registered_name
+
+    return registered_name(cls, kind)
+
 PRESET_NAMES = ("paper", "small", "tiny")
 
 
@@ -76,6 +82,9 @@ class Component(nn.Module):
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "small": {}, "tiny": {}}
     registry_name: str = ""
+    """The name it is registered under: set by the registry that builds it, or, for a
+    component built directly from its class, the class's one registered name (``""`` when
+    it has none); saved in checkpoints, which are rebuilt through the registry by it."""
     optional_state: ClassVar[tuple[str, ...]] = ()
     """Names of state entries (buffers) added after the component was first released: a
     checkpoint that lacks them still loads, and they keep their initial values."""
@@ -96,6 +105,7 @@ class Component(nn.Module):
     def __init__(self, config: ComponentConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
         self.config = self.make_config(config, **fields)
+        self.registry_name = _registered_name(type(self), self.kind)
 
 
 # --------------------------------------------------------------------------- backbones
@@ -182,7 +192,7 @@ class DecoderLoss(Component):
 
 
 class Method(Component):
-    """A conditional model P(C | G), trained by the engine stage by stage.
+    """A method: a model of P(C | G), trained by the engine stage by stage.
 
     ``Cls(stats=ColorStats, preset=..., **fields)``; :meth:`stages` lists the training
     phases in order; :meth:`sample` gives ``k`` colorizations per grey image,
@@ -193,7 +203,7 @@ class Method(Component):
     without looking at the input) and compares each learned method against.
     """
 
-    kind = "conditional_model"
+    kind = "method"
     sample_modes: ClassVar[tuple[str, ...]] = ("default",)
     sample_options: ClassVar[tuple[str, ...]] = ()
     """Config fields that only change how a trained model samples (e.g. a temperature),
@@ -314,6 +324,7 @@ class Metric(ABC):
 
     def __init__(self, stats: ColorStats | None = None) -> None:
         self.stats = stats
+        self.registry_name = _registered_name(type(self), self.kind)
         self.reset()
 
     def reset(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from colorkit.core.interfaces import Metric
+from colorkit.core.interfaces import Metric, RatioMetric
 from colorkit.core.registry import KINDS, Entry
 
 AB_LIMIT = 1.5  # |ab/128| beyond this means the values are not in paper units
@@ -61,7 +61,7 @@ def hook_for(obj: Any, kind: str | None = None) -> str:
     if kind is None and isinstance(obj, type):
         from colorkit.core import interfaces as I
 
-        bases = {I.Metric: "metric", I.Method: "conditional_model", I.DecoderLoss: "decoder_loss",
+        bases = {I.Metric: "metric", I.Method: "method", I.DecoderLoss: "decoder_loss",
                  I.Backbone: "backbone", I.Embedder: "embedder"}
         kind = next((k for base, k in bases.items() if issubclass(obj, base)), None)
     return _HOOK_FOR_KIND.get(kind or "", "register_<kind>s, e.g. register_metrics")
@@ -107,7 +107,7 @@ def _build(e: Entry, stats: Any, image_size: int | None, **extra: Any) -> Any:
     kw: dict[str, Any] = {"preset": "tiny", **extra} if "preset" in fields else dict(extra)
     if image_size is not None and "image_size" in fields:
         kw["image_size"] = image_size
-    if e.kind in {"conditional_model"}:
+    if e.kind in {"method"}:
         kw["stats"] = stats
     if e.kind == "metric":
         return e.factory(stats=stats)
@@ -137,7 +137,7 @@ def _meta_data(what: str, obj: Any, s: int, batch: int) -> tuple[Any, dict[str, 
 def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
     from colorkit.core.checkpoint import load_component, save_component
 
-    method = obj.kind == "conditional_model"
+    method = obj.kind == "method"
     try:
         save_component(obj, tmp / "ckpt", stats=stats if method else None)
         # Rebuild under another RNG state, as a new process would: random state kept outside
@@ -176,14 +176,17 @@ def _backward(what: str, loss: Tensor, params: list[nn.Parameter]) -> None:
 # ------------------------------------------------------------------ per kind
 def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int | None = None, k: int = 3,
                  batch: int = 2, seed: int = 0, tmp_dir: str | Path | None = None, train_steps: int = 2) -> None:
-    """Contract of a conditional model: builds from ``preset="tiny"`` + ``stats``, every
+    """Contract of a method: builds from ``preset="tiny"`` + ``stats``, every
     stage takes engine steps with finite losses and changes its modules, ``sample`` gives
     ``(B, k, 2, H, W)`` in ab / 128, reproducible under a seed for every sampling mode,
     and the same samples after a save/load round trip."""
     from colorkit.train.engine import TrainConfig, Trainer
 
-    e = find_entry(obj, "conditional_model")
+    e = find_entry(obj, "method")
     what = _check_entry(e)
+    if stats is None:
+        _fail(what, "a method needs colour statistics: pass stats= (a ColorStats, e.g. the colorkit_tiny_stats "
+                    "fixture of colorkit.testing, or colorkit.core.stats.load_or_compute_stats(dataset))")
     s = image_size or int(getattr(stats, "image_size", 64))
     torch.manual_seed(seed)
     m = _build(e, stats, s)
@@ -346,6 +349,11 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     update; the value does not depend on how the images are cut into batches (streaming
     state summed correctly); ``reset`` clears the state; ``per_image`` (the base class's
     path) gives one value per image; a second instance computes the same value."""
+    undeclared = [a for a in ("units", "higher_is_better") if not _declared(e.factory, a)]
+    if undeclared:
+        _fail(what, f"declares no {' and no '.join(undeclared)}: set the class attributes units (what the value is "
+                    "measured in, written beside it, e.g. 'ab/128') and higher_is_better (True, False, or None when "
+                    "neither direction is better); the base class's values are only fallbacks")
     m = _build(e, stats, None)
     if m.higher_is_better not in (True, False, None) or not isinstance(m.units, str) or not m.units:
         _fail(what, "must declare higher_is_better (True, False or None) and units (a non-empty string)")
@@ -385,6 +393,15 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
         vals = m.per_image(samples, target, grey)
         if tuple(vals.shape) != (n,):
             _fail(what, f"per_image returned shape {tuple(vals.shape)}, expected one value per image ({n},)")
+
+
+def _declared(cls: Any, attr: str) -> bool:
+    """Whether ``cls`` or one of its own bases (not colorkit's metric base classes) sets ``attr``."""
+    own = [c for c in getattr(cls, "__mro__", ()) if c not in _METRIC_BASES]
+    return any(attr in vars(c) for c in own)
+
+
+_METRIC_BASES = frozenset(RatioMetric.__mro__)
 
 
 def _check_dataset(e: Any, what: str) -> None:
@@ -429,7 +446,7 @@ def check_component(obj: Any, kind: str | None = None, *, stats: Any = None, ima
     e = find_entry(obj, kind)
     what = _check_entry(e)
     s = image_size or int(getattr(stats, "image_size", 32))
-    if e.kind == "conditional_model":
+    if e.kind == "method":
         check_method(e.factory, stats=stats, image_size=s, tmp_dir=tmp_dir, dataset=dataset)
         return
     if e.kind == "dataset":

@@ -94,6 +94,17 @@ def test_sampling(name, stats16):
         m.sample(grey, 2, mode="beam")
 
 
+def test_directly_built_method_keeps_its_name(stats16, tmp_path):
+    """``MDNMethod(...)`` built from its class, not through the registry: it is ``mdn``, its
+    checkpoint says so, and loads back as ``mdn``."""
+    m = MDNMethod(preset="tiny", stats=stats16, image_size=S, use_cache=False)
+    assert m.registry_name == "mdn" and MDNSkipMethod(preset="tiny", stats=stats16, image_size=S).registry_name \
+        == "mdn-skip"
+    save_component(m, tmp_path / "ckpt", stats=stats16)
+    back = load_method_checkpoint(tmp_path / "ckpt", kind="method", name="mdn")
+    assert type(back) is MDNMethod and back.registry_name == "mdn"
+
+
 def test_checkpoint_round_trip(stats16, tmp_path):
     m = tiny("mdn-skip", stats16, mdn_dropout=0.3)
     with torch.no_grad():
