@@ -247,6 +247,17 @@ def test_unknown_name_fails(colorkit_tiny_stats):
         check_component("no-such-method", "method", stats=colorkit_tiny_stats)
 
 
+def test_method_without_stats_says_pass_stats(registered, tmp_path):
+    """A method needs colour statistics: without them the kit says so in one line
+    instead of failing somewhere inside the method's constructor."""
+    from colorkit.testing import check_component
+
+    registered(Good)
+    with pytest.raises(ContractError, match=r"method 'contract-kit-good' .*: a method needs colour statistics: "
+                                            r"pass stats="):
+        check_component("contract-kit-good", "method", tmp_dir=tmp_path)
+
+
 # ------------------------------------------------------------------ metrics
 class LastBatchOnly(Metric):
     """Keeps only the last batch's mean: wrong as soon as the images come in two batches."""
@@ -270,6 +281,22 @@ class NoUnits(Metric):
 
     def per_image(self, samples, target, grey):
         return samples.new_zeros(samples.shape[0])
+
+
+class Undeclared(Metric):
+    """Declares neither units nor higher_is_better (the base class's fallbacks would pass)."""
+
+    def per_image(self, samples, target, grey):
+        return (samples - target[:, None]).abs().flatten(1).mean(1)
+
+
+class UndeclaredDirection(Metric):
+    """Declares its units but not higher_is_better."""
+
+    units = "ab/128"
+
+    def per_image(self, samples, target, grey):
+        return (samples - target[:, None]).abs().flatten(1).mean(1)
 
 
 class NeverResets(Metric):
@@ -300,6 +327,8 @@ class Pooled(RatioMetric):
 @pytest.mark.parametrize("cls,needle", [
     (LastBatchOnly, "for the images in two batches"),
     (NoUnits, "must declare higher_is_better"),
+    (Undeclared, "declares no units and no higher_is_better: set the class attributes units"),
+    (UndeclaredDirection, "declares no higher_is_better"),
     (NeverResets, "reset() does not clear the state"),
     (Pooled, None),
 ])

@@ -20,7 +20,7 @@ def _params():
                 continue
             name = name + variant
         marks = (
-            [pytest.mark.slow] if e.kind == "method" and getattr(e.factory, "slow_contract", False) else []
+            [pytest.mark.slow] if e.kind == "method" and isinstance(e.factory, type) and e.factory.slow_contract else []
         )
         out.append(pytest.param(e.kind, name, id=f"{e.kind}-{name}", marks=marks))
     return out

@@ -18,6 +18,7 @@ import contextvars
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
@@ -88,6 +89,9 @@ class Component(nn.Module):
     optional_state: ClassVar[tuple[str, ...]] = ()
     """Names of state entries (buffers) added after the component was first released: a
     checkpoint that lacks them still loads, and they keep their initial values."""
+    example_variant: ClassVar[str | None] = None
+    """For a family (registered under a name ending in ``:``): the variant the contract
+    checks build it with (e.g. ``"resnet18"`` for ``timm:``); ``None``: not checked."""
 
     @classmethod
     def make_config(cls, config: ComponentConfig | dict | None = None, **fields: Any) -> ComponentConfig:
@@ -191,6 +195,17 @@ class DecoderLoss(Component):
     def forward(self, pred: Tensor, target: Tensor, stats: ColorStats) -> Tensor: ...
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What a run knows when it builds a method, passed to
+    :meth:`Method.options_from_context`: ``cache_dir``, a folder of the prepared data set
+    for files derived from it (``None`` without a data set); ``image_size``, the side of
+    the training images."""
+
+    cache_dir: str | None = None
+    image_size: int | None = None
+
+
 class Method(Component):
     """A method: a model of P(C | G), trained by the engine stage by stage.
 
@@ -217,6 +232,27 @@ class Method(Component):
     """When true, ``sample`` also takes ``meta=``: one record per image of the data set's
     per-image metadata (see :mod:`colorkit.data.meta`); the bench passes it. Such a method
     names in ``contract_dataset`` a data set with metadata for the contract checks."""
+    contract_dataset: ClassVar[str | None] = None
+    """A data set spec (e.g. ``"synth:n=24,size=32"``) with per-image metadata that the
+    contract checks of a ``uses_meta`` method train and sample on; ``None`` for others."""
+    slow_contract: ClassVar[bool] = False
+    """When true, the registry-wide contract test of this method runs only with the slow
+    tests (``pytest -m slow``): for a method whose tiny preset still takes long to train."""
+
+    @classmethod
+    def options_from_context(cls, context: BuildContext) -> dict[str, Any]:
+        """Config fields this method takes from the run that builds it (``colorkit train``,
+        ``colorkit bench``); the caller's own options win over them. Default: ``cache_dir``
+        (the data set's folder for derived files, e.g. a pretrained backbone) and
+        ``image_size`` (the training image side), each when the config has a field of that
+        name. Override to take other fields or none."""
+        fields = cls.Config.model_fields
+        out: dict[str, Any] = {}
+        if "cache_dir" in fields and context.cache_dir is not None:
+            out["cache_dir"] = context.cache_dir
+        if "image_size" in fields and context.image_size is not None:
+            out["image_size"] = context.image_size
+        return out
 
     def __init__(self, config: ComponentConfig | dict | None = None, *, stats: ColorStats, **fields: Any) -> None:
         super().__init__(config, **fields)
@@ -321,6 +357,9 @@ class Metric(ABC):
     per-image metadata (:mod:`colorkit.data.meta`); such a metric is skipped on data sets
     without metadata, and names in ``contract_dataset`` a data set with metadata for the
     contract checks."""
+    contract_dataset: ClassVar[str | None] = None
+    """A data set spec with per-image metadata for the contract checks of a ``uses_meta``
+    metric; ``None`` for others."""
 
     def __init__(self, stats: ColorStats | None = None) -> None:
         self.stats = stats

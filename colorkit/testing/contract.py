@@ -122,7 +122,7 @@ def _meta_data(what: str, obj: Any, s: int, batch: int) -> tuple[Any, dict[str, 
     from colorkit.data import prepare
     from colorkit.data.meta import load_meta
 
-    spec = getattr(obj, "contract_dataset", None)
+    spec = obj.contract_dataset
     if not spec:
         _fail(what, "declares uses_meta = True but names no contract_dataset (a data set with per-image "
                     "metadata to check it on)")

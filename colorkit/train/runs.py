@@ -30,6 +30,7 @@ from colorkit.core.checkpoint import (
     resolve_dir,
     write_component,
 )
+from colorkit.core.interfaces import BuildContext
 from colorkit.core.registry import ColorkitError, canonical_kind
 from colorkit.core.stats import load_method_checkpoint
 from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
@@ -92,11 +93,10 @@ def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any
 
     entry = registry("method").get(method)
     kwargs = dict(options or {})
-    fields = getattr(getattr(entry.factory, "Config", None), "model_fields", {})
-    if "cache_dir" in fields and "cache_dir" not in kwargs and dataset is not None:
-        kwargs["cache_dir"] = str(Path(dataset.root) / "backbones")
-    if "image_size" in fields and "image_size" not in kwargs and dataset is not None:
-        kwargs["image_size"] = dataset.size
+    from_context = getattr(entry.factory, "options_from_context", None)  # a Method class; a plain factory has none
+    if dataset is not None and from_context is not None:
+        context = BuildContext(cache_dir=str(Path(dataset.root) / "backbones"), image_size=dataset.size)
+        kwargs = {**from_context(context), **kwargs}
     try:
         return create_method(method, stats=stats, preset=preset, **kwargs)
     except ColorkitError:
