@@ -404,42 +404,6 @@ def _declared(cls: Any, attr: str) -> bool:
 _METRIC_BASES = frozenset(RatioMetric.__mro__)
 
 
-def _check_dataset(e: Any, what: str) -> None:
-    """A data set factory gives an existing path, a Source whose first records are
-    well-formed, or a Recipe with a file name, an image count and a split rule. A family
-    (name ending in ``:``) is built with its factory's ``example_variant`` when it has one."""
-    from itertools import islice
-
-    from colorkit.data.recipes import Recipe
-    from colorkit.data.sources import Record, Source
-
-    if e.name.endswith(":"):
-        example = getattr(e.factory, "example_variant", None)
-        if example is None:
-            return
-        made = e.factory(variant=example)
-    else:
-        made = e.factory()
-    if isinstance(made, Recipe):
-        if not made.filename or made.n_images <= 0 or not isinstance(made.split_rule.get("test_size"), int):
-            _fail(what, f"recipe {made!r} lacks a file name, an image count or a split rule test_size")
-        for value, n in ((made.md5, 32), (made.sha256, 64)):
-            if value is not None and (len(value) != n or any(c not in "0123456789abcdef" for c in value)):
-                _fail(what, f"recipe checksum {value!r} is not {n} lowercase hexadecimal digits")
-        return
-    if isinstance(made, Source):
-        if not isinstance(made.fingerprint(), str):
-            _fail(what, "Source.fingerprint() did not return a string")
-        for rec in islice(made.records(0), 3):
-            if not isinstance(rec, Record) or not isinstance(rec.key, str) or (
-                    rec.data is None and rec.image is None and rec.path is None and rec.reason is None):
-                _fail(what, f"Source.records() gave {rec!r}; expected Records with a key and data, image or path")
-        return
-    p = Path(made)
-    if not p.exists():
-        _fail(what, f"returned {p}, which does not exist")
-
-
 def check_component(obj: Any, kind: str | None = None, *, stats: Any = None, image_size: int | None = None,
                     tmp_dir: str | Path | None = None, dataset: Any = None) -> None:
     """Run the contract for any registered component (name or class)."""
@@ -450,7 +414,9 @@ def check_component(obj: Any, kind: str | None = None, *, stats: Any = None, ima
         check_method(e.factory, stats=stats, image_size=s, tmp_dir=tmp_dir, dataset=dataset)
         return
     if e.kind == "dataset":
-        _check_dataset(e, what)
+        from colorkit.testing.dataset_contract import check_dataset_entry
+
+        check_dataset_entry(e, what)
         return
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(dir=tmp_dir) as td:
