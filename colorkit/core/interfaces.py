@@ -109,7 +109,7 @@ class Component(nn.Module):
     def __init__(self, config: ComponentConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
         self.config = self.make_config(config, **fields)
-        self.registry_name = _registered_name(type(self), self.kind)
+        self.registry_name = _registered_name(type(self), self.kind) or self.registry_name
 
 
 # --------------------------------------------------------------------------- backbones
@@ -363,7 +363,7 @@ class Metric(ABC):
 
     def __init__(self, stats: ColorStats | None = None) -> None:
         self.stats = stats
-        self.registry_name = _registered_name(type(self), self.kind)
+        self.registry_name = _registered_name(type(self), self.kind) or self.registry_name
         self.reset()
 
     def reset(self) -> None:
