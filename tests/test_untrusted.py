@@ -200,10 +200,10 @@ def test_atomic_dir_never_loses_both_copies(tmp_path, monkeypatch):
         return real(src, dst)
 
     for version in ("2", "3"):  # a crash in that window, then another in the next write
-        monkeypatch.setattr(ck.os, "replace", crash_moving_in)
+        monkeypatch.setattr(os, "replace", crash_moving_in)
         with pytest.raises(Crash), ck.atomic_dir(target) as tmp:
             (tmp / "v").write_text(version)
-        monkeypatch.setattr(ck.os, "replace", real)
+        monkeypatch.setattr(os, "replace", real)
         assert (ck.resolve_dir(target) / "v").read_text() == "1"
     with ck.atomic_dir(target) as tmp:
         (tmp / "v").write_text("4")
