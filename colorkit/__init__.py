@@ -27,7 +27,8 @@ from colorkit.core.registry import ColorkitError  # noqa: E402
 _I = "colorkit.core.interfaces"
 _LAZY = {
     **{name: _I for name in ("Component", "ComponentConfig", "Backbone", "Embedder", "Posterior", "DecoderLoss",
-                             "Method", "Stage", "StageEnd", "StepContext", "Metric", "RatioMetric", "noise",
+                             "Method", "BuildContext", "Stage", "StageEnd", "StepContext", "Metric", "RatioMetric",
+                             "noise",
                              "loading_saved_weights")},
     "ColorStats": "colorkit.core.stats",
     "TrainConfig": "colorkit.train.engine", "Trainer": "colorkit.train.engine",

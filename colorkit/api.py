@@ -22,8 +22,8 @@ def create_embedder(name: str, **kwargs: Any):
 
 
 def create_method(name: str, **kwargs: Any):
-    """Build a conditional model (method), e.g. ``create_method("mdn", stats=stats)``."""
-    return _create("conditional_model", name, **kwargs)
+    """Build a method, e.g. ``create_method("mdn", stats=stats)``."""
+    return _create("method", name, **kwargs)
 
 
 def create_decoder_loss(name: str, **kwargs: Any):
@@ -43,7 +43,7 @@ def list_embedders(pattern: str | None = None) -> list[str]:
 
 
 def list_methods(pattern: str | None = None) -> list[str]:
-    return registry("conditional_model").names(pattern)
+    return registry("method").names(pattern)
 
 
 def list_decoder_losses(pattern: str | None = None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -109,7 +110,7 @@ def test_crash_between_renames_recovers_old(tmp_path, registered, monkeypatch):
     with torch.no_grad():
         m.lin.weight.fill_(1.0)
     ck.save_component(m, tmp_path / "c")
-    real_replace = ck.os.replace
+    real_replace = os.replace
     calls = []
 
     def replace(src, dst):
@@ -118,10 +119,28 @@ def test_crash_between_renames_recovers_old(tmp_path, registered, monkeypatch):
             raise KeyboardInterrupt("killed (simulated)")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ck.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         ck.save_component(m, tmp_path / "c")
     monkeypatch.undo()
     assert not (tmp_path / "c").exists() and (tmp_path / "c.old").is_dir()
     back = ck.load_component(tmp_path / "c")  # recovered from c.old
     assert torch.all(back.lin.weight == 1.0)
+
+
+def test_a_directly_built_component_knows_its_name_and_round_trips(tmp_path, registered):
+    """Built from its class, not through the registry: it still knows its registered name,
+    saves it, and the checkpoint rebuilds through the registry under it."""
+    m = Tiny(preset="paper")
+    assert m.registry_name == "ck-tiny"
+    ck.save_component(m, tmp_path / "c")
+    assert json.loads((tmp_path / "c" / "model.json").read_text())["name"] == "ck-tiny"
+    back = ck.load_component(tmp_path / "c", kind="backbone", name="ck-tiny")
+    assert back.registry_name == "ck-tiny" and torch.equal(back.lin.weight, m.lin.weight)
+
+
+def test_an_unregistered_class_has_no_name():
+    class Unregistered(Tiny):
+        pass
+
+    assert Unregistered().registry_name == ""

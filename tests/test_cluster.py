@@ -24,7 +24,7 @@ def _blobs(b: int, per: int, centres: torch.Tensor, spread: float, seed: int = 0
 def test_smoke_shapes_and_dtypes():
     x = torch.randn(3, 40, 5, generator=_gen())
     res = kmeans(x, 4, generator=_gen(1))
-    assert res.centres.shape == (3, 4, 5)
+    assert res.centers.shape == (3, 4, 5)
     assert res.labels.shape == (3, 40) and res.labels.dtype == torch.int64
     assert res.inertia.shape == (3,)
     assert int(res.labels.min()) >= 0 and int(res.labels.max()) < 4
@@ -37,15 +37,15 @@ def test_centres_are_means_of_their_members():
         for j in range(6):
             members = x[b][res.labels[b] == j]
             assert len(members) > 0, "every cluster has a member"
-            torch.testing.assert_close(res.centres[b, j], members.mean(0), rtol=1e-5, atol=1e-6)
-        expected = (x[b] - res.centres[b][res.labels[b]]).pow(2).sum()
+            torch.testing.assert_close(res.centers[b, j], members.mean(0), rtol=1e-5, atol=1e-6)
+        expected = (x[b] - res.centers[b][res.labels[b]]).pow(2).sum()
         torch.testing.assert_close(res.inertia[b], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_labels_are_nearest_centres_after_convergence():
     x, _ = _blobs(2, 30, torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]), 0.5)
     res = kmeans(x, 3, generator=_gen(3), iters=100)
-    nearest = torch.cdist(x, res.centres).argmin(-1)
+    nearest = torch.cdist(x, res.centers).argmin(-1)
     assert torch.equal(nearest, res.labels)
 
 
@@ -58,7 +58,7 @@ def test_well_separated_blobs_are_recovered():
         mapping = {int(t): int(lab) for t, lab in zip(truth, res.labels[b])}
         assert len(set(mapping.values())) == 4
         assert all(mapping[int(t)] == int(lab) for t, lab in zip(truth, res.labels[b]))
-        dist = torch.cdist(res.centres[b], true).min(1).values
+        dist = torch.cdist(res.centers[b], true).min(1).values
         assert float(dist.max()) < 0.3
 
 
@@ -66,12 +66,12 @@ def test_deterministic_under_a_seed():
     x = torch.randn(3, 80, 6, generator=_gen())
     a = kmeans(x, 5, generator=_gen(7))
     b = kmeans(x, 5, generator=_gen(7))
-    assert torch.equal(a.centres, b.centres) and torch.equal(a.labels, b.labels)
+    assert torch.equal(a.centers, b.centers) and torch.equal(a.labels, b.labels)
     torch.manual_seed(0)
     c = kmeans(x, 5)
     torch.manual_seed(0)
     d = kmeans(x, 5)
-    assert torch.equal(c.centres, d.centres)
+    assert torch.equal(c.centers, d.centers)
 
 
 def test_batch_equals_per_item_given_the_same_seeding():
@@ -81,7 +81,7 @@ def test_batch_equals_per_item_given_the_same_seeding():
     for b in range(4):
         single = kmeans(x[b : b + 1], 5, init=init[b : b + 1])
         assert torch.equal(single.labels[0], batched.labels[b])
-        torch.testing.assert_close(single.centres[0], batched.centres[b], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(single.centers[0], batched.centers[b], rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(single.inertia[0], batched.inertia[b], rtol=1e-6, atol=1e-6)
 
 
@@ -108,7 +108,7 @@ def test_identical_points_give_k_nonempty_clusters():
     res = kmeans(x, 4, generator=_gen())
     counts = torch.nn.functional.one_hot(res.labels, 4).sum(1)
     assert bool((counts > 0).all())
-    torch.testing.assert_close(res.centres, torch.ones(2, 4, 3))
+    torch.testing.assert_close(res.centers, torch.ones(2, 4, 3))
 
 
 def test_exceptions():
@@ -126,3 +126,10 @@ def test_diverse_from_samples_orders_by_cluster_size():
     out = diverse_from_samples(samples, 3, generator=_gen())
     assert out.shape == (2, 3, 2, h, w)
     torch.testing.assert_close(out[:, :, 0, 0, 0], torch.tensor([[0.5, -0.5, 0.0]] * 2))
+
+
+def test_centres_is_the_former_name_of_centers():
+    res = kmeans(torch.randn(1, 10, 2, generator=torch.Generator().manual_seed(0)), 2, iters=3,
+                 generator=torch.Generator().manual_seed(1))
+    with pytest.warns(DeprecationWarning, match=r"KMeansResult.centres is deprecated; use KMeansResult.centers"):
+        assert res.centres is res.centers

@@ -1,7 +1,7 @@
 """The contract kit (colorkit.testing) rejects broken methods and says what is wrong.
 
 Each broken method is a small working one with one defect; it is registered into the
-conditional-model registry for the test only (the contract reads registry metadata and
+method registry for the test only (the contract reads registry metadata and
 rebuilds the method through the registry on load)."""
 
 from __future__ import annotations
@@ -155,13 +155,13 @@ class ChunkDependent(Good):
 
 @pytest.fixture
 def registered():
-    """``registered(cls)`` registers ``cls`` as a conditional model for this test only."""
-    reg = registry("conditional_model")
+    """``registered(cls)`` registers ``cls`` as a method for this test only."""
+    reg = registry("method")
     names = []
 
     def add(cls):
         name = f"contract-kit-{cls.__name__.lower()}"
-        reg.add(Entry("conditional_model", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__ or "test"))
+        reg.add(Entry("method", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__ or "test"))
         names.append(name)
         return cls
 
@@ -227,7 +227,7 @@ def test_broken_method_fails_saying_why(cls, needles, registered, colorkit_tiny_
     with pytest.raises(ContractError) as exc:
         check(cls, colorkit_tiny_stats, tmp_path)
     msg = str(exc.value)
-    assert msg.startswith(f"conditional_model 'contract-kit-{cls.__name__.lower()}'"), msg
+    assert msg.startswith(f"method 'contract-kit-{cls.__name__.lower()}'"), msg
     for needle in needles:
         assert needle in msg, msg
 
@@ -236,15 +236,26 @@ def test_unregistered_method_fails_saying_how_to_register(colorkit_tiny_stats, t
     with pytest.raises(ContractError) as exc:
         check(Good, colorkit_tiny_stats, tmp_path)
     msg = str(exc.value)
-    assert "Good: is not registered as a conditional_model" in msg
-    assert "register_conditional_models" in msg and "[project.entry-points.colorkit]" in msg
+    assert "Good: is not registered as a method" in msg
+    assert "register_methods" in msg and "[project.entry-points.colorkit]" in msg
 
 
 def test_unknown_name_fails(colorkit_tiny_stats):
     from colorkit.testing import check_component
 
-    with pytest.raises(ContractError, match=r"no-such-method: no conditional_model of that name is registered"):
-        check_component("no-such-method", "conditional_model", stats=colorkit_tiny_stats)
+    with pytest.raises(ContractError, match=r"no-such-method: no method of that name is registered"):
+        check_component("no-such-method", "method", stats=colorkit_tiny_stats)
+
+
+def test_method_without_stats_says_pass_stats(registered, tmp_path):
+    """A method needs colour statistics: without them the kit says so in one line
+    instead of failing somewhere inside the method's constructor."""
+    from colorkit.testing import check_component
+
+    registered(Good)
+    with pytest.raises(ContractError, match=r"method 'contract-kit-good' .*: a method needs colour statistics: "
+                                            r"pass stats="):
+        check_component("contract-kit-good", "method", tmp_dir=tmp_path)
 
 
 # ------------------------------------------------------------------ metrics
@@ -270,6 +281,22 @@ class NoUnits(Metric):
 
     def per_image(self, samples, target, grey):
         return samples.new_zeros(samples.shape[0])
+
+
+class Undeclared(Metric):
+    """Declares neither units nor higher_is_better (the base class's fallbacks would pass)."""
+
+    def per_image(self, samples, target, grey):
+        return (samples - target[:, None]).abs().flatten(1).mean(1)
+
+
+class UndeclaredDirection(Metric):
+    """Declares its units but not higher_is_better."""
+
+    units = "ab/128"
+
+    def per_image(self, samples, target, grey):
+        return (samples - target[:, None]).abs().flatten(1).mean(1)
 
 
 class NeverResets(Metric):
@@ -300,6 +327,8 @@ class Pooled(RatioMetric):
 @pytest.mark.parametrize("cls,needle", [
     (LastBatchOnly, "for the images in two batches"),
     (NoUnits, "must declare higher_is_better"),
+    (Undeclared, "declares no units and no higher_is_better: set the class attributes units"),
+    (UndeclaredDirection, "declares no higher_is_better"),
     (NeverResets, "reset() does not clear the state"),
     (Pooled, None),
 ])
@@ -324,4 +353,4 @@ def test_unregistered_metric_names_the_metrics_hook(colorkit_tiny_stats):
 
     with pytest.raises(ContractError) as exc:
         check_component(Pooled, stats=colorkit_tiny_stats)
-    assert "register_metrics" in str(exc.value) and "register_conditional_models" not in str(exc.value)
+    assert "register_metrics" in str(exc.value) and "register_methods" not in str(exc.value)

@@ -91,9 +91,10 @@ def test_skip_runs_nothing_of_the_stage(tmp_path):
 
 def test_setup_is_the_former_name_of_on_start():
     fn = lambda split: None  # noqa: E731
-    st = Stage("s", {}, dict, lambda b, c: {}, epochs=1, setup=fn)
+    with pytest.warns(DeprecationWarning, match=r"Stage\(setup=...\) is deprecated; use Stage\(on_start=...\)"):
+        st = Stage("s", {}, dict, lambda b, c: {}, epochs=1, setup=fn)
     assert st.on_start is fn and st.setup is None
-    with pytest.raises(ColorkitError, match="not both"):
+    with pytest.raises(ColorkitError, match="not both"), pytest.warns(DeprecationWarning):
         Stage("s", {}, dict, lambda b, c: {}, epochs=1, setup=fn, on_start=fn)
 
 

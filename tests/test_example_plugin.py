@@ -69,7 +69,7 @@ def test_plugins_lists_knn_from_its_distribution(knn, capsys):
     assert code == 0, err
     data = json.loads(out)
     rows = {(c["kind"], c["name"]): c for c in data["components"]}
-    row = rows[("conditional_model", "knn")]
+    row = rows[("method", "knn")]
     assert row["distribution"] == "colorkit-knn" and row["plugin"] == "knn"
     assert row["factory"] == "colorkit_knn.KNNColorizer" and row["description"]
     assert rows[("metric", "chroma_ratio")]["distribution"] == "colorkit-knn"
@@ -98,7 +98,7 @@ def test_bench_mdn_and_knn(knn, tmp_path, capsys):
 
 
 def test_contract(knn, colorkit_tiny_stats, colorkit_tiny_dataset, tmp_path):
-    check_component("knn", "conditional_model", stats=colorkit_tiny_stats, dataset=colorkit_tiny_dataset,
+    check_component("knn", "method", stats=colorkit_tiny_stats, dataset=colorkit_tiny_dataset,
                     tmp_dir=tmp_path)
 
 

@@ -74,3 +74,48 @@ def test_a_plugin_author_needs_only_the_top_level_package():
     deep = [f"{p.name}:{line} {m}" for p in example.glob("*.py") for line, m in imports(p)
             if layer_of(m) is not None]
     assert not deep, deep
+
+
+def core_import_graph() -> dict[str, set[str]]:
+    """``{module: core modules it imports}`` for the modules of ``colorkit/core`` (imports
+    inside functions count: a cycle through a deferred import is still a cycle)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "core").glob("*.py")):
+        name = f"colorkit.core.{path.stem}"
+        graph[name] = {m for _, m in imports(path) if m.startswith("colorkit.core.") and m != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_core_modules_import_each_other_without_cycles():
+    """E.g. checkpoint code never imports the colour statistics, which write their file
+    with it: the knowledge of a method's ``stats.safetensors`` is in ``core/stats.py``."""
+    cycle = find_cycle(core_import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+    assert "colorkit.core.stats" not in core_import_graph()["colorkit.core.checkpoint"]
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None

@@ -132,8 +132,8 @@ def test_train_command_and_resume_refusal(folder, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["train", "--method", "nope"], "unknown conditional model 'nope'; known:"),
-    (["bench", "--methods", "mdn,nope"], "unknown conditional model 'nope'"),
+    (["train", "--method", "nope"], "unknown method 'nope'; known:"),
+    (["bench", "--methods", "mdn,nope"], "unknown method 'nope'"),
     (["train", "--method", "cvae", "--dataset", "/no/such/folder"], "/no/such/folder"),
     (["colorize", "missing.jpg", "--run", "/no/run"], "not a colorkit run directory"),
     (["train", "--method", "cvae", "--preset", "huge"], "unknown preset 'huge'"),

@@ -205,7 +205,7 @@ class Fake:
     """a look-alike"""
 
 @hookimpl
-def register_conditional_models(register):
+def register_methods(register):
     register("{name}", Fake)
     register("{name}-own", Fake)
 '''
@@ -217,7 +217,7 @@ def test_plugin_never_replaces_a_builtin(plugin_path, entry, name):
     registers a built-in's name: the built-in keeps it, the clash names both plugins, the
     built-in's other components and the plugin's other components still register."""
     make_dist(plugin_path, f"ck-test-{entry}", f"ck_test_{entry}", CLASH.format(name=name), entry_name=entry)
-    reg = plugins.registry("conditional_model")
+    reg = plugins.registry("method")
     assert reg.get(name).distribution == "colorkit" and reg.get(name).plugin in {"paper", "baselines"}
     assert {"mdn", "mdn-skip", "cvae", "cgan", f"{name}-own"} <= set(reg.names())
     fails = [f for f in plugins.failures() if name in f.error]
@@ -281,3 +281,31 @@ def register_commands(cli):
         assert exc.value.code == 0 and "--methods" in out and "fake bench" not in out
     finally:
         cli._plugins_added = False
+
+
+FORMER_HOOK = '''
+from colorkit import hookimpl
+
+class Former:
+    """a method registered through the former hook name"""
+
+@hookimpl
+def register_conditional_models(register):
+    register("ck-former-hook", Former)
+'''
+
+
+def test_the_former_hook_name_still_registers_a_method(plugin_path):
+    """A third-party plugin written against ``register_conditional_models`` still registers
+    its method (kind ``method``), with a DeprecationWarning naming ``register_methods``."""
+    make_dist(plugin_path, "ck-test-former", "ck_test_former", FORMER_HOOK, entry_name="former")
+    with pytest.warns(DeprecationWarning, match=r"register_conditional_models .*deprecated; use register_methods"):
+        entry = plugins.registry("method").get("ck-former-hook")
+    assert entry.kind == "method" and entry.plugin == "former"
+    assert not [f for f in plugins.failures() if f.plugin == "former"]
+
+
+def test_the_former_kind_name_still_works():
+    with pytest.warns(DeprecationWarning, match=r"kind 'conditional_model' is deprecated; use 'method'"):
+        reg = plugins.registry("conditional_model")
+    assert reg is plugins.registry("method") and "mdn" in reg

@@ -20,7 +20,7 @@ def _params():
                 continue
             name = name + variant
         marks = (
-            [pytest.mark.slow] if e.kind == "conditional_model" and getattr(e.factory, "slow_contract", False) else []
+            [pytest.mark.slow] if e.kind == "method" and isinstance(e.factory, type) and e.factory.slow_contract else []
         )
         out.append(pytest.param(e.kind, name, id=f"{e.kind}-{name}", marks=marks))
     return out
@@ -32,7 +32,7 @@ def test_no_plugin_failed_to_load():
 
 def test_every_kind_has_builtins():
     kinds = {e.kind for e in all_entries()}
-    assert {"backbone", "embedder", "conditional_model", "decoder_loss", "metric", "dataset"} <= kinds
+    assert {"backbone", "embedder", "method", "decoder_loss", "metric", "dataset"} <= kinds
 
 
 @pytest.mark.parametrize("kind,name", _params())

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+import colorkit.core.pca as pca_mod
 import colorkit.core.stats as stats_mod
 from colorkit.cli import main
 from colorkit.core.registry import ColorkitError
@@ -139,11 +140,11 @@ def test_large_matrix_paths_exact():
     x = x + 1e-4 * torch.randn(600, 700, generator=gen, dtype=torch.float64)
     xc = x - x.mean(0)
     _, s, vh = torch.linalg.svd(xc, full_matrices=False)
-    var, comps, method = stats_mod._pca_in_memory(xc, 10)  # 600 rows: the Gram route
+    var, comps, method = pca_mod.pca_in_memory(xc, 10)  # 600 rows: the Gram route
     assert method == "svd-gram"
     torch.testing.assert_close(var, s[:10] ** 2 / 599, rtol=1e-8, atol=0)
     torch.testing.assert_close((comps * vh[:10]).sum(1).abs(), torch.ones(10, dtype=torch.float64), atol=1e-8, rtol=0)
-    ev, evec = stats_mod._top_eigh(xc.T @ xc, 10)  # 700 x 700: subspace iteration
+    ev, evec = pca_mod.top_eigh(xc.T @ xc, 10)  # 700 x 700: subspace iteration
     torch.testing.assert_close(ev, s[:10] ** 2, rtol=1e-8, atol=0)
 
 

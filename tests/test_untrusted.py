@@ -93,7 +93,7 @@ def test_run_whose_weights_are_another_method_is_refused(runs, data, tmp_path, p
     with pytest.raises(ColorkitError, match="run.json says method 'mdn' but model.json holds"):
         colorkit.load(run)
     code, _, err = run_cli(["colorize", str(photo), "--run", str(run), "--out", str(tmp_path / "o")], capsys)
-    one_line_error(code, err, "model.json holds the conditional_model 'cvae'")
+    one_line_error(code, err, "model.json holds the method 'cvae'")
     folder = data[0]
     code, _, err = run_cli(["bench", "--methods", "mdn", "--runs", str(run), "--dataset", str(folder), "--preset",
                             "tiny", "--size", str(SIZE), "--out", str(tmp_path / "b"), "--no-progress"], capsys)
@@ -200,10 +200,10 @@ def test_atomic_dir_never_loses_both_copies(tmp_path, monkeypatch):
         return real(src, dst)
 
     for version in ("2", "3"):  # a crash in that window, then another in the next write
-        monkeypatch.setattr(ck.os, "replace", crash_moving_in)
+        monkeypatch.setattr(os, "replace", crash_moving_in)
         with pytest.raises(Crash), ck.atomic_dir(target) as tmp:
             (tmp / "v").write_text(version)
-        monkeypatch.setattr(ck.os, "replace", real)
+        monkeypatch.setattr(os, "replace", real)
         assert (ck.resolve_dir(target) / "v").read_text() == "1"
     with ck.atomic_dir(target) as tmp:
         (tmp / "v").write_text("4")
@@ -216,8 +216,8 @@ def test_plugin_constructor_raising_anything_is_one_line(data, tmp_path, capsys)
         """explodes"""
         raise RuntimeError("kaboom\nsecond line")
 
-    reg = plugins.registry("conditional_model")
-    reg.add(Entry("conditional_model", "ck-boom", boom, "ck_test_boom", "ck-test-boom"))
+    reg = plugins.registry("method")
+    reg.add(Entry("method", "ck-boom", boom, "ck_test_boom", "ck-test-boom"))
     try:
         with pytest.raises(ColorkitError, match=r"'ck-boom' from plugin 'ck_test_boom' .*failed to build: "
                                                 r"RuntimeError: kaboom second line"):
@@ -461,7 +461,7 @@ def test_a_run_loads_without_its_training_only_decoder_loss(runs, tmp_path, phot
 
 def test_a_missing_plugin_component_names_its_distribution(runs, tmp_path, photo, capsys):
     info = json.loads((runs["mdn"] / "run.json").read_text())
-    assert info["components"]["conditional_model:mdn"]["distribution"] == "colorkit"
+    assert info["components"]["method:mdn"]["distribution"] == "colorkit"
     assert info["components"]["backbone:colornet"]["distribution"] == "colorkit"
     run = copy_run(runs, "mdn", tmp_path)
     edit_json(run / "run.json", lambda i: i["components"].update({"backbone:fancy": {

@@ -18,7 +18,7 @@ from colorkit.cli.options import (
 
 
 @click.command("train")
-@click.option("--method", required=True, help="A registered conditional model (see `colorkit plugins`).")
+@click.option("--method", required=True, help="A registered method (see `colorkit plugins`).")
 @data_options(seed=False, min_size=16)
 @stats_options
 @click.option(
@@ -56,7 +56,7 @@ def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, 
     from colorkit.train.runs import run_dir_for
     from colorkit.train.runs import train as run_train
 
-    registry("conditional_model").get(method)  # fail fast, listing known methods
+    registry("method").get(method)  # fail fast, listing known methods
     t0 = time.perf_counter()
     was_complete = resume and (run_dir_for(method, out) / "run.json").is_file()
     data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,

@@ -14,7 +14,6 @@ previous checkpoint or the new one complete (the loader also recovers ``DIR.old`
 from __future__ import annotations
 
 import json
-import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ import torch
 from safetensors import SafetensorError as SafetensorsError
 from safetensors import safe_open
 from safetensors.torch import load_file
-from safetensors.torch import save as save_bytes
 
 from colorkit import __version__
 from colorkit.core.fs import (  # noqa: F401 - re-exported for existing callers
@@ -35,7 +33,8 @@ from colorkit.core.fs import (  # noqa: F401 - re-exported for existing callers
     lock_dir,
 )
 from colorkit.core.interfaces import saved_weights_follow
-from colorkit.core.registry import ColorkitError
+from colorkit.core.registry import ColorkitError, canonical_kind
+from colorkit.core.tensorfile import safetensors_bytes, save_tensors  # noqa: F401 - re-exported for existing callers
 
 FORMAT = "colorkit-checkpoint-v1"
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt"}
@@ -50,39 +49,6 @@ def resolve_dir(path: str | Path) -> Path:
     if old.is_dir():
         return old
     raise ColorkitError(f"no checkpoint directory at {path}")
-
-
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """safetensors file of contiguous CPU copies (shared storage is split apart), written
-    atomically and byte-reproducibly: the header's keys are sorted, so the same tensors and
-    metadata always give the same bytes."""
-    path = Path(path)
-    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    data = safetensors_bytes(clean, {k: str(v) for k, v in (metadata or {}).items()})
-    atomic_write_bytes(path, data)
-
-
-def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    """The safetensors serialisation with its JSON header's keys sorted (the library writes
-    metadata in hash order, which changes from one call to the next). Tensor data and
-    offsets are unchanged; the header keeps its length, so the file stays valid."""
-    try:
-        data = save_bytes(tensors, metadata=metadata or None)
-    except BaseException as exc:
-        # safetensors' Rust code reports a failed allocation as a pyo3 PanicException (a
-        # BaseException): it is running out of memory, told as such.
-        if type(exc).__name__ != "PanicException":
-            raise
-        msg = " ".join(str(exc).split())[:200]
-        if "alloc" in msg or "memory" in msg or "capacity" in msg:
-            raise MemoryError(f"while serialising tensors: {msg}") from None
-        raise ColorkitError(f"cannot serialise tensors to safetensors ({msg})") from None
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(text) > n:  # cannot happen: same content, same compact separators
-        raise RuntimeError("safetensors header grew when sorted")
-    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
 
 
 def regular_file(path: str | Path, what: str) -> Path:
@@ -200,6 +166,7 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
         raise ColorkitError(
             f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)"
         )
+    meta["kind"] = canonical_kind(meta["kind"], warn=False)  # a file saved under a former kind name
     return meta
 
 
@@ -232,21 +199,18 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     """Rebuild a component from its checkpoint through the registry and load its weights.
 
     ``kind``/``name``, when given, must match what was saved. ``factory_kwargs`` are passed
-    to the factory (e.g. ``stats=`` for methods); when ``stats.safetensors`` exists and no
-    ``stats`` is given, it is loaded and passed for factories that take it."""
+    to the factory (e.g. ``stats=`` for methods: :func:`colorkit.core.stats.load_method_checkpoint`
+    reads a method checkpoint's ``stats.safetensors`` and passes it)."""
     from colorkit.core.plugin_manager import registry
 
     directory = resolve_dir(directory)
     meta = read_meta(directory, prefix)
+    if kind is not None:
+        kind = canonical_kind(kind)
     if kind is not None and meta.get("kind") != kind:
         raise ColorkitError(f"checkpoint {directory} holds a {meta.get('kind')!r}, expected a {kind!r}")
     if name is not None and meta.get("name") != name:
         raise ColorkitError(f"checkpoint {directory} holds {meta.get('name')!r}, expected {name!r}")
-    stats_path = directory / "stats.safetensors"
-    if "stats" not in factory_kwargs and os.path.lexists(stats_path) and meta.get("kind") == "conditional_model":
-        from colorkit.core.stats import ColorStats
-
-        factory_kwargs["stats"] = ColorStats.load(regular_file(stats_path, "colour statistics file"))
     reg = registry(meta["kind"])
     if meta["name"] not in reg:
         raise ColorkitError(f"{directory / (prefix + '.json')} needs the {meta['kind'].replace('_', ' ')} "

@@ -7,7 +7,7 @@ Each hook receives a ``register`` callback and calls it once per component:
     from colorkit import hookimpl
 
     @hookimpl
-    def register_conditional_models(register):
+    def register_methods(register):
         register("knn", KNNColorizer, description="k-nearest-neighbour colour transfer")
 
 ``register(name, factory, *, description="")``: ``factory`` is normally a class deriving
@@ -42,9 +42,14 @@ def register_embedders(register: Register) -> None:
 
 
 @hookspec
+def register_methods(register: Register) -> None:
+    """Register methods, models of P(colour | grey) (:class:`colorkit.core.interfaces.Method`):
+    trained by the engine, then ``sample(grey, k) -> (B, k, 2, H, W)`` in ab / 128 units."""
+
+
+@hookspec
 def register_conditional_models(register: Register) -> None:
-    """Register conditional models / methods (:class:`colorkit.core.interfaces.Method`): trained
-    by the engine, then ``sample(grey, k) -> (B, k, 2, H, W)`` in ab / 128 units."""
+    """The former name of :func:`register_methods`: still called, with a DeprecationWarning."""
 
 
 @hookspec

@@ -17,8 +17,8 @@ import contextlib
 import contextvars
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
@@ -26,6 +26,14 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from colorkit.core.registry import ColorkitError
+from colorkit.core.stages import (  # noqa: F401 - part of the plugin API, importable from here
+    LR_SCHEDULES,
+    Stage,
+    StageEnd,
+    StepContext,
+    lr_factor,
+    noise,
+)
 
 _LOADING_SAVED_WEIGHTS: contextvars.ContextVar[bool] = contextvars.ContextVar("colorkit_loading_saved_weights",
                                                                               default=False)
@@ -51,6 +59,12 @@ def saved_weights_follow() -> Iterator[None]:
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.core.stats import ColorStats
 
+
+def _registered_name(cls: type, kind: str) -> str:
+    from colorkit.core.plugin_manager import registered_name
+
+    return registered_name(cls, kind)
+
 PRESET_NAMES = ("paper", "small", "tiny")
 
 
@@ -69,9 +83,15 @@ class Component(nn.Module):
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "small": {}, "tiny": {}}
     registry_name: str = ""
+    """The name it is registered under: set by the registry that builds it, or, for a
+    component built directly from its class, the class's one registered name (``""`` when
+    it has none); saved in checkpoints, which are rebuilt through the registry by it."""
     optional_state: ClassVar[tuple[str, ...]] = ()
     """Names of state entries (buffers) added after the component was first released: a
     checkpoint that lacks them still loads, and they keep their initial values."""
+    example_variant: ClassVar[str | None] = None
+    """For a family (registered under a name ending in ``:``): the variant the contract
+    checks build it with (e.g. ``"resnet18"`` for ``timm:``); ``None``: not checked."""
 
     @classmethod
     def make_config(cls, config: ComponentConfig | dict | None = None, **fields: Any) -> ComponentConfig:
@@ -89,6 +109,7 @@ class Component(nn.Module):
     def __init__(self, config: ComponentConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
         self.config = self.make_config(config, **fields)
+        self.registry_name = _registered_name(type(self), self.kind) or self.registry_name
 
 
 # --------------------------------------------------------------------------- backbones
@@ -174,116 +195,19 @@ class DecoderLoss(Component):
     def forward(self, pred: Tensor, target: Tensor, stats: ColorStats) -> Tensor: ...
 
 
-# --------------------------------------------------------------------------- training
-@dataclass
-class StepContext:
-    """What a stage's ``step`` gets besides the batch."""
-
-    optimizers: dict[str, torch.optim.Optimizer]
-    optimize: Callable[[str, Tensor], None]
-    """``optimize(name, loss)``: zero grads, check the loss is finite, backward, average
-    gradients across processes, step optimizer ``name``."""
-    epoch: int
-    step: int
-    world_size: int = 1
-    generator: torch.Generator | None = None
-    """The engine's random generator for this process, on the training device: seeded from
-    the run's seed and the process rank, saved in every checkpoint and restored on resume,
-    so draws made with it (noise, posterior samples) repeat exactly. See :func:`noise`."""
-
-
 @dataclass(frozen=True)
-class StageEnd:
-    """What the engine tells a stage's ``on_end`` hook."""
+class BuildContext:
+    """What a run knows when it builds a method, passed to
+    :meth:`Method.options_from_context`: ``cache_dir``, a folder of the prepared data set
+    for files derived from it (``None`` without a data set); ``image_size``, the side of
+    the training images."""
 
-    name: str
-    epochs: int
-    """Epochs the stage has completed (those of an earlier, resumed call included)."""
-    planned_epochs: int
-    """The stage's own schedule, ``Stage.epochs``."""
-    complete: bool
-    """The stage ran exactly its own schedule: no ``epochs`` override changed it and no
-    ``max_steps_per_epoch`` cut an epoch short (e.g. cache a result only when true)."""
-
-
-LR_SCHEDULES = ("constant", "cosine")
-
-
-def lr_factor(schedule: str, done: float) -> float:
-    """The learning-rate multiplier of ``schedule`` after a fraction ``done`` (0-1) of a
-    stage's steps (see :attr:`Stage.lr_schedule`)."""
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
-    return 1.0
-
-
-@dataclass
-class Stage:
-    """One phase of a method's training (e.g. backbone pretext, VAE, MDN).
-
-    ``modules``: trained in this stage (their gradients are averaged across processes);
-    ``frozen``: put in eval mode for the stage; ``make_optimizers``: called once when the
-    stage starts; ``step(batch, ctx) -> {name: scalar tensor}``: one optimisation step,
-    calling ``ctx.optimize``; the returned scalars are logged (``"loss"`` first).
-
-    Lifecycle hooks, all optional and called on every process, in this order:
-
-    * ``skip(train_split) -> bool``: asked when the engine reaches the stage; ``True``
-      skips it entirely (e.g. its result was found in a cache): no ``on_start``, no
-      epochs, no ``on_end``. Not asked again for a stage a resumed run already finished.
-    * ``on_start(train_split)``: before the stage's first epoch in this call (also when a
-      resumed run continues the stage mid-way).
-    * ``on_end(train_split, end: StageEnd)``: after the stage's last epoch, before its
-      final checkpoint; ``end.complete`` says whether it ran its own full schedule.
-
-    ``lr_schedule``: ``"constant"`` keeps every optimizer's learning rate;
-    ``"cosine"`` sets it before each step to ``lr0 * (1 + cos(pi * t)) / 2``, where ``lr0``
-    is the rate the optimizer was made with and ``t`` the fraction of the stage's steps
-    done (epochs of an ``--epochs`` override included), so it decays to 0 at the stage's
-    end. It depends only on the step's position, so a resumed run follows it exactly.
-
-    ``setup`` is the former name of ``on_start`` and still accepted.
-    """
-
-    name: str
-    modules: dict[str, nn.Module]
-    make_optimizers: Callable[[], dict[str, torch.optim.Optimizer]]
-    step: Callable[[dict[str, Tensor], StepContext], dict[str, Tensor]]
-    epochs: int
-    batch_size: int = 64
-    frozen: list[nn.Module] = field(default_factory=list)
-    skip: Callable[[Any], bool] | None = None
-    on_start: Callable[[Any], None] | None = None
-    on_end: Callable[[Any, StageEnd], None] | None = None
-    setup: Callable[[Any], None] | None = None
-    lr_schedule: str = "constant"
-
-    def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ColorkitError(f"stage {self.name!r}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
-                                f"got {self.lr_schedule!r}")
-        if self.setup is not None:
-            if self.on_start is not None:
-                raise ColorkitError(f"stage {self.name!r}: give on_start or its former name setup, not both")
-            self.on_start, self.setup = self.setup, None
-
-
-def noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """``torch.randn`` (``kind="normal"``) or ``torch.rand`` (``"uniform"``) of ``shape``,
-    drawn from ``generator`` on the generator's own device and returned on ``like``'s
-    device and dtype. Use it with ``ctx.generator`` in a training step and with the
-    ``generator`` of :meth:`Method.sample`: a CPU generator driving a CUDA model then gives
-    the same draws on every device (``torch.randn(..., generator=g, device="cuda")`` with a
-    CPU ``g`` is an error). ``generator=None`` draws from torch's global generator."""
-    if kind not in ("normal", "uniform"):
-        raise ValueError(f"noise kind must be 'normal' or 'uniform', got {kind!r}")
-    dev = generator.device if generator is not None else like.device
-    fn = torch.randn if kind == "normal" else torch.rand
-    return fn(tuple(shape), generator=generator, device=dev).to(device=like.device, dtype=like.dtype)
+    cache_dir: str | None = None
+    image_size: int | None = None
 
 
 class Method(Component):
-    """A conditional model P(C | G), trained by the engine stage by stage.
+    """A method: a model of P(C | G), trained by the engine stage by stage.
 
     ``Cls(stats=ColorStats, preset=..., **fields)``; :meth:`stages` lists the training
     phases in order; :meth:`sample` gives ``k`` colorizations per grey image,
@@ -294,7 +218,7 @@ class Method(Component):
     without looking at the input) and compares each learned method against.
     """
 
-    kind = "conditional_model"
+    kind = "method"
     sample_modes: ClassVar[tuple[str, ...]] = ("default",)
     sample_options: ClassVar[tuple[str, ...]] = ()
     """Config fields that only change how a trained model samples (e.g. a temperature),
@@ -308,6 +232,27 @@ class Method(Component):
     """When true, ``sample`` also takes ``meta=``: one record per image of the data set's
     per-image metadata (see :mod:`colorkit.data.meta`); the bench passes it. Such a method
     names in ``contract_dataset`` a data set with metadata for the contract checks."""
+    contract_dataset: ClassVar[str | None] = None
+    """A data set spec (e.g. ``"synth:n=24,size=32"``) with per-image metadata that the
+    contract checks of a ``uses_meta`` method train and sample on; ``None`` for others."""
+    slow_contract: ClassVar[bool] = False
+    """When true, the registry-wide contract test of this method runs only with the slow
+    tests (``pytest -m slow``): for a method whose tiny preset still takes long to train."""
+
+    @classmethod
+    def options_from_context(cls, context: BuildContext) -> dict[str, Any]:
+        """Config fields this method takes from the run that builds it (``colorkit train``,
+        ``colorkit bench``); the caller's own options win over them. Default: ``cache_dir``
+        (the data set's folder for derived files, e.g. a pretrained backbone) and
+        ``image_size`` (the training image side), each when the config has a field of that
+        name. Override to take other fields or none."""
+        fields = cls.Config.model_fields
+        out: dict[str, Any] = {}
+        if "cache_dir" in fields and context.cache_dir is not None:
+            out["cache_dir"] = context.cache_dir
+        if "image_size" in fields and context.image_size is not None:
+            out["image_size"] = context.image_size
+        return out
 
     def __init__(self, config: ComponentConfig | dict | None = None, *, stats: ColorStats, **fields: Any) -> None:
         super().__init__(config, **fields)
@@ -412,9 +357,13 @@ class Metric(ABC):
     per-image metadata (:mod:`colorkit.data.meta`); such a metric is skipped on data sets
     without metadata, and names in ``contract_dataset`` a data set with metadata for the
     contract checks."""
+    contract_dataset: ClassVar[str | None] = None
+    """A data set spec with per-image metadata for the contract checks of a ``uses_meta``
+    metric; ``None`` for others."""
 
     def __init__(self, stats: ColorStats | None = None) -> None:
         self.stats = stats
+        self.registry_name = _registered_name(type(self), self.kind) or self.registry_name
         self.reset()
 
     def reset(self) -> None:

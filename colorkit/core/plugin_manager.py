@@ -25,7 +25,8 @@ from typing import Any
 import pluggy
 
 from colorkit.core import hookspecs
-from colorkit.core.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry
+from colorkit.core.deprecation import warn_renamed
+from colorkit.core.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry, canonical_kind
 
 hookimpl = pluggy.HookimplMarker("colorkit")
 
@@ -37,11 +38,16 @@ BUILTIN_MODULES = ("colorkit.builtin_components",)
 _HOOK_FOR_KIND = {
     "backbone": "register_backbones",
     "embedder": "register_embedders",
-    "conditional_model": "register_conditional_models",
+    "method": "register_methods",
     "decoder_loss": "register_decoder_losses",
     "metric": "register_metrics",
     "dataset": "register_datasets",
 }
+
+
+FORMER_HOOKS = {"register_conditional_models": "method"}
+"""Former hook names, still called (with a DeprecationWarning naming the new hook) for a
+plugin that implements one: ``{hook: kind}``."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class _State:
 
 _state: _State | None = None
 _lock = threading.RLock()
+_loading = threading.local()
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -84,7 +91,7 @@ def _env_list(var: str) -> list[str] | None:
 
 def _check_hook_names(module: ModuleType, pm: pluggy.PluginManager) -> None:
     """Reject hook implementations whose name colorkit does not define (a misspelling)."""
-    known = set(_HOOK_FOR_KIND.values()) | {"register_commands"}
+    known = set(_HOOK_FOR_KIND.values()) | set(FORMER_HOOKS) | {"register_commands"}
     for attr in dir(module):
         obj = getattr(module, attr, None)
         if callable(obj) and getattr(obj, "colorkit_impl", None) is not None and attr not in known:
@@ -139,9 +146,13 @@ def call_hook(hook_name: str, **kwargs: Any) -> list[PluginFailure]:
 
 
 def _collect(st: _State) -> None:
-    for kind, hook_name in _HOOK_FOR_KIND.items():
+    hooks = [(kind, hook_name) for kind, hook_name in _HOOK_FOR_KIND.items()]
+    hooks += [(kind, former) for former, kind in FORMER_HOOKS.items()]
+    for kind, hook_name in hooks:
         for impl in getattr(st.pm.hook, hook_name).get_hookimpls():  # registration order: colorkit's own first
             plugin = impl.plugin_name
+            if hook_name in FORMER_HOOKS:
+                warn_renamed(f"the hook {hook_name} (plugin '{plugin}')", _HOOK_FOR_KIND[kind], stacklevel=2)
             dist = st.dist_of.get(plugin, "?")
 
             def register(name: str, factory: Any, *, description: str = "", _k=kind, _p=plugin, _d=dist) -> None:
@@ -189,7 +200,11 @@ def state() -> _State:
     global _state
     with _lock:
         if _state is None:
-            _state = _load()
+            _loading.active = True
+            try:
+                _state = _load()
+            finally:
+                _loading.active = False
         return _state
 
 
@@ -206,9 +221,23 @@ def plugin_manager() -> pluggy.PluginManager:
 
 
 def registry(kind: str) -> Registry:
+    """The registry of ``kind`` (a former kind name works, with a DeprecationWarning)."""
+    kind = canonical_kind(kind)
     if kind not in KINDS:
         raise ColorkitError(f"unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
     return state().registries[kind]
+
+
+def registered_name(cls: type, kind: str) -> str:
+    """The one name ``cls`` is registered under as a ``kind`` (``""`` when it is not
+    registered, is registered under several names, or plugins are still loading): how a
+    component built directly, ``MDNMethod(preset="tiny", stats=...)``, knows its name."""
+    st = None if getattr(_loading, "active", False) else state()  # built while plugins load: no name yet
+    reg = st.registries.get(kind) if st is not None else None
+    if reg is None:
+        return ""
+    names = [name for name, e in reg.entries.items() if e.factory is cls and not name.endswith(":")]
+    return names[0] if len(names) == 1 else ""
 
 
 def failures() -> list[PluginFailure]:

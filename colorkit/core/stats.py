@@ -9,33 +9,10 @@ Deshpande et al. (CVPR 2017), section 3.1: the VAE decoder loss uses
 Both come from the training split only (:func:`compute_stats`) and are stored with every
 checkpoint as a safetensors file (:meth:`ColorStats.save`). See docs/decisions.md.
 
-Units: ab fields are Lab (a, b) / 128; PCA variances are in (ab/128)^2. The weight grid
-is in Lab units:
-
-* ``G = 23`` bin centres at -110, -100, ..., 110 for a (rows) and b (columns), step 10.
-* A value goes to the nearest centre with halves rounded **up**: cell ``k`` holds
-  ``[c_k - 5, c_k + 5)``, so a = 95 -> the cell centred at 100, a = 105 -> 110,
-  a = -105 -> -100 (round-half-to-even would give 100, 110 and -110). Values beyond the
-  grid go to the edge cells. See :func:`ab_to_bin`.
-* In-gamut cells (``gamut="reachable"``, default): cells that some sRGB colour (any L)
-  falls into, found by converting a dense sampling of the RGB cube's surface (the
-  projection of the gamut solid onto the ab plane is the projection of its surface):
-  262 cells. ``gamut="centre"``: cells whose *centre* is an sRGB colour for some L in a
-  sweep over (0, 100), stricter: 229 cells. Zhang et al.'s 313 bins came from ImageNet
-  pixels in their own conversion; both rules are documented choices. Pixels in an
-  out-of-gamut cell count for the nearest in-gamut cell (grid distance, ties to the lower
-  flat index), in the histogram and in :meth:`ColorStats.weight_of`.
-
-Weights (``weighting``):
-
-* ``"rebalanced"`` (default; Zhang et al. 2016, eq. 3-4): ``p`` = histogram of training
-  pixels over in-gamut cells; ``p_s`` = ``p`` smoothed with a Gaussian of ``sigma`` Lab
-  units on the grid, renormalised over in-gamut cells; ``w = 1 / ((1 - lam) p_s + lam / Q)``
-  with Q in-gamut cells; scaled so that ``sum_cells p * w = 1`` (the mean weight over
-  training pixels is 1; Zhang et al. normalise under ``p_s`` instead).
-* ``"inverse"``: the authors' release, ``w = 1 / p`` (raw, not normalised: the mean weight
-  over training pixels equals the number of occupied cells); in-gamut cells with ``p = 0``
-  get the largest finite weight.
+Units: ab fields are Lab (a, b) / 128; PCA variances are in (ab/128)^2. The ab grid, the
+gamut rules and the colourfulness weights are in :mod:`colorkit.core.ab_grid`; the PCA
+solvers in :mod:`colorkit.core.pca`. This module holds :class:`ColorStats` (the tensors,
+their lookups, safetensors I/O), :class:`StatsConfig` and the cached computation.
 """
 
 from __future__ import annotations
@@ -45,32 +22,39 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor
 
 from colorkit import __version__
+from colorkit.core.ab_grid import (  # noqa: F401 - the grid's names, importable from here as before
+    BIN_MIN,
+    BIN_STEP,
+    GAMUT_RULES,
+    WEIGHTINGS,
+    G,
+    ab_to_bin,
+    ab_to_bin_index,
+    bin_centers,
+    colourfulness_weights,
+    in_gamut_cells,
+    nearest_in_gamut,
+)
 from colorkit.core.color import AB_SCALE
+from colorkit.core.pca import flip_signs, pca_in_memory, top_eigh
 from colorkit.core.registry import ColorkitError
+from colorkit.core.tensorfile import save_tensors
 
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.data import PreparedDataset
 
 FORMAT = "colorkit-stats-v1"
 UNITS = "ab/128; variances in (ab/128)^2"
-G = 23
-"""Bins per axis of the ab grid."""
-BIN_STEP = 10.0
-"""Grid step in Lab units."""
-BIN_MIN = -110.0
-"""Centre of the first bin in Lab units (the last is ``BIN_MIN + (G - 1) * BIN_STEP`` = 110)."""
-WEIGHTINGS = ("rebalanced", "inverse")
-GAMUT_RULES = ("reachable", "centre")
+CHECKPOINT_FILE = "stats.safetensors"
+"""The statistics' file name inside a checkpoint folder (beside ``model.safetensors``)."""
 
 _TENSOR_KEYS = (
     "pca_components",
@@ -84,124 +68,6 @@ _TENSOR_KEYS = (
 # Exact SVD of the centred data up to this many elements (N_train * 2HW); beyond, a
 # streaming float64 covariance and eigh (memory independent of N).
 _SVD_MAX_ELEMENTS = 1 << 25
-
-
-# ----------------------------------------------------------------------------- the grid
-def bin_centers(dtype: torch.dtype = torch.float32) -> Tensor:
-    """The ``G`` bin centres in Lab units, ``(23,)``: -110, -100, ..., 110."""
-    return BIN_MIN + BIN_STEP * torch.arange(G, dtype=dtype)
-
-
-def ab_to_bin(ab: Tensor) -> tuple[Tensor, Tensor]:
-    """Grid cell of every pixel of ``ab`` ``(..., 2, H, W)`` in ab/128 units:
-    ``(i, j)``, each ``(..., H, W)`` int64 in [0, 22], ``i`` from a (rows), ``j`` from b.
-
-    ``i = clamp(floor((a_lab - BIN_MIN) / 10 + 1/2), 0, 22)``: nearest centre, halves up.
-    """
-    if ab.dim() < 3 or ab.shape[-3] != 2:
-        raise ColorkitError(f"ab_to_bin: expected ab of shape (..., 2, H, W), got {tuple(ab.shape)}")
-    lab = ab.to(torch.float32) * AB_SCALE  # exact: a power-of-two scale
-    idx = torch.floor((lab - (BIN_MIN - BIN_STEP / 2)) / BIN_STEP).clamp_(0, G - 1).long()
-    return idx[..., 0, :, :], idx[..., 1, :, :]
-
-
-def ab_to_bin_index(ab: Tensor) -> Tensor:
-    """Flat grid cell ``i * G + j`` of every pixel, ``(..., H, W)`` int64 in [0, G*G)."""
-    i, j = ab_to_bin(ab)
-    return i * G + j
-
-
-@lru_cache(maxsize=4)
-def in_gamut_cells(rule: str = "reachable") -> Tensor:
-    """``(G, G)`` bool: cells of the ab grid that sRGB colours reach (see module docstring)."""
-    from colorkit.core.color import lab_to_rgb, rgb_to_lab
-
-    if rule == "reachable":
-        n = 256  # samples per cube edge; the count is stable from 256 to 2048
-        v = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
-        u, w = torch.meshgrid(v, v, indexing="ij")
-        faces = []
-        for ch in range(3):
-            others = [c for c in range(3) if c != ch]
-            for val in (0.0, 1.0):
-                f: list[Tensor] = [u, u, u]
-                f[ch] = torch.full_like(u, val)
-                f[others[0]], f[others[1]] = u, w
-                faces.append(torch.stack(f))
-        lab = rgb_to_lab(torch.stack(faces))  # (6, 3, n+1, n+1)
-        flat = ab_to_bin_index(lab[:, 1:] / AB_SCALE)
-        occ = torch.zeros(G * G, dtype=torch.bool)
-        occ[flat.reshape(-1)] = True
-        return occ.view(G, G)
-    if rule == "centre":
-        c = bin_centers(torch.float64)
-        L = torch.linspace(0.0, 100.0, 1001, dtype=torch.float64)[1:-1]  # (0, 100), step 0.1
-        A, B = torch.meshgrid(c, c, indexing="ij")
-        n = L.numel()
-        lab = torch.stack([L[:, None, None].expand(n, G, G), A.expand(n, G, G), B.expand(n, G, G)], 1)
-        rgb = lab_to_rgb(lab, clip=False)  # (n, 3, G, G)
-        fz = (L[:, None, None] + 16.0) / 116.0 - B / 200.0  # kornia clamps fz at 0: Z < 0 is out
-        ok = ((rgb >= 0.0) & (rgb <= 1.0)).all(dim=1) & (fz >= 0)
-        return ok.any(dim=0)
-    raise ColorkitError(f"unknown gamut rule {rule!r}; expected one of {', '.join(GAMUT_RULES)}")
-
-
-def nearest_in_gamut(in_gamut: Tensor) -> Tensor:
-    """``(G*G,)`` int64: for each flat cell, the nearest in-gamut flat cell (itself if in
-    gamut; squared grid distance, ties to the lower flat index)."""
-    ok = in_gamut.reshape(-1).cpu()
-    ii, jj = torch.meshgrid(torch.arange(G), torch.arange(G), indexing="ij")
-    pos = torch.stack([ii.reshape(-1), jj.reshape(-1)], 1)  # (G*G, 2)
-    cand = torch.nonzero(ok).squeeze(1)  # (Q,)
-    if cand.numel() == 0:
-        raise ColorkitError("no in-gamut cells: expected at least one")
-    d = ((pos[:, None, :] - pos[cand][None, :, :]) ** 2).sum(-1)  # (G*G, Q)
-    return cand[d.argmin(dim=1)]
-
-
-# ----------------------------------------------------------------------------- weights
-def _gaussian_smooth(p: Tensor, sigma: float) -> Tensor:
-    """Smooth ``(G, G)`` with a Gaussian of ``sigma`` Lab units (zero padding)."""
-    if sigma <= 0:
-        return p.clone()
-    s = sigma / BIN_STEP  # in cells
-    r = max(1, math.ceil(3 * s))
-    x = torch.arange(-r, r + 1, dtype=p.dtype)
-    k = torch.exp(-(x**2) / (2 * s * s))
-    k = k / k.sum()
-    img = p[None, None]
-    img = F.conv2d(F.pad(img, (r, r, 0, 0)), k.view(1, 1, 1, -1))
-    img = F.conv2d(F.pad(img, (0, 0, r, r)), k.view(1, 1, -1, 1))
-    return img[0, 0]
-
-
-def colourfulness_weights(
-    p: Tensor, in_gamut: Tensor, *, weighting: str = "rebalanced", lam: float = 0.5, sigma: float = 5.0
-) -> tuple[Tensor, Tensor]:
-    """``(p_smoothed, weights)`` (each ``(G, G)`` float64) from the empirical cell
-    probabilities ``p`` (zero outside gamut). Out-of-gamut cells get the weight of their
-    nearest in-gamut cell. See the module docstring for the formulas."""
-    if weighting not in WEIGHTINGS:
-        raise ColorkitError(f"unknown weighting {weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
-    if not 0.0 < lam <= 1.0:
-        raise ColorkitError(f"lam {lam!r} out of range; expected 0 < lam <= 1")
-    if sigma < 0:
-        raise ColorkitError(f"sigma {sigma!r} out of range; expected >= 0 Lab units")
-    p = p.to(torch.float64)
-    mask = in_gamut.to(torch.bool)
-    q = int(mask.sum())
-    p_s = _gaussian_smooth(p, sigma) * mask
-    p_s = p_s / p_s.sum()
-    if weighting == "rebalanced":
-        w = 1.0 / ((1.0 - lam) * p_s + lam / q)
-        w = w / (p * w).sum()
-    else:
-        w = torch.zeros_like(p)
-        occupied = p > 0
-        w[occupied] = 1.0 / p[occupied]
-        w[~occupied] = w[occupied].max()
-    w = w.reshape(-1)[nearest_in_gamut(mask)].view(G, G)
-    return p_s, w
 
 
 # ----------------------------------------------------------------------------- ColorStats
@@ -286,9 +152,7 @@ class ColorStats:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a safetensors file (tensors + string metadata), atomically and
-        byte-reproducibly (see :func:`colorkit.core.checkpoint.save_tensors`)."""
-        from colorkit.core.checkpoint import save_tensors
-
+        byte-reproducibly (see :func:`colorkit.core.tensorfile.save_tensors`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {str(k): str(v) for k, v in self.meta.items()}
@@ -352,65 +216,23 @@ class ColorStats:
         }
 
 
+def load_method_checkpoint(directory: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """A method saved by :func:`colorkit.core.checkpoint.save_component` with its colour
+    statistics: ``stats.safetensors`` of the checkpoint folder (unless ``stats=`` is given)
+    is passed to the method's factory; ``kwargs`` go to :func:`~colorkit.core.checkpoint.load_component`."""
+    from colorkit.core.checkpoint import load_component, regular_file, resolve_dir
+
+    folder = resolve_dir(directory)
+    stats_path = folder / CHECKPOINT_FILE
+    if "stats" not in kwargs and os.path.lexists(stats_path):
+        kwargs["stats"] = ColorStats.load(regular_file(stats_path, "colour statistics file"))
+    return load_component(folder, **kwargs)
+
+
 # ----------------------------------------------------------------------------- computing
 def _chunks(n: int, size: int):
     for start in range(0, n, size):
         yield range(start, min(n, start + size))
-
-
-def _flip_signs(comps: Tensor) -> Tensor:
-    """Deterministic signs: the largest-magnitude entry of each component is positive."""
-    idx = comps.abs().argmax(dim=1, keepdim=True)
-    signs = torch.sign(torch.gather(comps, 1, idx))
-    signs[signs == 0] = 1
-    return comps * signs
-
-
-def _top_eigh(a: Tensor, k: int, *, tol: float = 1e-9, max_iter: int = 400) -> tuple[Tensor, Tensor]:
-    """Top-``k`` eigenpairs of a symmetric PSD matrix ``a`` ``(n, n)``: ``(evals (k,)``
-    descending, ``evecs (n, k))``. Full ``eigh`` up to n = 512; above, block subspace
-    iteration with Rayleigh-Ritz (block 2k + 10) until every residual
-    ``||a v - lambda v||`` is below ``tol * lambda_1`` (full ``eigh`` if it has not
-    converged after ``max_iter`` steps). Both are exact to that tolerance; the iteration
-    costs O(n^2 k) per step instead of eigh's O(n^3) (n = 8192: ~2 s instead of ~5 min on
-    2 cores)."""
-    n = a.shape[0]
-    if n <= 512:
-        evals, evecs = torch.linalg.eigh(a)
-        return evals.flip(0)[:k], evecs.flip(1)[:, :k]
-    m = min(n, 2 * k + 10)
-    gen = torch.Generator().manual_seed(0)
-    q = torch.linalg.qr(torch.randn(n, m, generator=gen, dtype=a.dtype)).Q
-    for it in range(max_iter):
-        q = torch.linalg.qr(a @ q).Q
-        if it % 5 == 4:
-            ev, w = torch.linalg.eigh(q.T @ a @ q)
-            ev, w = ev.flip(0), w.flip(1)
-            q = q @ w  # Ritz vectors, descending
-            top, lam = q[:, :k], ev[:k]
-            resid = (a @ top - top * lam).norm(dim=0)
-            if bool((resid <= tol * ev[0].abs()).all()):
-                return lam, top
-    evals, evecs = torch.linalg.eigh(a)
-    return evals.flip(0)[:k], evecs.flip(1)[:, :k]
-
-
-def _pca_in_memory(xc: Tensor, k: int) -> tuple[Tensor, Tensor, str]:
-    """Top-``k`` ``(variances (k,), components (k, D), method)`` of centred data
-    ``xc`` ``(N, D)`` float64. Up to 512 rows: ``torch.linalg.svd``. Above: the same SVD
-    through the Gram matrix (``xc = U S V^T``, ``xc xc^T = U S^2 U^T``,
-    ``V = xc^T U S^-1``), 10x faster on CPU (1024 x 8192: 0.9 s vs 9 s)."""
-    n = xc.shape[0]
-    if n <= 512:
-        # SVD of the tall transpose (xc^T = V S U^T): LAPACK is much faster on tall input.
-        v, s, _ = torch.linalg.svd(xc.T, full_matrices=False)
-        return (s[:k] ** 2) / (n - 1), v[:, :k].T, "svd"
-    evals, u = _top_eigh(xc @ xc.T, k)
-    s = evals.clamp(min=0.0).sqrt()
-    comps = (u.T @ xc) / s.clamp(min=1e-300)[:, None]
-    q, r = torch.linalg.qr(comps.T)  # clean up round-off: orthonormal, same order and signs
-    comps = (q * torch.sign(r.diagonal())).T
-    return evals / (n - 1), comps, "svd-gram"
 
 
 class StatsConfig(BaseModel):
@@ -474,7 +296,7 @@ def compute_stats(
     PCA is exact: an SVD of the centred ``(N, 2*H*W)`` float64 data when
     ``N * 2*H*W <= 2**25`` (4096 images at 64x64), else a streaming float64 covariance
     (``batch_size`` images at a time, memory independent of N; O(N D^2): ~1.2 s per 256
-    images at 64x64 on 2 CPU cores) and its top-k eigenvectors (:func:`_top_eigh`). Raises
+    images at 64x64 on 2 CPU cores) and its top-k eigenvectors (:func:`colorkit.core.pca.top_eigh`). Raises
     :class:`ColorkitError` if the training split has ``k`` images or fewer. The options are
     ``config`` (a :class:`StatsConfig`) or its fields as keywords (``k=``, ``weighting=``, ...).
     """
@@ -515,19 +337,19 @@ def compute_stats(
         mean = data.mean(0)
         data -= mean
         total_var = float((data**2).sum() / (n - 1))
-        var, comps, method = _pca_in_memory(data, k)
+        var, comps, method = pca_in_memory(data, k)
         del data
     else:
         mean = sum_x / n
         cov = (sum_xx - n * torch.outer(mean, mean)) / (n - 1)
         del sum_xx
         total_var = float(torch.diagonal(cov).sum())
-        evals, evecs = _top_eigh(cov, k)
+        evals, evecs = top_eigh(cov, k)
         var, comps = evals, evecs.T
         del cov
         method = "covariance-eigh"
     var = var.clamp(min=0.0)
-    comps = _flip_signs(comps)
+    comps = flip_signs(comps)
     explained = float(var.sum()) / total_var if total_var > 0 else math.nan
 
     p = counts.to(torch.float64) / counts.sum()

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from colorkit.core.interfaces import Metric
+from colorkit.core.interfaces import Metric, RatioMetric
 from colorkit.core.registry import KINDS, Entry
 
 AB_LIMIT = 1.5  # |ab/128| beyond this means the values are not in paper units
@@ -61,7 +61,7 @@ def hook_for(obj: Any, kind: str | None = None) -> str:
     if kind is None and isinstance(obj, type):
         from colorkit.core import interfaces as I
 
-        bases = {I.Metric: "metric", I.Method: "conditional_model", I.DecoderLoss: "decoder_loss",
+        bases = {I.Metric: "metric", I.Method: "method", I.DecoderLoss: "decoder_loss",
                  I.Backbone: "backbone", I.Embedder: "embedder"}
         kind = next((k for base, k in bases.items() if issubclass(obj, base)), None)
     return _HOOK_FOR_KIND.get(kind or "", "register_<kind>s, e.g. register_metrics")
@@ -107,7 +107,7 @@ def _build(e: Entry, stats: Any, image_size: int | None, **extra: Any) -> Any:
     kw: dict[str, Any] = {"preset": "tiny", **extra} if "preset" in fields else dict(extra)
     if image_size is not None and "image_size" in fields:
         kw["image_size"] = image_size
-    if e.kind in {"conditional_model"}:
+    if e.kind in {"method"}:
         kw["stats"] = stats
     if e.kind == "metric":
         return e.factory(stats=stats)
@@ -122,7 +122,7 @@ def _meta_data(what: str, obj: Any, s: int, batch: int) -> tuple[Any, dict[str, 
     from colorkit.data import prepare
     from colorkit.data.meta import load_meta
 
-    spec = getattr(obj, "contract_dataset", None)
+    spec = obj.contract_dataset
     if not spec:
         _fail(what, "declares uses_meta = True but names no contract_dataset (a data set with per-image "
                     "metadata to check it on)")
@@ -137,7 +137,7 @@ def _meta_data(what: str, obj: Any, s: int, batch: int) -> tuple[Any, dict[str, 
 def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
     from colorkit.core.checkpoint import load_component, save_component
 
-    method = obj.kind == "conditional_model"
+    method = obj.kind == "method"
     try:
         save_component(obj, tmp / "ckpt", stats=stats if method else None)
         # Rebuild under another RNG state, as a new process would: random state kept outside
@@ -176,14 +176,17 @@ def _backward(what: str, loss: Tensor, params: list[nn.Parameter]) -> None:
 # ------------------------------------------------------------------ per kind
 def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int | None = None, k: int = 3,
                  batch: int = 2, seed: int = 0, tmp_dir: str | Path | None = None, train_steps: int = 2) -> None:
-    """Contract of a conditional model: builds from ``preset="tiny"`` + ``stats``, every
+    """Contract of a method: builds from ``preset="tiny"`` + ``stats``, every
     stage takes engine steps with finite losses and changes its modules, ``sample`` gives
     ``(B, k, 2, H, W)`` in ab / 128, reproducible under a seed for every sampling mode,
     and the same samples after a save/load round trip."""
     from colorkit.train.engine import TrainConfig, Trainer
 
-    e = find_entry(obj, "conditional_model")
+    e = find_entry(obj, "method")
     what = _check_entry(e)
+    if stats is None:
+        _fail(what, "a method needs colour statistics: pass stats= (a ColorStats, e.g. the colorkit_tiny_stats "
+                    "fixture of colorkit.testing, or colorkit.core.stats.load_or_compute_stats(dataset))")
     s = image_size or int(getattr(stats, "image_size", 64))
     torch.manual_seed(seed)
     m = _build(e, stats, s)
@@ -346,6 +349,11 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     update; the value does not depend on how the images are cut into batches (streaming
     state summed correctly); ``reset`` clears the state; ``per_image`` (the base class's
     path) gives one value per image; a second instance computes the same value."""
+    undeclared = [a for a in ("units", "higher_is_better") if not _declared(e.factory, a)]
+    if undeclared:
+        _fail(what, f"declares no {' and no '.join(undeclared)}: set the class attributes units (what the value is "
+                    "measured in, written beside it, e.g. 'ab/128') and higher_is_better (True, False, or None when "
+                    "neither direction is better); the base class's values are only fallbacks")
     m = _build(e, stats, None)
     if m.higher_is_better not in (True, False, None) or not isinstance(m.units, str) or not m.units:
         _fail(what, "must declare higher_is_better (True, False or None) and units (a non-empty string)")
@@ -387,40 +395,13 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
             _fail(what, f"per_image returned shape {tuple(vals.shape)}, expected one value per image ({n},)")
 
 
-def _check_dataset(e: Any, what: str) -> None:
-    """A data set factory gives an existing path, a Source whose first records are
-    well-formed, or a Recipe with a file name, an image count and a split rule. A family
-    (name ending in ``:``) is built with its factory's ``example_variant`` when it has one."""
-    from itertools import islice
+def _declared(cls: Any, attr: str) -> bool:
+    """Whether ``cls`` or one of its own bases (not colorkit's metric base classes) sets ``attr``."""
+    own = [c for c in getattr(cls, "__mro__", ()) if c not in _METRIC_BASES]
+    return any(attr in vars(c) for c in own)
 
-    from colorkit.data.recipes import Recipe
-    from colorkit.data.sources import Record, Source
 
-    if e.name.endswith(":"):
-        example = getattr(e.factory, "example_variant", None)
-        if example is None:
-            return
-        made = e.factory(variant=example)
-    else:
-        made = e.factory()
-    if isinstance(made, Recipe):
-        if not made.filename or made.n_images <= 0 or not isinstance(made.split_rule.get("test_size"), int):
-            _fail(what, f"recipe {made!r} lacks a file name, an image count or a split rule test_size")
-        for value, n in ((made.md5, 32), (made.sha256, 64)):
-            if value is not None and (len(value) != n or any(c not in "0123456789abcdef" for c in value)):
-                _fail(what, f"recipe checksum {value!r} is not {n} lowercase hexadecimal digits")
-        return
-    if isinstance(made, Source):
-        if not isinstance(made.fingerprint(), str):
-            _fail(what, "Source.fingerprint() did not return a string")
-        for rec in islice(made.records(0), 3):
-            if not isinstance(rec, Record) or not isinstance(rec.key, str) or (
-                    rec.data is None and rec.image is None and rec.path is None and rec.reason is None):
-                _fail(what, f"Source.records() gave {rec!r}; expected Records with a key and data, image or path")
-        return
-    p = Path(made)
-    if not p.exists():
-        _fail(what, f"returned {p}, which does not exist")
+_METRIC_BASES = frozenset(RatioMetric.__mro__)
 
 
 def check_component(obj: Any, kind: str | None = None, *, stats: Any = None, image_size: int | None = None,
@@ -429,11 +410,13 @@ def check_component(obj: Any, kind: str | None = None, *, stats: Any = None, ima
     e = find_entry(obj, kind)
     what = _check_entry(e)
     s = image_size or int(getattr(stats, "image_size", 32))
-    if e.kind == "conditional_model":
+    if e.kind == "method":
         check_method(e.factory, stats=stats, image_size=s, tmp_dir=tmp_dir, dataset=dataset)
         return
     if e.kind == "dataset":
-        _check_dataset(e, what)
+        from colorkit.testing.dataset_contract import check_dataset_entry
+
+        check_dataset_entry(e, what)
         return
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(dir=tmp_dir) as td:

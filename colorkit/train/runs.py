@@ -24,14 +24,15 @@ import torch
 from colorkit import __version__
 from colorkit.core.checkpoint import (
     atomic_write_text,
-    load_component,
     lock_dir,
     read_json,
     read_meta,
     resolve_dir,
     write_component,
 )
-from colorkit.core.registry import ColorkitError
+from colorkit.core.interfaces import BuildContext
+from colorkit.core.registry import ColorkitError, canonical_kind
+from colorkit.core.stats import load_method_checkpoint
 from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
 from colorkit.train.engine import TrainConfig, Trainer, resolve_device
 
@@ -68,7 +69,7 @@ def check_options(method: str, preset: str, options: dict[str, Any] | None) -> N
     """Validate a method's preset and options before any expensive work."""
     from colorkit.core.plugin_manager import registry
 
-    factory = registry("conditional_model").get(method).factory
+    factory = registry("method").get(method).factory
     make = getattr(factory, "make_config", None)
     if make is None:
         return
@@ -90,13 +91,12 @@ def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any
     from colorkit.api import create_method
     from colorkit.core.plugin_manager import registry
 
-    entry = registry("conditional_model").get(method)
+    entry = registry("method").get(method)
     kwargs = dict(options or {})
-    fields = getattr(getattr(entry.factory, "Config", None), "model_fields", {})
-    if "cache_dir" in fields and "cache_dir" not in kwargs and dataset is not None:
-        kwargs["cache_dir"] = str(Path(dataset.root) / "backbones")
-    if "image_size" in fields and "image_size" not in kwargs and dataset is not None:
-        kwargs["image_size"] = dataset.size
+    from_context = getattr(entry.factory, "options_from_context", None)  # a Method class; a plain factory has none
+    if dataset is not None and from_context is not None:
+        context = BuildContext(cache_dir=str(Path(dataset.root) / "backbones"), image_size=dataset.size)
+        kwargs = {**from_context(context), **kwargs}
     try:
         return create_method(method, stats=stats, preset=preset, **kwargs)
     except ColorkitError:
@@ -121,7 +121,7 @@ def components_used(method: str, config: Any) -> dict[str, dict[str, str]]:
 
     from colorkit.core.plugin_manager import registry
 
-    wanted = [("conditional_model", method)]
+    wanted = [("method", method)]
     fields = config.model_dump() if hasattr(config, "model_dump") else dict(config or {})
     for field, kind in _NEEDED_KINDS.items():
         if isinstance(fields.get(field), str):
@@ -152,6 +152,7 @@ def check_components_installed(info: dict[str, Any], run_dir: Path) -> None:
         if not isinstance(key, str) or ":" not in key:
             continue
         kind, name = key.split(":", 1)
+        kind = canonical_kind(kind, warn=False)  # a run saved under a former kind name
         try:
             installed = name in registry(kind)
         except ColorkitError:
@@ -313,7 +314,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     if problems:
         raise ColorkitError(f"{path} lacks valid {', '.join(problems)}")
     meta = read_meta(resolve_dir(run_dir))
-    if meta.get("kind") != "conditional_model" or meta.get("name") != info["method"]:
+    if meta.get("kind") != "method" or meta.get("name") != info["method"]:
         raise ColorkitError(
             f"{run_dir}: run.json says method {info['method']!r} but model.json holds the "
             f"{meta.get('kind')} {meta.get('name')!r}; refusing a run whose weights are not its method's"
@@ -337,8 +338,8 @@ class Colorizer:
         self.info = read_run(self.run_dir)
         self.device = resolve_device(device)
         check_components_installed(self.info, self.run_dir)
-        self.method = load_component(self.run_dir, kind="conditional_model", name=self.info["method"],
-                                     map_location=self.device)
+        self.method = load_method_checkpoint(self.run_dir, kind="method", name=self.info["method"],
+                                             map_location=self.device)
         self.method.eval()
         if hasattr(self.method.stats, "to"):
             self.method.stats = self.method.stats.to(self.device)

@@ -1,4 +1,4 @@
-"""Entry point ``baselines``: registers the paper's baselines (section 5) as conditional models."""
+"""Entry point ``baselines``: registers the paper's baselines (section 5) as methods."""
 
 from __future__ import annotations
 
@@ -9,6 +9,6 @@ from .cvae import CVAE
 
 
 @hookimpl
-def register_conditional_models(register) -> None:
+def register_methods(register) -> None:
     register("cvae", CVAE, description="conditional VAE baseline (paper 6.3): 256 z ~ N(0, I) samples, k-means centres")
     register("cgan", CGAN, description="pix2pix cGAN baseline (paper 5): 256 dropout samples, k-means centres")

@@ -40,7 +40,7 @@ def register_backbones(register) -> None:
 
 
 @hookimpl
-def register_conditional_models(register) -> None:
+def register_methods(register) -> None:
     register("mdn", MDNMethod, description="VAE embedding + MDN on grey features (Deshpande et al. 2017)")
     register("mdn-skip", MDNSkipMethod, description="'ours+skip': as mdn with the vae-skip embedder")
     register("colornet", ColorNetColorizer,

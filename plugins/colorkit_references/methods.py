@@ -1,6 +1,6 @@
 """Reference methods: what a benchmark must beat before a method can claim anything.
 
-Each is a registered conditional model with ``role = "reference"``: ``colorkit bench``
+Each is a registered method with ``role = "reference"``: ``colorkit bench``
 scores them beside the learned methods (unless ``--no-references``) and states, for every
 learned method, which of them it beats with a paired bootstrap interval. All but ``grey``
 look at the training split once (in the ``setup`` of a stage with no epochs) and never at

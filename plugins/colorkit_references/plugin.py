@@ -8,7 +8,7 @@ from .methods import GreyReference, MeanFieldReference, PriorKMeansReference, Pr
 
 
 @hookimpl
-def register_conditional_models(register) -> None:
+def register_methods(register) -> None:
     register("grey", GreyReference, description="reference: ab = 0 everywhere (the grey input)")
     register("mean-field", MeanFieldReference, description="reference: the training split's mean colour field")
     register("prior-samples", PriorSamplesReference,

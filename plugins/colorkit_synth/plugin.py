@@ -33,7 +33,7 @@ def register_metrics(register) -> None:
 
 
 @hookimpl
-def register_conditional_models(register) -> None:
+def register_methods(register) -> None:
     from .oracle import Oracle
 
     register("oracle", Oracle, description="reference: renders each synth image's true themes, most probable first")

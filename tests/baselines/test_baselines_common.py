@@ -19,7 +19,7 @@ def _make(name: str, stats, **fields) -> Method:
 
 def test_registered_with_descriptions():
     for name in NAMES:
-        entry = colorkit.core.plugin_manager.registry("conditional_model").get(name)
+        entry = colorkit.core.plugin_manager.registry("method").get(name)
         assert entry.description and entry.plugin == "baselines"
 
 
@@ -65,7 +65,7 @@ def test_checkpoint_round_trip_gives_the_same_samples(name, stats, batch, tmp_pa
     m = _make(name, stats)
     train_steps(m, batch, 2)  # BatchNorm running statistics are no longer the defaults
     save_component(m, tmp_path / "ckpt")
-    loaded = load_component(tmp_path / "ckpt", kind="conditional_model", name=name, stats=stats)
+    loaded = load_component(tmp_path / "ckpt", kind="method", name=name, stats=stats)
     assert type(loaded) is type(m) and loaded.config == m.config
     grey = batch["grey"][:2]
     a = m.sample(grey, 3, generator=torch.Generator().manual_seed(9))

@@ -71,8 +71,9 @@ def test_option_takes_a_single_name(stats16):
 
 
 def test_saved_configs_with_the_former_field_load(stats16):
-    m = create_method("mdn", stats=stats16, preset="tiny", image_size=S, use_cache=False,
-                      loss_weights={"l2": 1.0, "grad": 0.5})
+    with pytest.warns(DeprecationWarning, match="loss_weights is deprecated; use decoder_loss"):
+        m = create_method("mdn", stats=stats16, preset="tiny", image_size=S, use_cache=False,
+                          loss_weights={"l2": 1.0, "grad": 0.5})
     assert m.config.decoder_loss == {"l2": 1.0, "grad": 0.5}
 
 

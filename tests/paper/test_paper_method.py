@@ -12,8 +12,9 @@ from colorkit_paper.method import MDNMethod, MDNSkipMethod
 from paper_helpers import Split, run_stage, structured_batch
 
 from colorkit import ColorkitError, create_method
-from colorkit.core.checkpoint import load_component, save_component
+from colorkit.core.checkpoint import save_component
 from colorkit.core.interfaces import StageEnd
+from colorkit.core.stats import load_method_checkpoint
 
 S = 16
 
@@ -93,13 +94,24 @@ def test_sampling(name, stats16):
         m.sample(grey, 2, mode="beam")
 
 
+def test_directly_built_method_keeps_its_name(stats16, tmp_path):
+    """``MDNMethod(...)`` built from its class, not through the registry: it is ``mdn``, its
+    checkpoint says so, and loads back as ``mdn``."""
+    m = MDNMethod(preset="tiny", stats=stats16, image_size=S, use_cache=False)
+    assert m.registry_name == "mdn" and MDNSkipMethod(preset="tiny", stats=stats16, image_size=S).registry_name \
+        == "mdn-skip"
+    save_component(m, tmp_path / "ckpt", stats=stats16)
+    back = load_method_checkpoint(tmp_path / "ckpt", kind="method", name="mdn")
+    assert type(back) is MDNMethod and back.registry_name == "mdn"
+
+
 def test_checkpoint_round_trip(stats16, tmp_path):
     m = tiny("mdn-skip", stats16, mdn_dropout=0.3)
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.01 * torch.randn_like(p))
     save_component(m, tmp_path / "ckpt", stats=stats16)
-    back = load_component(tmp_path / "ckpt")
+    back = load_method_checkpoint(tmp_path / "ckpt")
     assert type(back) is MDNSkipMethod and back.config == m.config
     grey = structured_batch(2, S)["grey"]
     torch.testing.assert_close(back.sample(grey, 3), m.sample(grey, 3))
@@ -187,7 +199,7 @@ def test_a_checkpoint_from_before_the_kept_codes_still_loads(stats16, tmp_path):
     weights = tmp_path / "ckpt" / "model.safetensors"
     old = {k: v for k, v in load_tensors(weights).items() if k not in ("codes", "codes_count")}
     save_tensors(weights, old)
-    back = load_component(tmp_path / "ckpt")
+    back = load_method_checkpoint(tmp_path / "ckpt")
     grey = structured_batch(2, S)["grey"]
     torch.testing.assert_close(back.sample(grey, 3), m.sample(grey, 3))
     with pytest.raises(ColorkitError, match="train it first"):
@@ -195,7 +207,7 @@ def test_a_checkpoint_from_before_the_kept_codes_still_loads(stats16, tmp_path):
     del old[next(k for k in old if k.startswith("mdn."))]  # any other tensor is still required
     save_tensors(weights, old)
     with pytest.raises(ColorkitError, match="missing 1 tensors"):
-        load_component(tmp_path / "ckpt")
+        load_method_checkpoint(tmp_path / "ckpt")
 
 
 def test_random_resized_crops_cut_ab_and_grey_alike(stats16):

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from colorkit import api
-from colorkit.core.checkpoint import load_component, save_component
+from colorkit.core.checkpoint import save_component
 from colorkit.core.plugin_manager import all_entries
+from colorkit.core.stats import load_method_checkpoint
 
 S = 16
 OURS = [e for e in all_entries() if e.plugin == "paper"]
@@ -19,7 +20,7 @@ OURS = [e for e in all_entries() if e.plugin == "paper"]
 def _build(entry, stats):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # timm: random-init warning
-        if entry.kind == "conditional_model":
+        if entry.kind == "method":
             return api.create_method(entry.name, stats=stats, preset="tiny", image_size=S)
         fields = entry.factory.Config.model_fields
         kw = {"image_size": S} if "image_size" in fields else {}
@@ -42,7 +43,7 @@ def _exercise(obj, kind, stats):
         loss = obj(pred, ab, stats)
         assert loss.shape == (2,)
         return loss.sum(), loss
-    if kind == "conditional_model":
+    if kind == "method":
         return None, obj.sample(grey, 3)
     raise AssertionError(kind)
 
@@ -51,8 +52,8 @@ def test_plugin_registers_everything():
     names = {(e.kind, e.name) for e in OURS}
     assert names == {("embedder", "vae"), ("embedder", "vae-skip"), ("backbone", "colornet"), ("backbone", "timm:"),
                      ("backbone", "effnet-lite0"),
-                     ("conditional_model", "mdn"), ("conditional_model", "mdn-skip"),
-                     ("conditional_model", "colornet")} | {
+                     ("method", "mdn"), ("method", "mdn-skip"),
+                     ("method", "colornet")} | {
         ("decoder_loss", n) for n in ("l2", "hist", "mah", "grad", "paper")}
     assert all(e.description for e in OURS)
 
@@ -63,10 +64,10 @@ def test_build_forward_backward_round_trip(entry, stats16, tmp_path):
     loss, out = _exercise(obj, entry.kind, stats16)
     if loss is not None and loss.requires_grad:
         loss.backward()
-    save_component(obj, tmp_path / "ckpt", stats=stats16 if entry.kind == "conditional_model" else None)
+    save_component(obj, tmp_path / "ckpt", stats=stats16 if entry.kind == "method" else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        back = load_component(tmp_path / "ckpt", kind=entry.kind, name=entry.name)
+        back = load_method_checkpoint(tmp_path / "ckpt", kind=entry.kind, name=entry.name)
     assert type(back) is type(obj) and back.config == obj.config
     obj.eval()
     back.eval()

@@ -9,7 +9,7 @@ from colorkit_knn import ChromaRatio, KNNColorizer
 
 
 @hookimpl
-def register_conditional_models(register) -> None:
+def register_methods(register) -> None:
     register("knn", KNNColorizer, description="k-nearest-neighbour colour transfer from a bank of training images")
 
 
