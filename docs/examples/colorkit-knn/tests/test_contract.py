@@ -13,9 +13,7 @@ from colorkit_knn import ChromaRatio, KNNColorizer
 
 
 def test_registered_from_this_distribution():
-    from colorkit.core.plugin_manager import registry
-
-    entry = registry("method").get("knn")
+    entry = colorkit.registry("method").get("knn")
     assert entry.factory is KNNColorizer and entry.distribution == "colorkit-knn"
 
 
