@@ -22,14 +22,11 @@ from pydantic import BaseModel
 
 from colorkit.core.registry import ColorkitError
 
-# Help for fields that carry no docstring yet (the engine's TrainConfig), by field name.
+# Help for fields documented neither by a docstring nor by a trailing comment (in the
+# engine's TrainConfig), by field name.
 FALLBACK_HELP = {
     "seed": "Seed of training (initial weights, batch order, noise).",
-    "epochs": "Epochs for every stage [default: the preset's].",
     "device": "auto, cpu, cuda or cuda:N.",
-    "precision": "auto: bf16 autocast on CUDA, fp32 elsewhere.",
-    "compile": "torch.compile the model's sub-modules (GPU runs).",
-    "loader_workers": "DataLoader processes [default: 0 on CPU, up to 4 on CUDA].",
 }
 
 
@@ -42,7 +39,7 @@ def _apply(fn: Callable, options: list[Callable]) -> Callable:
 @functools.cache
 def _attribute_docs(model: type[BaseModel]) -> dict[str, str]:
     """``{field: docstring}`` of the string literals written under fields in ``model``'s
-    class bodies (its bases' first)."""
+    class bodies, or their trailing ``# comment`` (its bases' first)."""
     docs: dict[str, str] = {}
     for klass in reversed(model.__mro__):
         if not (isinstance(klass, type) and issubclass(klass, BaseModel)) or klass is BaseModel:
@@ -51,10 +48,15 @@ def _attribute_docs(model: type[BaseModel]) -> dict[str, str]:
             body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
         except (OSError, TypeError, IndexError, AttributeError, SyntaxError):
             continue
-        for stmt, nxt in zip(body, body[1:]):
-            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)
-                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+        lines = textwrap.dedent(inspect.getsource(klass)).splitlines()
+        for i, stmt in enumerate(body):
+            if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+                continue
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
                 docs[stmt.target.id] = inspect.cleandoc(nxt.value.value)
+            elif "  # " in lines[stmt.end_lineno - 1]:  # a trailing comment documents the field
+                docs[stmt.target.id] = lines[stmt.end_lineno - 1].split("  # ", 1)[1].strip()
     return docs
 
 

@@ -81,7 +81,7 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
     exists (an interrupted ablation) is reused only when it was made with the same
     settings; otherwise this fails, naming the settings that differ."""
     from colorkit.core.stats import load_or_compute_stats
-    from colorkit.train.config import DataConfig
+    from colorkit.train.config import DataConfig, environment
     from colorkit.train.engine import TrainConfig, Trainer
     from colorkit.train.runs import build_method
 
@@ -137,5 +137,6 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
         "variants": {v: {"weights": VARIANTS[v], **results[v]} for v in VARIANTS},
         "units": "ab/128; weighted errors multiply by the colourfulness weight (mean 1 over training pixels)",
         "dataset": str(ds.source), "preset": preset, "seed": seed, "test_images": int(len(ds.test_idx)),
+        "environment": environment(),
     }, indent=2))
     return text

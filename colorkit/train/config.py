@@ -74,15 +74,13 @@ class DataConfig(_Section):
     """Which images, at what size, split how (see :func:`colorkit.data.prepare`)."""
 
     dataset: str = "demo"
-    """Folder of images, .tar, .tar.gz or .zip archive, LMDB directory, or a registered data set name
-    (see `colorkit plugins`)."""
+    """Folder of images, .tar, .tar.gz or .zip archive, LMDB directory or registered data set name."""
     size: int = Field(64, ge=8)
     """Side of the square images, in pixels."""
     crop: bool = False
     """Centre-crop to a square before resizing (default: the paper's straight resize)."""
     split_seed: int = 0
-    """Seed of the random train/test split (not of training: runs with several training seeds share one test
-    set)."""
+    """Seed of the random train/test split (not of training: every training seed shares one test set)."""
     test_size: int | None = Field(None, ge=0)
     """Test images [default: min(1000, max(1, round(0.1 N)), N - 1)]."""
     cache_dir: str | None = None
