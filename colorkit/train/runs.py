@@ -194,16 +194,12 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
 
 def train_config(config: RunConfig, *, out: str | Path | None = None, resume: bool = False, prepared: Any = None,
                  stats: Any = None) -> Path:
-    """Train the run ``config`` describes into a run directory (default ``runs/METHOD``);
-    returns it. The whole configuration is written into ``run.json`` (``"config"``), with
-    the environment variables that override settings (``"environment"``).
-
-    ``prepared`` (the prepared data set) and ``stats`` (its colour statistics) skip
-    preparing and computing them when the caller has them already.
-
-    The run directory is locked for the whole call (a second training into it fails with
-    a one-line error) and checked to be writable before any work. A finished run is never
-    overwritten: ``resume=True`` on one says so and returns it untouched."""
+    """Train the run ``config`` describes into a run directory (default ``runs/METHOD``) and
+    return it; ``run.json`` holds the whole ``"config"`` and the ``"environment"`` overrides.
+    ``prepared`` (the prepared data set) and ``stats`` (its colour statistics) spare
+    preparing and computing them. The run directory is locked for the whole call (a second
+    training into it fails with a one-line error) and checked to be writable before any
+    work. A finished run is never overwritten: ``resume=True`` on one returns it untouched."""
     method = config.method.name
     out = run_dir_for(method, out)
     check_options(method, config.method.preset, config.method.options)
