@@ -196,9 +196,10 @@ def config_markdown() -> str:
 
     for title, model, text in (
         ("DataConfig", DataConfig, "the `data` section of `run.json`'s `config`: `--dataset`, `--size`, "
-                                   "`--crop`, `--seed`, `--test-size`, `--cache-dir`."),
+                                   "`--crop`, `--split-seed` (`--seed` of `data` and `stats`), `--test-size`, "
+                                   "`--cache-dir`."),
         ("StatsConfig", StatsConfig, "the `stats` section: the colour statistics a method trains with "
-                                     "(`--weighting`; `colorkit stats --k`)."),
+                                     "(`--weighting`; `colorkit stats --components`)."),
         ("SampleConfig", SampleConfig, "sampling settings at `colorize` and `bench` time (`--option mode=...`, "
                                        "`--option <a field in the method's sample_options>=...`)."),
     ):

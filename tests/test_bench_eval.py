@@ -226,10 +226,41 @@ def test_plugin_metric_and_test_dataset_in_every_output(metric_plugin, folder, p
     assert "ck_mean_a [ab/128 (a channel)]" in (out / "results.csv").read_text().splitlines()[0]
     md = (out / "results.md").read_text()
     assert "ck_mean_a" in md and "ab/128 (a channel)" in md
+    assert "| 0 [0, 0] |" in md  # every metric's table carries its interval (grey's ck_mean_a)
     assert res["verdicts"] == {}  # only references were scored
+    for when in ("load_start", "load_end"):
+        assert set(res["machine"][when]) == {"load_1min", "cores", "busy"}
+    assert "openmp" in res["machine"] and "busy_cores_at_start" in res["machine"]
 
 
-def test_seeds_give_per_seed_values_and_spread(folder, tmp_path, capsys):
+def test_a_busy_machine_is_said_under_the_table():
+    from colorkit.eval.report import table_markdown
+
+    res = {"methods": {}, "metrics": {}, "test_set": {"name": "t"}, "seeds": [0], "split": {"test": 1}, "k": 2,
+           "preset": "tiny", "bootstrap": {"resamples": 10}, "dataset": {"name": "t"}, "budget": {},
+           "mixture_usage": {}, "units": {}, "verdicts": {},
+           "machine": {"load_start": {"load_1min": 3.9, "cores": 2, "busy": True},
+                       "load_end": {"load_1min": 0.2, "cores": 2, "busy": False}}}
+    assert "The machine was busy (1-minute load average 3.9 at the start, 0.2 at the end, on 2 cores)" in \
+        table_markdown(res)
+    res["machine"]["load_start"]["busy"] = False
+    assert "busy" not in table_markdown(res)
+
+
+def test_threads_must_be_a_number_or_auto(folder, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--methods", "cvae", "--dataset", str(folder), *TINY, "--out", str(tmp_path / "t"),
+              "--threads", "many"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "--threads must be a positive whole number or 'auto', got 'many'" in err
+
+
+def test_seeds_give_per_seed_values_and_spread(folder, tmp_path, capsys, monkeypatch):
+    """Two training seeds on one split (split seed 0); the environment overrides and the
+    machine are recorded in results.json and every run.json."""
+    monkeypatch.setenv("COLORKIT_LOSS_IMPL", "torch")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     out = tmp_path / "s"
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--methods", "cvae", "--dataset", str(folder), *TINY, "--out", str(out), "--seeds", "2",
@@ -243,7 +274,13 @@ def test_seeds_give_per_seed_values_and_spread(folder, tmp_path, capsys):
     assert per[0] != per[1]  # another training seed, another model
     assert row["error_of_best"] == pytest.approx(sum(per) / 2, abs=1e-9)
     for s in (0, 1):
-        assert json.loads((out / "runs" / "cvae" / f"seed-{s}" / "run.json").read_text())["seed"] == s
+        run = json.loads((out / "runs" / "cvae" / f"seed-{s}" / "run.json").read_text())
+        assert run["seed"] == s and run["config"]["train"]["seed"] == s
+        assert run["config"]["data"]["split_seed"] == 0  # every seed scored on one test set
+        assert {"COLORKIT_LOSS_IMPL": "torch", "OMP_WAIT_POLICY": "PASSIVE"}.items() <= run["environment"].items()
+    assert {"COLORKIT_LOSS_IMPL": "torch", "OMP_WAIT_POLICY": "PASSIVE"}.items() <= res["environment"].items()
+    assert res["config"]["data"]["split_seed"] == 0 and res["config"]["train"]["seed"] == 0
+    assert {"processor", "system", "load_average"} <= set(res["machine"])
     verdict = res["verdicts"]["cvae"]
     assert set(verdict["against"]) >= {"grey", "mean-field", "prior-samples", "prior-kmeans", "colornet"}
     md = (out / "results.md").read_text()
@@ -281,3 +318,68 @@ def test_an_option_a_reference_cannot_take_fails_before_training(folder, tmp_pat
                             "--option", "backbone=effnet-lite0", "--out", str(tmp_path / "b"), "-q"], capsys)
     one_line_error(code, err, "has no pretext classifier")
     assert "METHOD:KEY=VALUE" in err and not (tmp_path / "b" / "runs").exists()
+
+
+def test_mean_of_images_is_declared_not_guessed():
+    """Whether a metric gets a bootstrap interval is its class attribute ``mean_of_images``
+    (a metric with the base update/compute that declares False gets none; a ratio of sums
+    declares False)."""
+    from colorkit.core.interfaces import Metric, RatioMetric
+    from colorkit.eval.evaluate import metric_info
+    from colorkit.metrics import MAEAll
+
+    class Pooled(MAEAll):
+        """Declared not a mean over images."""
+
+        mean_of_images = False
+
+    assert Metric.mean_of_images and not RatioMetric.mean_of_images
+    info = metric_info({"mae_all": MAEAll(), "pooled": Pooled()})
+    assert info["mae_all"]["interval"] == "bootstrap"
+    assert info["pooled"]["interval"].startswith("none")
+
+
+def test_evaluate_feeds_every_metric_through_the_collection(prepared, reference_runs):
+    """Per-image values for the means over images (their mean is the value); the others
+    through their own update/compute."""
+    from colorkit.eval.evaluate import evaluate
+    from colorkit.metrics import MAEAll
+
+    class Pooled(MAEAll):
+        mean_of_images = False
+
+    test = prepared[0].split("test")
+    res = evaluate(reference_runs["grey"], test, {"mae_all": MAEAll(), "pooled": Pooled()}, k=2, seed=0,
+                   batch_size=3, mode=None)
+    v = res["per_image"]["mae_all"]
+    assert v.dtype == torch.float64 and v.shape == (len(test),) and res["per_image"]["pooled"] is None
+    assert res["values"]["mae_all"] == float(v.mean())
+    assert res["values"]["pooled"] == pytest.approx(float(v.mean()), abs=1e-12)
+
+
+def test_ablation_refuses_scores_made_with_other_settings(folder, tmp_path):
+    """A finished variant's scores.json is reused only with the settings it was made with
+    (it used to be reused whatever the preset, seed or data set)."""
+    from colorkit import ColorkitError
+    from colorkit.eval.ablation import VARIANTS, run_ablation, variant_settings
+    from colorkit.train.config import DataConfig
+
+    data = DataConfig(dataset=str(folder), size=32)
+    ds = data.prepare(progress=False)
+    root = tmp_path / "ablation"
+    fake = {"mae_all": 0.1, "mae_grid": 0.2, "wmae_all": 0.3, "wmae_grid": 0.4}
+    for slug, weights in zip(("l2", "mah", "full"), VARIANTS.values()):
+        (root / slug).mkdir(parents=True)
+        settings = variant_settings(method="mdn", preset="tiny", epochs=1, seed=0, weights=weights, ds=ds,
+                                    stats_config=None)
+        (root / slug / "scores.json").write_text(json.dumps({**fake, "settings": settings}))
+    text = run_ablation(preset="tiny", epochs=1, seed=0, out=str(tmp_path), progress=False, data=data)
+    assert "| 0.1000 | 0.2000 |" in text  # the same settings: reused, nothing trained
+    with pytest.raises(ColorkitError, match=r"other settings \(seed\)"):
+        run_ablation(preset="tiny", epochs=1, seed=1, out=str(tmp_path), progress=False, data=data)
+    with pytest.raises(ColorkitError, match=r"other settings \(epochs, preset\)"):
+        run_ablation(preset="small", epochs=2, seed=0, out=str(tmp_path), progress=False, data=data)
+    (root / "l2" / "scores.json").write_text(json.dumps(fake))  # written before the settings were recorded
+    with pytest.raises(ColorkitError, match="not recorded"):
+        run_ablation(preset="tiny", epochs=1, seed=0, out=str(tmp_path), progress=False, data=data)
+    assert not (root / "l2" / "train_state").exists()

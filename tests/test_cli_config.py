@@ -45,12 +45,14 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def colornet_run(folder, tmp_path_factory):
     """A tiny ``colornet`` run trained with --weighting inverse, --test-size and --crop,
-    through the former progress flag."""
+    through the former progress flag, with a training seed and COLORKIT_LOSS_IMPL set."""
     out = tmp_path_factory.mktemp("cfg-run") / "run"
-    with pytest.raises(SystemExit) as exc:
-        main(["train", "--method", "colornet", "--dataset", str(folder), "--preset", "tiny", "--epochs", "1",
-              "--size", "32", "--weighting", "inverse", "--test-size", "6", "--crop", "--out", str(out),
-              "--no-progress"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLORKIT_LOSS_IMPL", "torch")
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "--method", "colornet", "--dataset", str(folder), "--preset", "tiny", "--epochs", "1",
+                  "--size", "32", "--weighting", "inverse", "--test-size", "6", "--crop", "--out", str(out),
+                  "--seed", "2", "--no-progress"])
     assert exc.value.code == 0
     return out
 
@@ -62,6 +64,8 @@ def test_stats_options_reach_training_and_run_json_holds_the_tree(colornet_run):
     assert cfg["stats"]["weighting"] == "inverse" and cfg["data"]["test_size"] == 6 and cfg["data"]["crop"] is True
     assert cfg["method"] == {"name": "colornet", "preset": "tiny", "options": {}}
     assert cfg["train"]["epochs"] == 1 and cfg["train"]["progress"] is False
+    assert cfg["train"]["seed"] == 2 and cfg["data"]["split_seed"] == 0  # --seed is the training seed only
+    assert info["environment"]["COLORKIT_LOSS_IMPL"] == "torch"  # an override the config does not show
     assert info["dataset"]["n_test"] == 6
     stats = ColorStats.load(colornet_run / "stats.safetensors")
     assert stats.meta["weighting"] == "inverse"  # the statistics training used
@@ -99,7 +103,8 @@ def test_bench_options_are_scoped_by_method():
     opts = parse_bench_options({"mdn:decoder_loss": "l2", "mode": "mixture", "colornet:temperature": 0.2})
     assert opts == {"mdn": {"decoder_loss": "l2"}, "*": {"mode": "mixture"}, "colornet": {"temperature": 0.2}}
     cfg = BenchConfig(methods=["mdn", "colornet"], options=opts, dataset="demo", size=32, crop=True, seed=3)
-    assert cfg.data == DataConfig(dataset="demo", size=32, crop=True, seed=3)
+    assert cfg.data == DataConfig(dataset="demo", size=32, crop=True)  # the split keeps its own seed, 0
+    assert cfg.train.seed == 3 and cfg.seed == 3
     assert cfg.method_options("mdn") == ({"decoder_loss": "l2"}, {"mode": "mixture"})
     assert cfg.method_options("colornet") == ({}, {"mode": "mixture", "temperature": 0.2})
     assert SampleConfig.from_options({"mode": "topk", "variance": 0.05}) == SampleConfig(mode="topk",
@@ -149,3 +154,68 @@ def test_baselines_refuse_settings_that_cannot_train(tmp_path, capsys, method, o
                          str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--quiet"], capsys)
     one_line_error(code, err, option.split("=")[0])
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_renamed_settings_still_work_and_warn():
+    from colorkit.core.stats import StatsConfig
+
+    with pytest.warns(DeprecationWarning, match="'seed' is now called 'split_seed'"):
+        data = DataConfig(seed=3)
+    assert data.split_seed == 3 and data.seed == 3 and "seed" not in data.model_dump()
+    with pytest.warns(DeprecationWarning):
+        assert DataConfig.model_validate({"dataset": "demo", "seed": 0}) == DataConfig()  # an older run.json
+    with pytest.warns(DeprecationWarning, match="'k' is now called 'components'"):
+        stats = StatsConfig(k=5)
+    assert stats.components == 5 and stats.k == 5 and stats.model_dump()["components"] == 5
+
+
+def test_environment_lists_the_overrides_that_are_set(monkeypatch):
+    from colorkit.train.config import ENVIRONMENT_VARIABLES, environment
+
+    for name in ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert environment() == {}
+    monkeypatch.setenv("COLORKIT_FUSED_CONFIG", "16,64,4")
+    monkeypatch.setenv("COLORKIT_LOAD_PLUGINS", "")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert environment() == {"COLORKIT_FUSED_CONFIG": "16,64,4", "COLORKIT_LOAD_PLUGINS": "", "OMP_NUM_THREADS": "2"}
+
+
+@pytest.mark.parametrize("command,models", [
+    ("train", ("DataConfig", "MethodPreset")), ("bench", ("DataConfig", "MethodPreset", "BenchConfig"))])
+def test_options_are_generated_from_the_config_fields(command, models, capsys):
+    """Every field of the data section (and the bench's own) is an option with the field's
+    default and docstring; the former spellings are still accepted."""
+    import click
+
+    from colorkit.cli import cli
+    from colorkit.cli.options import field_help
+    from colorkit.eval.config import BenchConfig
+    from colorkit.train.config import MethodPreset
+
+    classes = {"DataConfig": DataConfig, "MethodPreset": MethodPreset, "BenchConfig": BenchConfig}
+    cmd = cli.get_command(click.Context(cli), command)
+    params = {p.name: p for p in cmd.params}
+    own = {"methods", "data", "stats", "train", "options", "runs", "batch_size", "sample_images", "extra_modes",
+           "resamples"}
+    for model in (classes[m] for m in models):
+        for name, info in model.model_fields.items():
+            if model is BenchConfig and (name in own or name in MethodPreset.model_fields):
+                continue
+            assert name in params, (command, name)
+            assert params[name].help == field_help(model, name) and params[name].help
+            if info.default is not None and not info.is_required():
+                assert params[name].default == info.default, (command, name)
+    code, out, _ = _cli([command, "--help"], capsys)
+    assert code == 0 and "--split-seed" in out and "--seed" in out
+    if command == "bench":
+        assert "--no-references" in out and "--threads" in out and "--runs" in out
+
+
+def test_stats_components_and_its_former_name(folder, tmp_path, capsys):
+    args = ["stats", "--dataset", str(folder), "--size", "32", "--cache-dir", str(tmp_path / "c"), "-q"]
+    code, out, err = _cli([*args, "--components", "4"], capsys)
+    assert code == 0 and "top 4 components" in out, err
+    with pytest.warns(DeprecationWarning, match="--components"):
+        code, out, err = _cli([*args, "--k", "4"], capsys)
+    assert code == 0 and "top 4 components" in out and "--k of `colorkit stats` is now --components" in err

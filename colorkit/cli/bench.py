@@ -8,45 +8,44 @@ import click
 
 from colorkit.cli.options import (
     data_options,
+    field_option,
     is_quiet,
     option_pairs,
     parse_options,
     progress_option,
+    sections,
     stats_options,
+    train_options,
 )
+from colorkit.eval.config import BenchConfig
+from colorkit.train.config import DataConfig, StatsConfig
+from colorkit.train.engine import TrainConfig
 
 
 @click.command("bench")
-@click.option("--methods", default="mdn,cvae,cgan", show_default=True,
-              help="Comma-separated registered conditional models (third-party ones too).")
+@field_option(BenchConfig, "methods", default="mdn,cvae,cgan", show_default=True,
+              help="Comma-separated registered methods (third-party ones too).")
 @data_options(seed=False, min_size=16)
 @stats_options
-@click.option("--preset", default="small", show_default=True, help="small (CPU), paper (exact sizes) or tiny.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs for every stage (default: preset's).")
-@click.option("--k", type=click.IntRange(min=1, max=64), default=5, show_default=True, help="Colorizations per image.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the train/test split, of the first training run and of the bootstrap.")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Train and evaluate every method with seeds SEED ... SEED+N-1; report mean and spread.")
-@click.option("--no-references", is_flag=True,
-              help="Do not score the reference methods (grey, mean-field, prior-samples, prior-kmeans, colornet).")
-@click.option("--test-dataset", default=None,
-              help="Score on every usable image of this folder or data set instead of the test split.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch CPU threads (results are reproducible for a fixed machine and thread count).")
-@click.option(
-    "--runs", multiple=True, type=click.Path(file_okay=False), help="Reuse these run directories (repeatable)."
-)
-@click.option("--out", default="bench-out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--device", default="auto", show_default=True)
+@field_option(BenchConfig, "preset")
+@train_options("epochs")
+@field_option(BenchConfig, "k")
+@train_options("seed", seed={"help": "First training seed (and the bootstrap's); the split has its own, "
+                                     "--split-seed."})
+@field_option(BenchConfig, "seeds")
+@field_option(BenchConfig, "references")
+@field_option(BenchConfig, "test_dataset")
+@field_option(BenchConfig, "threads", type=str, metavar="N|auto")
+@field_option(BenchConfig, "runs", multiple=True, type=click.Path(file_okay=False), default=(), show_default=False)
+@field_option(BenchConfig, "out", type=click.Path(file_okay=False))
+@train_options("device")
 @click.option("--ablation", type=click.Choice(["decoder-loss"]), default=None,
               help="Instead: the paper's Tables 1-2 (VAE trained with l2, mah, full loss).")
 @option_pairs(help="[METHOD:]KEY=VALUE (repeatable): a method config field for training (e.g. "
                    "mdn:decoder_loss=l2) or a sampling setting for scoring (mode=mixture, colornet:temperature=0.5); "
                    "without METHOD: every method that has KEY.")
 @progress_option
-def bench(methods, dataset, size, crop, test_size, cache_dir, weighting, preset, epochs, k, seed, seeds,
-          no_references, test_dataset, threads, runs, out, device, ablation, options, quiet, quiet_alias) -> None:
+def bench(methods, ablation, options, quiet, quiet_alias, **fields) -> None:
     """Train (or reuse) each method, score all and the reference methods on the same test
     images with every registered metric, write the tables.
 
@@ -67,24 +66,21 @@ def bench(methods, dataset, size, crop, test_size, cache_dir, weighting, preset,
     """
     t0 = time.perf_counter()
     progress = not is_quiet(quiet, quiet_alias)
+    given = sections(fields, data=DataConfig, stats=StatsConfig, train=TrainConfig)
+    train = {**given["train"], "progress": progress}
     if ablation:
         from colorkit.eval.ablation import run_ablation
-        from colorkit.train.config import DataConfig, StatsConfig
 
-        data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,
-                          cache_dir=None if cache_dir is None else str(cache_dir))
-        text = run_ablation(preset=preset, epochs=epochs, seed=seed, out=out, device=device, progress=progress,
-                            data=data, stats_config=StatsConfig(weighting=weighting))
+        text = run_ablation(preset=fields["preset"], epochs=train["epochs"], seed=train["seed"], out=fields["out"],
+                            device=train["device"], progress=progress, data=DataConfig(**given["data"]),
+                            stats_config=StatsConfig(**given["stats"]))
     else:
-        from colorkit.eval.bench import BenchConfig, parse_bench_options, run_bench, table_markdown
+        from colorkit.eval.bench import parse_bench_options, run_bench, table_markdown
 
-        cfg = BenchConfig(methods=[m.strip() for m in methods.split(",") if m.strip()], dataset=dataset,
-                          preset=preset, epochs=epochs, k=k, seed=seed, seeds=seeds, runs=list(runs), out=out,
-                          size=size, crop=crop, test_size=test_size,
-                          cache_dir=None if cache_dir is None else str(cache_dir), stats={"weighting": weighting},
-                          options=parse_bench_options(parse_options(options)), device=device, progress=progress,
-                          references=not no_references, test_dataset=test_dataset, threads=threads)
+        cfg = BenchConfig(methods=[m.strip() for m in methods.split(",") if m.strip()], data=given["data"],
+                          stats=given["stats"], train=train, options=parse_bench_options(parse_options(options)),
+                          **{**fields, "runs": list(fields["runs"])})
         results = run_bench(cfg)
         text = table_markdown(results)
     click.echo(text)
-    click.echo(f"outputs in {out}/; total elapsed {time.perf_counter() - t0:.1f} s")
+    click.echo(f"outputs in {fields['out']}/; total elapsed {time.perf_counter() - t0:.1f} s")

@@ -8,30 +8,40 @@ from pathlib import Path
 import click
 
 from colorkit.cli.data import prepare_from_options
-from colorkit.cli.options import data_options, is_quiet, progress_option, stats_options
+from colorkit.cli.options import data_options, field_option, is_quiet, progress_option, stats_options
 from colorkit.core.stats import StatsConfig, load_or_compute_stats, stats_cache_path
 
 
 @click.command("stats")
 @data_options
 @stats_options
-@click.option("--k", "k", default=20, show_default=True, type=click.IntRange(min=1),
-              help="Principal components kept.")
+@field_option(StatsConfig, "components", type=click.IntRange(min=1))
+@click.option("--k", "former_k", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Former name of --components.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also copy the statistics (safetensors) here.")
 @progress_option
 def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
-          cache_dir: Path | None, weighting: str, k: int, out: Path | None, quiet: bool, quiet_alias: bool) -> None:
+          cache_dir: str | None, weighting: str, components: int, former_k: int | None, out: Path | None,
+          quiet: bool, quiet_alias: bool) -> None:
     """Compute (or reuse) the colour statistics of the training split.
 
     \b
     Examples:
       colorkit stats --dataset demo
       colorkit stats --dataset ~/photos --weighting inverse --out stats.safetensors
+      colorkit stats --components 10
     """
     quiet = is_quiet(quiet, quiet_alias)
+    if former_k is not None:
+        from colorkit.train.config import warn_renamed
+
+        warn_renamed("--k", "--components", "colorkit stats")
+        click.echo("colorkit: warning: --k of `colorkit stats` is now --components; the old name will be removed",
+                   err=True)
+        components = former_k
     ds = prepare_from_options(dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
-    cfg = StatsConfig(k=k, weighting=weighting)
+    cfg = StatsConfig(components=components, weighting=weighting)
     st = load_or_compute_stats(ds, cfg, progress=not quiet)
     path = stats_cache_path(ds, cfg)
     s = st.summary()

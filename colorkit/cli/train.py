@@ -9,37 +9,31 @@ import click
 
 from colorkit.cli.options import (
     data_options,
+    field_option,
     is_quiet,
     option_pairs,
     parse_options,
     progress_option,
+    sections,
     stats_options,
+    train_options,
 )
+from colorkit.train.config import DataConfig, MethodSpec, StatsConfig
+from colorkit.train.engine import TrainConfig
 
 
 @click.command("train")
-@click.option("--method", required=True, help="A registered method (see `colorkit plugins`).")
+@field_option(MethodSpec, "name", "--method", param="method", required=True)
 @data_options(seed=False, min_size=16)
 @stats_options
-@click.option(
-    "--preset", default="small", show_default=True, help="Model sizes: small (CPU), paper (exact), tiny (tests)."
-)
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs for every stage (default: the preset's)."
-)
+@field_option(MethodSpec, "preset")
+@train_options("epochs")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: runs/METHOD].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/test split and of training.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="auto: bf16 autocast on CUDA, fp32 elsewhere.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model's sub-modules (GPU runs).")
-@click.option("--loader-workers", type=click.IntRange(min=0), default=None,
-              help="DataLoader processes [default: 0 on CPU, up to 4 on CUDA].")
+@train_options("seed", "device", "precision", "compile", "loader_workers")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @option_pairs(help="Method config field (repeatable), e.g. decoder_loss=l2.")
 @progress_option
-def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, epochs, out, seed, device, precision,
-          compile_, loader_workers, resume, options, quiet, quiet_alias) -> None:
+def train(method, preset, out, resume, options, quiet, quiet_alias, **fields) -> None:
     """Train METHOD (statistics, then each stage) and leave a run directory.
 
     \b
@@ -52,19 +46,17 @@ def train(method, dataset, size, crop, test_size, cache_dir, weighting, preset, 
         --device cuda --compile
     """
     from colorkit.core.plugin_manager import registry
-    from colorkit.train.config import DataConfig, StatsConfig
-    from colorkit.train.runs import run_dir_for
-    from colorkit.train.runs import train as run_train
+    from colorkit.train.config import RunConfig
+    from colorkit.train.runs import run_dir_for, train_config
 
     registry("method").get(method)  # fail fast, listing known methods
     t0 = time.perf_counter()
     was_complete = resume and (run_dir_for(method, out) / "run.json").is_file()
-    data = DataConfig(dataset=dataset, size=size, crop=crop, seed=seed, test_size=test_size,
-                      cache_dir=None if cache_dir is None else str(cache_dir))
-    run = run_train(method, data=data, stats_config=StatsConfig(weighting=weighting), out=out, preset=preset,
-                    epochs=epochs, seed=seed, device=device, resume=resume, progress=not is_quiet(quiet, quiet_alias),
-                    options=parse_options(options),
-                    engine={"precision": precision, "compile": compile_, "loader_workers": loader_workers})
+    given = sections(fields, data=DataConfig, stats=StatsConfig, train=TrainConfig)
+    cfg = RunConfig(data=given["data"], stats=given["stats"],
+                    method=MethodSpec(name=method, preset=preset, options=parse_options(options)),
+                    train={**given["train"], "progress": not is_quiet(quiet, quiet_alias)})
+    run = train_config(cfg, out=out, resume=resume)
     from colorkit.core import distributed as D
 
     if D.rank() == 0 and not was_complete:  # a finished run: train already said so, nothing was trained

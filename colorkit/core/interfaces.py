@@ -360,6 +360,9 @@ class Metric(ABC):
     contract_dataset: ClassVar[str | None] = None
     """A data set spec with per-image metadata for the contract checks of a ``uses_meta``
     metric; ``None`` for others."""
+    mean_of_images: ClassVar[bool] = True
+    """The value is the mean of :meth:`per_image` over images (the bench then bootstraps it
+    over images); ``False`` for a metric whose ``compute`` is anything else."""
 
     def __init__(self, stats: ColorStats | None = None) -> None:
         self.stats = stats
@@ -394,6 +397,8 @@ class RatioMetric(Metric):
     value is the same however the images are split into batches and processes (a mean
     of per-batch or per-process ratios would not be). ``nan`` when the denominator is 0.
     The bench reports it without a bootstrap interval (it is not a mean over images)."""
+
+    mean_of_images: ClassVar[bool] = False
 
     def reset(self) -> None:
         self.total = torch.zeros((), dtype=torch.float64)  # numerator

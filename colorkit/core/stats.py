@@ -21,12 +21,13 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from torch import Tensor
 
 from colorkit import __version__
@@ -241,8 +242,8 @@ class StatsConfig(BaseModel):
     as keywords); the ``stats`` section of a run's configuration (``colorkit.train.config``)."""
 
     model_config = ConfigDict(extra="forbid")
-    k: int = 20
-    """Principal components kept (the specificity loss uses 20)."""
+    components: int = 20
+    """Principal components kept (the specificity loss uses 20); formerly ``k``."""
     weighting: str = "rebalanced"
     """Colourfulness weights: ``rebalanced`` (Zhang et al.) or ``inverse`` (the raw 1/p)."""
     lam: float = 0.5
@@ -259,11 +260,26 @@ class StatsConfig(BaseModel):
             raise ColorkitError(f"unknown weighting {v!r}; expected one of {', '.join(WEIGHTINGS)}")
         return v
 
-    @field_validator("k")
+    @model_validator(mode="before")
     @classmethod
-    def _k(cls, v: int) -> int:
+    def _former_k(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "k" in values:
+            warnings.warn("StatsConfig: 'k' is now called 'components'; the old name will be removed",
+                          DeprecationWarning, stacklevel=4)
+            values = {**values, "components": values["k"]}
+            del values["k"]
+        return values
+
+    @property
+    def k(self) -> int:
+        """Former name of :attr:`components`."""
+        return self.components
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, v: int) -> int:
         if v < 1:
-            raise ColorkitError(f"k {v!r}: expected at least 1 principal component")
+            raise ColorkitError(f"components {v!r}: expected at least 1 principal component")
         return v
 
     @field_validator("gamut")
@@ -277,7 +293,9 @@ class StatsConfig(BaseModel):
 def _options(config: StatsConfig | None, options: dict[str, Any]) -> StatsConfig:
     """``config`` with keyword ``options`` (k=, weighting=, ...) applied."""
     base = (config or StatsConfig()).model_dump()
-    unknown = sorted(set(options) - set(base))
+    if "k" in options:  # the former name of components
+        del base["components"]
+    unknown = sorted(set(options) - set(base) - {"k"})
     if unknown:
         raise TypeError(f"unknown colour-statistics option(s): {', '.join(unknown)}")
     return StatsConfig(**{**base, **options})

@@ -43,17 +43,49 @@ def reconstruct_scores(embedder: Any, test: Any, stats: Any, batch_size: int = 3
     return metrics.compute()
 
 
+def variant_settings(*, method: str, preset: str, epochs: int | None, seed: int, weights: dict[str, float],
+                     ds: Any, stats_config: Any) -> dict[str, Any]:
+    """Everything a variant's scores depend on; written into its ``scores.json`` and
+    compared before finished scores are reused."""
+    from colorkit.core.stats import StatsConfig
+
+    return {"method": method, "preset": preset, "epochs": epochs, "seed": seed, "decoder_loss": dict(weights),
+            "dataset": ds.info().get("hash"), "size": ds.size, "split_seed": int(ds.seed),
+            "test_images": int(len(ds.test_idx)),
+            "stats": (stats_config or StatsConfig()).model_dump(mode="json")}
+
+
+def _finished_scores(path: Path, settings: dict[str, Any]) -> dict[str, float] | None:
+    """The scores in ``path`` when they were made with ``settings``; None when there are none.
+    Scores made with other settings (or by a colorkit that did not record them) are an error."""
+    from colorkit.core.registry import ColorkitError
+
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    kept = data.get("settings") if isinstance(data, dict) else None
+    if kept != settings:
+        differ = (sorted(k for k in set(settings) | set(kept) if settings.get(k) != kept.get(k))
+                  if isinstance(kept, dict) else ["(not recorded)"])
+        raise ColorkitError(f"{path} holds scores made with other settings ({', '.join(differ)}); "
+                            f"use another --out or delete {path.parent}")
+    return {k: float(v) for k, v in data.items() if k != "settings"}
+
+
 def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | None = None, seed: int = 0,
                  out: str = "bench-out", size: int = 64, device: str = "auto", progress: bool = True,
                  method: str = "mdn", data: Any = None, stats_config: Any = None) -> str:
-    """``data`` (a :class:`~colorkit.train.config.DataConfig`) replaces ``dataset``, ``size`` and
-    ``seed``; ``stats_config`` chooses the colour statistics."""
+    """``data`` (a :class:`~colorkit.train.config.DataConfig`) replaces ``dataset`` and
+    ``size`` (the split is ``data.split_seed``'s, 0 by default); ``seed`` is the training
+    seed; ``stats_config`` chooses the colour statistics. A variant whose ``scores.json``
+    exists (an interrupted ablation) is reused only when it was made with the same
+    settings; otherwise this fails, naming the settings that differ."""
     from colorkit.core.stats import load_or_compute_stats
-    from colorkit.train.config import DataConfig
+    from colorkit.train.config import DataConfig, environment
     from colorkit.train.engine import TrainConfig, Trainer
     from colorkit.train.runs import build_method
 
-    data = data if data is not None else DataConfig(dataset=dataset, size=size, seed=seed)
+    data = data if data is not None else DataConfig(dataset=dataset, size=size)
     ds = data.prepare(progress=progress)
     stats = load_or_compute_stats(ds, stats_config, progress=progress)
     root = Path(out) / "ablation"
@@ -61,8 +93,11 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
     for label, weights in VARIANTS.items():
         slug = {"L2-Loss": "l2", "Mah-Loss": "mah"}.get(label, "full")
         res_path = root / slug / "scores.json"
-        if res_path.is_file():  # finished earlier (an interrupted ablation resumes here)
-            results[label] = json.loads(res_path.read_text())
+        settings = variant_settings(method=method, preset=preset, epochs=epochs, seed=seed, weights=weights, ds=ds,
+                                    stats_config=stats_config)
+        finished = _finished_scores(res_path, settings)
+        if finished is not None:  # finished earlier (an interrupted ablation resumes here)
+            results[label] = finished
             continue
         torch.manual_seed(seed)  # every variant starts from the same initial weights
         m = build_method(method, stats, preset=preset, options={"decoder_loss": weights}, dataset=ds)
@@ -74,7 +109,7 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
         Trainer(TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress)).fit(
             m, ds.split("train"), run_dir, resume=resume)
         scores = reconstruct_scores(m.embedder, ds.split("test"), stats)
-        atomic_write_text(res_path, json.dumps(scores, indent=2))
+        atomic_write_text(res_path, json.dumps({**scores, "settings": settings}, indent=2))
         results[label] = scores
     d = ds.name or Path(ds.source).name
     def table(title: str, all_key: str, grid_key: str, fmt: str) -> list[str]:
@@ -102,5 +137,6 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
         "variants": {v: {"weights": VARIANTS[v], **results[v]} for v in VARIANTS},
         "units": "ab/128; weighted errors multiply by the colourfulness weight (mean 1 over training pixels)",
         "dataset": str(ds.source), "preset": preset, "seed": seed, "test_images": int(len(ds.test_idx)),
+        "environment": environment(),
     }, indent=2))
     return text

@@ -41,6 +41,7 @@ in L / 100; the weighted errors need ``stats`` (:class:`colorkit.core.stats.Colo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,7 @@ from torch import Tensor
 
 from colorkit.core.interfaces import Metric
 from colorkit.core.registry import ColorkitError
+from colorkit.metrics.bootstrap import to_tensor
 from colorkit.metrics.classes import (
     METRIC_CLASSES,
     Colorfulness,
@@ -97,10 +99,14 @@ class MetricCollection:
     ``metrics``: registered names (built with ``colorkit.create_metric(name, stats=stats)``,
     so plugin metrics work too), :class:`Metric` instances (keyed by their
     ``registry_name``), or a mapping ``{name: name or Metric}``. Names must be unique.
+
+    ``keep_per_image=True`` also keeps the value of every image for the metrics that are a
+    mean over images (``Metric.mean_of_images``): :meth:`per_image` returns them, and
+    ``compute`` gives their mean (this process's images only), for bootstrap intervals.
     """
 
     def __init__(self, metrics: Iterable[str | Metric] | Mapping[str, str | Metric],
-                 stats: ColorStats | None = None) -> None:
+                 stats: ColorStats | None = None, *, keep_per_image: bool = False) -> None:
         from colorkit.core.plugin_manager import registry
 
         if isinstance(metrics, str):
@@ -114,23 +120,44 @@ class MetricCollection:
             if key in self.metrics:
                 raise ColorkitError(f"metric {key!r} given twice")
             self.metrics[key] = registry("metric").create(m, stats=stats) if isinstance(m, str) else m
+        self._kept: dict[str, list[Tensor]] | None = None
+        if keep_per_image:
+            self._kept = {name: [] for name, m in self.metrics.items() if m.mean_of_images}
 
     def update(self, samples: Tensor, target: Tensor, grey: Tensor | None = None, meta: list | None = None) -> None:
         """Feed every metric; metrics with ``uses_meta`` get ``meta`` (the batch's per-image
         metadata records) and are skipped when it is ``None``."""
-        for m in self.metrics.values():
-            if getattr(m, "uses_meta", False):
-                if meta is not None:
-                    m.update(samples, target, grey, meta=meta)
+        for name, m in self.metrics.items():
+            if m.uses_meta and meta is None:
+                continue
+            kw = {"meta": meta} if m.uses_meta else {}
+            if self._kept is not None and name in self._kept:
+                self._kept[name].append(m.per_image(samples, target, grey, **kw).detach())
             else:
-                m.update(samples, target, grey)
+                m.update(samples, target, grey, **kw)
+
+    def per_image(self) -> dict[str, Tensor | None]:
+        """With ``keep_per_image``: ``{name: (N,) float64 values of the images fed since the
+        last reset}`` for the metrics that are a mean over images, ``None`` for the others."""
+        if self._kept is None:
+            raise ColorkitError("per-image values are kept only with MetricCollection(..., keep_per_image=True)")
+        return {name: to_tensor(self._kept[name]) if name in self._kept else None for name in self.metrics}
 
     def compute(self) -> dict[str, float]:
-        return {name: m.compute() for name, m in self.metrics.items()}
+        out = {}
+        for name, m in self.metrics.items():
+            if self._kept is not None and name in self._kept:
+                v = to_tensor(self._kept[name])
+                out[name] = float(v.mean()) if v.numel() else math.nan
+            else:
+                out[name] = m.compute()
+        return out
 
     def reset(self) -> None:
         for m in self.metrics.values():
             m.reset()
+        if self._kept is not None:
+            self._kept = {name: [] for name in self._kept}
 
     def __getitem__(self, name: str) -> Metric:
         return self.metrics[name]

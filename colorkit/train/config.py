@@ -3,69 +3,121 @@ to train it (and, for ``colorkit bench``, how to score it).
 
 Every section is a pydantic model with unknown fields refused. ``colorkit train`` writes the
 whole tree (:class:`RunConfig`) into ``run.json`` under ``"config"``; ``colorkit bench``
-writes its :class:`colorkit.eval.bench.BenchConfig` into ``results.json``. The command-line
-options of every command map onto these fields (see ``docs/cli.md``).
+writes its :class:`colorkit.eval.config.BenchConfig`, built from the same sections, into
+``results.json``. The command-line options of ``train`` and ``bench`` are generated from
+these fields (name, default, help: :mod:`colorkit.cli.options`).
 
 .. code-block:: python
 
     from colorkit.train.config import DataConfig, MethodSpec, RunConfig, StatsConfig
     from colorkit.train.engine import TrainConfig
-from colorkit.core.stats import StatsConfig
-
-__all__ = ["DataConfig", "StatsConfig", "MethodSpec", "SampleConfig", "RunConfig", "TrainConfig"]
 
     cfg = RunConfig(data=DataConfig(dataset="demo", size=64),
                     stats=StatsConfig(weighting="inverse"),
                     method=MethodSpec(name="mdn", preset="small", options={"decoder_loss": "l2"}),
                     train=TrainConfig(seed=0))
+
+Environment variables that change what a run does (:data:`ENVIRONMENT_VARIABLES`) are not
+fields; :func:`environment` lists those that are set, and ``run.json`` and ``results.json``
+record them under ``"environment"``.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colorkit.core.stats import StatsConfig
 from colorkit.train.engine import TrainConfig
 
-__all__ = ["DataConfig", "StatsConfig", "MethodSpec", "SampleConfig", "RunConfig", "TrainConfig"]
+__all__ = ["DataConfig", "StatsConfig", "MethodSpec", "MethodPreset", "SampleConfig", "RunConfig", "TrainConfig",
+           "ENVIRONMENT_VARIABLES", "environment", "renamed", "warn_renamed"]
+
+ENVIRONMENT_VARIABLES = ("COLORKIT_LOSS_IMPL", "COLORKIT_FUSED_CONFIG", "COLORKIT_CACHE", "COLORKIT_LOAD_PLUGINS",
+                         "COLORKIT_BLOCK_PLUGINS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+"""Environment variables that override a setting: the decoder loss's implementation and its
+kernel configuration, the cache folder, which plugins load, and the OpenMP threads."""
+
+
+def environment() -> dict[str, str]:
+    """``{name: value}`` of every :data:`ENVIRONMENT_VARIABLES` entry that is set (an empty
+    value counts: ``COLORKIT_LOAD_PLUGINS=""`` loads no plugin)."""
+    return {name: os.environ[name] for name in ENVIRONMENT_VARIABLES if name in os.environ}
+
+
+def warn_renamed(old: str, new: str, where: str) -> None:
+    """The one DeprecationWarning of a renamed setting (a field, a keyword, an option)."""
+    warnings.warn(f"{where}: {old!r} is now called {new!r}; the old name will be removed", DeprecationWarning,
+                  stacklevel=4)
+
+
+def renamed(values: Any, old: str, new: str, where: str) -> Any:
+    """A ``mode="before"`` validator's step: ``values[old]`` moved to ``values[new]``, with
+    :func:`warn_renamed`."""
+    if not isinstance(values, dict) or old not in values:
+        return values
+    warn_renamed(old, new, where)
+    values = dict(values)
+    value = values.pop(old)
+    values.setdefault(new, value)
+    return values
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class DataConfig(_Section):
     """Which images, at what size, split how (see :func:`colorkit.data.prepare`)."""
 
     dataset: str = "demo"
-    """A folder of images, an archive, an LMDB directory or a registered data set name."""
+    """Folder of images, .tar, .tar.gz or .zip archive, LMDB directory or registered data set name."""
     size: int = Field(64, ge=8)
     """Side of the square images, in pixels."""
     crop: bool = False
     """Centre-crop to a square before resizing (default: the paper's straight resize)."""
-    seed: int = 0
-    """Seed of the random train/test split."""
+    split_seed: int = 0
+    """Seed of the random train/test split (not of training: every training seed shares one test set)."""
     test_size: int | None = Field(None, ge=0)
-    """Test images; default ``min(1000, max(1, round(0.1 N)), N - 1)``."""
+    """Test images [default: min(1000, max(1, round(0.1 N)), N - 1)]."""
     cache_dir: str | None = None
-    """Cache folder; default ``$COLORKIT_CACHE`` or ``~/.cache/colorkit``."""
+    """Cache folder [default: $COLORKIT_CACHE or ~/.cache/colorkit]."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_names(cls, values: Any) -> Any:
+        return renamed(values, "seed", "split_seed", "DataConfig")
+
+    @property
+    def seed(self) -> int:
+        """Former name of :attr:`split_seed`."""
+        return self.split_seed
 
     def prepare(self, progress: bool = True) -> Any:
         """The prepared data set (cached; see :func:`colorkit.data.prepare`)."""
         from colorkit.data import prepare
 
-        return prepare(self.dataset, size=self.size, crop=self.crop, seed=self.seed, test_size=self.test_size,
+        return prepare(self.dataset, size=self.size, crop=self.crop, seed=self.split_seed, test_size=self.test_size,
                        cache_dir=self.cache_dir, progress=progress)
 
 
-class MethodSpec(_Section):
+class MethodPreset(_Section):
+    """The preset field shared by :class:`MethodSpec` and the bench's configuration."""
+
+    preset: str = "small"
+    """Model sizes: small (CPU), paper (the paper's exact sizes), tiny (tests)."""
+
+
+class MethodSpec(MethodPreset):
     """A registered method, its preset and its config fields (``--option key=value``)."""
 
     name: str
-    preset: str = "small"
+    """A registered method (see `colorkit plugins`)."""
     options: dict[str, Any] = Field(default_factory=dict)
+    """The method's config fields (``--option KEY=VALUE``)."""
 
 
 class SampleConfig(_Section):

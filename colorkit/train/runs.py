@@ -33,7 +33,7 @@ from colorkit.core.checkpoint import (
 from colorkit.core.interfaces import BuildContext
 from colorkit.core.registry import ColorkitError, canonical_kind
 from colorkit.core.stats import load_method_checkpoint
-from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig
+from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig, environment
 from colorkit.train.engine import TrainConfig, Trainer, resolve_device
 
 RUN_FORMAT = "colorkit-run-v1"
@@ -181,24 +181,34 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
           stats_config: StatsConfig | None = None) -> Path:
     """Train ``method`` on ``dataset``'s training split into a run directory; returns it.
 
-    ``data`` (a :class:`~colorkit.train.config.DataConfig`) replaces ``dataset``, ``size`` and
-    the split ``seed`` when given, with crop, test size and cache folder; ``stats_config``
-    chooses the colour statistics (e.g. ``StatsConfig(weighting="inverse")``) the method
-    trains with. The whole configuration is written into ``run.json`` (``"config"``).
+    A shorthand for :func:`train_config`: the keywords make its :class:`RunConfig`.
+    ``seed`` is the training seed; the train/test split is ``data``'s (``split_seed``, 0
+    by default). ``data`` (a :class:`~colorkit.train.config.DataConfig`) replaces
+    ``dataset`` and ``size``; ``stats_config`` chooses the colour statistics (e.g.
+    ``StatsConfig(weighting="inverse")``); ``engine`` holds further ``TrainConfig`` fields."""
+    data = data if data is not None else DataConfig(dataset=str(dataset), size=size)
+    cfg = RunConfig(data=data, stats=stats_config or StatsConfig(),
+                    method=MethodSpec(name=method, preset=preset, options=options or {}),
+                    train=TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress, **(engine or {})))
+    return train_config(cfg, out=out, resume=resume, prepared=prepared, stats=stats)
 
-    The run directory is locked for the whole call (a second training into it fails with
-    a one-line error) and checked to be writable before any work. A finished run is never
-    overwritten: ``resume=True`` on one says so and returns it untouched."""
+
+def train_config(config: RunConfig, *, out: str | Path | None = None, resume: bool = False, prepared: Any = None,
+                 stats: Any = None) -> Path:
+    """Train the run ``config`` describes into a run directory (default ``runs/METHOD``) and
+    return it; ``run.json`` holds the whole ``"config"`` and the ``"environment"`` overrides.
+    ``prepared`` (the prepared data set) and ``stats`` (its colour statistics) spare
+    preparing and computing them. The run directory is locked for the whole call (a second
+    training into it fails with a one-line error) and checked to be writable before any
+    work. A finished run is never overwritten: ``resume=True`` on one returns it untouched."""
+    method = config.method.name
     out = run_dir_for(method, out)
-    check_options(method, preset, options)
-    data = data if data is not None else DataConfig(dataset=str(dataset), size=size, seed=seed)
+    check_options(method, config.method.preset, config.method.options)
     created = not os.path.lexists(out)
     lock = lock_dir(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext(out)
     with lock:
         try:
-            return _train_in(out, method, data, preset=preset, epochs=epochs, seed=seed, device=device,
-                             resume=resume, progress=progress, options=options, prepared=prepared, stats=stats,
-                             engine=engine, stats_config=stats_config)
+            return _train_in(out, config, resume=resume, prepared=prepared, stats=stats)
         except BaseException:
             if created and os.environ.get("RANK", "0") == "0":
                 # A run that failed before writing anything leaves no folder behind (the lock
@@ -210,9 +220,8 @@ def train(method: str, *, dataset: str | Path = "demo", out: str | Path | None =
             raise
 
 
-def _train_in(out: Path, method: str, data: DataConfig, *, preset: str, epochs: int | None, seed: int, device: str,
-              resume: bool, progress: bool, options: dict[str, Any] | None, prepared: Any, stats: Any,
-              engine: dict[str, Any] | None, stats_config: StatsConfig | None) -> Path:
+def _train_in(out: Path, cfg: RunConfig, *, resume: bool, prepared: Any, stats: Any) -> Path:
+    method = cfg.method.name
     if (out / "run.json").is_file():
         if not resume:
             raise ColorkitError(f"{out} already holds a finished run; choose another --out or delete it")
@@ -224,10 +233,6 @@ def _train_in(out: Path, method: str, data: DataConfig, *, preset: str, epochs: 
         for leftover in ("train_state", "train_state.old"):  # a kill after run.json, before the clean-up
             shutil.rmtree(out / leftover, ignore_errors=True)
         return out
-    cfg = RunConfig(data=data, stats=stats_config or StatsConfig(),
-                    method=MethodSpec(name=method, preset=preset, options=options or {}),
-                    train=TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress,
-                                      **(engine or {})))
     return _train_locked(cfg, out=out, resume=resume, prepared=prepared, stats=stats)
 
 
@@ -237,7 +242,7 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
     if prepared is not None:  # the data section says what was actually used
         info = ds.info()
         cfg = cfg.model_copy(update={"data": DataConfig(
-            dataset=str(ds.source), size=ds.size, crop=bool(info.get("crop", False)), seed=ds.seed,
+            dataset=str(ds.source), size=ds.size, crop=bool(info.get("crop", False)), split_seed=ds.seed,
             test_size=ds.test_size, cache_dir=cfg.data.cache_dir)})
     from colorkit.core.stats import load_or_compute_stats
 
@@ -256,7 +261,7 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
         finalize_run(out, m, st, {
             "method": method, "preset": cfg.method.preset, "options": cfg.method.options, "seed": seed,
             "epochs_override": epochs,
-            "config": cfg.model_dump(mode="json"),
+            "config": cfg.model_dump(mode="json"), "environment": environment(),
             "dataset": {"source": str(ds.source), "size": ds.size, "n_train": len(ds.train_idx),
                         "n_test": len(ds.test_idx), "hash": ds.info().get("hash")},
             "stats": {k: st.meta.get(k) for k in ("weighting", "k", "lambda", "sigma", "gamut")

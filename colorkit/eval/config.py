@@ -1,0 +1,131 @@
+"""What ``colorkit bench`` does: :class:`BenchConfig`, built from the sections of the run
+configuration (:mod:`colorkit.train.config`: ``data``, ``stats``, ``train`` and the
+method's ``preset``) plus the bench's own fields; written whole into ``results.json``
+(``"config"``). The ``bench`` command's options are generated from these fields."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from colorkit.metrics.bootstrap import RESAMPLES
+from colorkit.train.config import DataConfig, MethodPreset, StatsConfig, TrainConfig
+
+# flat keyword -> the section it belongs to (``BenchConfig(dataset="demo", seed=1)`` works)
+FLAT_FIELDS = {**{f: "data" for f in DataConfig.model_fields}, "seed": "train", "epochs": "train",
+               "device": "train", "progress": "train"}
+
+
+class BenchConfig(MethodPreset):
+    """What ``colorkit bench`` does. ``data``, ``stats`` and ``train`` are the sections of a
+    run's configuration; the training seeds are ``train.seed`` ... ``train.seed + seeds - 1``,
+    every one on the split of ``data.split_seed``. Given flat, ``dataset``, ``size``, ``crop``,
+    ``split_seed``, ``test_size`` and ``cache_dir`` go into ``data`` and ``seed``, ``epochs``,
+    ``device`` and ``progress`` into ``train``."""
+
+    methods: list[str]
+    """Registered methods to train (or reuse) and score (third-party ones too)."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    k: int = Field(5, ge=1, le=64)
+    """Colorizations per image."""
+    seeds: int = Field(1, ge=1)
+    """Train and evaluate every method with seeds SEED ... SEED+N-1; report mean and spread."""
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per method (``"*"``: every method that has the field): config fields for training,
+    or sampling settings (``mode`` and the method's ``sample_options``) for scoring."""
+    runs: list[str] = Field(default_factory=list)
+    """Reuse these run directories (repeatable)."""
+    out: str = "bench-out"
+    """Output folder: results, figures and the trained runs (OUT/runs)."""
+    batch_size: int = 16
+    """Test images per batch when scoring."""
+    sample_images: int = 3
+    """Test images shown in samples.png."""
+    extra_modes: bool = True
+    """Also score every extra sampling mode (e.g. mdn's mixture)."""
+    references: bool = True
+    """Score the reference methods (grey, mean-field, prior-samples, prior-kmeans, colornet)."""
+    test_dataset: str | None = None
+    """Score on every usable image of this folder or data set instead of the test split."""
+    threads: int | Literal["auto"] | None = None
+    """torch CPU threads [default: every core]; ``auto``: the cores not already busy (faster on
+    a shared machine, but another thread count changes the last bits of the results)."""
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: Any) -> Any:
+        from colorkit.core.threads import resolve_threads
+
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None if value is None else "auto"
+        return resolve_threads(value)  # a number >= 1, else a one-line user error
+    resamples: int = RESAMPLES
+    """Bootstrap resamples of each interval."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_fields(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for section in ("data", "train"):
+            flat = {k: values.pop(k) for k in [k for k, s in FLAT_FIELDS.items() if s == section] if k in values}
+            if flat:
+                given = values.get(section)
+                given = given.model_dump() if hasattr(given, "model_dump") else dict(given or {})
+                values[section] = {**given, **flat}
+        return values
+
+    @property
+    def dataset(self) -> str:
+        return self.data.dataset
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def seed(self) -> int:
+        """The first training seed, also the seed of the bootstrap."""
+        return self.train.seed
+
+    @property
+    def epochs(self) -> int | None:
+        return self.train.epochs
+
+    @property
+    def device(self) -> str:
+        return self.train.device
+
+    @property
+    def progress(self) -> bool:
+        return self.train.progress
+
+    def method_options(self, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(training options, sampling options)`` of ``method`` from :attr:`options`."""
+        from colorkit.core.plugin_manager import registry
+
+        factory = registry("method").get(method).factory
+        fields = set(getattr(getattr(factory, "Config", None), "model_fields", {}))
+        sampling_keys = set(getattr(factory, "sample_options", ())) | {"mode"}
+        train_opts: dict[str, Any] = {}
+        sample_opts: dict[str, Any] = {}
+        for scope in ("*", method):
+            for key, value in self.options.get(scope, {}).items():
+                if key in sampling_keys:
+                    sample_opts[key] = value
+                elif key in fields or scope == method:
+                    train_opts[key] = value
+        return train_opts, sample_opts
+
+
+def parse_bench_options(pairs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"[METHOD:]KEY": value}`` (``--option``) -> ``{METHOD or "*": {KEY: value}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in pairs.items():
+        method, _, field = key.rpartition(":") if ":" in key and not key.startswith("timm:") else ("", "", key)
+        out.setdefault(method or "*", {})[field] = value
+    return out
