@@ -68,14 +68,22 @@ def test_channels_last_on_cpu(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
 
 
-def test_compile_flag_compiles_submodules(tmp_path):
+def test_compile_flag_compiles_submodules(monkeypatch, tmp_path):
     pytest.importorskip("torch._dynamo")
     m = make()
+    compiled = []
+    real_compile = torch.nn.Module.compile
+
+    def spy(self, *a, **kw):
+        compiled.append((self, kw))
+        return real_compile(self, *a, **kw)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", spy)
     summary = Trainer(TrainConfig(progress=False, compile=True, compile_backend="eager")).fit(
         m, ToySplit(), tmp_path / "r"
     )
     assert summary["compiled"] is True
-    assert m.net._compiled_call_impl is not None and m.head._compiled_call_impl is not None
+    assert compiled == [(m.net, {"backend": "eager"}), (m.head, {"backend": "eager"})]  # each sub-module, once
     assert list(m.state_dict()) == list(make().state_dict())  # checkpoints keep their keys
     ref = make()
     Trainer(TrainConfig(progress=False)).fit(ref, ToySplit(), tmp_path / "ref")

@@ -59,8 +59,7 @@ def train(method, preset, out, resume, options, quiet, quiet_alias, **fields) ->
     run = train_config(cfg, out=out, resume=resume)
     from colorkit.core import distributed as D
 
-    if D.rank() == 0 and not was_complete:  # a finished run: train already said so, nothing was trained
+    if D.launch_rank() == 0 and not was_complete:  # a finished run: train already said so, nothing was trained
         info = json.loads((run / "run.json").read_text())
         click.echo(f"trained {method} ({preset}) in {info['train_seconds']:.1f} s of training, "
                    f"{time.perf_counter() - t0:.1f} s wall; run directory: {run}")
-    D.shutdown()

@@ -9,7 +9,9 @@ the global batch. So N processes with global batch B follow one process with bat
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -38,12 +40,44 @@ def init_from_env(device: torch.device) -> bool:
     return True
 
 
+def launch_rank() -> int:
+    """The rank torchrun gave this process (``RANK``; 0 when not launched by it), known
+    before the process group exists and after it is gone."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """This process's index on its machine under torchrun (``LOCAL_RANK``; 0 otherwise):
+    the GPU it takes."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def shutdown() -> None:
     """Leave the process group together: a barrier, then destroy it. Ranks tearing gloo
     down at different moments can abort the later one."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device) -> Iterator[bool]:
+    """The process group's whole life in one place: set up from torchrun's environment on
+    entry (NCCL for a CUDA ``device``, gloo otherwise) and left together (barrier, destroy)
+    on exit. Yields whether it made the group. A group that already exists (made by the
+    caller) is used and left as it is; without torchrun it does nothing. After an error the
+    group is destroyed without the barrier, which could wait forever for a process that
+    stopped elsewhere."""
+    made = init_from_env(device)
+    try:
+        yield made
+    except BaseException:
+        if made and dist.is_initialized():
+            with contextlib.suppress(Exception):
+                dist.destroy_process_group()
+        raise
+    if made:
+        shutdown()
 
 
 def all_reduce_gradients(params: list[Tensor]) -> None:

@@ -256,8 +256,9 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
     summary = trainer.fit(m, ds.split("train"), out, resume=resume)
     from colorkit.core import distributed as D
 
-    diagnostics = m.diagnostics(ds.split("train"), k=5) if D.rank() == 0 else None
-    if D.rank() == 0:
+    first = D.launch_rank() == 0  # fit has left the process group: torchrun's rank says who writes
+    diagnostics = m.diagnostics(ds.split("train"), k=5) if first else None
+    if first:
         finalize_run(out, m, st, {
             "method": method, "preset": cfg.method.preset, "options": cfg.method.options, "seed": seed,
             "epochs_override": epochs,

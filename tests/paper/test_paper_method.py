@@ -155,7 +155,8 @@ def test_backbone_cache(stats16, tmp_path):
 
 
 def test_engine_runs_all_stages(stats16, tmp_path):
-    engine = pytest.importorskip("colorkit.train.engine")
+    from colorkit.train import engine
+
     m = tiny(stats=stats16, use_cache=False)
     summary = engine.Trainer(engine.TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu",
                                                 max_steps_per_epoch=2)).fit(m, Split(structured_batch(16, S)), tmp_path)
