@@ -163,10 +163,12 @@ class _Refused(Exception):
 
 
 def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: str, *, model: str, k: int,
-                    max_pixels: int, lock: threading.Lock) -> dict[str, Any]:
+                    max_pixels: int, lock: threading.Lock, writer: Any) -> dict[str, Any]:
     """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
-    folder; the JSON the page shows. Decoding happens inside ``lock`` too: one photo is in
-    memory at a time, however many uploads arrive together."""
+    folder with ``writer`` (a PNG :class:`colorkit.apps.inference.Writer`, the one the
+    command line uses); the JSON the page shows. Decoding happens inside ``lock`` too: one
+    photo is in memory at a time, however many uploads arrive together."""
+    from colorkit.apps.inference import colorize_photo
     from colorkit.data.imageio import has_colour, read_photo
 
     folder = data_path.parent
@@ -184,11 +186,15 @@ def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: st
         del photo
         colour = has_colour(img)
         width, height = img.width, img.height
-        img.convert("L").save(folder / "grey.png")
-        for i, out in enumerate(colorizer.iter_colorize(img, k=k, max_pixels=max_pixels)):
-            out.save(folder / f"{i + 1}.png")
-            del out
+        try:
+            writer.submit(img.convert("L"), folder / "grey.png")
+            colorize_photo(colorizer, img, writer, [folder / f"{i + 1}.png" for i in range(k)], k=k)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.flush()  # nothing is still being written when the result's folder is dropped
+            raise
         del img
+        writer.flush()  # every file is whole before the page asks for it
     return {
         "id": rid, "width": width, "height": height, "colour": colour, "k": k, "model": model,
         "method": colorizer.name, "grey": f"/results/{rid}/grey.png",
@@ -210,6 +216,8 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+    from colorkit.apps.inference import OutputFormat, Writer
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="colorkit")
     store = ResultStore(workdir, keep=keep)
     lock = threading.Lock()
@@ -217,6 +225,7 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
     # holding a thread each, and the memory one colorization frees is reused by the next
     # (on many threads, each would keep its own allocator arena at its high-water mark).
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorkit-serve")
+    writer = Writer(OutputFormat("png"))  # used from the worker thread only
     page = render_page(models.describe(), max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
     taken = [0]  # uploads being received, waiting or colorized (the event loop's thread only)
 
@@ -284,7 +293,8 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
             if size == 0:
                 raise _Refused(400, "No file was received: choose or drop a photo first.")
             result = await asyncio.wrap_future(worker.submit(colorize_upload, models, store, upload, rid, model=model,
-                                                             k=k, max_pixels=max_pixels, lock=lock))
+                                                             k=k, max_pixels=max_pixels, lock=lock,
+                                                             writer=writer))
             store.finish(rid)
             return JSONResponse(result)
         except _Refused as exc:
