@@ -2,14 +2,22 @@
 200 synthetic 1024x768 JPEGs, on the CPU.
 
     python benchmarks/bench_colorize_folder.py [--run RUN] [--n 200] [--k 5] [--batch-size 8]
+        [--format png|jpg|webp] [--quality Q] [--workers W] [--png-levels 0,1,2,3,6,9]
 
 Without --run the bundled demo model is used. The JPEGs are demo photos enlarged to
 1024x768 with a different crop each (made in a temporary folder, not timed). Prints
-images per second of the whole folder run (decode, model, full-resolution composition,
-PNG encoding, atomic writes), and, to show where the time goes, the same work split into
-its parts on the first images: the model alone (batched), composing the k full-resolution
-colorizations, and encoding them as PNG. Appends a row to
-benchmarks/results/colorize_folder.csv with the load average at the start and end.
+images per second of the whole folder run in the chosen output format (decode, model,
+full-resolution composition, encoding, atomic writes: decoding and encoding run in
+threads beside the model and composition, as in ``colorkit colorize``) and the bytes it
+wrote per image; then, to show where the time goes, the parts one after another on one
+thread on the first images: decoding, the model (batched), composing the k
+full-resolution colorizations, and encoding them in each format (png, jpg, webp, at the
+default qualities) with the bytes per image of each. The sum of the parts over the whole
+run's time per image is how much the threads overlap.
+
+Appends a row to benchmarks/results/colorize_folder.csv with the load average at the
+start and end. ``--png-levels`` also times PNG encoding at each zlib level on the same
+outputs (time and bytes per output) and appends them to benchmarks/results/png_levels.csv.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from PIL import Image
 
 import colorkit
 from colorkit.apps.folder import colorize_folder
+from colorkit.apps.inference import FORMATS, default_workers, output_format
 from colorkit.builtin_components import DEMO_DIR
 from colorkit.data.imageio import compose_colorizations, model_grey, read_photo
 
@@ -43,14 +52,65 @@ def make_folder(root: Path, n: int) -> None:
             im.crop(box).resize((1024, 768), Image.Resampling.BICUBIC).save(root / f"img_{i:03d}.jpg", quality=90)
 
 
+def parts(c, files: list[Path], k: int, batch_size: int) -> tuple[dict[str, float], dict[str, float], list]:
+    """Seconds per image of each part, one after another on one thread, and bytes per
+    image of each format; also the composed outputs of the first two images."""
+    n = len(files)
+    t = time.perf_counter()
+    imgs = [read_photo(f).image for f in files]
+    sec = {"decode": (time.perf_counter() - t) / n}
+    grey = torch.cat([model_grey(im, c.size) for im in imgs])
+    t = time.perf_counter()
+    for i in range(0, n, batch_size):
+        c.sample(grey[i : i + batch_size], k, seed=0)
+    sec["model"] = (time.perf_counter() - t) / n
+    ab = c.sample(grey, k, seed=0).float().cpu()
+    sec["compose"] = 0.0
+    size = {f: 0.0 for f in FORMATS}
+    sec.update({f: 0.0 for f in FORMATS})
+    fmts = {f: output_format(f) for f in FORMATS}
+    sample = []
+    for j, im in enumerate(imgs):
+        t = time.perf_counter()
+        outs = list(compose_colorizations(im, ab[j]))
+        sec["compose"] += (time.perf_counter() - t) / n
+        for name, fmt in fmts.items():
+            t = time.perf_counter()
+            size[name] += sum(len(fmt.encode(o)) for o in outs) / n
+            sec[name] += (time.perf_counter() - t) / n
+        if j < 2:
+            sample += outs
+    return sec, size, sample
+
+
+def png_levels(outputs: list, levels: list[int]) -> list[tuple[int, float, float]]:
+    """(level, seconds, bytes) per output for PNG encoding at each zlib level."""
+    rows = []
+    for level in levels:
+        t = time.perf_counter()
+        total = 0
+        for o in outputs:
+            buf = BytesIO()
+            o.save(buf, format="PNG", compress_level=level)
+            total += buf.tell()
+        rows.append((level, (time.perf_counter() - t) / len(outputs), total / len(outputs)))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default=None)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--format", default="png", choices=FORMATS)
+    ap.add_argument("--quality", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=None, help="Decoding and encoding threads [default: per core].")
     ap.add_argument("--parts", type=int, default=16, help="Images timed part by part.")
+    ap.add_argument("--png-levels", default="", help="Comma-separated zlib levels to time on the parts' outputs.")
     args = ap.parse_args()
+    fmt = output_format(args.format, args.quality)
+    workers = args.workers or default_workers()
     c = colorkit.load(args.run, device="cpu")
     work = Path(tempfile.mkdtemp(prefix="colorkit-bench-folder-"))
     try:
@@ -59,48 +119,43 @@ def main() -> None:
         make_folder(src, args.n)
         load0 = os.getloadavg()
         t0 = time.perf_counter()
-        rec = colorize_folder(c, str(src), out, k=args.k, batch_size=args.batch_size, progress=False,
-                              echo=lambda m: None)
+        rec = colorize_folder(c, str(src), out, k=args.k, batch_size=args.batch_size, fmt=fmt, workers=workers,
+                              progress=False, echo=lambda m: None)
         total = time.perf_counter() - t0
         assert rec["colorized"] == args.n and not rec["skipped"]
-        assert Image.open(out / "img_000_1.png").size == (1024, 768)
+        assert Image.open(out / f"img_000_1{fmt.suffix}").size == (1024, 768)
         load1 = os.getloadavg()
-
-        # Where the time goes, on the first images, part by part (single thread of Python).
-        files = sorted(src.iterdir())[: args.parts]
-        t = time.perf_counter()
-        imgs = [read_photo(f).image for f in files]
-        t_decode = time.perf_counter() - t
-        grey = torch.cat([model_grey(im, c.size) for im in imgs])
-        t = time.perf_counter()
-        for i in range(0, len(imgs), args.batch_size):
-            ab = c.sample(grey[i : i + args.batch_size], args.k, seed=0)
-        t_model = time.perf_counter() - t
-        ab = c.sample(grey, args.k, seed=0)
-        t_compose = t_encode = 0.0
-        for j, im in enumerate(imgs):
-            t = time.perf_counter()
-            outs = list(compose_colorizations(im, ab[j]))
-            t_compose += time.perf_counter() - t
-            t = time.perf_counter()
-            for o in outs:
-                o.save(BytesIO(), format="PNG")
-            t_encode += time.perf_counter() - t
-        n = len(imgs)
+        out_bytes = sum(p.stat().st_size for p in out.rglob(f"*{fmt.suffix}")) / args.n
+        sec, size, sample = parts(c, sorted(src.iterdir())[: args.parts], args.k, args.batch_size)
+        levels = png_levels(sample, [int(v) for v in args.png_levels.split(",") if v.strip()])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ips = args.n / total
-    per = {"decode": t_decode / n, "model": t_model / n, "compose": t_compose / n, "png": t_encode / n}
-    print(f"colorize folder: {args.n} JPEGs 1024x768, k={args.k}, batch {args.batch_size}, {c.label}: "
-          f"{total:.1f} s, {ips:.2f} images/s; torch threads {torch.get_num_threads()}; "
-          f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end")
-    print("per image, part by part (s): " + ", ".join(f"{k} {v:.4f}" for k, v in per.items()))
+    print(f"colorize folder: {args.n} JPEGs 1024x768, k={args.k}, batch {args.batch_size}, {fmt.describe()}, "
+          f"{workers} threads, {c.label}: {total:.1f} s, {ips:.2f} images/s, {out_bytes / 1e6:.2f} MB written per "
+          f"image; torch threads {torch.get_num_threads()}; load average {load0[0]:.2f} at start, {load1[0]:.2f} "
+          "at end")
+    serial = sec["decode"] + sec["model"] + sec["compose"] + sec[fmt.name]
+    print("per image, part by part on one thread (s): " + ", ".join(f"{p} {sec[p]:.4f}" for p in
+                                                                     ("decode", "model", "compose")))
+    print("encoding per image (s, MB): " + ", ".join(f"{f} {sec[f]:.4f} s {size[f] / 1e6:.2f} MB" for f in FORMATS))
+    print(f"the parts of this run add up to {serial:.4f} s per image on one thread; the run took {total / args.n:.4f} "
+          f"s per image ({serial / (total / args.n):.2f}x overlap)")
+    for level, s, b in levels:
+        print(f"png compress_level {level}: {s:.4f} s, {b / 1e6:.3f} MB per output")
     append_rows("colorize_folder",
                 ["model", "n", "width", "height", "k", "batch_size", "seconds", "images_per_s", "decode_s",
-                 "model_s", "compose_s", "png_s", "load1_start", "load1_end", "threads", "torch"],
+                 "model_s", "compose_s", "png_s", "load1_start", "load1_end", "threads", "torch", "format", "quality",
+                 "workers", "out_bytes", "jpg_s", "webp_s", "png_bytes", "jpg_bytes", "webp_bytes"],
                 [[c.label, args.n, 1024, 768, args.k, args.batch_size, f"{total:.2f}", f"{ips:.3f}",
-                  f"{per['decode']:.4f}", f"{per['model']:.4f}", f"{per['compose']:.4f}", f"{per['png']:.4f}",
-                  f"{load0[0]:.2f}", f"{load1[0]:.2f}", torch.get_num_threads(), torch.__version__]])
+                  f"{sec['decode']:.4f}", f"{sec['model']:.4f}", f"{sec['compose']:.4f}", f"{sec['png']:.4f}",
+                  f"{load0[0]:.2f}", f"{load1[0]:.2f}", torch.get_num_threads(), torch.__version__, fmt.name,
+                  fmt.quality or "", workers, round(out_bytes), f"{sec['jpg']:.4f}", f"{sec['webp']:.4f}",
+                  round(size["png"]), round(size["jpg"]), round(size["webp"])]])
+    if levels:
+        append_rows("png_levels", ["width", "height", "outputs", "compress_level", "seconds", "bytes", "load1"],
+                    [[1024, 768, len(sample), level, f"{s:.4f}", round(b), f"{os.getloadavg()[0]:.2f}"]
+                     for level, s, b in levels])
 
 
 if __name__ == "__main__":

@@ -88,6 +88,23 @@ def test_package_data_ships_every_model_file():
         assert any(fnmatch.fnmatch(f, g) for g in globs), (f, globs)
 
 
+def test_package_data_ships_the_web_page():
+    """The page of ``colorkit serve`` is a template shipped as package data: pyproject's
+    globs cover it, and it is read through importlib.resources with every field filled."""
+    from colorkit.apps.serve import PAGE_TEMPLATE, render_page
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["colorkit"]
+        assert any(fnmatch.fnmatch(f"apps/{PAGE_TEMPLATE}", g) for g in globs), globs
+    page = render_page([{"name": "demo", "label": "demo (mdn)", "note": "a </script> note"}],
+                       max_upload_bytes=25 * 2**20, max_pixels=16_000_000)
+    assert page.startswith("<!doctype html>") and "{{" not in page
+    assert '<option value="demo">demo (mdn)</option>' in page and "at most 25 MB and 16 megapixels" in page
+    assert "a <\\/script> note" in page  # a note cannot close the page's script
+
+
 def test_colorize_without_run_uses_the_demo_model(tmp_path, capsys):
     photo = tmp_path / "photo.jpg"
     rng = np.random.default_rng(0)

@@ -31,6 +31,7 @@ import threading
 import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ QUEUE = 32
 """Uploads taken at once (received, waiting or being colorized); one more gets 503."""
 READ_TIMEOUT = 30.0
 """Seconds an upload may send nothing before it is answered 408."""
+
+PAGE_TEMPLATE = "templates/serve.html"
+"""The web page, relative to the ``colorkit.apps`` package (package data): one
+self-contained HTML file whose ``{{...}}`` fields :func:`render_page` fills in."""
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _NAME = re.compile(r"^(grey|[0-9]{1,2})\.png$")
@@ -158,10 +163,12 @@ class _Refused(Exception):
 
 
 def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: str, *, model: str, k: int,
-                    max_pixels: int, lock: threading.Lock) -> dict[str, Any]:
+                    max_pixels: int, lock: threading.Lock, writer: Any) -> dict[str, Any]:
     """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
-    folder; the JSON the page shows. Decoding happens inside ``lock`` too: one photo is in
-    memory at a time, however many uploads arrive together."""
+    folder with ``writer`` (a PNG :class:`colorkit.apps.inference.Writer`, the one the
+    command line uses); the JSON the page shows. Decoding happens inside ``lock`` too: one
+    photo is in memory at a time, however many uploads arrive together."""
+    from colorkit.apps.inference import colorize_photo
     from colorkit.data.imageio import has_colour, read_photo
 
     folder = data_path.parent
@@ -179,11 +186,15 @@ def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: st
         del photo
         colour = has_colour(img)
         width, height = img.width, img.height
-        img.convert("L").save(folder / "grey.png")
-        for i, out in enumerate(colorizer.iter_colorize(img, k=k, max_pixels=max_pixels)):
-            out.save(folder / f"{i + 1}.png")
-            del out
+        try:
+            writer.submit(img.convert("L"), folder / "grey.png")
+            colorize_photo(colorizer, img, writer, [folder / f"{i + 1}.png" for i in range(k)], k=k)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.flush()  # nothing is still being written when the result's folder is dropped
+            raise
         del img
+        writer.flush()  # every file is whole before the page asks for it
     return {
         "id": rid, "width": width, "height": height, "colour": colour, "k": k, "model": model,
         "method": colorizer.name, "grey": f"/results/{rid}/grey.png",
@@ -205,6 +216,8 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+    from colorkit.apps.inference import OutputFormat, Writer
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="colorkit")
     store = ResultStore(workdir, keep=keep)
     lock = threading.Lock()
@@ -212,6 +225,7 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
     # holding a thread each, and the memory one colorization frees is reused by the next
     # (on many threads, each would keep its own allocator arena at its high-water mark).
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorkit-serve")
+    writer = Writer(OutputFormat("png"))  # used from the worker thread only
     page = render_page(models.describe(), max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
     taken = [0]  # uploads being received, waiting or colorized (the event loop's thread only)
 
@@ -279,7 +293,8 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
             if size == 0:
                 raise _Refused(400, "No file was received: choose or drop a photo first.")
             result = await asyncio.wrap_future(worker.submit(colorize_upload, models, store, upload, rid, model=model,
-                                                             k=k, max_pixels=max_pixels, lock=lock))
+                                                             k=k, max_pixels=max_pixels, lock=lock,
+                                                             writer=writer))
             store.finish(rid)
             return JSONResponse(result)
         except _Refused as exc:
@@ -397,116 +412,16 @@ def _check_can_listen(host: str, port: int) -> None:
 
 
 def render_page(models: list[dict[str, Any]], *, max_upload_bytes: int, max_pixels: int) -> str:
+    """The page (:data:`PAGE_TEMPLATE`, shipped as package data) with the models, the k
+    choices and the limits filled in."""
     options = "\n".join(f'<option value="{html.escape(m["name"])}">{html.escape(m["label"])}</option>'
                         for m in models)
     k_options = "\n".join(f'<option value="{k}"{" selected" if k == 5 else ""}>{k}</option>'
                           for k in range(1, MAX_K + 1))
     notes = json.dumps({m["name"]: m["note"] for m in models})
-    return (_PAGE.replace("{{OPTIONS}}", options).replace("{{K_OPTIONS}}", k_options)
+    page = resources.files("colorkit.apps").joinpath(PAGE_TEMPLATE).read_text(encoding="utf-8")
+    return (page.replace("{{OPTIONS}}", options).replace("{{K_OPTIONS}}", k_options)
             .replace("{{NOTES}}", notes.replace("</", "<\\/"))
             .replace("{{MAX_MB}}", f"{max_upload_bytes / 2**20:.0f}")
             .replace("{{MAX_MP}}", f"{max_pixels / 1e6:g}"))
 
-
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>colorkit: colorize a photo</title>
-<style>
-  body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; max-width: 1400px; }
-  h1 { font-size: 1.4rem; margin: 0 0 .3rem; }
-  .hint { color: #555; margin: .2rem 0; }
-  #drop { border: 2px dashed #888; border-radius: 8px; padding: 1.2rem; margin: 1rem 0; text-align: center; }
-  #drop.over { background: #eef5ff; border-color: #36c; }
-  .controls { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; margin: .6rem 0; }
-  button { font-size: 1rem; padding: .4rem 1.2rem; }
-  #error { color: #a00; background: #fee; border: 1px solid #e99; padding: .5rem .8rem; border-radius: 6px; }
-  #notice { color: #543; background: #ffd; border: 1px solid #dd9; padding: .5rem .8rem; border-radius: 6px; }
-  #results { display: flex; flex-wrap: wrap; gap: .8rem; margin-top: 1rem; }
-  figure { margin: 0; display: flex; flex-direction: column; align-items: center; }
-  figure img { max-width: 260px; max-height: 260px; border: 1px solid #ccc; }
-  figcaption { font-size: .85rem; margin-top: .2rem; text-align: center; }
-</style>
-</head>
-<body>
-<h1>colorkit: colorize a photo</h1>
-<p class="hint">Drop a photo (colour or black-and-white). <strong>Colour photos are turned grey first</strong>:
-colorkit colorizes the grey version and shows several plausible colorings side by side.
-Each result downloads as a PNG at the photo's full resolution.</p>
-<p class="hint" id="model-note"></p>
-<div id="drop">
-  <p>Drop a photo here, or choose one:</p>
-  <input type="file" id="file" accept="image/*">
-  <p class="hint">JPEG, PNG, WebP, BMP or TIFF; at most {{MAX_MB}} MB and {{MAX_MP}} megapixels.</p>
-</div>
-<div class="controls">
-  <label>Model <select id="model">{{OPTIONS}}</select></label>
-  <label>Colorizations (k) <select id="k">{{K_OPTIONS}}</select></label>
-  <button id="go">Colorize</button>
-  <span id="status" role="status"></span>
-</div>
-<div id="error" role="alert" hidden></div>
-<div id="notice" hidden></div>
-<div id="results"></div>
-<script>
-const NOTES = {{NOTES}};
-const $ = (id) => document.getElementById(id);
-function showNote() {
-  const n = NOTES[$("model").value];
-  $("model-note").textContent = n ? "About this model: " + n + "." : "";
-}
-$("model").addEventListener("change", showNote); showNote();
-function fail(msg) { $("error").textContent = msg; $("error").hidden = false; $("status").textContent = ""; }
-function figure(src, caption, download) {
-  const f = document.createElement("figure");
-  const img = document.createElement("img"); img.src = src; img.alt = caption;
-  img.className = download ? "result" : "grey";
-  f.appendChild(img);
-  const c = document.createElement("figcaption"); c.textContent = caption + " ";
-  const a = document.createElement("a"); a.href = src; a.textContent = "download PNG";
-  a.className = "download"; a.download = download || "grey.png"; c.appendChild(a);
-  f.appendChild(c); return f;
-}
-async function colorize() {
-  const file = $("file").files[0];
-  $("error").hidden = true; $("notice").hidden = true;
-  if (!file) { fail("Choose or drop a photo first."); return; }
-  const k = $("k").value, model = $("model").value;
-  $("go").disabled = true; $("status").textContent = "Colorizing...";
-  $("results").replaceChildren();
-  try {
-    const r = await fetch(`/api/colorize?k=${k}&model=${encodeURIComponent(model)}`,
-                          {method: "POST", body: file, headers: {"Content-Type": "application/octet-stream"}});
-    let data = null;
-    try { data = await r.json(); } catch (e) { data = null; }
-    if (!r.ok || !data || data.error) { fail((data && data.error) || `The server answered ${r.status}.`); return; }
-    const stem = file.name.replace(/\\.[^.]*$/, "") || "photo";
-    if (data.colour) {
-      $("notice").textContent = "This photo is in colour: it was turned grey first, "
-        + "and these are colorizations of the grey version.";
-      $("notice").hidden = false;
-    }
-    $("results").appendChild(figure(data.grey, `grey input, ${data.width} x ${data.height}`, null));
-    data.results.forEach((src, i) => $("results").appendChild(
-      figure(src, `${data.model} #${i + 1}`, `${stem}_${i + 1}.png`)));
-    $("status").textContent = `Done: ${data.k} colorizations at ${data.width} x ${data.height}.`;
-  } catch (e) {
-    fail("Could not reach the colorkit server: " + e);
-  } finally {
-    $("go").disabled = false;
-  }
-}
-$("go").addEventListener("click", colorize);
-const drop = $("drop");
-drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (e) => {
-  e.preventDefault(); drop.classList.remove("over");
-  if (e.dataTransfer.files.length) { $("file").files = e.dataTransfer.files; colorize(); }
-});
-</script>
-</body>
-</html>
-"""

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
@@ -31,6 +28,11 @@ from colorkit.data.imageio import MAX_K, MAX_PIXELS
               help="Largest photo accepted, in pixels (memory is about 20 bytes per pixel).")
 @click.option("--batch-size", type=click.IntRange(min=1, max=256), default=8, show_default=True,
               help="Folder or glob: photos the model colorizes at once.")
+@click.option("--format", "fmt_name", type=click.Choice(["png", "jpg", "webp"], case_sensitive=False), default=None,
+              help="Photos: format of the outputs: png (lossless) [default], jpg or webp (lossy, several times "
+                   "smaller files).")
+@click.option("--quality", type=click.IntRange(min=1, max=100), default=None,
+              help="Photos: quality of jpg or webp outputs, 1-100 [default: 95 for jpg, 90 for webp].")
 @click.option("--frames", "as_frames", is_flag=True,
               help="Clip: IMAGES is one folder of numbered frames (frame_0001.png, ...) to colorize as a clip.")
 @click.option("--fps", type=float, default=None,
@@ -43,15 +45,16 @@ from colorkit.data.imageio import MAX_K, MAX_PIXELS
 @progress_option
 @option_pairs(help="Sampling setting of the method (repeatable), e.g. temperature=0.5 for colornet; mode=... "
                    "as --mode.")
-def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, as_frames, fps, scene_threshold,
-             quiet, quiet_alias, options) -> None:
+def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt_name, quality, as_frames, fps,
+             scene_threshold, quiet, quiet_alias, options) -> None:
     """Write K colorizations of each IMAGE (colour or grey), of every image in a folder, or
     of every file a quoted glob matches.
 
     Files: OUT/<stem>_<i>.png at the input's resolution (predicted ab upsampled and joined
     with the input's L) and OUT/grid.png (grey | K colorizations per row). Colorizations are
-    made and written one at a time; all outputs appear together at the end, so a failure
-    (a full disk) leaves none of them.
+    made one at a time and encoded in threads; all outputs appear together at the end, so a
+    failure (a full disk) leaves none of them. --format jpg or webp writes <stem>_<i>.jpg or
+    .webp instead (lossy, at --quality).
 
     A folder or glob (the only IMAGES argument): OUT/<relative folder>/<stem>_<i>.png for
     every image, with a progress bar and a count of skipped files per reason (the reasons
@@ -74,16 +77,21 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     Examples:
       colorkit colorize photo.jpg old.png --k 5 --out colorized/
       colorkit colorize ~/old-photos --out ~/old-photos-colorized
+      colorkit colorize ~/old-photos --format jpg --quality 90 --out small/
       colorkit colorize 'scans/**/*.tif' --run runs/mdn --out colorized/
       colorkit colorize film.mp4 --k 5 --out film-colorized/
       colorkit colorize scans/reel1/ --frames --fps 18 --out reel1-colorized/
     """
-    from colorkit.apps.folder import is_pattern
+    from colorkit.apps.inference import output_format
+    from colorkit.apps.sources import is_pattern
     from colorkit.data.video import is_clip
 
     clips = [p for p in images if is_clip(p)]
     if as_frames or clips:
         what = images[0] if as_frames else clips[0]
+        if fmt_name is not None or quality is not None:
+            raise ColorkitError(f"--format and --quality are for photos; a clip's versions are written in the clip's "
+                                f"own kind of file ({what})")
         if len(images) > 1:
             raise ColorkitError(f"a clip must be the only IMAGES argument (got {len(images)} arguments, including "
                                 f"{what})")
@@ -94,17 +102,24 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         return
     if fps is not None:
         raise ColorkitError("--fps is for a folder of frames given with --frames")
+    fmt = output_format(fmt_name or "png", quality)
 
     patterns = [p for p in images if is_pattern(p)]
     if patterns:
         if len(images) > 1:
             raise ColorkitError(f"a folder or glob must be the only IMAGES argument (got {len(images)} arguments, "
                                 f"including {patterns[0]}); quote a glob so that colorkit expands it")
-        _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size,
+        _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt,
                          not is_quiet(quiet, quiet_alias), parse_options(options))
         return
-    from colorkit.apps.folder import MANIFEST, assign_stems
-    from colorkit.core.checkpoint import ensure_writable_dir
+    _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, parse_options(options))
+
+
+def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, options) -> None:
+    from colorkit.apps.folder import MANIFEST
+    from colorkit.apps.inference import THUMB_HEIGHT, Writer, colorize_photo, thumbnail
+    from colorkit.apps.sources import assign_stems
+    from colorkit.core.fs import atomic_write_png, ensure_writable_dir, staged_files
     from colorkit.data.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.train.runs import load
 
@@ -112,53 +127,48 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     if (out_dir / MANIFEST).is_file():  # a folder run's outputs: its record would no longer describe them
         raise ColorkitError(f"{out_dir} holds the outputs of a folder run ({MANIFEST}); choose another --out "
                             "for single photos, or rerun the folder")
-    colorizer = load(run_dir, device=device, options=parse_options(options))
+    colorizer = load(run_dir, device=device, options=options)
     for p in images:  # fail before writing anything: every header, every size
         image_size(p, max_pixels)
     created = not out_dir.exists()
     ensure_writable_dir(out_dir)
     # One name per output, never shared by two photos (a.jpg, a.png, a-jpg.png, A.JPG):
     # distinct also where file names differ only in case.
-    assigned = assign_stems([Path(p).name for p in images], k)
-    staging = Path(tempfile.mkdtemp(prefix=".colorize-tmp-", dir=out_dir))
-    try:
-        rows, names = [], []
-        for path, (_stem, outs) in zip(images, assigned):
-            img = open_image(path, max_pixels)
-            thumbs = []
-            for i, o in enumerate(colorizer.iter_colorize(img, k=k, mode=mode, seed=seed, max_pixels=max_pixels)):
-                o.save(staging / outs[i])
-                names.append(outs[i])
-                thumbs.append(_thumb(o))
-                del o
-            rows.append(grid_row(_thumb(img), thumbs, labels=["grey"] + [f"{colorizer.name} #{i + 1}"
-                                                                       for i in range(len(thumbs))]))
-            del img
-        stack_rows(rows).save(staging / "grid.png")
-        for name in [*names, "grid.png"]:  # renames need no space: all or (on a crash) most
-            os.replace(staging / name, out_dir / name)
+    assigned = assign_stems([Path(p).name for p in images], k, suffix=fmt.suffix)
+    try:  # every output and the grid appear together at the end, or (on a failure) none
+        with staged_files(out_dir, prefix=".colorize-tmp-") as staging, Writer(fmt) as writer:
+            rows = []
+            for path, (_stem, outs) in zip(images, assigned):
+                img = open_image(path, max_pixels)
+                _, thumbs = colorize_photo(colorizer, img, writer, [staging / o for o in outs], k=k, mode=mode,
+                                           seed=seed, thumb_height=THUMB_HEIGHT)
+                labels = ["grey"] + [f"{colorizer.name} #{i + 1}" for i in range(len(thumbs))]
+                rows.append(grid_row(thumbnail(img), thumbs, height=THUMB_HEIGHT, labels=labels))
+                del img
+            writer.flush()
+            atomic_write_png(staging / "grid.png", stack_rows(rows))
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         if created:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()  # only when empty
         raise
-    shutil.rmtree(staging, ignore_errors=True)
-    click.echo(f"wrote {len(images) * k} colorizations and {out_dir / 'grid.png'} ({colorizer.label}, k={k})")
-    apart = [f"{p} -> {stem}_<i>.png" for p, (stem, _) in zip(images, assigned) if stem != Path(p).stem]
+    click.echo(f"wrote {len(images) * k} colorizations ({fmt.describe()}) and {out_dir / 'grid.png'} "
+               f"({colorizer.label}, k={k})")
+    apart = [f"{p} -> {stem}_<i>{fmt.suffix}" for p, (stem, _) in zip(images, assigned) if stem != Path(p).stem]
     if apart:
         click.echo(f"named apart {len(apart)} photos whose outputs would have had another photo's name: "
                    f"{', '.join(apart)}")
     _note_demo(colorizer)
 
 
-def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, progress, options) -> None:
+def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt, progress,
+                     options) -> None:
     from colorkit.apps.folder import colorize_folder, summary_lines
     from colorkit.train.runs import load
 
     colorizer = load(run_dir, device=device, options=options)
     record = colorize_folder(colorizer, arg, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels,
-                             batch_size=batch_size, progress=progress, echo=lambda m: click.echo(m, err=True))
+                             batch_size=batch_size, fmt=fmt, progress=progress, echo=lambda m: click.echo(m, err=True))
     for line in summary_lines(record, Path(out)):
         click.echo(line)
     _note_demo(colorizer)
@@ -186,9 +196,3 @@ def _note_demo(colorizer) -> None:
 
         click.echo(f"colorkit: note: {DEMO_MODEL_NOTE}", err=True)
 
-
-def _thumb(img, height: int = 160):
-    from PIL import Image
-
-    return img.resize((max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS,
-                      reducing_gap=3.0)

@@ -6,6 +6,8 @@ takes a folder lock. Every writer in the package uses these helpers:
   file.
 - :func:`atomic_dir`: a whole folder written aside and swapped in; at every instant one
   complete copy exists.
+- :func:`staged_files`: several files written aside and moved into a folder together,
+  only once all are whole.
 - :func:`lock_dir`: an exclusive, re-entrant lock on an output folder, released by the
   kernel when the process dies.
 - :func:`ensure_writable_dir`: create a folder and prove it is writable before long work.
@@ -67,6 +69,24 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_files(directory: str | Path, prefix: str = ".staged-") -> Iterator[Path]:
+    """Files that appear in ``directory`` together: ``with staged_files(d) as tmp: write
+    into tmp``. When the block ends without an error every file written in ``tmp`` (no
+    subfolders) is renamed into ``d``, replacing a file of the same name (renames need no
+    space); on an error none is, and ``tmp`` is removed either way."""
+    directory = Path(directory)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
+    try:
+        yield tmp
+        for f in sorted(tmp.iterdir()):
+            if f.is_file() and not f.name.startswith("."):  # not an atomic write's temporary file
+                os.replace(f, directory / f.name)
+        _fsync_dir(directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
