@@ -260,12 +260,13 @@ class FileLock:
         while True:
             if not self.path.parent.is_dir():
                 return False
-            lock = filelock.FileLock(self.path, timeout=-1 if blocking else 0, on_acquired=self._stamp)
+            lock = filelock.FileLock(self.path, timeout=-1 if blocking else 0, thread_local=False,
+                                     on_acquired=self._stamp)
             try:
                 lock.acquire()
             except filelock.Timeout:
                 return False
-            except _Moved:
+            except (_Moved, FileNotFoundError):  # the file or its folder went away meanwhile: look again
                 continue
             self._lock = lock
             return True
