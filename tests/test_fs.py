@@ -103,7 +103,7 @@ def test_lock_dir_is_reentrant_and_refuses_a_second_process(tmp_path):
         assert f"is in use by another colorkit process (pid {os.getpid()})" in child.stdout, child.stderr
     with fs.lock_dir(out):  # released
         pass
-    with pytest.raises(ColorkitError, match="is not a directory"):
+    with pytest.raises(ColorkitError, match="cannot create --out .*file: File exists"):
         (tmp_path / "file").write_text("x")
         with fs.lock_dir(tmp_path / "file"):
             pass
