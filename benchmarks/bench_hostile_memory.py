@@ -113,7 +113,7 @@ _CHILD = textwrap.dedent("""
     import torch  # noqa: F401 - the baseline holds Python + torch + colorkit
     import importlib
     P = importlib.import_module("colorkit.data.prepare")
-    from colorkit.data import sources
+    from colorkit.data import records
     from colorkit.core.registry import ColorkitError
 
     def kib(field):
@@ -122,7 +122,7 @@ _CHILD = textwrap.dedent("""
                 return int(line.split()[1])
 
     if sys.argv[4] == "off":
-        sources.MAX_COMPRESSION_RATIO = float("inf")
+        records.MAX_COMPRESSION_RATIO = float("inf")
     base = kib("VmRSS")
     try:
         P.prepare(sys.argv[1], size=32, cache_dir=sys.argv[2], workers=int(sys.argv[3]), progress=False)

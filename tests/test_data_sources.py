@@ -22,10 +22,11 @@ import pytest
 from cli_helpers import run_cli
 from PIL import Image
 
+from colorkit.core.fs import FileLock
 from colorkit.core.plugin_manager import registry
 from colorkit.core.registry import ColorkitError, Entry
 from colorkit.data import Record, Source, prepare
-from colorkit.data.prepare import _FolderLock, clean_dead_tmp
+from colorkit.data.build import clean_dead_tmp
 from colorkit.data.recipes import RECIPES, fetch
 from colorkit.testing.archives import (
     LoopbackServer,
@@ -347,8 +348,8 @@ def test_dead_processes_temp_folders_are_removed_on_the_next_run(tmp_path):
     # a live process's temp folder and a legacy folder of a dead pid
     live = datasets / ".tmp-build-live"
     live.mkdir()
-    lock = _FolderLock(live)
-    assert lock.acquire(block=False)
+    lock = FileLock(live / "lock")
+    assert lock.acquire(blocking=False)
     dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_pid.wait()
     legacy = datasets / ".tmp-0123456789abcdef-xyz"
@@ -515,9 +516,8 @@ def test_compression_bombs_are_skipped_without_being_kept_in_memory(tmp_path, ki
 
 
 def test_encoded_bytes_in_flight_are_bounded_whatever_the_workers():
-    import importlib
-
-    P = importlib.import_module("colorkit.data.prepare")  # the module (colorkit.data.prepare is also a function)
+    from colorkit.data import build as B
+    from colorkit.data.images import Loaded
 
     live = [0, 0]  # bytes of records read and not yet handed on; the most seen
     mib = 1 << 20
@@ -530,13 +530,13 @@ def test_encoded_bytes_in_flight_are_bounded_whatever_the_workers():
 
     def decode(rec):
         time.sleep(0.002)
-        return P._images.Loaded(None, "not-an-image", "")
+        return Loaded(None, "not-an-image", "")
 
     for workers in (2, 8):
         live[:] = [0, 0]
-        for _rec, _res in P._iter_decoded(records(), decode, workers):
+        for _rec, _res in B.iter_decoded(records(), decode, workers):
             live[0] -= 10 * mib
-        assert live[1] <= P.IN_FLIGHT_BYTES + 10 * mib, (workers, live[1] / mib)
+        assert live[1] <= B.IN_FLIGHT_BYTES + 10 * mib, (workers, live[1] / mib)
 
 
 def test_duplicate_member_names_are_counted_and_named(tmp_path, capsys):

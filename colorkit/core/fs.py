@@ -3,13 +3,17 @@ takes a folder lock. Every writer in the package uses these helpers:
 
 - :func:`atomic_write_bytes` / :func:`atomic_write_text` / :func:`atomic_write_png`: a
   temporary file beside the target, fsync, rename; the final name only ever holds a whole
-  file.
-- :func:`atomic_dir`: a whole folder written aside and swapped in; at every instant one
-  complete copy exists.
+  file. :class:`AtomicFile` is the same for a file written piece by piece (a stream, a
+  file another library writes by name).
+- :func:`atomic_dir` / :class:`AtomicDir`: a whole folder written aside and swapped in; at
+  every instant one complete copy exists.
+- :func:`replace`: rename a finished file or folder into place and sync its folder;
+  :func:`discard_dir`: remove a folder without leaving a half-removed one under its name.
+- :class:`FileLock`: an exclusive lock on a file (the ``filelock`` package, ``flock``),
+  released by the kernel when the holder dies; :func:`lock_dir`: the re-entrant lock of an
+  output folder with a one-line error naming the holder.
 - :func:`staged_files`: several files written aside and moved into a folder together,
   only once all are whole.
-- :func:`lock_dir`: an exclusive, re-entrant lock on an output folder, released by the
-  kernel when the process dies.
 - :func:`ensure_writable_dir`: create a folder and prove it is writable before long work.
 """
 
@@ -19,9 +23,12 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 from colorkit.core.registry import ColorkitError
 
@@ -35,40 +42,159 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Write a directory atomically: ``with atomic_dir(p) as tmp: write into tmp``.
+def replace(src: str | Path, dst: str | Path) -> None:
+    """Rename ``src`` to ``dst`` in one step (a file over a file, a folder onto a missing or
+    empty folder; ``OSError`` otherwise) and sync the folder, so the new name survives a
+    crash. Both must be in the same file system (write ``src`` beside ``dst``)."""
+    os.replace(src, dst)
+    _fsync_dir(Path(dst).parent)
 
-    The previous contents of ``p`` stay intact until the new directory is complete. At
-    every instant at least one complete copy exists: ``p``, or ``p.old`` while the new one
-    is being moved in (a copy left there by a crash is moved back first, never deleted
-    while it is the only one)."""
+
+def discard_dir(path: str | Path) -> bool:
+    """Remove the folder ``path``: renamed aside first (``.tmp-stale-...`` beside it), so its
+    name is free at once and a removal cut short leaves only a ``.tmp-`` folder. ``False``
+    (and nothing removed) when it cannot be moved; ``True`` when it is gone."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
+    if not path.exists():
+        return True
+    trash = path.with_name(f".tmp-stale-{path.name[:16]}-{os.getpid()}-{time.time_ns()}")
     try:
-        yield tmp
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        old = path.with_name(path.name + ".old")
-        if old.exists():
-            if path.exists():
-                shutil.rmtree(old)  # a crash after the new copy landed: old is garbage
+        os.replace(path, trash)
+    except OSError:
+        return False
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
+def default_permissions(path: str | Path) -> None:
+    """Give ``path`` the permissions a new file or folder gets under the umask (temporary
+    files and folders are created private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+class AtomicFile:
+    """A file written beside its final name and renamed into place when complete.
+
+    ``AtomicFile(path)`` creates the empty temporary file ``tmp`` (private, in ``path``'s
+    folder; ``suffix`` ends its name, for writers that pick a format by it; ``part=True``
+    names it ``<name>.part``, truncated, for a single writer that holds a lock). Write it by
+    name, then :meth:`commit` (fsync, rename) or :meth:`abort` (remove). As a context
+    manager it yields ``tmp`` and commits on success, aborts on any error."""
+
+    def __init__(self, path: str | Path, *, suffix: str = "", part: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if part:
+            self.tmp = self.path.with_name(self.path.name + ".part")
+            with open(self.tmp, "wb"):
+                pass
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".tmp{suffix}", dir=self.path.parent)
+            os.close(fd)
+            self.tmp = Path(tmp)
+
+    def commit(self, *, sync: bool = True, public: bool = False) -> Path:
+        """Rename ``tmp`` to ``path`` (after an fsync of its data when ``sync``; with the
+        umask's permissions when ``public``). The temporary file is removed if this fails."""
+        try:
+            if sync:
+                _fsync_file(self.tmp)
+            if public:
+                default_permissions(self.tmp)
+            if sync:
+                replace(self.tmp, self.path)
             else:
-                os.replace(old, path)  # a crash between the renames: old is the only copy
-                _fsync_dir(path.parent)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-        if old.exists():
-            shutil.rmtree(old)
+                os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class AtomicDir:
+    """A folder written aside (``tmp``, beside ``path``) and swapped in by :meth:`commit`.
+
+    The previous contents of ``path`` stay intact until the new folder is complete. At
+    every instant at least one complete copy exists: ``path``, or ``path.old`` while the new
+    one is being moved in (a copy left there by a crash is moved back first, never deleted
+    while it is the only one). ``sync``: fsync every file before the swap. ``public``: the
+    umask's permissions instead of a private folder. ``keep``: a test of an existing
+    ``path`` at the moment of the swap; when it holds (another process finished the same
+    folder first), that copy is kept and the new one removed."""
+
+    def __init__(self, path: str | Path, *, sync: bool = True, public: bool = False,
+                 keep: Callable[[Path], bool] | None = None) -> None:
+        self.path = Path(path)
+        self.sync, self.public, self.keep = sync, public, keep
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=self.path.name + ".tmp-", dir=self.path.parent))
+
+    def commit(self) -> Path:
+        path, tmp = self.path, self.tmp
+        try:
+            if self.sync:
+                for f in tmp.rglob("*"):
+                    if f.is_file():
+                        _fsync_file(f)
+                _fsync_dir(tmp)
+            if self.public:
+                default_permissions(tmp)
+            old = path.with_name(path.name + ".old")
+            if old.exists():
+                if path.exists():
+                    shutil.rmtree(old)  # a crash after the new copy landed: old is garbage
+                else:
+                    os.replace(old, path)  # a crash between the renames: old is the only copy
+                    _fsync_dir(path.parent)
+            if self.keep is not None and path.exists() and self.keep(path):
+                self.abort()
+                return path
+            if path.exists():
+                os.replace(path, old)
+            replace(tmp, path)
+            if old.exists():
+                shutil.rmtree(old)
+        except BaseException:
+            self.abort()
+            raise
+        return path
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, sync: bool = True, public: bool = False,
+               keep: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Write a directory atomically: ``with atomic_dir(p) as tmp: write into tmp`` (see
+    :class:`AtomicDir` for the guarantees and the options)."""
+    d = AtomicDir(path, sync=sync, public=public, keep=keep)
+    try:
+        yield d.tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        d.abort()
         raise
+    d.commit()
 
 
 @contextlib.contextmanager
@@ -89,27 +215,17 @@ def staged_files(directory: str | Path, prefix: str = ".staged-") -> Iterator[Pa
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, *, part: bool = False) -> None:
     """Write a file atomically (temp file beside it + fsync + rename); the temp file is
-    removed if anything fails, so the final name only ever holds a whole file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    removed if anything fails, so the final name only ever holds a whole file. ``part``:
+    the temporary file is ``<name>.part`` (see :class:`AtomicFile`)."""
+    with AtomicFile(path, part=part) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, *, part: bool = False) -> None:
     """Write a text file (UTF-8) atomically, as :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), part=part)
 
 
 def atomic_write_png(path: str | Path, image: Any, **save_kwargs: Any) -> None:
@@ -130,51 +246,101 @@ def atomic_write_png(path: str | Path, image: Any, **save_kwargs: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-_held_locks: dict[str, Any] = {}
+class _Moved(Exception):
+    """The locked file no longer has the lock's name (its folder was moved or removed)."""
+
+
+class FileLock:
+    """An exclusive lock on the file ``path`` (``flock`` through the ``filelock``
+    package). The kernel drops it when the holder dies, even by ``kill -9``, so a free lock
+    means that no live process holds it. The holder writes its pid into the file
+    (:meth:`holder` reads it). A lock taken on a file that meanwhile lost its name (its
+    folder was moved or removed) does not count: it is taken again on the file now under
+    that name, or not at all when the folder is gone. Not re-entrant: a second
+    ``FileLock`` on the same path, in the same process too, waits or fails."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock: filelock.FileLock | None = None
+
+    def _stamp(self, fd: int) -> None:
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise _Moved(str(self.path))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.fsync(fd)
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock, waiting for it when ``blocking``. ``False`` when it is held by
+        another (and not ``blocking``) or the file's folder does not exist."""
+        while True:
+            if not self.path.parent.is_dir():
+                return False
+            lock = filelock.FileLock(self.path, timeout=-1 if blocking else 0, thread_local=False,
+                                     on_acquired=self._stamp)
+            try:
+                lock.acquire()
+            except filelock.Timeout:
+                return False
+            except (_Moved, FileNotFoundError):  # the file or its folder went away meanwhile: look again
+                continue
+            self._lock = lock
+            return True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release(force=True)
+
+    def holder(self) -> str:
+        """The pid written by the holder, or ``"?"``."""
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+_held_locks: dict[str, FileLock] = {}
 
 
 @contextlib.contextmanager
 def lock_dir(directory: str | Path, what: str = "--out") -> Iterator[Path]:
-    """Hold an exclusive lock on ``directory`` (``directory/.lock``, flock; released when
-    the process ends, even by kill -9). A second process gets a one-line
-    :class:`ColorkitError`; the same process may take it again (re-entrant). Taking the
-    lock also checks that the directory is writable (it writes the lock file and syncs it)."""
-    import fcntl
-
+    """Hold an exclusive lock on ``directory`` (:class:`FileLock` on ``directory/.lock``;
+    released when the process ends, even by kill -9). A second process gets a one-line
+    :class:`ColorkitError` naming the holder's pid; the same process may take it again
+    (re-entrant). Taking the lock also checks that the directory is writable (it writes
+    the lock file and syncs it)."""
     directory = Path(directory)
     key = str(directory.resolve())
     if key in _held_locks:
         yield directory
         return
     ensure_writable_dir(directory, what)
-    lock = directory / ".lock"
+    lock = FileLock(directory / ".lock")
     try:
-        fh = open(lock, "a+")  # noqa: SIM115 - held for the duration
+        taken = lock.acquire(blocking=False)
     except OSError as exc:
         raise ColorkitError(f"cannot write to {what} {directory}: {exc.strerror or exc}") from None
+    if not taken:
+        raise ColorkitError(f"{directory} is in use by another colorkit process (pid {lock.holder()}); wait for it "
+                            f"to finish or choose another {what}")
+    _held_locks[key] = lock
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            raise ColorkitError(f"{directory} is in use by another colorkit process (pid {holder}); wait for it to "
-                                f"finish or choose another {what}") from None
-        try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        except OSError as exc:
-            raise ColorkitError(f"cannot write to {what} {directory}: {exc.strerror or exc}") from None
-        _held_locks[key] = fh
-        try:
-            yield directory
-        finally:
-            _held_locks.pop(key, None)
+        yield directory
     finally:
-        fh.close()  # releases the flock
+        _held_locks.pop(key, None)
+        lock.release()
 
 
 def ensure_writable_dir(directory: str | Path, what: str = "--out") -> Path:

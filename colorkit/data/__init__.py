@@ -12,6 +12,7 @@ Units: ``grey`` = Lab L / 100, ``ab`` = Lab (a, b) / 128 (see :mod:`colorkit.cor
 
 from __future__ import annotations
 
+from colorkit.data.cache import default_cache_dir
 from colorkit.data.dataset import SPLITS, PreparedDataset, SplitData
 from colorkit.data.images import (
     IMAGE_EXTENSIONS,
@@ -22,17 +23,11 @@ from colorkit.data.images import (
     load_image,
 )
 from colorkit.data.loader import batch_loader
-from colorkit.data.prepare import (
-    FORMAT,
-    SHARD_SIZE,
-    content_hash,
-    default_cache_dir,
-    default_test_size,
-    prepare,
-    resolve_source,
-    split_indices,
-)
+from colorkit.data.prepare import content_hash, prepare
+from colorkit.data.resolve import resolve_source
+from colorkit.data.shards import FORMAT, SHARD_SIZE
 from colorkit.data.sources import Record, Source, source_for_path
+from colorkit.data.split import default_test_size, split_indices
 
 __all__ = [
     "FORMAT",

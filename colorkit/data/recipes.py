@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colorkit.core import fs
 from colorkit.core.registry import ColorkitError
 from colorkit.data import sources as _sources
+from colorkit.data.cache import cache_root
 
 PAPER_SPLIT = {
     "test_size": 1000,
@@ -280,7 +282,6 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
     A verified archive already in the cache is never removed before its replacement is
     downloaded and verified. The download stops beyond :func:`max_download_bytes`."""
     from colorkit.core.plugin_manager import registry
-    from colorkit.data.prepare import default_cache_dir
 
     reg = registry("dataset")
     if name not in reg:
@@ -293,7 +294,7 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
     if url is not None and from_file is not None:
         raise ColorkitError("give either --url or --from, not both")
     want = _check_hex(sha256, 64, "sha256") if sha256 is not None else None
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache = cache_root(cache_dir)
     downloads = cache / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     if from_file is not None:
@@ -322,7 +323,7 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
         except ColorkitError:
             part.unlink(missing_ok=True)
             raise
-        os.replace(part, path)
+        fs.replace(part, path)
     _record(recipe, cache, path, got, how, str(from_file) if from_file is not None else (url or recipe.url or ""))
     return path
 
@@ -330,9 +331,7 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
 def _record(recipe: Recipe, cache: Path, path: Path, sha: str, how: str, origin: str) -> None:
     rec = {"name": recipe.name, "path": str(path), "sha256": sha, "verified_by": how, "origin": origin,
            "bytes": path.stat().st_size, "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    tmp = recipe.record_path(cache).with_suffix(".json.part")
-    tmp.write_text(json.dumps(rec, indent=1))
-    os.replace(tmp, recipe.record_path(cache))
+    fs.atomic_write_text(recipe.record_path(cache), json.dumps(rec, indent=1))
 
 
 def recipe_factory(name: str):

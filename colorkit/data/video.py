@@ -20,10 +20,7 @@ source clip, and writes into a temporary file beside the target that is renamed 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -32,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from colorkit.core import fs
 from colorkit.core.registry import ColorkitError
 from colorkit.data.images import IMAGE_EXTENSIONS
 
@@ -223,19 +221,6 @@ def iter_frames(info: VideoInfo, max_pixels: int | None = None) -> Iterator[Fram
             i += 1
 
 
-def _default_mode(path: Path) -> None:
-    """The permissions a new file gets (temporary files are created private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def _temp_beside(path: Path, suffix: str = "") -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 class VideoWriter:
     """Encode RGB frames into ``path`` (codec from its extension, see the module
     docstring), copying the audio of ``audio_from`` (a video file) when it has any.
@@ -250,8 +235,8 @@ class VideoWriter:
         suffix = self.path.suffix.lower()
         if suffix not in _CODECS:
             raise ColorkitError(f"cannot write video {self.path}: expected one of {', '.join(_CODECS)}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _temp_beside(self.path, suffix)
+        self._file = fs.AtomicFile(self.path, suffix=suffix)
+        self.tmp = self._file.tmp
         self.fps = Fraction(fps).limit_denominator(1_000_000)
         self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
         self.width, self.height = width, height
@@ -343,9 +328,7 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        _default_mode(self.tmp)
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self._file.commit(public=True)
 
     def abort(self) -> None:
         """Stop and remove the temporary file (nothing appears under the final name)."""
@@ -356,7 +339,7 @@ class VideoWriter:
             except Exception:  # noqa: BLE001 - closing a broken container while cleaning up
                 pass
         self._audio_in = None
-        self.tmp.unlink(missing_ok=True)
+        self._file.abort()
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -374,8 +357,8 @@ class FrameFolderWriter:
 
     def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        self._dir = fs.AtomicDir(self.path, sync=False, public=True)
+        self.tmp = self._dir.tmp
         self.frames = 0
 
     def write(self, rgb: np.ndarray, name: str) -> None:
@@ -385,14 +368,12 @@ class FrameFolderWriter:
         self.frames += 1
 
     def close(self) -> Path:
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        _default_mode(self.tmp)
-        os.replace(self.tmp, self.path)
-        return self.path
+        """Move the folder into place (a previous one is replaced only once this one is
+        complete)."""
+        return self._dir.commit()
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._dir.abort()
 
     def __enter__(self) -> FrameFolderWriter:
         return self

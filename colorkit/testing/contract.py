@@ -21,16 +21,9 @@ from torch import Tensor, nn
 
 from colorkit.core.interfaces import Metric, RatioMetric
 from colorkit.core.registry import KINDS, Entry
+from colorkit.testing.errors import ContractError, _fail  # noqa: F401 - ContractError is re-exported
 
 AB_LIMIT = 1.5  # |ab/128| beyond this means the values are not in paper units
-
-
-class ContractError(AssertionError):
-    """A component breaks colorkit's contract; the message says how."""
-
-
-def _fail(what: str, msg: str) -> None:
-    raise ContractError(f"{what}: {msg}")
 
 
 def find_entry(obj: Any, kind: str | None = None) -> Entry:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from colorkit.testing.contract import _fail
+from colorkit.testing.errors import _fail
 
 
 def check_dataset_entry(e: Any, what: str) -> None:

@@ -46,15 +46,13 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colorkit.core import fs
 from colorkit.core.registry import ColorkitError
 from colorkit.data.meta import META_ARRAYS, META_FORMAT, META_JSON
 
@@ -378,23 +376,8 @@ def generate(spec: SynthSpec | str | None = None, cache_dir: str | os.PathLike[s
     if _complete(final, spec):
         return final
     world = build_world(spec)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    try:
-        _write(world, tmp)
-        if final.exists():  # an incomplete leftover
-            trash = final.with_name(f".tmp-stale-{final.name}-{os.getpid()}-{time.time_ns()}")
-            os.replace(final, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not _complete(final, spec):  # another process won the race with a complete copy?
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with fs.atomic_dir(final, sync=False, keep=lambda folder: _complete(folder, spec)) as tmp:
+        _write(world, tmp)  # an incomplete leftover is replaced; a complete copy another process made is kept
     return final
 
 
