@@ -3,9 +3,7 @@
 ``RUN_DIR`` holds ``run.json`` (method, options, dataset, split sizes, timings, versions,
 units; written last: its presence marks a finished run), ``model.json`` +
 ``model.safetensors`` (the method), ``stats.safetensors`` (colour statistics),
-``log.jsonl`` and ``loss.png`` (training curves). While training, ``train_state/`` holds the
-resumable checkpoint.
-"""
+``log.jsonl`` and ``loss.png`` (training curves); while training, ``train_state/``."""
 
 from __future__ import annotations
 
