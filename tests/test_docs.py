@@ -60,3 +60,20 @@ def test_docs_index_links_every_page():
 
 def test_link_finder_sees_links():
     assert _links("see [a](x.md) and ![img](y.png), not `[c](z.md)`") == ["x.md", "y.png"]
+
+
+def test_the_layout_in_concepts_names_every_module_and_only_real_ones():
+    """docs/concepts.md's "Layout" picture matches the tree: every module of the folders it
+    lists file by file is named, and every file it names exists."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "concepts.md").read_text()
+    layout = text[text.index("## Layout"):]
+    block = layout[layout.index("```text"):layout.index("```", layout.index("```text") + 7)]
+    named = set(re.findall(r"([a-z_]+\.(?:py|html))", block))
+    tree = {p.name for p in (root / "colorkit").rglob("*.py")} | {"serve.html"}
+    assert not sorted(n for n in named if n not in tree and n != "test_layers_imports.py")
+    for folder in ("core", "data", "eval", "train", "apps", "testing"):
+        files = {p.name for p in (root / "colorkit" / folder).glob("*.py")} - {"__init__.py"}
+        assert not sorted(files - named), f"colorkit/{folder}: {sorted(files - named)} not in the Layout"
