@@ -579,7 +579,7 @@ def test_a_damaged_lmdb_is_a_one_line_error(tmp_path, capsys):
 def test_running_out_of_memory_while_writing_weights_is_memory_error(tmp_path, monkeypatch):
     import torch
 
-    from colorkit.core import checkpoint as ck
+    from colorkit.core import tensorfile as ck
 
     class PanicException(BaseException):  # what safetensors' Rust code raises on a failed allocation
         pass

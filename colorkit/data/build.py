@@ -173,8 +173,7 @@ def build_cache(
         except BaseException:
             writer.abort()
             raise
-        if hasattr(source, "cleanup"):
-            source.cleanup()
+        source.cleanup()
         index = assemble(source, manifests, settings, digest, seed, test_size)
         if index["n_images"] == 0:
             counts = ", ".join(f"{r} {c}" for r, c in sorted(Counter(index["skipped_files"].values()).items()))

@@ -125,7 +125,7 @@ def prepare(
             seed=seed, test_size=test_size,
         )
     n = int(index["n_images"])
-    expected = getattr(src, "expected_images", None)
+    expected = src.expected_images
     if expected is not None and int(index["n_files"]) != expected and progress is not False:
         print(f"colorkit: note: {name} holds {index['n_files']} images; the published data set has {expected}",
               file=sys.stderr)
@@ -134,7 +134,7 @@ def prepare(
     train_idx, test_idx = split_indices(n, t, seed)
     return PreparedDataset(
         root=final,
-        source=getattr(src, "root", None) or getattr(src, "path", None) or src.location,
+        source=src.root or src.path or src.location,
         size=size,
         crop=crop,
         files=list(index["files"]),

@@ -47,8 +47,20 @@ class Source:
     """Base class of image sources (see the module docstring for the protocol)."""
 
     name: str = "source"
+    """A short name for messages and the cache folder."""
     location: str = ""
+    """Where the images come from, as the user would name it (folder, archive, URL)."""
     split_rule: dict[str, Any] | None = None
+    """A fixed train/test rule the data set publishes (``None``: a seeded random split)."""
+    expected_images: int | None = None
+    """How many images the published data set holds; preparation notes a different count."""
+    root: Any = None
+    """The folder a folder source reads (``None`` for others); a prepared data set's ``source``."""
+    path: Any = None
+    """The archive or database file a source reads (``None`` for others)."""
+
+    def cleanup(self) -> None:
+        """Called once the images are in the cache: remove any scratch copy (default: nothing)."""
 
     def fingerprint(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
