@@ -8,11 +8,7 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tarfile
-import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -22,11 +18,9 @@ import pytest
 from cli_helpers import run_cli
 from PIL import Image
 
-from colorkit.core.fs import FileLock
 from colorkit.core.plugin_manager import registry
 from colorkit.core.registry import ColorkitError, Entry
 from colorkit.data import Record, Source, prepare
-from colorkit.data.build import clean_dead_tmp
 from colorkit.data.recipes import RECIPES, fetch
 from colorkit.testing.archives import (
     LoopbackServer,
@@ -288,82 +282,6 @@ def test_a_file_rewritten_with_its_old_size_and_mtime_invalidates(tmp_path):
     assert not np.array_equal(second.images()[row], first.images()[row])
 
 
-# ------------------------------------------------------------------ kill -9, temp folders
-KILL_SCRIPT = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    from colorkit.data import prepare
-    src, cache, shard = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    prepare(src, size=16, cache_dir=cache, progress=False, workers=1, shard_size=shard)
-""")
-
-
-def _start_and_kill(src: Path, cache: Path, shard: int, wait_for: str, tmp_path: Path) -> None:
-    """Run prepare in a child, kill -9 it once ``wait_for`` exists under the cache."""
-    script = tmp_path / "kill_prepare.py"
-    script.write_text(KILL_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(src), str(cache), str(shard)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if list((cache / "datasets").glob(wait_for)):
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"prepare finished before it could be killed: {proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.01)
-        else:
-            pytest.fail("prepare never reached the point to kill it")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-
-def test_kill9_during_prepare_then_rerun_gives_the_same_cache(tmp_path):
-    src = imagenet_tar(tmp_path / "val.tar", n=240, size=(64, 48), seed=5)
-    cache = tmp_path / "c"
-    _start_and_kill(src, cache, 40, ".tmp-build-*/shard-00001.json", tmp_path)
-    build = next((cache / "datasets").glob(".tmp-build-*"))
-    # finished shards: those with their manifest (a kill between a shard's .npy and its .json
-    # leaves a shard that the resumed run redoes)
-    kept = {p.name: p.stat().st_mtime_ns for p in build.glob("shard-*.npy") if p.with_suffix(".json").is_file()}
-    assert not list((cache / "datasets").glob("[!.]*"))  # no cache under a final name
-    resumed = prepare(src, size=16, cache_dir=cache, progress=False, workers=1, shard_size=40)
-    for name, mtime in kept.items():  # the shards finished before the kill were kept as they were
-        assert (resumed.root / name).stat().st_mtime_ns == mtime
-    clean = prepare(src, size=16, cache_dir=tmp_path / "fresh", progress=False, workers=2, shard_size=40)
-    assert resumed.hash == clean.hash and resumed.content_hash == clean.content_hash and resumed.n == 240
-    for (fa, _), (fb, _) in zip(resumed.shards, clean.shards):
-        assert (resumed.root / fa).read_bytes() == (clean.root / fb).read_bytes()
-    assert [p.name for p in (cache / "datasets").iterdir()] == [resumed.root.name]
-
-
-def test_dead_processes_temp_folders_are_removed_on_the_next_run(tmp_path):
-    a = imagenet_tar(tmp_path / "a.tar", n=200, size=(64, 48), seed=6)
-    b = imagenet_tar(tmp_path / "b.tar", n=5, size=(64, 48), seed=7)
-    cache = tmp_path / "c"
-    _start_and_kill(a, cache, 20, ".tmp-build-*/shard-00000.json", tmp_path)
-    datasets = cache / "datasets"
-    assert list(datasets.glob(".tmp-*"))  # the killed build left its folder
-    # a live process's temp folder and a legacy folder of a dead pid
-    live = datasets / ".tmp-build-live"
-    live.mkdir()
-    lock = FileLock(live / "lock")
-    assert lock.acquire(blocking=False)
-    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead_pid.wait()
-    legacy = datasets / ".tmp-0123456789abcdef-xyz"
-    legacy.mkdir()
-    (legacy / "owner.json").write_text(json.dumps({"pid": dead_pid.pid}))
-    try:
-        prepare(b, size=16, cache_dir=cache, progress=False)
-        left = sorted(p.name for p in datasets.glob(".tmp-*"))
-        assert left == [".tmp-build-live"]  # the dead build and the dead legacy folder are gone
-    finally:
-        lock.release()
-    assert clean_dead_tmp(datasets) == [live]
-
-
 # ------------------------------------------------------------------ train and bench on a recipe
 def test_train_and_bench_tiny_on_a_fetched_recipe(fetched, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLORKIT_CACHE", str(fetched))
@@ -484,110 +402,3 @@ def test_fetch_address_errors_are_one_line_and_honest(tmp_path, capsys):
     with pytest.raises(ColorkitError) as exc:
         fetch("lfw", url=f"http://127.0.0.1:{port}/x.tgz", cache_dir=tmp_path, progress=False, retries=0)
     assert "partial file" not in str(exc.value) and "nothing was received" in str(exc.value)
-
-
-# ------------------------------------------------------------------ bombs, duplicates, damage
-def _zeros_members(n: int, mib: int):
-    return [(f"bomb/z{i:02d}.png", b"\0" * (mib << 20)) for i in range(n)]
-
-
-@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
-def test_compression_bombs_are_skipped_without_being_kept_in_memory(tmp_path, kind):
-    """Members of zeros compress about 1000:1: each is refused from its declared (zip) or
-    observed (tar.gz) ratio, and the photos beside them are kept."""
-    photos = [(f"ok/p{i}.jpg", encode(colour_image(i), "JPEG")) for i in range(4)]
-    members = photos + _zeros_members(3, 8)
-    path = tmp_path / f"bomb.{kind}"
-    if kind == "zip":
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name, data in members:
-                zf.writestr(name, data)
-    else:
-        import io
-
-        with tarfile.open(path, "w:gz") as tf:
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    ds = prepare(path, size=32, test_size=1, cache_dir=tmp_path / "c", progress=False)
-    info = ds.info()
-    assert info["n_images"] == 4 and info["skipped"] == {"too-large": 3}
-
-
-def test_encoded_bytes_in_flight_are_bounded_whatever_the_workers():
-    from colorkit.data import build as B
-    from colorkit.data.images import Loaded
-
-    live = [0, 0]  # bytes of records read and not yet handed on; the most seen
-    mib = 1 << 20
-
-    def records():
-        for i in range(40):
-            live[0] += 10 * mib
-            live[1] = max(live[1], live[0])
-            yield Record(f"r{i}", data=b"x" * (10 * mib))
-
-    def decode(rec):
-        time.sleep(0.002)
-        return Loaded(None, "not-an-image", "")
-
-    for workers in (2, 8):
-        live[:] = [0, 0]
-        for _rec, _res in B.iter_decoded(records(), decode, workers):
-            live[0] -= 10 * mib
-        assert live[1] <= B.IN_FLIGHT_BYTES + 10 * mib, (workers, live[1] / mib)
-
-
-def test_duplicate_member_names_are_counted_and_named(tmp_path, capsys):
-    import io
-
-    path = tmp_path / "dups.tar"
-    with tarfile.open(path, "w") as tf:
-        for i, name in enumerate(["a.jpg", "b.jpg", "a.jpg", "c.jpg", "a.jpg"]):
-            data = encode(colour_image(i), "JPEG")
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    ds = prepare(path, size=32, test_size=1, cache_dir=tmp_path / "c", progress=False)
-    info = ds.info()
-    assert info["n_files"] == 5 and info["n_images"] == 3 and info["skipped"] == {"duplicate-name": 2}
-    assert info["n_images"] + info["n_skipped"] == info["n_files"]
-    assert set(ds.skipped_files) == {"a.jpg (duplicate 2)", "a.jpg (duplicate 3)"}
-    code, out, err = run_cli(["data", "info", "--dataset", str(path), "--size", "32", "--test-size", "1",
-                              "--cache-dir", str(tmp_path / "c")], capsys)
-    assert code in (0, None), err
-    assert "3 kept of 5 image files" in out and "skipped  : 2 files (duplicate-name 2)" in out
-
-
-def test_a_damaged_lmdb_is_a_one_line_error(tmp_path, capsys):
-    from cli_helpers import one_line_error
-
-    zipped = lsun_lmdb_zip(tmp_path / "church.zip", n=40, folder=tmp_path / "db")
-    zipped.unlink()
-    mdb = tmp_path / "db" / "data.mdb"
-    raw = bytearray(mdb.read_bytes())
-    page = 4096
-    for off in range(2 * page, len(raw), page):  # every page after the two meta pages: garbage headers
-        raw[off:off + 16] = b"\xa5" * 16
-    mdb.write_bytes(bytes(raw))
-    code, _, err = run_cli(["data", "prepare", "--dataset", str(tmp_path / "db"), "--size", "32",
-                            "--cache-dir", str(tmp_path / "c"), "-q"], capsys)
-    one_line_error(code, err, "cannot read the LMDB database")
-
-
-def test_running_out_of_memory_while_writing_weights_is_memory_error(tmp_path, monkeypatch):
-    import torch
-
-    from colorkit.core import tensorfile as ck
-
-    class PanicException(BaseException):  # what safetensors' Rust code raises on a failed allocation
-        pass
-
-    def panic(*a, **k):
-        raise PanicException("memory allocation of 8589934592 bytes failed")
-
-    monkeypatch.setattr(ck, "save_bytes", panic)
-    with pytest.raises(MemoryError, match="memory allocation"):
-        ck.save_tensors(tmp_path / "w.safetensors", {"w": torch.zeros(3)})
-    assert list(tmp_path.iterdir()) == []

@@ -7,10 +7,11 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from colorkit.core import fs
+from colorkit.core import checkpoint, fs
 from colorkit.core.registry import ColorkitError
 
 
@@ -107,3 +108,29 @@ def test_lock_dir_is_reentrant_and_refuses_a_second_process(tmp_path):
         (tmp_path / "file").write_text("x")
         with fs.lock_dir(tmp_path / "file"):
             pass
+
+
+class Crash(Exception):
+    pass
+
+
+def test_atomic_dir_never_loses_both_copies(tmp_path, monkeypatch):
+    target = tmp_path / "state"
+    with checkpoint.atomic_dir(target) as tmp:
+        (tmp / "v").write_text("1")
+    real = os.replace
+
+    def crash_moving_in(src, dst):
+        if Path(dst) == target:
+            raise Crash  # killed between the two renames
+        return real(src, dst)
+
+    for version in ("2", "3"):  # a crash in that window, then another in the next write
+        monkeypatch.setattr(os, "replace", crash_moving_in)
+        with pytest.raises(Crash), checkpoint.atomic_dir(target) as tmp:
+            (tmp / "v").write_text(version)
+        monkeypatch.setattr(os, "replace", real)
+        assert (checkpoint.resolve_dir(target) / "v").read_text() == "1"
+    with checkpoint.atomic_dir(target) as tmp:
+        (tmp / "v").write_text("4")
+    assert (target / "v").read_text() == "4" and not target.with_name("state.old").exists()
