@@ -153,7 +153,7 @@ def test_too_few_training_images(tmp_path):
     small = prepare(root, size=SIZE, cache_dir=tmp_path / "c", progress=False)
     with pytest.raises(ColorkitError, match="needs at least 21 training images.* has 11"):
         compute_stats(small)
-    assert compute_stats(small, k=5).k == 5
+    assert compute_stats(small, components=5).k == 5
 
 
 # ------------------------------------------------------------------ weights
@@ -290,7 +290,7 @@ def test_one_options_object_for_every_entry(ds):
     assert FromConfig is StatsConfig
     inv = StatsConfig(weighting="inverse")
     assert stats_cache_path(ds, inv) == stats_cache_path(ds, weighting="inverse") != stats_cache_path(ds)
-    assert stats_cache_path(ds, inv, k=5) == stats_cache_path(ds, weighting="inverse", k=5)
+    assert stats_cache_path(ds, inv, components=5) == stats_cache_path(ds, weighting="inverse", components=5)
     with pytest.raises(TypeError, match="unknown colour-statistics option"):
         stats_cache_path(ds, weightings="inverse")
     with pytest.raises(ColorkitError, match="unknown weighting 'flat'"):

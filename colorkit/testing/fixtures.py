@@ -42,4 +42,4 @@ def tiny_stats(dataset: Any, k: int = 20) -> Any:
     """Colour statistics of ``dataset``'s training split (needs more than ``k`` images)."""
     from colorkit.core.stats import compute_stats
 
-    return compute_stats(dataset, k=k)
+    return compute_stats(dataset, components=k)
