@@ -21,7 +21,7 @@ from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from colorkit.testing import make_image_folder
 from colorkit.train.runs import load, train
 
-TINY = ["--preset", "tiny", "--epochs", "1", "--size", "32", "--no-progress"]
+TINY = ["--preset", "tiny", "--epochs", "1", "--size", "32", "--quiet"]
 
 
 # ------------------------------------------------------------------ bootstrap

@@ -49,10 +49,10 @@ def colornet_run(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("cfg-run") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COLORKIT_LOSS_IMPL", "torch")
-        with pytest.raises(SystemExit) as exc:
+        with pytest.raises(SystemExit) as exc, pytest.warns(DeprecationWarning, match="--no-progress.*--quiet"):
             main(["train", "--method", "colornet", "--dataset", str(folder), "--preset", "tiny", "--epochs", "1",
                   "--size", "32", "--weighting", "inverse", "--test-size", "6", "--crop", "--out", str(out),
-                  "--seed", "2", "--no-progress"])
+                  "--seed", "2", "--no-progress"])  # the former name of --quiet: works, and warns
     assert exc.value.code == 0
     return out
 

@@ -286,12 +286,12 @@ def test_a_file_rewritten_with_its_old_size_and_mtime_invalidates(tmp_path):
 def test_train_and_bench_tiny_on_a_fetched_recipe(fetched, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLORKIT_CACHE", str(fetched))
     code, out, err = run_cli(["train", "--method", "mdn", "--dataset", "imagenet-val", *TINY,
-                              "--out", str(tmp_path / "run"), "--no-progress"], capsys)
+                              "--out", str(tmp_path / "run"), "--quiet"], capsys)
     assert code == 0, err
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["dataset"]["n_train"] == 27 and info["dataset"]["n_test"] == 3
     code, out, err = run_cli(["bench", "--methods", "mdn", "--dataset", "lsun-church", *TINY,
-                              "--out", str(tmp_path / "bench"), "--no-progress"], capsys)
+                              "--out", str(tmp_path / "bench"), "--quiet"], capsys)
     assert code == 0, err
     res = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert "mdn" in res["methods"] and np.isfinite(res["methods"]["mdn"]["error_of_best"])

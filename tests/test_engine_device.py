@@ -137,7 +137,7 @@ def test_train_cli_passes_engine_options(monkeypatch, tmp_path, capsys):
                 "0",
                 "--out",
                 str(tmp_path / "run"),
-                "--no-progress",
+                "--quiet",
             ]
         )
     assert exc.value.code == 0, capsys.readouterr().err

@@ -81,7 +81,7 @@ def test_bench_mdn_and_knn(knn, tmp_path, capsys):
     folder = make_image_folder(tmp_path / "imgs", n=40, size=48, seed=5)
     out = tmp_path / "bench"
     code, stdout, err = _cli(["bench", "--methods", "mdn,knn", "--dataset", str(folder), "--preset", "tiny",
-                              "--epochs", "1", "--size", "32", "--out", str(out), "--no-progress"], capsys)
+                              "--epochs", "1", "--size", "32", "--out", str(out), "--quiet"], capsys)
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     assert {"mdn", "knn", "knn[random-of-top]"} <= set(res["methods"])

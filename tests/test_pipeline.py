@@ -27,7 +27,7 @@ def bench_out(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     with pytest.raises(SystemExit) as exc:
         main(
-            ["bench", "--methods", "mdn,cvae,cgan", "--dataset", str(folder), *TINY, "--out", str(out), "--no-progress"]
+            ["bench", "--methods", "mdn,cvae,cgan", "--dataset", str(folder), *TINY, "--out", str(out), "--quiet"]
         )
     assert exc.value.code == 0
     return out
@@ -80,7 +80,7 @@ def test_bench_outputs_and_schema(bench_out):
 def test_bench_rerun_reuses_runs_and_repeats_numbers(bench_out, folder, capsys):
     before = json.loads((bench_out / "results.json").read_text())
     code, out, err = run_cli(["bench", "--methods", "mdn,cvae,cgan", "--dataset", str(folder), *TINY,
-                              "--out", str(bench_out), "--no-progress"], capsys)
+                              "--out", str(bench_out), "--quiet"], capsys)
     assert code == 0 and "reusing finished run" in out + err
     after = json.loads((bench_out / "results.json").read_text())
 
@@ -124,7 +124,7 @@ def test_train_colorize_and_library(bench_out, tmp_path, capsys):
 def test_train_command_and_resume_refusal(folder, tmp_path, capsys):
     out = tmp_path / "run"
     code, o, e = run_cli(["train", "--method", "cgan", "--dataset", str(folder), *TINY, "--out", str(out),
-                          "--no-progress"], capsys)
+                          "--quiet"], capsys)
     assert code == 0, e
     info = json.loads((out / "run.json").read_text())
     assert info["method"] == "cgan" and info["complete"] and "ab/128" in info["units"]

@@ -160,7 +160,7 @@ def test_resume_of_a_finished_run_leaves_it_untouched(folder, tmp_path, tmp_path
 
     with pytest.raises(SystemExit) as exc:
         main(["train", "--method", "cvae", "--dataset", str(folder), "--preset", "tiny", "--epochs", str(EPOCHS),
-              "--size", str(SIZE), "--out", str(ref), "--resume", "--no-progress"])
+              "--size", str(SIZE), "--out", str(ref), "--resume", "--quiet"])
     out = capsys.readouterr()
     assert exc.value.code == 0 and "already complete" in out.err and "trained" not in out.out
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in ref.iterdir() if p.is_file()}
@@ -181,7 +181,7 @@ def test_second_training_into_a_locked_directory_is_refused(folder, tmp_path, ca
 
         with pytest.raises(SystemExit) as exc:
             main(["train", "--method", "cvae", "--dataset", str(folder), "--preset", "tiny", "--epochs", "1",
-                  "--size", str(SIZE), "--out", str(out), "--no-progress"])
+                  "--size", str(SIZE), "--out", str(out), "--quiet"])
         err = capsys.readouterr().err.strip().splitlines()
         assert exc.value.code == 2 and len(err) == 1 and "in use by another colorkit process" in err[0], err
         assert f"pid {holder.pid}" in err[0]

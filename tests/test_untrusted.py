@@ -96,7 +96,7 @@ def test_run_whose_weights_are_another_method_is_refused(runs, data, tmp_path, p
     one_line_error(code, err, "model.json holds the method 'cvae'")
     folder = data[0]
     code, _, err = run_cli(["bench", "--methods", "mdn", "--runs", str(run), "--dataset", str(folder), "--preset",
-                            "tiny", "--size", str(SIZE), "--out", str(tmp_path / "b"), "--no-progress"], capsys)
+                            "tiny", "--size", str(SIZE), "--out", str(tmp_path / "b"), "--quiet"], capsys)
     one_line_error(code, err, "run.json says method 'mdn'")
 
 
@@ -196,7 +196,7 @@ def test_plugin_constructor_raising_anything_is_one_line(data, tmp_path, capsys)
                                                 r"RuntimeError: kaboom second line"):
             reg.create("ck-boom")
         code, _, err = run_cli(["train", "--method", "ck-boom", "--dataset", str(data[0]), "--preset", "tiny",
-                                "--size", str(SIZE), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+                                "--size", str(SIZE), "--out", str(tmp_path / "r"), "--quiet"], capsys)
         one_line_error(code, err, "failed to build: RuntimeError: kaboom")
     finally:
         del reg.entries["ck-boom"]
@@ -216,7 +216,7 @@ def test_unwritable_out_fails_before_any_work(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fs.tempfile, "mkstemp", read_only)
     for cmd in (["train", "--method", "cvae"], ["bench", "--methods", "cvae"]):
         code, _, err = run_cli([*cmd, "--dataset", str(tmp_path / "no-such-folder"), "--preset", "tiny", "--out",
-                                str(out), "--no-progress"], capsys)
+                                str(out), "--quiet"], capsys)
         one_line_error(code, err, f"cannot write to --out {out}: Read-only file system")
 
 
@@ -248,7 +248,7 @@ def tmpfs(tmp_path):
 def test_read_only_mount_out_is_one_line(tmpfs, capsys):
     ro = tmpfs("ro", "ro,size=64k")
     code, _, err = run_cli(["train", "--method", "cvae", "--preset", "tiny", "--out", str(ro / "run"),
-                            "--no-progress"], capsys)
+                            "--quiet"], capsys)
     one_line_error(code, err, "--out")
     assert "Read-only file system" in err
 

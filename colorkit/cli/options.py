@@ -167,6 +167,10 @@ def progress_option(fn: Callable) -> Callable:
 
 
 def is_quiet(quiet: bool, quiet_alias: bool) -> bool:
+    if quiet_alias:
+        from colorkit.core.deprecation import warn_renamed
+
+        warn_renamed("--no-progress", "--quiet")
     return bool(quiet or quiet_alias)
 
 
