@@ -34,8 +34,8 @@ def photo(path: Path, w: int, h: int, seed: int, grey: bool = False) -> Path:
     return path
 
 
-@pytest.fixture
-def folder(tmp_path):
+def make_folder(tmp_path: Path) -> Path:
+    """The test photos: sizes, formats, a grey one, nested folders, names that differ only in suffix."""
     src = tmp_path / "photos"
     photo(src / "a.jpg", 70, 50, 1)
     photo(src / "b.png", 33, 41, 2, grey=True)  # grey photos are what colorize is for: never skipped
@@ -55,6 +55,11 @@ def folder(tmp_path):
     good.write_bytes(good.read_bytes()[:300])  # a truncated JPEG
     (src / "readme.txt").write_text("not looked at (not an image extension)")
     return src
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_folder(tmp_path)
 
 
 EXPECTED = {  # output -> size

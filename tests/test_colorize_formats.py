@@ -10,32 +10,14 @@ import numpy as np
 import pytest
 from cli_helpers import one_line_error, run_cli
 from PIL import Image
-from test_colorize_folder import EXPECTED, K, photo
+from test_colorize_folder import EXPECTED, K, make_folder, photo
 
 import colorkit
 
 
 @pytest.fixture
 def folder(tmp_path):
-    src = tmp_path / "photos"
-    photo(src / "a.jpg", 70, 50, 1)
-    photo(src / "b.png", 33, 41, 2, grey=True)  # grey photos are what colorize is for: never skipped
-    photo(src / "trip" / "c.jpg", 64, 48, 3)
-    photo(src / "trip" / "deep" / "d.webp", 40, 40, 4)
-    photo(src / "same.jpg", 30, 20, 5)
-    photo(src / "same.png", 20, 30, 6)
-    from colorkit.builtin_components import DEMO_DIR
-
-    (src / "old").mkdir()
-    with Image.open(sorted(DEMO_DIR.rglob("*.jpg"))[0]) as im:  # a real photo, in grey
-        im.convert("L").resize((48, 36)).save(src / "old" / "real.png")
-    (src / "empty.jpg").write_bytes(b"")
-    (src / "notes.png").write_text("not an image at all")
-    good = src / "trip" / "cut.jpg"
-    photo(good, 60, 60, 7)
-    good.write_bytes(good.read_bytes()[:300])  # a truncated JPEG
-    (src / "readme.txt").write_text("not looked at (not an image extension)")
-    return src
+    return make_folder(tmp_path)
 
 
 
