@@ -38,6 +38,13 @@ def test_auto_threads_are_the_free_cores():
             threads.resolve_threads(bad)
 
 
+def test_busy_means_other_processes_not_this_ones_own_threads():
+    n = threads.cores()
+    assert not threads.machine_load(own_threads=n, load=n + 0.2)["busy"]  # a bench's own threads at the end
+    assert threads.machine_load(own_threads=n, load=2 * n + 0.2)["busy"]  # as many again from others
+    assert threads.machine_load(load=0.6 * n + 0.1)["busy"] and not threads.machine_load(load=0.1)["busy"]
+
+
 def test_busy_cores_sees_a_spinning_process():
     if threads.busy_cores(0.01) is None:
         pytest.skip("no /proc/stat on this system")

@@ -100,15 +100,18 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def machine_load() -> dict[str, Any]:
+def machine_load(own_threads: int = 0, load: float | None = None) -> dict[str, Any]:
     """``{"load_1min", "cores", "busy"}`` now (``load_1min`` is ``None`` where the system has
-    no load average)."""
+    no load average). ``busy``: other processes' load (the average less ``own_threads``, the
+    threads this process keeps running) is above :data:`BUSY_LOAD_PER_CORE` per core."""
     n = cores()
-    try:
-        load = round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        load = None
-    return {"load_1min": load, "cores": n, "busy": load is not None and load > BUSY_LOAD_PER_CORE * n}
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return {"load_1min": None, "cores": n, "busy": False}
+    others = load - own_threads
+    return {"load_1min": round(load, 2), "cores": n, "busy": others > BUSY_LOAD_PER_CORE * n}
 
 
 def auto_threads(load: float | None = None, n_cores: int | None = None) -> int:

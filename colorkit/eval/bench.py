@@ -246,7 +246,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "bootstrap": {"resamples": cfg.resamples, "level": LEVEL, "seed": cfg.seed, "over": "test images"},
         "versions": _versions_safe(), "device": device or cfg.device,
         "threads": torch.get_num_threads(), "machine": {
-            **describe_machine(), "load_start": load_start, "load_end": machine_load(),
+            **describe_machine(), "load_start": load_start,
+            "load_end": machine_load(own_threads=torch.get_num_threads()),  # not counting the bench's own threads
             "busy_cores_at_start": STARTUP.get("busy_cores"), "openmp": openmp_environment()},
         "units": {**{n: i["units"] for n, i in metric_info(metrics).items()}, **EXTRA_UNITS},
         "config": cfg.model_dump(mode="json"),
