@@ -15,15 +15,19 @@ full-resolution colorizations, and encoding them in each format (png, jpg, webp,
 default qualities) with the bytes per image of each. The sum of the parts over the whole
 run's time per image is how much the threads overlap.
 
-Appends a row to benchmarks/results/colorize_folder.csv with the load average at the
-start and end. ``--png-levels`` also times PNG encoding at each zlib level on the same
-outputs (time and bytes per output) and appends them to benchmarks/results/png_levels.csv.
+Also prints the process's peak resident memory after the folder run (before the parts
+are timed), to check that it depends neither on k nor on the number of photos. Appends a
+row to benchmarks/results/colorize_folder.csv with the load average at the start and
+end. ``--png-levels`` also times PNG encoding at each zlib level (and strategy,
+``1:rle``) on the same outputs (time and bytes per output) and appends them to
+benchmarks/results/png_levels.csv.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -83,17 +87,23 @@ def parts(c, files: list[Path], k: int, batch_size: int) -> tuple[dict[str, floa
     return sec, size, sample
 
 
-def png_levels(outputs: list, levels: list[int]) -> list[tuple[int, float, float]]:
-    """(level, seconds, bytes) per output for PNG encoding at each zlib level."""
+STRATEGIES = {"default": 0, "filtered": 1, "huffman": 2, "rle": 3, "fixed": 4}
+"""zlib strategies (Pillow's ``compress_type``)."""
+
+
+def png_levels(outputs: list, settings: list[str]) -> list[tuple[str, float, float]]:
+    """(setting, seconds, bytes) per output for PNG encoding at each setting: a zlib level,
+    or ``level:strategy`` with a strategy of :data:`STRATEGIES`."""
     rows = []
-    for level in levels:
+    for setting in settings:
+        level, _, strategy = setting.partition(":")
         t = time.perf_counter()
         total = 0
         for o in outputs:
             buf = BytesIO()
-            o.save(buf, format="PNG", compress_level=level)
+            o.save(buf, format="PNG", compress_level=int(level), compress_type=STRATEGIES[strategy or "default"])
             total += buf.tell()
-        rows.append((level, (time.perf_counter() - t) / len(outputs), total / len(outputs)))
+        rows.append((setting, (time.perf_counter() - t) / len(outputs), total / len(outputs)))
     return rows
 
 
@@ -107,7 +117,8 @@ def main() -> None:
     ap.add_argument("--quality", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None, help="Decoding and encoding threads [default: per core].")
     ap.add_argument("--parts", type=int, default=16, help="Images timed part by part.")
-    ap.add_argument("--png-levels", default="", help="Comma-separated zlib levels to time on the parts' outputs.")
+    ap.add_argument("--png-levels", default="",
+                    help="Comma-separated zlib levels (or level:strategy, e.g. 1:rle) to time on the parts' outputs.")
     args = ap.parse_args()
     fmt = output_format(args.format, args.quality)
     workers = args.workers or default_workers()
@@ -122,19 +133,20 @@ def main() -> None:
         rec = colorize_folder(c, str(src), out, k=args.k, batch_size=args.batch_size, fmt=fmt, workers=workers,
                               progress=False, echo=lambda m: None)
         total = time.perf_counter() - t0
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
         assert rec["colorized"] == args.n and not rec["skipped"]
         assert Image.open(out / f"img_000_1{fmt.suffix}").size == (1024, 768)
         load1 = os.getloadavg()
         out_bytes = sum(p.stat().st_size for p in out.rglob(f"*{fmt.suffix}")) / args.n
         sec, size, sample = parts(c, sorted(src.iterdir())[: args.parts], args.k, args.batch_size)
-        levels = png_levels(sample, [int(v) for v in args.png_levels.split(",") if v.strip()])
+        levels = png_levels(sample, [v.strip() for v in args.png_levels.split(",") if v.strip()])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ips = args.n / total
     print(f"colorize folder: {args.n} JPEGs 1024x768, k={args.k}, batch {args.batch_size}, {fmt.describe()}, "
           f"{workers} threads, {c.label}: {total:.1f} s, {ips:.2f} images/s, {out_bytes / 1e6:.2f} MB written per "
-          f"image; torch threads {torch.get_num_threads()}; load average {load0[0]:.2f} at start, {load1[0]:.2f} "
-          "at end")
+          f"image; peak RSS {peak_mib:.0f} MiB; torch threads {torch.get_num_threads()}; load average "
+          f"{load0[0]:.2f} at start, {load1[0]:.2f} at end")
     serial = sec["decode"] + sec["model"] + sec["compose"] + sec[fmt.name]
     print("per image, part by part on one thread (s): " + ", ".join(f"{p} {sec[p]:.4f}" for p in
                                                                      ("decode", "model", "compose")))
@@ -146,12 +158,12 @@ def main() -> None:
     append_rows("colorize_folder",
                 ["model", "n", "width", "height", "k", "batch_size", "seconds", "images_per_s", "decode_s",
                  "model_s", "compose_s", "png_s", "load1_start", "load1_end", "threads", "torch", "format", "quality",
-                 "workers", "out_bytes", "jpg_s", "webp_s", "png_bytes", "jpg_bytes", "webp_bytes"],
+                 "workers", "out_bytes", "jpg_s", "webp_s", "png_bytes", "jpg_bytes", "webp_bytes", "peak_rss_mib"],
                 [[c.label, args.n, 1024, 768, args.k, args.batch_size, f"{total:.2f}", f"{ips:.3f}",
                   f"{sec['decode']:.4f}", f"{sec['model']:.4f}", f"{sec['compose']:.4f}", f"{sec['png']:.4f}",
                   f"{load0[0]:.2f}", f"{load1[0]:.2f}", torch.get_num_threads(), torch.__version__, fmt.name,
                   fmt.quality or "", workers, round(out_bytes), f"{sec['jpg']:.4f}", f"{sec['webp']:.4f}",
-                  round(size["png"]), round(size["jpg"]), round(size["webp"])]])
+                  round(size["png"]), round(size["jpg"]), round(size["webp"]), f"{peak_mib:.0f}"]])
     if levels:
         append_rows("png_levels", ["width", "height", "outputs", "compress_level", "seconds", "bytes", "load1"],
                     [[1024, 768, len(sample), level, f"{s:.4f}", round(b), f"{os.getloadavg()[0]:.2f}"]

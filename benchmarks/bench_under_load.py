@@ -13,8 +13,10 @@ at the start and end of each run, and the competitor's own steps per second. It 
 checks that both runs' figures are identical (they use the same thread count, so they
 must be).
 
-``--checkout DIR`` runs the colorkit of another checkout (``PYTHONPATH=DIR:DIR/plugins``),
-e.g. an older commit, to measure "before" with the same script. ``--env`` sets environment
+``--checkout DIR`` runs the colorkit of another checkout (``PYTHONPATH=DIR:DIR/plugins``,
+and the bench runs in DIR, since ``python -m`` puts the working folder first on the path),
+e.g. an older commit, to measure "before" with the same script; the script prints which
+colorkit the bench imports and stops if it is not the checkout's. ``--env`` sets environment
 variables for the bench process only (e.g. ``OMP_WAIT_POLICY=ACTIVE``).
 
 Meaningful only on an otherwise quiet machine: the script refuses to start when the
@@ -39,12 +41,23 @@ HERE = Path(__file__).resolve().parent
 FIGURES = ("error_of_best", "variance", "mean_error", "mae_all")
 
 
+def which_colorkit(args: argparse.Namespace, env: dict[str, str]) -> str:
+    """The folder of the colorkit package the bench processes import (``python -m`` puts
+    the working folder first on the path: with ``--checkout`` they run in the checkout)."""
+    r = subprocess.run([sys.executable, "-c", "import colorkit, os; print(os.path.dirname(colorkit.__file__))"],
+                       env=env, cwd=args.checkout, capture_output=True, text=True, check=True)
+    found = Path(r.stdout.strip()).resolve()
+    if args.checkout is not None and not found.is_relative_to(args.checkout.resolve()):
+        sys.exit(f"--checkout {args.checkout}: the bench would import colorkit from {found}, not from the checkout")
+    return str(found)
+
+
 def run_bench(args: argparse.Namespace, out: Path, env: dict[str, str]) -> dict:
     cmd = [sys.executable, "-m", "colorkit", "bench", "--methods", args.methods, "--out", str(out), "--quiet",
            *args.extra]
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = subprocess.run(cmd, env=env, cwd=args.checkout, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"bench failed ({r.returncode}):\n{r.stderr[-3000:]}")
@@ -83,6 +96,8 @@ def main() -> None:
     for kv in args.env:
         key, _, value = kv.partition("=")
         env[key] = value
+    package = which_colorkit(args, env)
+    print(f"[{args.label}] colorkit from {package}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-under-load-") as tmp:
         tmp = Path(tmp)
@@ -123,7 +138,8 @@ def main() -> None:
                                      "loaded_load_start", "loaded_load_end", "figures_identical"],
                 [[*r, *common] for r in rows])
     if args.keep is not None:
-        args.keep.write_text(json.dumps({"quiet": quiet, "loaded": loaded, "competitor": competitor}, indent=2))
+        args.keep.write_text(json.dumps({"colorkit": package, "quiet": quiet, "loaded": loaded,
+                                         "competitor": competitor}, indent=2))
 
 
 if __name__ == "__main__":

@@ -335,10 +335,11 @@ def test_banded_colorizations_match_the_full_resolution_formula(runs, tmp_path, 
     field at once (to rounding)."""
     import torch.nn.functional as F
 
+    import colorkit.data.compose as compose
     import colorkit.data.imageio as io
     from colorkit.core.color import AB_SCALE, lab_to_rgb, rgb_to_lab
 
-    monkeypatch.setattr(io, "_BAND_PIXELS", 3 * 70)  # 3-row bands
+    monkeypatch.setattr(compose, "SERIAL_ELEMENTS", 3 * 70)  # 3-row bands
     c = colorkit.load(runs["cvae"])
     img = Image.fromarray(np.random.default_rng(3).integers(0, 255, (45, 70, 3), dtype=np.uint8))
     outs = list(c.iter_colorize(img, k=3, seed=1))

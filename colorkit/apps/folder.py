@@ -25,11 +25,12 @@ is made again. ``OUT/colorize.json`` records the model (its weights' sha256), k,
 seed and output format, and says what each output file is: a rerun with other settings
 into the same OUT is refused rather than mixing outputs of two models.
 
-Throughput: the next batch of images is decoded in threads while the model samples the
-current batch at once and its colorizations are composed one by one; the
-:class:`~colorkit.apps.inference.Writer` encodes and writes them in threads meanwhile.
-Memory is bounded by ``batch_pixels`` (the decoded photos of each of the two batches in
-hand, and the colorizations waiting to be written), whatever k and the folder's size.
+Throughput: the next batch of images is decoded in threads (each photo taken to the
+model's input and to its lightness, the decoded image then dropped) while the model
+samples the current batch at once; the :class:`~colorkit.apps.inference.Writer` composes,
+encodes and writes the colorizations in its threads meanwhile. Memory is bounded by
+``batch_pixels`` (the photos of each of the two batches in hand, and the colorizations
+waiting to be written), whatever k and the folder's size.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from colorkit.apps.sources import (  # noqa: F401 - is_pattern, assign_stems: al
 )
 from colorkit.core.fs import atomic_write_text, lock_dir
 from colorkit.core.registry import ColorkitError
+from colorkit.data.compose import Lightness
 from colorkit.data.imageio import (
     Photo,
     check_k,
@@ -294,9 +296,13 @@ def _run(colorizer: Any, todo: list[Item], out: Path, names: dict[str, list[str]
     made = 0
     bar = tqdm(total=len(todo), unit="img", disable=not progress, dynamic_ncols=True)
 
-    def read(it: Item) -> tuple[Photo, list[int] | None, str | None]:
+    def read(it: Item) -> tuple[str | None, Any, list[int] | None, str | None]:
+        """A photo's model input and lightness (the decoded image is not kept), or why it
+        could not be read."""
         stat = _stat_key(it.path)
-        return read_photo(it.path, max_pixels), stat, file_sha256(it.path)
+        ph = read_photo(it.path, max_pixels)
+        prepared = None if ph.image is None else (model_grey(ph.image, colorizer.size), Lightness.of(ph.image))
+        return ph.reason, prepared, stat, file_sha256(it.path)
 
     batches = _batches(todo, skipped, bar, max_pixels=max_pixels, batch_size=batch_size, batch_pixels=batch_pixels)
     readers = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="colorkit-read")
@@ -306,25 +312,26 @@ def _run(colorizer: Any, todo: list[Item], out: Path, names: dict[str, list[str]
             reading = [readers.submit(read, it) for it in batch or []]
             while batch is not None:
                 photos = [f.result() for f in reading]
-                # The next batch is decoded while this one is colorized and written.
+                # The next batch is decoded while this one is colorized; the writer's threads
+                # compose and write its colorizations meanwhile.
                 batch_now, batch = batch, next(batches, None)
                 reading = [readers.submit(read, it) for it in batch or []]
                 good = []
-                for it, (ph, stat, digest) in zip(batch_now, photos):
-                    if ph.image is None:
-                        skipped[it.rel] = ph.reason or "corrupt-or-truncated"
+                for it, (reason, prepared, stat, digest) in zip(batch_now, photos):
+                    if prepared is None:
+                        skipped[it.rel] = reason or "corrupt-or-truncated"
                         bar.update(1)
                     else:
-                        good.append((it, ph.image, stat, digest))
+                        good.append((it, *prepared, stat, digest))
                 del photos
                 if not good:
                     continue
-                grey = torch.cat([model_grey(img, colorizer.size) for _, img, _, _ in good])
+                grey = torch.cat([g for _, g, _, _, _ in good])
                 ab = colorizer.sample(grey, k, mode=mode, seed=seed).float().cpu()  # (B, k, 2, s, s)
-                for j, (it, img, stat, digest) in enumerate(good):
+                for j, (it, _, light, stat, digest) in enumerate(good):
                     entry = {"source": sources[it.rel], "sha256": digest, "stat": stat, "outputs": names[it.rel]}
                     journal.add({**entry, "done": False})  # claims the names before the first write
-                    futures, _ = write_colorizations(img, ab[j], writer, [out / n for n in names[it.rel]])
+                    futures, _ = write_colorizations(light, ab[j], writer, [out / n for n in names[it.rel]])
                     when_written(futures, lambda entry=entry: journal.add({**entry, "done": True}))
                     made += 1
                     bar.update(1)

@@ -3,14 +3,15 @@ folder run (:mod:`colorkit.apps.folder`) and the web page (:mod:`colorkit.apps.s
 
 - :func:`output_format` / :class:`OutputFormat`: what an output file is: ``png``
   (lossless, the default), or ``jpg`` / ``webp`` at a quality, and how it is encoded.
-- :class:`Writer`: encodes and writes outputs in a pool of threads (zlib, libjpeg and
-  libwebp release the GIL, so encoding runs beside decoding, the model and composition),
-  each file atomically through :mod:`colorkit.core.fs` (a temporary file beside it, then a
+- :class:`Writer`: composes, encodes and writes outputs in a pool of threads (PyTorch,
+  zlib, libjpeg and libwebp release the GIL, so this runs beside decoding and the model;
+  composition keeps to the calling thread, see :mod:`colorkit.data.compose`), each file
+  atomically through :mod:`colorkit.core.fs` (a temporary file beside it, then a
   rename: a file under its final name is always whole). At most ``max_pixels`` pixels of
   outputs wait to be written at once, so memory depends neither on k nor on how many
   photos there are.
-- :func:`write_colorizations`: the k colour fields of one photo composed at the photo's
-  own resolution and handed to the writer one at a time; on request also small versions
+- :func:`write_colorizations`: the k colour fields of one photo handed to the writer,
+  which composes each at the photo's own resolution from the photo's lightness; on request also small versions
   for a grid, composed from the downscaled photo rather than downscaled from full-size
   outputs.
 - :func:`colorize_photo`: the model, then :func:`write_colorizations`, for one photo.
@@ -24,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from PIL import Image
 
 from colorkit.core.fs import atomic_write_bytes
 from colorkit.core.registry import ColorkitError
+from colorkit.data.compose import Lightness, compose_image
 from colorkit.data.imageio import check_k, compose_colorizations, model_grey
 
 FORMATS = ("png", "jpg", "webp")
@@ -40,9 +43,11 @@ FORMATS = ("png", "jpg", "webp")
 DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
 """Quality of lossy outputs when none is given."""
 PNG_COMPRESS_LEVEL = 1
-"""zlib level of PNG outputs: chosen by measurement on 1024x768 colorizations (the
-"PNG compression level" table of docs/results.md): level 1 encodes several times faster
-than Pillow's default 6 for files about a fifth larger; every level is lossless."""
+PNG_STRATEGY = 3
+"""zlib level and strategy (3: run-length, ``Z_RLE``) of PNG outputs, chosen by measurement
+on colorizations of 1024x768 and of real photos (the "PNG compression" table of
+docs/results.md): faster than level 1's default strategy and smaller than even Pillow's
+default level 6, on PNG's filtered rows; every setting is lossless."""
 WRITE_PIXELS = 32_000_000
 """Default bound on the pixels of the outputs waiting to be encoded and written (about
 3 bytes each, plus the encoded file)."""
@@ -81,7 +86,7 @@ class OutputFormat:
     def encode(self, img: Image.Image) -> bytes:
         buf = BytesIO()
         if self.name == "png":
-            img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+            img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY)
         elif self.name == "jpg":
             img.save(buf, format="JPEG", quality=self.quality)
         else:
@@ -139,17 +144,25 @@ class Writer:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.close(cancel=exc_type is not None)
 
-    def submit(self, img: Image.Image, path: str | Path) -> Future:
-        """Encode ``img`` in the writer's format and write it to ``path`` (atomically)."""
-        n = img.width * img.height
+    def submit(self, img: Image.Image | Callable[[], Image.Image], path: str | Path, *,
+               pixels: int | None = None) -> Future:
+        """Encode ``img`` in the writer's format and write it to ``path`` (atomically).
+        ``img`` may be a function that makes the image (called in a writer thread, e.g.
+        the composition of one colorization); ``pixels`` is then its size."""
+        if callable(img):
+            if pixels is None:
+                raise ValueError("pixels= is needed with a function that makes the image")
+            n = pixels
+        else:
+            n = img.width * img.height
         self._wait(max(0, self.max_pixels - n))
         fut = self._pool.submit(self._write, img, Path(path))
         self._pending.append((fut, n))
         self._pixels += n
         return fut
 
-    def _write(self, img: Image.Image, path: Path) -> None:
-        data = self.format.encode(img)
+    def _write(self, img: Image.Image | Callable[[], Image.Image], path: Path) -> None:
+        data = self.format.encode(img() if callable(img) else img)
         atomic_write_bytes(path, data)
         with self._lock:
             self.files += 1
@@ -212,19 +225,25 @@ def thumbnail(img: Image.Image, height: int = THUMB_HEIGHT) -> Image.Image:
 
 
 @torch.no_grad()
-def write_colorizations(img: Image.Image, ab: torch.Tensor, writer: Writer, paths: list[Path],
+def write_colorizations(img: Image.Image | Lightness, ab: torch.Tensor, writer: Writer, paths: list[Path],
                         *, thumb_height: int | None = None) -> tuple[list[Future], list[Image.Image]]:
-    """Compose each colour field of ``ab`` ``(k, 2, s, s)`` with RGB ``img``'s own
-    lightness at its resolution and submit it to ``writer`` as ``paths[i]``, one at a time.
-    Returns the writes, and (with ``thumb_height``) the k colorizations of the photo scaled
-    to that height, for a grid."""
+    """Each colour field of ``ab`` ``(k, 2, s, s)`` joined with RGB ``img``'s own lightness
+    at its resolution (or with a :class:`~colorkit.data.compose.Lightness` computed
+    before), composed and written by ``writer``'s threads as ``paths[i]``. Returns the
+    writes, and (with ``thumb_height``, for an image) the k colorizations of the photo
+    scaled to that height, for a grid."""
     if len(paths) != ab.shape[0]:
         raise ValueError(f"{len(paths)} output paths for {ab.shape[0]} colour fields")
-    futures = []
-    for out, path in zip(compose_colorizations(img, ab), paths):
-        futures.append(writer.submit(out, path))
-        del out  # the writer's reference is the only one left while the next is composed
-    thumbs = list(compose_colorizations(thumbnail(img, thumb_height), ab)) if thumb_height else []
+    light = img if isinstance(img, Lightness) else Lightness.of(img)
+    w, h = light.size
+    ab = ab.float().cpu()
+    futures = [writer.submit(partial(compose_image, light, ab[i]), path, pixels=w * h)
+               for i, path in enumerate(paths)]
+    thumbs = []
+    if thumb_height:
+        if isinstance(img, Lightness):
+            raise ValueError("thumbnails need the image, not its lightness")
+        thumbs = list(compose_colorizations(thumbnail(img, thumb_height), ab))
     return futures, thumbs
 
 

@@ -52,7 +52,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
 
     Files: OUT/<stem>_<i>.png at the input's resolution (predicted ab upsampled and joined
     with the input's L) and OUT/grid.png (grey | K colorizations per row). Colorizations are
-    made one at a time and encoded in threads; all outputs appear together at the end, so a
+    composed and encoded in threads; all outputs appear together at the end, so a
     failure (a full disk) leaves none of them. --format jpg or webp writes <stem>_<i>.jpg or
     .webp instead (lossy, at --quality).
 

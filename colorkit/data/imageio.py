@@ -22,18 +22,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from colorkit.core.color import AB_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
+from colorkit.core.color import L_SCALE, rgb_to_lab
 from colorkit.core.registry import ColorkitError
+from colorkit.data.compose import Lightness, compose_image
 from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, _to_rgb
 
 MAX_PIXELS = 50_000_000
 """Default limit on the pixels of a photo to colorize (50 megapixels, e.g. 8660x5773)."""
 MAX_K = 64
 """Most colorizations per image."""
-_BAND_PIXELS = 1 << 18  # pixels converted at once (each costs ~100 bytes of temporaries)
 
 
 def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
@@ -256,35 +255,10 @@ def iter_colorizations(colorizer: Any, image: Any, *, k: int, mode: str | None =
 def compose_colorizations(img: Image.Image, ab: torch.Tensor) -> Iterator[Image.Image]:
     """Each of the colour fields ``ab`` ``(k, 2, s, s)`` (ab/128, at the model size) joined
     with RGB ``img``'s own L at ``img``'s resolution, one PIL image at a time (see
-    :func:`iter_colorizations`)."""
-    ab = ab.float().cpu()
-    W, H = img.size
-    s_h = ab.shape[-2]
-    band = max(1, _BAND_PIXELS // W)
-    L_full = torch.empty(H, W)  # 0..100
-    for r0 in range(0, H, band):
-        r1 = min(H, r0 + band)
-        L_full[r0:r1] = rgb_to_lab(to_tensor(img.crop((0, r0, W, r1))))[0, 0]
-    # Width first for every row of the small field (exact: the height is unchanged).
-    ab_w = F.interpolate(ab, size=(s_h, W), mode="bilinear", align_corners=False) * AB_SCALE  # (k, 2, s, W)
-    # Height: PyTorch's half-pixel source rows, clamped at the edges.
-    src = ((torch.arange(H, dtype=torch.float64) + 0.5) * (s_h / H) - 0.5).clamp(min=0.0)
-    y0 = src.floor().long().clamp(max=s_h - 1)
-    y1 = (y0 + 1).clamp(max=s_h - 1)
-    wy = (src - y0.double()).float()
+    :mod:`colorkit.data.compose`)."""
+    light = Lightness.of(img)
     for i in range(ab.shape[0]):
-        out = np.empty((H, W, 3), dtype=np.uint8)
-        for r0 in range(0, H, band):
-            r1 = min(H, r0 + band)
-            w = wy[r0:r1, None]  # (b, 1)
-            ab_band = ab_w[i][:, y0[r0:r1]] * (1 - w) + ab_w[i][:, y1[r0:r1]] * w  # (2, b, W)
-            lab = torch.cat([L_full[None, r0:r1], ab_band], dim=0)[None]  # (1, 3, b, W)
-            rgb = lab_to_rgb(lab)[0]
-            out[r0:r1] = (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-        pil = Image.fromarray(out)
-        del out
-        yield pil
-        del pil  # the caller's copy is the only one left while the next is made
+        yield compose_image(light, ab[i])
 
 
 def grid_row(grey: Image.Image, outputs: list[Image.Image], *, height: int = 160,
