@@ -19,8 +19,8 @@ Also prints the process's peak resident memory after the folder run (before the 
 are timed), to check that it depends neither on k nor on the number of photos. Appends a
 row to benchmarks/results/colorize_folder.csv with the load average at the start and
 end. ``--png-levels`` also times PNG encoding at each zlib level (and strategy,
-``1:rle``) on the same outputs (time and bytes per output) and appends them to
-benchmarks/results/png_levels.csv.
+``1:rle``) on the same outputs and on colorizations of scikit-image's bundled photographs
+(time and bytes per megapixel) and appends them to benchmarks/results/png_levels.csv.
 """
 
 from __future__ import annotations
@@ -91,19 +91,43 @@ STRATEGIES = {"default": 0, "filtered": 1, "huffman": 2, "rle": 3, "fixed": 4}
 """zlib strategies (Pillow's ``compress_type``)."""
 
 
-def png_levels(outputs: list, settings: list[str]) -> list[tuple[str, float, float]]:
-    """(setting, seconds, bytes) per output for PNG encoding at each setting: a zlib level,
-    or ``level:strategy`` with a strategy of :data:`STRATEGIES`."""
+REAL_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+               "hubble_deep_field.jpg", "retina.jpg")
+"""Photographs bundled with scikit-image (a test dependency), at their own sizes."""
+
+
+def real_photo_outputs() -> list:
+    """One colorization of each of :data:`REAL_PHOTOS` (a seeded random colour field joined
+    with the photo's own lightness): PNG's cost on real photographs' detail and noise,
+    which the enlarged demo photos lack. Empty without scikit-image."""
+    try:
+        import skimage
+    except ImportError:
+        return []
+    folder = Path(skimage.__file__).parent / "data"
+    gen = torch.Generator().manual_seed(0)
+    outs = []
+    for name in REAL_PHOTOS:
+        with Image.open(folder / name) as im:
+            outs += list(compose_colorizations(im.convert("RGB"), 0.3 * torch.randn(1, 2, 64, 64, generator=gen)))
+    return outs
+
+
+def png_levels(outputs: list, settings: list[str], repeats: int = 1) -> list[tuple[str, float, float]]:
+    """(setting, seconds, bytes) per megapixel for PNG encoding at each setting: a zlib
+    level, or ``level:strategy`` with a strategy of :data:`STRATEGIES`."""
     rows = []
+    mpx = sum(o.width * o.height for o in outputs) / 1e6
     for setting in settings:
         level, _, strategy = setting.partition(":")
         t = time.perf_counter()
         total = 0
-        for o in outputs:
-            buf = BytesIO()
-            o.save(buf, format="PNG", compress_level=int(level), compress_type=STRATEGIES[strategy or "default"])
-            total += buf.tell()
-        rows.append((setting, (time.perf_counter() - t) / len(outputs), total / len(outputs)))
+        for _ in range(repeats):
+            for o in outputs:
+                buf = BytesIO()
+                o.save(buf, format="PNG", compress_level=int(level), compress_type=STRATEGIES[strategy or "default"])
+                total += buf.tell()
+        rows.append((setting, (time.perf_counter() - t) / (mpx * repeats), total / (mpx * repeats)))
     return rows
 
 
@@ -139,7 +163,9 @@ def main() -> None:
         load1 = os.getloadavg()
         out_bytes = sum(p.stat().st_size for p in out.rglob(f"*{fmt.suffix}")) / args.n
         sec, size, sample = parts(c, sorted(src.iterdir())[: args.parts], args.k, args.batch_size)
-        levels = png_levels(sample, [v.strip() for v in args.png_levels.split(",") if v.strip()])
+        settings = [v.strip() for v in args.png_levels.split(",") if v.strip()]
+        levels = png_levels(sample, settings)
+        real = png_levels(real_photo_outputs(), settings, repeats=2) if settings else []
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ips = args.n / total
@@ -153,8 +179,9 @@ def main() -> None:
     print("encoding per image (s, MB): " + ", ".join(f"{f} {sec[f]:.4f} s {size[f] / 1e6:.2f} MB" for f in FORMATS))
     print(f"the parts of this run add up to {serial:.4f} s per image on one thread; the run took {total / args.n:.4f} "
           f"s per image ({serial / (total / args.n):.2f}x overlap)")
-    for level, s, b in levels:
-        print(f"png compress_level {level}: {s:.4f} s, {b / 1e6:.3f} MB per output")
+    for what, rows in (("enlarged demo photos", levels), ("scikit-image's photographs", real)):
+        for level, s, b in rows:
+            print(f"png {level} on {what}: {s:.4f} s, {b / 1e6:.3f} MB per megapixel")
     append_rows("colorize_folder",
                 ["model", "n", "width", "height", "k", "batch_size", "seconds", "images_per_s", "decode_s",
                  "model_s", "compose_s", "png_s", "load1_start", "load1_end", "threads", "torch", "format", "quality",
@@ -165,9 +192,11 @@ def main() -> None:
                   fmt.quality or "", workers, round(out_bytes), f"{sec['jpg']:.4f}", f"{sec['webp']:.4f}",
                   round(size["png"]), round(size["jpg"]), round(size["webp"]), f"{peak_mib:.0f}"]])
     if levels:
-        append_rows("png_levels", ["width", "height", "outputs", "compress_level", "seconds", "bytes", "load1"],
-                    [[1024, 768, len(sample), level, f"{s:.4f}", round(b), f"{os.getloadavg()[0]:.2f}"]
-                     for level, s, b in levels])
+        append_rows("png_levels", ["width", "height", "outputs", "compress_level", "seconds", "bytes", "load1",
+                                   "photos", "per"],
+                    [[1024, 768, len(sample), level, f"{s:.4f}", round(b), f"{os.getloadavg()[0]:.2f}", what,
+                      "megapixel"] for what, rows in (("enlarged-demo", levels), ("skimage", real))
+                     for level, s, b in rows])
 
 
 if __name__ == "__main__":
