@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from _results import append_rows
+from bench_under_load import which_colorkit
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,6 +46,7 @@ def train(args: argparse.Namespace, policy: str, out: Path) -> tuple[float, floa
     if args.checkout is not None:
         root = args.checkout.resolve()
         env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "plugins")])
+        which_colorkit(args, env)  # stops unless the checkout's colorkit is what runs
     if policy != "default":
         env["OMP_WAIT_POLICY"] = policy
     cmd = [sys.executable, "-m", "colorkit", "train", "--method", args.method, "--preset", "small", "--epochs",
