@@ -40,6 +40,10 @@ _LAZY = {
     "to_model_space": "colorkit.core.color",
     "from_model_space": "colorkit.core.color",
     "registry": "colorkit.core.plugin_manager",
+    # colour hints (docs/hints.md)
+    **{name: "colorkit.core.hints" for name in ("Hint", "hint_map", "hints_from_json", "load_hints_file",
+                                                "parse_hint", "sample_with_hints", "simulate_hints")},
+    "propagate_residual": "colorkit.core.propagate",
 }
 
 _LAZY_MODULES = {"distributed": "colorkit.core.distributed", "train": "colorkit.train"}

@@ -249,10 +249,14 @@ def write_colorizations(img: Image.Image | Lightness, ab: torch.Tensor, writer: 
 
 @torch.no_grad()
 def colorize_photo(colorizer: Any, img: Image.Image, writer: Writer, paths: list[Path], *, k: int,
-                   mode: str | None = None, seed: int = 0,
-                   thumb_height: int | None = None) -> tuple[list[Future], list[Image.Image]]:
+                   mode: str | None = None, seed: int = 0, thumb_height: int | None = None,
+                   hints: Any = None) -> tuple[list[Future], list[Image.Image]]:
     """The ``k`` colorizations of RGB ``img`` (those of ``colorizer.colorize``), written by
-    ``writer`` as ``paths``; see :func:`write_colorizations`."""
+    ``writer`` as ``paths``; see :func:`write_colorizations`. ``hints``: a list of
+    :class:`colorkit.Hint` in ``img``'s pixels (or ``None``)."""
+    from colorkit.data.imageio import photo_hint_map
+
     check_k(k)
-    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed)[0]
+    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed,
+                          hints=photo_hint_map(hints, img, colorizer.size))[0]
     return write_colorizations(img, ab, writer, paths, thumb_height=thumb_height)

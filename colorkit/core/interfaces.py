@@ -238,6 +238,13 @@ class Method(Component):
     slow_contract: ClassVar[bool] = False
     """When true, the registry-wide contract test of this method runs only with the slow
     tests (``pytest -m slow``): for a method whose tiny preset still takes long to train."""
+    takes_hints: ClassVar[bool] = False
+    """When true, ``sample`` also takes ``hints=``: a hint map ``(B, 3, H, W)`` at the grey
+    image's size (mask, ab / 128; see :mod:`colorkit.core.hints`), and honours it (the
+    contract checks that the error at the hinted pixels falls, and that ``hints=None``
+    changes nothing). Every other method gets hints through the generic fallback of
+    :func:`colorkit.core.hints.sample_with_hints` (the residual at the hints propagated
+    along the grey image), so callers always go through that function."""
 
     @classmethod
     def options_from_context(cls, context: BuildContext) -> dict[str, Any]:

@@ -227,10 +227,10 @@ def model_grey(img: Image.Image, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def colorize_full_resolution(colorizer: Any, image: Any, *, k: int, mode: str | None, seed: int,
-                             output: str = "images", max_pixels: int | None = None) -> Any:
+                             output: str = "images", max_pixels: int | None = None, hints: Any = None) -> Any:
     if output not in {"images", "tensors"}:
         raise ColorkitError(f"output must be 'images' or 'tensors', got {output!r}")
-    outs = iter_colorizations(colorizer, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
+    outs = iter_colorizations(colorizer, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels, hints=hints)
     if output == "tensors":
         return torch.stack([to_tensor(o)[0] for o in outs])
     return list(outs)
@@ -238,7 +238,7 @@ def colorize_full_resolution(colorizer: Any, image: Any, *, k: int, mode: str | 
 
 @torch.no_grad()
 def iter_colorizations(colorizer: Any, image: Any, *, k: int, mode: str | None = None, seed: int = 0,
-                       max_pixels: int | None = None) -> Iterator[Image.Image]:
+                       max_pixels: int | None = None, hints: Any = None) -> Iterator[Image.Image]:
     """The ``k`` colorizations of ``image`` at its own resolution, one PIL image at a time.
 
     The k colour fields are predicted at the model size (a few KB); each output is then
@@ -247,8 +247,26 @@ def iter_colorizations(colorizer: Any, image: Any, *, k: int, mode: str | None =
     input, its L channel (float32) and one output, whatever k."""
     check_k(k)
     img = open_image(image, max_pixels)
-    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed)[0]  # (k, 2, s, s)
+    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed,
+                          hints=photo_hint_map(hints, img, colorizer.size))[0]  # (k, 2, s, s)
     yield from compose_colorizations(img, ab)
+
+
+def photo_hint_map(hints: Any, img: Image.Image, size: int) -> torch.Tensor | None:
+    """The hint map ``(1, 3, size, size)`` of ``hints`` (a list of :class:`colorkit.Hint`,
+    or their JSON form) given in RGB ``img``'s pixels; ``None`` for ``None`` or no hints."""
+    from colorkit.core.hints import Hint, hint_map, hints_from_json
+
+    if hints is None:
+        return None
+    if not isinstance(hints, (list, tuple)):
+        raise ColorkitError(f"hints must be a list of colorkit.Hint or of {{\"x\", \"y\", \"color\"}} objects, "
+                            f"got {type(hints).__name__}")
+    if not hints:
+        return None
+    if not all(isinstance(h, Hint) for h in hints):
+        hints = hints_from_json(list(hints))
+    return hint_map(list(hints), img.width, img.height, size)
 
 
 @torch.no_grad()

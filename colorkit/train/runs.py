@@ -390,13 +390,17 @@ class Colorizer:
         return h.hexdigest()
 
     @torch.no_grad()
-    def sample(self, grey: torch.Tensor, k: int = 5, *, mode: str | None = None, seed: int = 0) -> torch.Tensor:
-        """``grey`` (B,1,s,s) at the model size -> ab (B,k,2,s,s), ab/128."""
+    def sample(self, grey: torch.Tensor, k: int = 5, *, mode: str | None = None, seed: int = 0,
+               hints: torch.Tensor | None = None) -> torch.Tensor:
+        """``grey`` (B,1,s,s) at the model size -> ab (B,k,2,s,s), ab/128. ``hints``: a hint
+        map (B,3,s,s) (:func:`colorkit.core.hints.hint_map`); ``None``: no hints."""
+        from colorkit.core.hints import sample_with_hints
         from colorkit.data.imageio import check_k
 
         check_k(k)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        ab = self.method.sample(grey.to(self.device), k, mode=mode or self.sampling.mode, generator=gen)
+        ab = sample_with_hints(self.method, grey.to(self.device), k, hints=hints, mode=mode or self.sampling.mode,
+                               generator=gen)
         if not bool(torch.isfinite(ab).all()):
             raise ColorkitError(f"{self.label} produced NaN or infinite colours with these sampling settings "
                                 f"(mode {mode or self.sampling.mode!r}, {self.sampling.options or 'no options'}); "
@@ -405,25 +409,27 @@ class Colorizer:
 
     @torch.no_grad()
     def colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,
-                 output: str = "images", max_pixels: int | None = None) -> Any:
+                 output: str = "images", max_pixels: int | None = None, hints: Any = None) -> Any:
         """Colorize one image (path, PIL image, or uint8 HxWx3 / HxW array) at its own
         resolution: the predicted ab is upsampled and joined with the input's L channel.
 
         ``output="images"``: a list of ``k`` PIL images; ``"tensors"``: RGB ``(k, 3, H, W)``
         in [0, 1]. Both hold all k at once: for large photos use :meth:`iter_colorize`.
-        Images above ``max_pixels`` (default 50 megapixels) are refused."""
+        Images above ``max_pixels`` (default 50 megapixels) are refused. ``hints``: colour
+        points of the photo, a list of :class:`colorkit.Hint` (or their JSON form, a list
+        of ``{"x", "y", "color"}``), in the photo's own pixels."""
         from colorkit.data.imageio import colorize_full_resolution
 
         return colorize_full_resolution(self, image, k=k, mode=mode, seed=seed, output=output,
-                                        max_pixels=max_pixels)
+                                        max_pixels=max_pixels, hints=hints)
 
     def iter_colorize(self, image: Any, k: int = 5, *, mode: str | None = None, seed: int = 0,
-                      max_pixels: int | None = None) -> Any:
+                      max_pixels: int | None = None, hints: Any = None) -> Any:
         """The same colorizations as :meth:`colorize`, one PIL image at a time (memory
         independent of k)."""
         from colorkit.data.imageio import iter_colorizations
 
-        return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels)
+        return iter_colorizations(self, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels, hints=hints)
 
     def colorize_video(self, source: str | Path, k: int = 5, *, mode: str | None = None, seed: int = 0,
                        fps: float | None = None, scene_threshold: float | None = None,
