@@ -48,7 +48,7 @@ MAX_HINTS_FILE_BYTES = 1 << 20
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 __all__ = ["Hint", "MAX_HINTS", "check_hints", "hint_map", "hints_from_json", "hints_to_json", "load_hints_file",
-           "parse_color", "parse_hint", "simulate_hints", "training_hint_counts", "hint_count"]
+           "parse_color", "parse_hint", "resize_hint_map", "simulate_hints", "training_hint_counts", "hint_count"]
 
 
 def parse_color(text: Any, *, where: str = "hint") -> tuple[int, int, int]:
@@ -253,22 +253,38 @@ def simulate_hints(ab: Tensor, counts: Tensor | Sequence[int] | int, *,
     b, _, h, w = ab.shape
     if isinstance(counts, int):
         counts = [counts] * b
-    counts = torch.as_tensor(counts, dtype=torch.long).clamp(0, h * w)
-    mask = torch.zeros(b, h * w)
-    keys = torch.rand((b, h * w), generator=generator)  # a random order of the cells per image
+    counts = torch.as_tensor(counts, dtype=torch.long).cpu().clamp(0, h * w)
+    dev = generator.device if generator is not None else torch.device("cpu")
+    keys = torch.rand((b, h * w), generator=generator, device=dev).cpu()  # a random order of the cells
     order = keys.argsort(dim=1)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(h * w).expand(b, -1))
-    mask = (rank < counts[:, None]).float().reshape(b, 1, h, w).to(ab.device)
+    mask = (rank < counts[:, None]).to(ab.dtype).reshape(b, 1, h, w).to(ab.device)
     return torch.cat([mask, ab * mask], dim=1)
+
+
+def resize_hint_map(hints: Tensor, size: tuple[int, int]) -> Tensor:
+    """A hint map ``(B, 3, H, W)`` at another size ``(h, w)``: a cell is hinted when any
+    hinted pixel falls in it, with their mean colour (area pooling); enlarging repeats
+    cells (nearest)."""
+    if tuple(hints.shape[-2:]) == tuple(size):
+        return hints
+    mask, ab = hints[:, :1], hints[:, 1:]
+    if size[0] <= hints.shape[-2] and size[1] <= hints.shape[-1]:
+        m = torch.nn.functional.adaptive_avg_pool2d(mask, size)
+        s = torch.nn.functional.adaptive_avg_pool2d(ab * mask, size)
+        hit = m > 0
+        return torch.cat([hit.to(hints.dtype), torch.where(hit, s / m.clamp_min(1e-12), torch.zeros_like(s))], 1)
+    return torch.nn.functional.interpolate(hints, size=size, mode="nearest")
 
 
 def training_hint_counts(batch: int, *, generator: torch.Generator | None = None, p_none: float = 0.25,
                          p: float = 0.125, most: int = 32) -> Tensor:
     """Hint counts for training ``(batch,)``: none with probability ``p_none``, else a
     geometric number (success ``p``: mean 1/p) capped at ``most`` (Zhang et al.'s scheme)."""
-    u = torch.rand(batch, generator=generator)
-    g = torch.rand(batch, generator=generator).clamp_min(1e-12)
+    dev = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(batch, generator=generator, device=dev).cpu()
+    g = torch.rand(batch, generator=generator, device=dev).cpu().clamp_min(1e-12)
     n = 1 + torch.floor(torch.log(g) / math.log1p(-p)).long()
     return torch.where(u < p_none, torch.zeros_like(n), n.clamp(max=most))
 

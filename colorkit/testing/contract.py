@@ -22,8 +22,9 @@ from torch import Tensor, nn
 from colorkit.core.interfaces import Metric, RatioMetric
 from colorkit.core.registry import KINDS, Entry
 from colorkit.testing.errors import ContractError, _fail  # noqa: F401 - ContractError is re-exported
-
-AB_LIMIT = 1.5  # |ab/128| beyond this means the values are not in paper units
+from colorkit.testing.sampling_checks import check_hints as _check_hints
+from colorkit.testing.sampling_checks import check_sequence as _check_sequence
+from colorkit.testing.tensors import AB_LIMIT, _ab, _check_ab, _finite, _grey  # noqa: F401
 
 
 def find_entry(obj: Any, kind: str | None = None) -> Entry:
@@ -67,32 +68,6 @@ def _check_entry(e: Entry) -> str:
     if e.distribution in {"", "?"}:
         _fail(what, "does not come from an installed distribution (entry point without metadata)")
     return what
-
-
-def _finite(what: str, label: str, t: Tensor) -> None:
-    if not torch.isfinite(t).all():
-        _fail(what, f"{label} has NaN or inf values")
-
-
-def _check_ab(what: str, label: str, ab: Tensor, shape: tuple[int, ...]) -> None:
-    if tuple(ab.shape) != shape:
-        _fail(what, f"{label} has shape {tuple(ab.shape)}, expected {shape} (B, k, 2, H, W)")
-    if not ab.is_floating_point():
-        _fail(what, f"{label} has dtype {ab.dtype}, expected a floating-point tensor")
-    _finite(what, label, ab)
-    m = float(ab.detach().abs().max())
-    if m > AB_LIMIT:
-        _fail(what, f"{label} reaches |ab| = {m:.3g}: expected Lab ab / 128 (about [-1, 1]), not Lab units")
-
-
-def _grey(b: int, s: int, seed: int) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, s, s, generator=g)
-
-
-def _ab(b: int, s: int, seed: int) -> Tensor:
-    g = torch.Generator().manual_seed(seed + 1)
-    return torch.tanh(torch.randn(b, 2, s, s, generator=g) * 0.3)
 
 
 def _build(e: Entry, stats: Any, image_size: int | None, **extra: Any) -> Any:
@@ -227,6 +202,7 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
                 _fail(what, f"sample(mode={mode!r}) is not reproducible with the same generator seed")
         for mode in modes:
             _check_sequence(what, m, grey, k, mode, seed, extra)
+        _check_hints(what, m, grey, k, modes[0], seed, extra)
         back = _round_trip(what, m, stats, tmp)
         for mode in modes:
             a = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
@@ -234,39 +210,6 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
             if not torch.allclose(a, b, atol=1e-5):
                 _fail(what, f"samples (mode={mode!r}) differ after the save/load round trip: state outside the "
                             "state_dict? (keep tensors as parameters or persistent registered buffers)")
-
-
-def _check_sequence(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int, extra: dict[str, Any]) -> None:
-    """``sample_sequence`` and ``sequence_sampler``: shapes and units, the same result for
-    any chunking of the clip, and on a clip of one repeated frame every frame equal to what
-    ``sample`` gives that frame with the same generator (random draws fixed across frames)."""
-    s = grey.shape[-1]
-    meta = extra.get("meta")
-    clip = grey[[0, 0, 0, 1, 1]]  # a scene of one frame repeated, then a second scene
-    scenes = torch.tensor([0, 0, 0, 1, 1])
-    seq_meta = {"meta": [meta[i] for i in (0, 0, 0, 1, 1)]} if meta is not None else {}
-    label = f"sample_sequence(mode={mode!r})"
-    try:
-        out = m.sample_sequence(clip, k, mode=mode, generator=torch.Generator().manual_seed(seed), scenes=scenes,
-                                **seq_meta)
-    except Exception as exc:  # noqa: BLE001
-        _fail(what, f"{label} failed: {type(exc).__name__}: {exc}")
-    _check_ab(what, label, out, (5, k, 2, s, s))
-    one = m.sample(grey[:1], k, mode=mode, generator=torch.Generator().manual_seed(seed),
-                   **({"meta": meta[:1]} if meta is not None else {}))[0]
-    for t in range(3):
-        if not torch.allclose(out[t], one, atol=1e-5):
-            _fail(what, f"{label}: frame {t} of a clip that repeats one frame is not what sample() gives that frame "
-                        "with the same generator (the method's random draws must stay fixed across the frames of a "
-                        "scene)")
-    sampler = m.sequence_sampler(k, mode=mode, generator=torch.Generator().manual_seed(seed))
-    parts = [(0, 2), (2, 4), (4, 5)]
-    for a, b in parts:
-        sampler.observe(clip[a:b], scenes[a:b])
-    chunked = torch.cat([sampler.sample(clip[a:b], scenes[a:b],
-                                        meta=seq_meta["meta"][a:b] if seq_meta else None) for a, b in parts])
-    if not torch.allclose(out, chunked, atol=1e-5):
-        _fail(what, f"{label} differs when the clip is fed to its sequence_sampler in chunks")
 
 
 class _SyntheticSplit:

@@ -35,12 +35,13 @@ class MixtureDensityNetwork(nn.Module):
     """Grey features ``(B, C, h, w)`` -> ``(log_pi (B,M), mu (B,M,d))``."""
 
     def __init__(self, in_channels: int, in_size: tuple[int, int], latent_dim: int, components: int = 8,
-                 widths: tuple[int, ...] = PAPER_WIDTHS, fc_dim: int = 4096, dropout: float = 0.5) -> None:
+                 widths: tuple[int, ...] = PAPER_WIDTHS, fc_dim: int = 4096, dropout: float = 0.5,
+                 hint_channels: int = 0) -> None:
         super().__init__()
-        self.latent_dim, self.components = latent_dim, components
+        self.latent_dim, self.components, self.hint_channels = latent_dim, components, hint_channels
         w0, w1, w2, w3, w4 = widths
         self.convs = nn.Sequential(
-            ConvBlock(in_channels, w0, 5, 1), ConvBlock(w0, w1, 5, 1), ConvBlock(w1, w2, 5, 1),
+            ConvBlock(in_channels + hint_channels, w0, 5, 1), ConvBlock(w0, w1, 5, 1), ConvBlock(w1, w2, 5, 1),
             ConvBlock(w2, w3, 5, 2), ConvBlock(w3, w4, 5, 1),
         )
         h, w = (math.ceil(s / 2) for s in in_size)  # after the one stride-2 conv (SAME padding)
@@ -63,7 +64,16 @@ class MixtureDensityNetwork(nn.Module):
         last.bias[: m * d] = means.reshape(-1).to(last.bias)
         last.bias[m * d :] = logits.to(last.bias)
 
-    def forward(self, feats: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, hint_feats: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``hint_feats (B, hint_channels, H, W)``: the hints at any size (area-pooled to the
+        features' size and read beside them); ``None``: no hints (zeros)."""
+        if self.hint_channels:
+            b, _, h, w = feats.shape
+            if hint_feats is None:
+                extra = feats.new_zeros(b, self.hint_channels, h, w)
+            else:
+                extra = F.adaptive_avg_pool2d(hint_feats.to(feats), (h, w))
+            feats = torch.cat([feats, extra], dim=1)
         out = self.fc(self.convs(feats))  # (B, M*d + M)
         m, d = self.components, self.latent_dim
         mu = out[:, : m * d].reshape(-1, m, d)  # (B, M, d)

@@ -22,10 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from colorkit.core.hints import check_hint_map, resize_hint_map
 from colorkit.core.interfaces import ComponentConfig, Method, Stage, StepContext, loading_saved_weights
+from colorkit.core.propagate import propagate_residual
 from colorkit.core.registry import ColorkitError
 
 from .decoder_losses import WeightedDecoderLoss
+from .hint_inputs import DECODER_HINT_CHANNELS, MDN_HINT_CHANNELS, decoder_hint_features, training_hints
 from .layers import grey_at_size
 from .mdn import MixtureDensityNetwork, distinct_means, mdn_loss, sample_mixture, topk_means
 from .method_config import MAX_VARIANCE, METHOD_PRESETS, MDNConfig, MDNSkipConfig  # noqa: F401 - importable from here
@@ -45,7 +48,7 @@ class MDNMethod(PretextBackbone, Method):
     image's content in its choice of codes (``mdn-skip``'s decoder still draws on the grey
     image's edges). ``colorkit bench`` scores it as a reference."""
     sample_options: ClassVar[tuple[str, ...]] = ("variance", "distinct_radius", "sequence_choice",
-                                                 "sequence_smoothing")
+                                                 "sequence_smoothing", "hint_residual")
     """``variance``: of the Gaussian noise added to a component's mean in ``mixture``
     sampling; ``distinct_radius``: how far apart ``distinct`` keeps the chosen means;
     ``sequence_choice``, ``sequence_smoothing``: how clips are colorized (``sequence_sampler``)."""
@@ -55,18 +58,38 @@ class MDNMethod(PretextBackbone, Method):
         from colorkit.api import create_backbone, create_embedder  # registry, at build time only
 
         c = self.config
+        self.takes_hints = c.hints  # the class says False; a model trained with hints takes them
         self.backbone = create_backbone(c.backbone, **{"preset": c.preset, **c.backbone_kwargs})
         self.embedder = create_embedder(c.embedder, **{
-            "preset": c.preset, "latent_dim": c.latent_dim, "image_size": c.image_size, **c.embedder_kwargs})
+            "preset": c.preset, "latent_dim": c.latent_dim, "image_size": c.image_size,
+            **self._embedder_hint_fields(), **c.embedder_kwargs})
         feat = self._feature_shape()  # (C, h, w) of the backbone at image_size
         self.mdn = MixtureDensityNetwork(feat[0], feat[1:], self.embedder.latent_dim, c.components,
-                                         c.mdn_widths, c.mdn_fc, c.mdn_dropout)
+                                         c.mdn_widths, c.mdn_fc, c.mdn_dropout,
+                                         hint_channels=MDN_HINT_CHANNELS if c.hints else 0)
         self._features: Any = None  # the MDN stage's FeatureTable (see feature_cache)
         self.register_buffer("codes", torch.zeros(c.reference_codes, self.embedder.latent_dim))
         self.register_buffer("codes_count", torch.zeros((), dtype=torch.long))
         self._centres: dict[int, Tensor] = {}
         # The decoder loss is for training only: a saved run loads (and samples) without it.
         self._decoder_loss = None if loading_saved_weights() else self._make_decoder_loss()
+
+    def _embedder_hint_fields(self) -> dict[str, Any]:
+        """``hint_channels`` for an embedder whose decoder reads the grey image (vae-skip)."""
+        from colorkit.core.plugin_manager import registry
+
+        if not self.config.hints:
+            return {}
+        cls = registry("embedder").get(self.config.embedder).factory
+        if not cls.uses_grey or "hint_channels" not in cls.Config.model_fields:
+            return {}
+        return {"hint_channels": DECODER_HINT_CHANNELS}
+
+    def _decoder_hints(self, grey: Tensor, hints: Tensor | None) -> Tensor | None:
+        """What the decoder reads of a hint map, or ``None`` when it reads none."""
+        if hints is None or not self.embedder.uses_grey or not getattr(self.embedder.config, "hint_channels", 0):
+            return None
+        return decoder_hint_features(grey, hints)
 
     def _make_decoder_loss(self) -> WeightedDecoderLoss:
         c = self.config
@@ -220,7 +243,8 @@ class MDNMethod(PretextBackbone, Method):
         ab, grey = self._flip(*self._crop(batch["ab"], batch["grey"]))
         g = grey if self.embedder.uses_grey else None
         post = self.embedder.encode(ab, g)
-        recon = self.embedder.decode(post.sample(), g)  # (B, 2, H, W)
+        hf = self._decoder_hints(grey, training_hints(ab, ctx.generator)) if c.hints and g is not None else None
+        recon = self.embedder.decode(post.sample(), g, hf) if hf is not None else self.embedder.decode(post.sample(), g)
         dec = self.decoder_loss(recon, ab, self.stats)  # (B,)
         kl = post.kl()  # (B,)
         loss = (dec + c.kl_weight * kl).mean()
@@ -235,7 +259,8 @@ class MDNMethod(PretextBackbone, Method):
             else:
                 feats = self.backbone(grey_at_size(grey, self.config.image_size))
             z = self.embedder.encode(ab, grey if self.embedder.uses_grey else None).sample()  # (B, d)
-        log_pi, mu = self.mdn(feats)
+            hints = training_hints(ab, ctx.generator) if self.config.hints else None
+        log_pi, mu = self.mdn(feats, hints)
         loss = mdn_loss(log_pi, mu, z, self.config.variance).mean()
         ctx.optimize("mdn", loss)
         return {"loss": loss.detach()}
@@ -302,18 +327,26 @@ class MDNMethod(PretextBackbone, Method):
 
     @torch.no_grad()
     def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, hints: Tensor | None = None) -> Tensor:
         """``k`` colorizations of ``grey (B,1,H,W)`` (L/100) -> ``(B, k, 2, H, W)`` (ab/128).
 
         Images of another size are resized to ``image_size`` and the colour fields back.
         ``topk`` (default): the means of the k most probable components (k <= components);
-        ``mixture``: k draws from the GMM using ``generator``."""
+        ``mixture``: k draws from the GMM using ``generator``. ``hints``: a hint map
+        ``(B, 3, H, W)`` (see :mod:`colorkit.core.hints`) for a model trained with ``hints``."""
         mode = self.check_mode(mode)
-        (h, w), g = grey.shape[-2:], grey_at_size(grey, self.config.image_size)
+        s = self.config.image_size
+        (h, w), g = grey.shape[-2:], grey_at_size(grey, s)
+        if hints is not None:
+            if not self.config.hints:
+                raise ColorkitError(f"{self.registry_name or type(self).__name__} was trained without hints; "
+                                    "pass hints through colorkit.core.hints.sample_with_hints")
+            check_hint_map(hints, grey)
+            hints_s = resize_hint_map(hints.to(g), (s, s))
         was = self.training
         self.eval()
         try:
-            log_pi, mu = self.mdn(self.backbone(g))  # (B, M), (B, M, d)
+            log_pi, mu = self.mdn(self.backbone(g), hints_s if hints is not None else None)  # (B, M), (B, M, d)
             if mode == "topk":
                 z = topk_means(log_pi, mu, k)
             elif mode == "distinct":
@@ -325,12 +358,19 @@ class MDNMethod(PretextBackbone, Method):
                 z = sample_mixture(log_pi, mu, k, self.config.variance, generator)
             b = g.shape[0]  # z: (B, k, d)
             gk = g.repeat_interleave(k, dim=0) if self.embedder.uses_grey else None
-            ab = self.embedder.decode(z.reshape(b * k, -1), gk)  # (B*k, 2, s, s)
+            hf = self._decoder_hints(g, hints_s) if hints is not None else None
+            if hf is not None:
+                ab = self.embedder.decode(z.reshape(b * k, -1), gk, hf.repeat_interleave(k, dim=0))
+            else:
+                ab = self.embedder.decode(z.reshape(b * k, -1), gk)  # (B*k, 2, s, s)
         finally:
             self.train(was)
         if (h, w) != tuple(g.shape[-2:]):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear")
-        return ab.reshape(b, k, 2, h, w)
+        ab = ab.reshape(b, k, 2, h, w)
+        if hints is not None and self.config.hint_residual:
+            ab = propagate_residual(ab, grey, hints.to(ab))
+        return ab
 
 
 def _no_step(batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:  # pragma: no cover - epochs=0

@@ -84,6 +84,18 @@ class MDNConfig(PretextConfig):
     distinct_radius: float = Field(8.0, ge=0, allow_inf_nan=False)
     """``distinct`` sampling skips a component whose mean lies within this distance (in
     code units, times sqrt(latent_dim / 64)) of one already chosen."""
+    hints: bool = False
+    """Learn from colour hints (the presets turn it on): every training step draws a random
+    number of hint points from the true colours (none for a quarter of the images, else a
+    geometric number with mean 8, at most 32), the MDN reads them beside the grey features
+    (area-pooled mask and ab) and ``mdn-skip``'s decoder reads them with the grey image
+    (the mask, the ab and the hints spread along the grey image), so one model serves 0 to
+    many hints (``sample(..., hints=)``). Off: hints reach the model only through the
+    generic fallback (the residual at the hints spread after sampling)."""
+    hint_residual: bool = True
+    """With hints: after decoding, spread each colorization's residual at the hint points
+    along the grey image (the generic fallback), so every colorization takes the hint's
+    colour at its point."""
     sequence_choice: Literal["scene-mean", "first-frame"] = "scene-mean"
     """Clips: choose each scene's k components from its mean mixture weights over all its
     frames (a first pass over the clip) or from its first frame's (see ``sequence.py``)."""
@@ -127,19 +139,19 @@ class MDNConfig(PretextConfig):
 
 
 METHOD_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "paper": {"hints": True},
     "small": {  # ~270 training images of 64x64 train in about a minute on 2 CPU cores
         "mdn_widths": (96, 80, 72, 64, 32), "mdn_fc": 512, "mdn_dropout": 0.2,
         "pretext_epochs": 10, "pretext_lr": 1e-3,
         "vae_epochs": 40, "vae_lr": 5e-4, "vae_batch_size": 8, "vae_lr_schedule": "cosine",
-        "mdn_epochs": 20, "mdn_lr": 1e-3, "mdn_lr_schedule": "cosine", "mdn_init": "kmeans",
+        "mdn_epochs": 20, "mdn_lr": 1e-3, "mdn_lr_schedule": "cosine", "mdn_init": "kmeans", "hints": True,
     },
     "tiny": {  # the tests' smallest model: a tiny colornet, no flips
         "backbone": "colornet", "flip": False,
         "latent_dim": 8, "mdn_widths": (8, 8, 8, 8, 8), "mdn_fc": 32, "mdn_dropout": 0.0,
         "pretext_epochs": 1, "pretext_batch_size": 8, "pretext_lr": 1e-3,
         "vae_epochs": 1, "vae_batch_size": 8, "vae_lr": 1e-3,
-        "mdn_epochs": 1, "mdn_batch_size": 8, "mdn_lr": 1e-3,
+        "mdn_epochs": 1, "mdn_batch_size": 8, "mdn_lr": 1e-3, "hints": True,
     },
 }
 

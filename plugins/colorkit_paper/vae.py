@@ -47,6 +47,10 @@ class VAEConfig(ComponentConfig):
     dropout: float = Field(0.0, ge=0, lt=1)
     """Dropout before the encoder's fully connected layer (paper: "FC layers use dropout",
     rate not given; 0 keeps the posterior deterministic given C)."""
+    hint_channels: int = Field(0, ge=0, le=16)
+    """``vae-skip``: channels of colour-hint maps read by the grey-level encoder beside the
+    grey image (0: none; the ``mdn-skip`` method sets it when it learns from hints). The
+    plain ``vae`` has no grey-level encoder and ignores it."""
 
     @field_validator("image_size")
     @classmethod
@@ -85,15 +89,21 @@ class ColourEncoder(nn.Module):
 class GreyEncoder(nn.Module):
     """Section 6.3's grey-level encoder; returns the maps at S/2, S/4, S/8, S/16."""
 
-    def __init__(self, widths: tuple[int, ...], latent_dim: int) -> None:
+    def __init__(self, widths: tuple[int, ...], latent_dim: int, hint_channels: int = 0) -> None:
         super().__init__()
         w0, w1, w2, _ = widths
+        self.hint_channels = hint_channels
         self.blocks = nn.ModuleList([
-            ConvBlock(1, w0, 5, 2), ConvBlock(w0, w1, 5, 2), ConvBlock(w1, w2, 5, 2), ConvBlock(w2, latent_dim, 4, 2)
+            ConvBlock(1 + hint_channels, w0, 5, 2), ConvBlock(w0, w1, 5, 2), ConvBlock(w1, w2, 5, 2),
+            ConvBlock(w2, latent_dim, 4, 2),
         ])
 
-    def forward(self, grey: Tensor) -> list[Tensor]:
+    def forward(self, grey: Tensor, hint_feats: Tensor | None = None) -> list[Tensor]:
         maps, h = [], grey - 0.5  # centre L/100 like Zhang et al. (L - 50)
+        if self.hint_channels:
+            b, _, hh, ww = grey.shape
+            extra = grey.new_zeros(b, self.hint_channels, hh, ww) if hint_feats is None else hint_feats.to(grey)
+            h = torch.cat([h, extra], dim=1)
         for block in self.blocks:
             h = block(h)
             maps.append(h)
@@ -159,7 +169,7 @@ class VAE(Embedder):
         self._check(ab, 2, "ab")
         return Posterior(*self.encoder(ab))
 
-    def decode(self, z: Tensor, grey: Tensor | None = None) -> Tensor:
+    def decode(self, z: Tensor, grey: Tensor | None = None, hint_feats: Tensor | None = None) -> Tensor:
         return self.decoder(z)
 
 
@@ -171,15 +181,17 @@ class VAESkip(VAE):
 
     def __init__(self, config: VAEConfig | dict | None = None, **fields: Any) -> None:
         super().__init__(config, **fields)
-        self.grey_encoder = GreyEncoder(self.config.widths, self.config.latent_dim)
+        self.grey_encoder = GreyEncoder(self.config.widths, self.config.latent_dim, self.config.hint_channels)
 
     def _skip_channels(self) -> tuple[int, int, int, int]:
         w0, w1, w2, _ = self.config.widths
         return (self.config.latent_dim, w2, w1, w0)
 
-    def decode(self, z: Tensor, grey: Tensor | None = None) -> Tensor:
+    def decode(self, z: Tensor, grey: Tensor | None = None, hint_feats: Tensor | None = None) -> Tensor:
+        """``hint_feats (B, hint_channels, S, S)``: colour-hint maps read with the grey image
+        (``None``: no hints, zeros)."""
         if grey is None:
             raise ColorkitError("vae-skip decodes with the grey image: call decode(z, grey)")
         self._check(grey, 1, "grey")
-        skips = self.grey_encoder(grey)[::-1]  # coarsest first
+        skips = self.grey_encoder(grey, hint_feats)[::-1]  # coarsest first
         return self.decoder(z, skips)
