@@ -105,6 +105,30 @@ def test_hint_points_are_the_same_for_every_method_and_batch_size():
     assert bench_hint_maps(truth, list(range(7)), 6, 4)[:, 0].sum() == 42
 
 
+class _Noisy:
+    """A method without hints whose colorizations are random draws of the generator."""
+
+    def sample(self, grey, k, *, mode=None, generator=None):
+        return 0.2 * torch.randn(grey.shape[0], k, 2, *grey.shape[-2:], generator=generator)
+
+
+def test_no_hints_is_scored_as_without_hints_over_several_batches():
+    """n = 0 gives exactly the per-image values of the scoring without hints (the same
+    sampling seed for every hint count, batch after batch)."""
+    from colorkit import create_metric
+    from colorkit.eval.evaluate import evaluate
+
+    split = ToySplit(n=7, size=8, seed=5)
+    colorizer = SimpleNamespace(method=_Noisy(), device=torch.device("cpu"), name="noisy")
+    plain = evaluate(colorizer, split, {m: create_metric(m) for m in HINT_METRICS}, k=3, seed=2, batch_size=3,
+                     mode=None)
+    hinted = evaluate_hints(colorizer, split, [0, 4], k=3, seed=2, hint_seed=0, batch_size=3, mode=None)
+    for m in HINT_METRICS:
+        assert torch.equal(hinted[0]["per_image"][m], plain["per_image"][m]), m
+        assert hinted[0]["values"][m] == plain["values"][m]
+    assert not torch.equal(hinted[4]["per_image"]["mae_all"], hinted[0]["per_image"]["mae_all"])  # hints reached it
+
+
 # ------------------------------------------------------------------ levin
 def test_levin_propagates_the_hints_and_is_grey_without_them(colorkit_tiny_stats):
     from colorkit import create_method
