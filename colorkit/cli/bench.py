@@ -35,6 +35,7 @@ from colorkit.train.engine import TrainConfig
 @field_option(BenchConfig, "seeds")
 @field_option(BenchConfig, "references")
 @field_option(BenchConfig, "test_dataset")
+@field_option(BenchConfig, "hints", type=str, metavar="N,N,...")
 @field_option(BenchConfig, "threads", type=str, metavar="N|auto")
 @field_option(BenchConfig, "runs", multiple=True, type=click.Path(file_okay=False), default=(), show_default=False)
 @field_option(BenchConfig, "out", type=click.Path(file_okay=False))
@@ -53,7 +54,8 @@ def bench(methods, ablation, options, quiet, quiet_alias, **fields) -> None:
     Writes OUT/results.json, results.csv, results.md (paper Table 3 layout with 95%
     bootstrap intervals, realism measures, training budgets, mixture usage and one verdict
     per learned method against the references), scatter.png (variance vs error-of-best)
-    and samples.png; prints the table and the elapsed time.
+    and samples.png; prints the table and the elapsed time. With --hints also one table
+    per hint count (errors at the pixels without a hint) and hints.png.
 
     \b
     Examples:
@@ -61,6 +63,7 @@ def bench(methods, ablation, options, quiet, quiet_alias, **fields) -> None:
       colorkit bench --methods mdn,cvae,cgan --seeds 3
       colorkit bench --methods mdn,colornet --option colornet:temperature=0.2 --weighting inverse
       colorkit bench --methods mdn --runs runs/mdn --test-dataset ~/old-photos
+      colorkit bench --methods mdn,mdn-skip --hints 0,1,2,5,10,20
       colorkit bench --methods mdn,cgan --runs runs/mdn --out bench-lfw --dataset ~/lfw
       colorkit bench --ablation decoder-loss
     """

@@ -245,6 +245,10 @@ class Method(Component):
     changes nothing). Every other method gets hints through the generic fallback of
     :func:`colorkit.core.hints.sample_with_hints` (the residual at the hints propagated
     along the grey image), so callers always go through that function."""
+    hints_only: ClassVar[bool] = False
+    """When true, the method says something only with hints (e.g. the reference ``levin``,
+    the grey image without them): ``colorkit bench`` scores it only in the tables with
+    colour hints (``--hints``), never in the tables without them."""
 
     @classmethod
     def options_from_context(cls, context: BuildContext) -> dict[str, Any]:

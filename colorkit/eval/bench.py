@@ -22,9 +22,16 @@ realism measures, training budgets, mixture usage, verdicts last), ``scatter.png
 in ``OUT/runs/<method>/seed-<s>``: an interrupted bench reuses finished ones and resumes an
 unfinished one. All errors are in ab / 128 unless a metric's units say otherwise.
 
+With ``hints`` (``--hints 0,1,2,5,10,20``) every row is also scored with that many seeded
+colour hints per test image, at the pixels without a hint (:mod:`colorkit.eval.hints`):
+``results.json`` gains ``hints`` and ``by_hints``, ``results.md`` a table and verdicts per
+hint count, and ``hints.png`` plots error-of-best against the hint count. References that
+say something only with hints (``levin``) are scored only then, and only there.
+
 The parts: :mod:`colorkit.eval.config` (:class:`BenchConfig`), :mod:`colorkit.eval.evaluate`
 (scoring one method), :mod:`colorkit.eval.verdicts` (intervals, seeds, verdicts),
-:mod:`colorkit.eval.report` and :mod:`colorkit.eval.plots` (the files),
+:mod:`colorkit.eval.hints` (the hint protocol), :mod:`colorkit.eval.report` and
+:mod:`colorkit.eval.plots` (the files),
 :mod:`colorkit.eval.machine` (the machine description); this module drives them.
 """
 
@@ -44,6 +51,7 @@ from colorkit.core.registry import ColorkitError
 from colorkit.core.threads import STARTUP, machine_load, openmp_environment, resolve_threads
 from colorkit.eval.config import BenchConfig, parse_bench_options
 from colorkit.eval.evaluate import PRIMARY, build_metrics, evaluate, metric_info, reference_names, role_of
+from colorkit.eval.hints import HintScores, check_hint_counts, evaluate_hints, hints_only, hints_protocol
 from colorkit.eval.machine import describe_machine
 from colorkit.eval.plots import sample_sheet, scatter_plot
 from colorkit.eval.report import EXTRA_UNITS, REALISM, table_markdown, write_outputs
@@ -138,7 +146,14 @@ def _check(cfg: BenchConfig) -> None:
     if len(set(cfg.methods)) != len(cfg.methods):
         raise ColorkitError(f"--methods lists a method twice: {','.join(cfg.methods)}")
     resolve_threads(cfg.threads)  # a bad --threads fails here (a number >= 1 or "auto")
-    scored = list(cfg.methods) + ([r for r in reference_names() if r not in cfg.methods] if cfg.references else [])
+    if cfg.hints is None:
+        for m in cfg.methods:
+            if hints_only(m):
+                raise ColorkitError(f"{m} is scored only with colour hints (without them it says nothing): "
+                                    "add --hints, e.g. --hints 0,5,10")
+    else:
+        check_hint_counts(cfg.hints, cfg.size)
+    scored = list(cfg.methods) + ([r for r in _references(cfg) if r not in cfg.methods] if cfg.references else [])
     for m in scored:  # every method trained, references included: fail before any work
         check_options(m, cfg.preset, cfg.method_options(m)[0])  # (an unknown name lists the known)
     unknown_scopes = sorted(set(cfg.options) - {"*", *cfg.methods})
@@ -176,7 +191,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     test, meta_of, test_info = _test_split(cfg, ds, log)
     methods = list(cfg.methods)
     if cfg.references:
-        methods += [r for r in reference_names(with_meta=meta_of is not None) if r not in methods]
+        methods += [r for r in _references(cfg, with_meta=meta_of is not None) if r not in methods]
     metrics, skipped_metrics = build_metrics(stats, with_meta=meta_of is not None)
     for name, why in skipped_metrics.items():
         if "metadata" not in why:  # metadata-only metrics (synth's) are expected to skip elsewhere
@@ -188,9 +203,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     sheet: dict[str, torch.Tensor] = {}
     budgets: dict[str, dict[str, Any]] = {}
     usage: dict[str, dict[str, Any]] = {}
+    hint_scores = HintScores(cfg.hints) if cfg.hints is not None else None
     device = None
     for method in methods:
         role = role_of(method)
+        only_with_hints = hints_only(method)
         for si, seed in enumerate(seeds):
             run_dir = _run_for(method, seed, cfg, ds, stats, log)
             info = read_run(run_dir)
@@ -211,24 +228,34 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 name = method if mi == 0 else f"{method}[{mode}]"
                 if mode in own_refs and not cfg.references:
                     continue
-                res = evaluate(colorizer, test, metrics, k=cfg.k, seed=seed, batch_size=cfg.batch_size,
-                               mode=mode if len(modes) > 1 or colorizer.sampling.mode else None,
-                               progress=cfg.progress,
-                               keep=cfg.sample_images if si == 0 else 0, meta_of=meta_of)
+                mode_arg = mode if len(modes) > 1 or colorizer.sampling.mode else None
                 kind = "reference" if mode in own_refs else role
-                row = rows.setdefault(name, {"kind": kind, "method": method, "mode": mode, "run_dir": str(run_dir),
-                                             "per_seed": {}, "train_seconds": 0.0, "infer_seconds_per_image": 0.0})
-                row["per_seed"][str(seed)] = res["values"]
-                row["train_seconds"] += float(info["train_seconds"]) / len(seeds)
-                row["infer_seconds_per_image"] += res["infer_seconds_per_image"] / len(seeds)
-                for mname, v in res["per_image"].items():
-                    if v is not None:
-                        per_image.setdefault(name, {}).setdefault(mname, []).append(v)
-                if res["kept"] is not None:
-                    sheet[name] = res["kept"]
-                log(f"{name} (seed {seed}): error_of_best {res['values'][PRIMARY]:.4f}, "
-                    f"variance {res['values']['variance']:.2e}" if "variance" in res["values"] else
-                    f"{name} (seed {seed}): error_of_best {res['values'].get(PRIMARY, math.nan):.4f}")
+                if not only_with_hints:  # (levin and the like: only with hints, below)
+                    res = evaluate(colorizer, test, metrics, k=cfg.k, seed=seed, batch_size=cfg.batch_size,
+                                   mode=mode_arg, progress=cfg.progress,
+                                   keep=cfg.sample_images if si == 0 else 0, meta_of=meta_of)
+                    row = rows.setdefault(name, {"kind": kind, "method": method, "mode": mode,
+                                                 "run_dir": str(run_dir), "per_seed": {}, "train_seconds": 0.0,
+                                                 "infer_seconds_per_image": 0.0})
+                    row["per_seed"][str(seed)] = res["values"]
+                    row["train_seconds"] += float(info["train_seconds"]) / len(seeds)
+                    row["infer_seconds_per_image"] += res["infer_seconds_per_image"] / len(seeds)
+                    for mname, v in res["per_image"].items():
+                        if v is not None:
+                            per_image.setdefault(name, {}).setdefault(mname, []).append(v)
+                    if res["kept"] is not None:
+                        sheet[name] = res["kept"]
+                    log(f"{name} (seed {seed}): error_of_best {res['values'][PRIMARY]:.4f}, "
+                        f"variance {res['values']['variance']:.2e}" if "variance" in res["values"] else
+                        f"{name} (seed {seed}): error_of_best {res['values'].get(PRIMARY, math.nan):.4f}")
+                if hint_scores is not None:
+                    scores = evaluate_hints(colorizer, test, cfg.hints, k=cfg.k, seed=seed, hint_seed=cfg.seed,
+                                            batch_size=cfg.batch_size, mode=mode_arg, progress=cfg.progress,
+                                            meta_of=meta_of)
+                    hint_scores.add(name, {"kind": kind, "method": method, "mode": mode, "run_dir": str(run_dir)},
+                                    seed, scores, len(seeds))
+                    log(f"{name} (seed {seed}) with hints: error_of_best at pixels without a hint "
+                        + ", ".join(f"{c}: {scores[c]['values'][PRIMARY]:.4f}" for c in cfg.hints))
     # aggregate: per-image values averaged over seeds -> value and interval
     image_means = aggregate_seeds(rows, per_image, list(metrics), seeds, resamples=cfg.resamples, seed=cfg.seed)
     results = {
@@ -254,10 +281,18 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "environment": environment(),
         "colorkit_version": __version__,
     }
+    if hint_scores is not None:
+        results["hints"] = hints_protocol(cfg.hints, cfg.seed)
+        results["by_hints"] = hint_scores.results(seeds, resamples=cfg.resamples, seed=cfg.seed)
     write_outputs(out, results, sheet, test, cfg)
     results["elapsed_seconds"] = time.perf_counter() - t_start
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, sort_keys=True))
     return results
+
+
+def _references(cfg: BenchConfig, with_meta: bool = False) -> list[str]:
+    """The references scored: those that say something only with hints only with --hints."""
+    return [r for r in reference_names(with_meta=with_meta) if cfg.hints is not None or not hints_only(r)]
 
 
 def _budget(info: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ method's ``preset``) plus the bench's own fields; written whole into ``results.j
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -47,7 +48,7 @@ class BenchConfig(MethodPreset):
     extra_modes: bool = True
     """Also score every extra sampling mode (e.g. mdn's mixture)."""
     references: bool = True
-    """Score the reference methods (grey, mean-field, prior-samples, prior-kmeans, colornet)."""
+    """Score the reference methods (grey, mean-field, prior-samples, prior-kmeans, colornet; levin with --hints)."""
     test_dataset: str | None = None
     """Score on every usable image of this folder or data set instead of the test split."""
     threads: int | Literal["auto"] | None = None
@@ -64,6 +65,15 @@ class BenchConfig(MethodPreset):
         return resolve_threads(value)  # a number >= 1, else a one-line user error
     resamples: int = RESAMPLES
     """Bootstrap resamples of each interval."""
+    hints: list[int] | None = None
+    """Also score with colour hints: these numbers of hint points per test image (e.g.
+    0,1,2,5,10,20), the same seeded points, with the true colour, for every method; errors at
+    the pixels without a hint (results.json by_hints, results.md, hints.png)."""
+
+    @field_validator("hints", mode="before")
+    @classmethod
+    def _hints(cls, value: Any) -> Any:
+        return None if value is None else parse_hint_counts(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -120,6 +130,34 @@ class BenchConfig(MethodPreset):
                 elif key in fields or scope == method:
                     train_opts[key] = value
         return train_opts, sample_opts
+
+
+MAX_BENCH_HINTS = 256
+"""The most hint points per test image a bench scores (``--hints``)."""
+
+
+def parse_hint_counts(value: Any) -> list[int]:
+    """``"0,1,2,5,10,20"`` (or a list) -> ``[0, 1, 2, 5, 10, 20]``: whole numbers from 0 to
+    :data:`MAX_BENCH_HINTS`, none twice, sorted; anything else is a one-line user error."""
+    from colorkit.core.registry import ColorkitError
+
+    expected = f"whole numbers from 0 to {MAX_BENCH_HINTS}, comma-separated, none twice (e.g. 0,1,2,5,10,20)"
+    items = [p.strip() for p in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ColorkitError(f"--hints {value!r}: expected {expected}")
+    counts = []
+    for item in items:
+        if isinstance(item, str) and re.fullmatch(r"[+-]?[0-9]+", item):
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ColorkitError(f"--hints {value!r}: {item!r} is not a whole number; expected {expected}")
+        n = int(item)
+        if not 0 <= n <= MAX_BENCH_HINTS:
+            raise ColorkitError(f"--hints {value!r}: {n} is out of range; expected {expected}")
+        counts.append(n)
+    if len(set(counts)) != len(counts):
+        raise ColorkitError(f"--hints {value!r}: a count is given twice; expected {expected}")
+    return sorted(counts)
 
 
 def parse_bench_options(pairs: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -1,5 +1,7 @@
-"""The bench's two figures: ``scatter.png`` (variance against error-of-best, references
-marked) and ``samples.png`` (grey | k colorizations | ground truth, one row per method)."""
+"""The bench's figures: ``scatter.png`` (variance against error-of-best, references
+marked), ``samples.png`` (grey | k colorizations | ground truth, one row per method) and,
+with colour hints, ``hints.png`` (error-of-best at the pixels without a hint against the
+number of hints)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,46 @@ def scatter_plot(results: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{results['test_set']['name']}: {results['split']['test']} test images, k = {results['k']}; "
                  "x = reference, bars = 95% CI", fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write_png(path, fig, dpi=110, bbox_inches="tight")
+
+
+def hints_plot(results: dict[str, Any], path: Path) -> None:
+    """Error-of-best at the pixels without a hint (y, with its 95% interval as a band)
+    against the number of hints per image (x, symmetric-log so that 0 is drawn); one line
+    per row, references dashed, the names in a legend beside the axes (no label overprints
+    another)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = results["by_hints"]
+    counts = sorted(int(c) for c in by)
+    names = list(by[str(counts[0])]["methods"])
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
+    colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    for i, name in enumerate(names):
+        rows = [by[str(c)]["methods"][name] for c in counts]
+        ref = rows[0]["kind"] == "reference"
+        y = [r.get(PRIMARY, math.nan) for r in rows]
+        ci = [r.get(f"{PRIMARY}_ci") or [v, v] for r, v in zip(rows, y)]
+        colour = colours(i % colours.N)
+        ax.plot(counts, y, ls="--" if ref else "-", marker="x" if ref else "o", ms=4, lw=1.2 if ref else 1.6,
+                color=colour, label=f"{name} (ref.)" if ref else name)
+        ax.fill_between(counts, [c[0] for c in ci], [c[1] for c in ci], color=colour, alpha=0.12 if ref else 0.2,
+                        lw=0)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks(counts)
+    ax.set_xticklabels([str(c) for c in counts])
+    if len(counts) > 1:
+        ax.set_xlim(counts[0], counts[-1])
+    ax.set_xlabel("colour hints per image (symlog)")
+    ax.set_ylabel("error-of-best at pixels without a hint [ab/128]")
+    ax.set_title(f"{results['test_set']['name']}: {results['split']['test']} test images, k = {results['k']}; "
+                 "bands = 95% CI, dashed = reference", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     fig.tight_layout()
     atomic_write_png(path, fig, dpi=110, bbox_inches="tight")
 

@@ -1,5 +1,6 @@
 """The bench's tables: ``results.md`` (the paper's Table 3 layout, realism measures, seeds,
-training budgets, mixture usage, verdicts last) and ``results.csv`` (one row per method and
+training budgets, mixture usage, verdicts, then with ``--hints`` a table and verdicts per
+hint count) and ``results.csv`` (one row per method and
 mode, every metric with its interval), written with the figures of :mod:`colorkit.eval.plots`."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from colorkit.core.fs import atomic_write_text
 from colorkit.eval.evaluate import PRIMARY
-from colorkit.eval.plots import sample_sheet, scatter_plot
+from colorkit.eval.plots import hints_plot, sample_sheet, scatter_plot
 from colorkit.eval.verdicts import _ci_text
 
 EXTRA_UNITS = {"train_seconds": "s", "infer_seconds_per_image": "s/image"}
@@ -124,7 +125,34 @@ def table_markdown(results: dict[str, Any]) -> str:
                   "'beats' = the whole 95% interval of the difference is below 0):", ""]
         lines += [f"- {v['text']}" for v in results["verdicts"].values()]
         lines.append("")
+    if results.get("by_hints"):
+        lines += hints_markdown(results)
     return "\n".join(lines)
+
+
+def hints_markdown(results: dict[str, Any]) -> list[str]:
+    """The lines of results.md's part with colour hints: one table per hint count (errors at
+    the pixels without a hint, with intervals) and its verdict lines."""
+    protocol = results.get("hints") or {}
+    lines = ["## With colour hints", "",
+             f"n hint points per test image, drawn uniformly with the true colour there, the same points for every "
+             f"method (seed {protocol.get('seed')}); every method sampled through sample_with_hints (a method that "
+             "does not take hints gets its colorizations propagated from the hints). Errors in ab/128 at the "
+             "pixels WITHOUT a hint (every pixel at n = 0), variance in (ab/128)^2 there; [low, high]: 95% "
+             "bootstrap interval over test images.", ""]
+    for count, entry in results["by_hints"].items():
+        lines += [f"### {count} hint{'' if count == '1' else 's'} per image", "",
+                  "| Method | kind | Eob. | mean err. (all k) | Var. |", "|---|---|---|---|---|"]
+        for name, r in entry["methods"].items():
+            lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{_ci_text(r.get(PRIMARY + '_ci'))} | "
+                         f"{_fmt(r.get('mae_all'), '.3f')}{_ci_text(r.get('mae_all_ci'))} | "
+                         f"{_fmt(r.get('variance'), '.1e')}{_ci_text(r.get('variance_ci'), '{:.1e}')} |")
+        if entry["verdicts"]:
+            lines += ["", f"Verdicts with {count} hint{'' if count == '1' else 's'} (paired bootstrap of per-image "
+                      "error-of-best at the pixels without a hint):", ""]
+            lines += [f"- {v['text']}" for v in entry["verdicts"].values()]
+        lines.append("")
+    return lines
 
 
 def write_outputs(
@@ -151,6 +179,8 @@ def write_outputs(
     atomic_write_text(out / "results.csv", buf.getvalue())
     atomic_write_text(out / "results.md", table_markdown(results))
     scatter_plot(results, out / "scatter.png")
+    if results.get("by_hints"):
+        hints_plot(results, out / "hints.png")
     if sheet:
         kinds = {n: r["kind"] for n, r in results["methods"].items()}
         sample_sheet(sheet, test, out / "samples.png", k=results["k"], kinds=kinds)

@@ -25,6 +25,10 @@ Definitions (paper section 7; docs/evaluation.md):
 * variance (Table 3): ``mean_{c, h, w} Var_k(samples)``, the population variance over the k
   colorizations (divided by k, not k - 1: it describes this set of k outputs, and is 0, not
   undefined, for k = 1). Units (ab/128)^2.
+* with ``mask (B, 1, H, W)`` (1 at the pixels scored, 0 elsewhere; e.g. the pixels without a
+  colour hint), error-of-best, variance and "All" average over the masked pixels only:
+  ``sum(mask * x) / (C * sum(mask))`` in place of ``mean_{c, h, w} x``. An all-ones mask gives
+  the unmasked values (up to the last bits of float addition).
 * colourfulness (Hasler and Suesstrunk 2003) of the Lab image (grey, ab) in 0-255 sRGB:
   ``sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)`` with ``rg = R - G``,
   ``yb = (R + G) / 2 - B`` and population statistics over the pixels; averaged over the k.
@@ -106,6 +110,25 @@ def _check_samples(samples: Tensor, target: Tensor | None = None, grey: Tensor |
         )
 
 
+def _check_mask(mask: Tensor, samples: Tensor) -> Tensor:
+    """``mask (B, 1, H, W)`` (bool or numbers, 1 = scored) as ``(B, 1, 1, H, W)`` in the
+    samples' float type, on their device."""
+    b, _, _, h, w = samples.shape
+    if not isinstance(mask, Tensor) or tuple(mask.shape) != (b, 1, h, w):
+        shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise ColorkitError(f"mask must have shape (B, 1, H, W) = {(b, 1, h, w)} to match samples "
+                            f"{tuple(samples.shape)}; got {shape}")
+    return mask.to(device=samples.device, dtype=_float(samples).dtype).unsqueeze(1)
+
+
+def _masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """``x (B, k, C, H, W)`` -> ``(B, k)``: the mean over channels and pixels, over the pixels
+    of ``mask (B, 1, 1, H, W)`` only when it is given."""
+    if mask is None:
+        return x.mean(dim=(2, 3, 4))
+    return (x * mask).sum(dim=(2, 3, 4)) / (mask.sum(dim=(2, 3, 4)) * x.shape[2])
+
+
 def _float(x: Tensor) -> Tensor:
     """At least float32: means over thousands of pixels are wrong in half precision."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
@@ -180,16 +203,21 @@ def _weights(stats: WeightSource, target: Tensor, like: Tensor) -> Tensor:
     return w.to(device=like.device, dtype=like.dtype)[:, None, None]
 
 
-def _error_of_best_per_image(samples: Tensor, target: Tensor) -> Tensor:
-    return _abs_err(samples, target).mean(dim=(2, 3, 4)).amin(dim=1)  # (B, k) -> (B,)
+def _error_of_best_per_image(samples: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``mask``: ``(B, 1, 1, H, W)`` (:func:`_check_mask`) or None (every pixel)."""
+    return _masked_mean(_abs_err(samples, target), mask).amin(dim=1)  # (B, k) -> (B,)
 
 
-def _variance_per_image(samples: Tensor) -> Tensor:
-    return _float(samples).var(dim=1, unbiased=False).mean(dim=(1, 2, 3))
+def _variance_per_image(samples: Tensor, mask: Tensor | None = None) -> Tensor:
+    if mask is None:
+        return _float(samples).var(dim=1, unbiased=False).mean(dim=(1, 2, 3))
+    return _masked_mean(_float(samples).var(dim=1, unbiased=False).unsqueeze(1), mask)[:, 0]
 
 
-def _mae_per_image(samples: Tensor, target: Tensor, grid: bool) -> Tensor:
+def _mae_per_image(samples: Tensor, target: Tensor, grid: bool, mask: Tensor | None = None) -> Tensor:
     err = _abs_err(samples, target)
+    if mask is not None:  # the same count of pixels in each of the k: the mean of the k means
+        return _masked_mean(err, mask).mean(dim=1)
     if grid:
         err = _grid(err)
     return err.mean(dim=(1, 2, 3, 4))
@@ -285,32 +313,40 @@ def _colorfulness_diff_per_image(samples: Tensor, target: Tensor, grey: Tensor) 
 
 
 # --------------------------------------------------------------------------- public forms
-def error_of_best(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+def error_of_best(samples: Tensor, target: Tensor, reduction: Reduction = "mean", *,
+                  mask: Tensor | None = None) -> Tensor:
     """Error-of-best (Table 3): per image, the smallest over its k colorizations of the mean
     absolute error over pixels and both channels. ab/128 units; lower is better.
 
-    ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` -> ``(B,)`` or a scalar."""
+    ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` -> ``(B,)`` or a scalar. ``mask
+    (B, 1, H, W)``: average over the pixels where it is 1 only (e.g. those without a hint)."""
     _check_samples(samples, target)
-    return _reduce(_error_of_best_per_image(samples, target), reduction)
+    m = None if mask is None else _check_mask(mask, samples)
+    return _reduce(_error_of_best_per_image(samples, target, m), reduction)
 
 
-def variance(samples: Tensor, reduction: Reduction = "mean") -> Tensor:
+def variance(samples: Tensor, reduction: Reduction = "mean", *, mask: Tensor | None = None) -> Tensor:
     """Variance (Table 3): per image, the population variance (divisor k) across the k
     colorizations at each pixel and channel, averaged over pixels and channels.
     (ab/128)^2 units; a proxy for diversity, higher is more diverse.
 
-    ``samples (B, k, 2, H, W)`` -> ``(B,)`` or a scalar."""
+    ``samples (B, k, 2, H, W)`` -> ``(B,)`` or a scalar. ``mask (B, 1, H, W)``: average over
+    the pixels where it is 1 only."""
     _check_samples(samples)
-    return _reduce(_variance_per_image(samples), reduction)
+    m = None if mask is None else _check_mask(mask, samples)
+    return _reduce(_variance_per_image(samples, m), reduction)
 
 
-def mae_all(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+def mae_all(samples: Tensor, target: Tensor, reduction: Reduction = "mean", *,
+            mask: Tensor | None = None) -> Tensor:
     """Absolute error, "All" (Table 1): mean of |samples - target| over the k colorizations,
     both channels and every pixel. ab/128 units.
 
-    ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` -> ``(B,)`` or a scalar."""
+    ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` -> ``(B,)`` or a scalar. ``mask
+    (B, 1, H, W)``: average over the pixels where it is 1 only."""
     _check_samples(samples, target)
-    return _reduce(_mae_per_image(samples, target, grid=False), reduction)
+    m = None if mask is None else _check_mask(mask, samples)
+    return _reduce(_mae_per_image(samples, target, grid=False, mask=m), reduction)
 
 
 def mae_grid(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:

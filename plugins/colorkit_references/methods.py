@@ -14,6 +14,11 @@ not shown that it uses its input.
   (drawn with the bench's generator): diversity that ignores the input.
 * ``prior-kmeans``: the k k-means centres of the training colour fields, largest cluster
   first: the best k input-agnostic guesses under error-of-best.
+* ``levin``: the grey image coloured by propagating the colour hints along it (Levin et
+  al., SIGGRAPH 2004, :func:`colorkit.core.propagate.propagate`), k times; no learning.
+  Without hints it is ``grey``, so it is scored only in benches with hints
+  (``hints_only``). Every other reference takes hints through the generic fallback of
+  :func:`colorkit.core.hints.sample_with_hints` (``prior-kmeans`` + propagation).
 
 ``prior-samples`` and ``prior-kmeans`` keep a uniform random subset of at most
 ``max_fields`` training colour fields (float16, about 16 KB each at 64 x 64), so a
@@ -99,6 +104,28 @@ class GreyReference(Reference):
         _check_grey(grey)
         b, _, h, w = grey.shape
         return grey.new_zeros(b, k, 2, h, w)
+
+
+class LevinReference(Reference):
+    """The hints propagated along the grey image (Levin et al. 2004), k times: where an
+    image has no hint, ab = 0 (the grey image)."""
+
+    takes_hints: ClassVar[bool] = True
+    hints_only: ClassVar[bool] = True
+
+    def sample(self, grey: Tensor, k: int, *, mode: str | None = None,
+               generator: torch.Generator | None = None, hints: Tensor | None = None) -> Tensor:
+        self.check_mode(mode)
+        _check_grey(grey)
+        b, _, h, w = grey.shape
+        if hints is None:
+            return grey.new_zeros(b, k, 2, h, w)
+        from colorkit.core.hints import check_hint_map
+        from colorkit.core.propagate import propagate
+
+        check_hint_map(hints, grey, who="levin.sample")
+        field = propagate(grey, hints[:, :1], hints[:, 1:].float()).to(grey.device, torch.float32)
+        return field.unsqueeze(1).expand(b, k, 2, h, w).clone()
 
 
 class MeanFieldReference(Reference):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from colorkit.core.plugin_manager import hookimpl
 
-from .methods import GreyReference, MeanFieldReference, PriorKMeansReference, PriorSamplesReference
+from .methods import GreyReference, LevinReference, MeanFieldReference, PriorKMeansReference, PriorSamplesReference
 
 
 @hookimpl
@@ -15,3 +15,6 @@ def register_methods(register) -> None:
              description="reference: k random training colour fields (input-agnostic diversity)")
     register("prior-kmeans", PriorKMeansReference,
              description="reference: k-means centres of the training colour fields (input-agnostic best guesses)")
+    register("levin", LevinReference,
+             description="reference: the colour hints propagated along the grey image (Levin et al. 2004); "
+                         "scored only with hints")
