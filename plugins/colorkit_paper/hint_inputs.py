@@ -13,20 +13,31 @@ the hints are simulated from the true colours (:func:`training_hints`).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from colorkit.core.hints import simulate_hints, training_hint_counts
 
 MDN_HINT_CHANNELS = 3
 DECODER_HINT_CHANNELS = 5
+SPREAD_REDUCTION = 2
 
 
 def decoder_hint_features(grey: Tensor, hints: Tensor) -> Tensor:
     """``grey (B, 1, S, S)``, hint map ``(B, 3, S, S)`` -> ``(B, 5, S, S)``: the hints'
-    ab spread along the grey image (zeros for an image without hints), then the map."""
+    ab spread along the grey image (zeros for an image without hints), then the map.
+
+    The spread is solved at half the side (S/2, the finest scale the decoder's skips
+    read; a quarter of the unknowns, about 8x faster to solve) and enlarged bilinearly."""
+    from colorkit.core.hints import resize_hint_map
     from colorkit.core.propagate import propagate
 
-    spread = propagate(grey, hints[:, :1], hints[:, 1:]).to(grey)
+    s = grey.shape[-1]
+    half = (max(1, grey.shape[-2] // SPREAD_REDUCTION), max(1, s // SPREAD_REDUCTION))
+    g = F.adaptive_avg_pool2d(grey, half)
+    h = resize_hint_map(hints.to(grey), half)
+    spread = propagate(g, h[:, :1], h[:, 1:]).to(grey)
+    spread = F.interpolate(spread, size=grey.shape[-2:], mode="bilinear", align_corners=False)
     return torch.cat([spread, hints.to(grey)], dim=1)
 
 
