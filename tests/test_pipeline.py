@@ -52,7 +52,8 @@ def test_bench_outputs_and_schema(bench_out):
         assert keys <= set(row), name
         assert all(np.isfinite(row[k]) for k in keys)
         assert row["kind"] == ("reference" if name in refs else "learned")
-        assert 0 <= row["error_of_best"] <= row["mae_all"] + 1e-9
+        # min over k <= mean over k, up to float32 rounding of the two reductions (about 1e-8)
+        assert 0 <= row["error_of_best"] <= row["mae_all"] * (1 + 1e-6)
         low, high = row["error_of_best_ci"]
         assert low <= row["error_of_best"] <= high
     t = default_test_size(40)
