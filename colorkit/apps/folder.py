@@ -9,6 +9,12 @@ counted per reason (the reasons of ``colorkit data info``: ``empty-file``,
 that cannot be listed are reported; grey photos are what colorize is for, so they are
 never skipped.
 
+Colour hints: a file ``NAME.hints.json`` beside a photo ``NAME.jpg`` gives that photo's
+hints (see :mod:`colorkit.apps.hintfiles`); a hints file that cannot be read, or whose
+hints are bad or lie outside the photo, skips that photo with the reason ``bad-hints``
+(the message is kept in ``colorize.json``'s ``hint_errors``). The hints used are recorded
+per photo (``colorize.json``'s ``hints`` and the resume record).
+
 Outputs stay inside OUT and never replace another input's: a glob's relative paths never
 climb out of its base folder, every output path is resolved (symlinks included) and
 checked to lie inside OUT before anything is written, and the names are injective (two
@@ -18,11 +24,12 @@ colorize run recorded is never replaced.
 
 Resume: every output is written atomically (a temporary file beside it, then a rename),
 so a file under its final name is always whole. ``OUT/colorize-inputs.jsonl`` records,
-per photo, its resolved path, content sha256 and outputs (before the first output is
-written and again when all are). A photo is done when that record says so, its outputs
-exist and its content is unchanged; a photo replaced since (same name, another content)
-is made again. ``OUT/colorize.json`` records the model (its weights' sha256), k, mode,
-seed and output format, and says what each output file is: a rerun with other settings
+per photo, its resolved path, content sha256, hints and outputs (before the first output
+is written and again when all are). A photo is done when that record says so, its outputs
+exist and its content and hints are unchanged; a photo replaced since (same name, another
+content) or whose hints file changed (or appeared, or was removed) is made again.
+``OUT/colorize.json`` records the model (its weights' sha256), k, mode, seed and output
+format, and says what each output file is: a rerun with other settings
 into the same OUT is refused rather than mixing outputs of two models.
 
 Throughput: the next batch of images is decoded in threads (each photo taken to the
@@ -49,6 +56,7 @@ from typing import Any
 
 import torch
 
+from colorkit.apps.hintfiles import PhotoHints, read_photo_hints
 from colorkit.apps.inference import OutputFormat, Writer, default_workers, when_written, write_colorizations
 from colorkit.apps.sources import (  # noqa: F401 - is_pattern, assign_stems: also reachable from here
     Item,
@@ -60,6 +68,7 @@ from colorkit.apps.sources import (  # noqa: F401 - is_pattern, assign_stems: al
     real_path,
 )
 from colorkit.core.fs import atomic_write_text, lock_dir
+from colorkit.core.hints import check_hints, hint_map
 from colorkit.core.registry import ColorkitError
 from colorkit.data.compose import Lightness
 from colorkit.data.imageio import (
@@ -76,6 +85,8 @@ JOURNAL = "colorize-inputs.jsonl"
 BATCH_PIXELS = 32_000_000
 """Default bound on the pixels of the decoded photos of one batch (and, separately, of
 the colorizations waiting to be written): about 20 bytes each."""
+BAD_HINTS = "bad-hints"
+"""The skip reason of a photo whose hints file cannot be used."""
 _TMP_RE = re.compile(r"^\..+\.(png|jpg|webp)\.[^/]*\.tmp$")  # atomic_write_bytes' temporary files
 
 
@@ -159,9 +170,10 @@ class Journal:
                     self.owner[o] = src
         self._fh: Any = None
 
-    def done(self, source: str, outputs: list[str], out: Path, path: Path) -> bool:
+    def done(self, source: str, outputs: list[str], out: Path, path: Path,
+             hints: list[dict[str, Any]] | None = None) -> bool:
         e = self.last.get(source)
-        if not e or not e.get("done") or e.get("outputs") != outputs:
+        if not e or not e.get("done") or e.get("outputs") != outputs or e.get("hints") != hints:
             return False
         if not all((out / n).is_file() for n in outputs):
             return False
@@ -214,7 +226,7 @@ def colorize_folder(colorizer: Any, arg: str, out: str | Path, *, k: int = 5, mo
     """Colorize every image of folder or glob ``arg`` into ``out`` (see the module
     docstring); returns the summary also written to ``out/colorize.json``. ``fmt``: the
     output format (PNG by default); ``workers``: decoding and encoding threads (default:
-    one per core, 2 to 8)."""
+    one per core, 2 to 8). A photo's hints come from ``NAME.hints.json`` beside it."""
     check_k(k)
     fmt = fmt or OutputFormat()
     if batch_size < 1 or (workers is not None and workers < 1) or batch_pixels < 1:
@@ -233,9 +245,13 @@ def colorize_folder(colorizer: Any, arg: str, out: str | Path, *, k: int = 5, mo
         names, renamed = output_names(items, k, lambda it, outs: journal.free(sources[it.rel], outs, out),
                                       fmt.suffix)
         check_inside(out, names)
+        hints = {it.rel: read_photo_hints(it.path) for it in items}
+        skipped: dict[str, str] = {}
+        hint_errors = {rel: ph.error for rel, ph in hints.items() if ph.error is not None}
         try:
-            todo = [it for it in items if not journal.done(sources[it.rel], names[it.rel], out, it.path)]
-            done_before = len(items) - len(todo)
+            todo = [it for it in items if it.rel not in hint_errors
+                    and not journal.done(sources[it.rel], names[it.rel], out, it.path, hints[it.rel].key())]
+            done_before = len(items) - len(todo) - len(hint_errors)
             record = {"format": FORMAT, "settings": settings, "model": colorizer.label, "source": str(arg),
                       "outputs": f"<relative folder>/<stem>_<i>{fmt.suffix}, {fmt.describe()} at the source's "
                                  "own resolution",
@@ -245,18 +261,22 @@ def colorize_folder(colorizer: Any, arg: str, out: str | Path, *, k: int = 5, mo
             echo(f"colorizing {len(todo)} images from {base} into {out} ({len(items)} found, {done_before} already "
                  f"done; {colorizer.label}, k={k})")
             t0 = time.perf_counter()
-            skipped, made = _run(colorizer, todo, out, names, sources, journal, fmt=fmt, k=k, mode=mode, seed=seed,
-                                 max_pixels=max_pixels, batch_size=batch_size, batch_pixels=batch_pixels,
-                                 workers=workers, progress=progress)
+            skipped.update(dict.fromkeys(hint_errors, BAD_HINTS))
+            made = _run(colorizer, todo, out, names, sources, journal, skipped, hints, hint_errors, fmt=fmt, k=k,
+                        mode=mode, seed=seed, max_pixels=max_pixels, batch_size=batch_size,
+                        batch_pixels=batch_pixels, workers=workers, progress=progress)
         finally:
             journal.close()
         seconds = time.perf_counter() - t0
+        used = {rel: {"file": str(ph.file), "hints": ph.key()} for rel, ph in sorted(hints.items())
+                if ph.hints and rel not in skipped}
         counts = dict(sorted(Counter(skipped.values()).items()))
         record.update({
             "complete": True, "found": len(items), "colorized": made, "already_done": done_before,
             "skipped": counts, "skipped_files": dict(sorted(skipped.items())), "seconds": round(seconds, 3),
             "renamed": dict(sorted(renamed.items())),
             "unreadable_folders": dict(sorted(found.unreadable.items())), "inside_out": found.inside_out,
+            "hints": used, "hint_errors": dict(sorted(hint_errors.items())),
         })
         atomic_write_text(out / MANIFEST, json.dumps(record, indent=2, sort_keys=True))
     return record
@@ -287,22 +307,50 @@ def _batches(todo: list[Item], skipped: dict[str, str], bar: Any, *, max_pixels:
             yield batch
 
 
+def _sample(colorizer: Any, greys: list[torch.Tensor], maps: list[torch.Tensor | None], k: int, mode: str | None,
+            seed: int) -> torch.Tensor:
+    """The colour fields ``(B, k, 2, s, s)`` of a batch: the photos without hints sampled as
+    always (``hints=None``), those with hints together, with their hint maps."""
+    ab: list[Any] = [None] * len(greys)
+    for with_hints in (False, True):
+        group = [j for j, m in enumerate(maps) if (m is not None) == with_hints]
+        if group:
+            hmaps = torch.cat([maps[j] for j in group]) if with_hints else None
+            got = colorizer.sample(torch.cat([greys[j] for j in group]), k, mode=mode, seed=seed, hints=hmaps)
+            for i, j in enumerate(group):
+                ab[j] = got[i].float().cpu()
+    return torch.stack(ab)
+
+
 def _run(colorizer: Any, todo: list[Item], out: Path, names: dict[str, list[str]], sources: dict[str, str],
-         journal: Journal, *, fmt: OutputFormat, k: int, mode: str | None, seed: int, max_pixels: int | None,
-         batch_size: int, batch_pixels: int, workers: int | None, progress: bool) -> tuple[dict[str, str], int]:
+         journal: Journal, skipped: dict[str, str], hints: dict[str, PhotoHints], hint_errors: dict[str, str], *,
+         fmt: OutputFormat, k: int, mode: str | None, seed: int, max_pixels: int | None, batch_size: int,
+         batch_pixels: int, workers: int | None, progress: bool) -> int:
+    """Colorize ``todo``; the files skipped are added to ``skipped`` (and the messages of
+    hints outside their photo to ``hint_errors``). Returns how many were colorized."""
     from tqdm import tqdm
 
-    skipped: dict[str, str] = {}
     made = 0
     bar = tqdm(total=len(todo), unit="img", disable=not progress, dynamic_ncols=True)
 
     def read(it: Item) -> tuple[str | None, Any, list[int] | None, str | None]:
-        """A photo's model input and lightness (the decoded image is not kept), or why it
-        could not be read."""
+        """A photo's model input, lightness and hint map (the decoded image is not kept),
+        or why it could not be read."""
         stat = _stat_key(it.path)
         ph = read_photo(it.path, max_pixels)
-        prepared = None if ph.image is None else (model_grey(ph.image, colorizer.size), Lightness.of(ph.image))
-        return ph.reason, prepared, stat, file_sha256(it.path)
+        if ph.image is None:
+            return ph.reason, None, stat, None
+        own = hints[it.rel]
+        hmap = None
+        if own.hints:
+            try:
+                check_hints(own.hints, ph.image.width, ph.image.height, where=f"hints file {own.file}")
+            except ColorkitError as exc:
+                hint_errors[it.rel] = str(exc)
+                return BAD_HINTS, None, stat, None
+            hmap = hint_map(own.hints, ph.image.width, ph.image.height, colorizer.size)
+        prepared = (model_grey(ph.image, colorizer.size), Lightness.of(ph.image), hmap)
+        return None, prepared, stat, file_sha256(it.path)
 
     batches = _batches(todo, skipped, bar, max_pixels=max_pixels, batch_size=batch_size, batch_pixels=batch_pixels)
     readers = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="colorkit-read")
@@ -322,14 +370,16 @@ def _run(colorizer: Any, todo: list[Item], out: Path, names: dict[str, list[str]
                         skipped[it.rel] = reason or "corrupt-or-truncated"
                         bar.update(1)
                     else:
-                        good.append((it, *prepared, stat, digest))
+                        good.append((it, prepared, stat, digest))
                 del photos
                 if not good:
                     continue
-                grey = torch.cat([g for _, g, _, _, _ in good])
-                ab = colorizer.sample(grey, k, mode=mode, seed=seed).float().cpu()  # (B, k, 2, s, s)
-                for j, (it, _, light, stat, digest) in enumerate(good):
+                ab = _sample(colorizer, [p[0] for _, p, _, _ in good], [p[2] for _, p, _, _ in good], k, mode,
+                             seed)  # (B, k, 2, s, s)
+                for j, (it, (_, light, _), stat, digest) in enumerate(good):
                     entry = {"source": sources[it.rel], "sha256": digest, "stat": stat, "outputs": names[it.rel]}
+                    if hints[it.rel].hints:
+                        entry["hints"] = hints[it.rel].key()
                     journal.add({**entry, "done": False})  # claims the names before the first write
                     futures, _ = write_colorizations(light, ab[j], writer, [out / n for n in names[it.rel]])
                     when_written(futures, lambda entry=entry: journal.add({**entry, "done": True}))
@@ -338,7 +388,7 @@ def _run(colorizer: Any, todo: list[Item], out: Path, names: dict[str, list[str]
                 del good
     finally:
         bar.close()
-    return skipped, made
+    return made
 
 
 def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
@@ -361,6 +411,15 @@ def summary_lines(record: dict[str, Any], out: Path) -> list[str]:
         lines.append(f"skipped {n} files ({per}); each is listed in {out / MANIFEST}")
     else:
         lines.append("skipped 0 files")
+    errors = record.get("hint_errors") or {}
+    if errors:
+        shown = "; ".join(f"{rel}: {err}" for rel, err in list(errors.items())[:3])
+        more = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
+        lines.append(f"not colorized for bad hints ({len(errors)}): {shown}{more}")
+    used = record.get("hints") or {}
+    if used:
+        lines.append(f"{len(used)} photos colorized with the colour hints of their NAME.hints.json (listed in "
+                     f"{out / MANIFEST})")
     unreadable = record.get("unreadable_folders") or {}
     if unreadable:
         shown = ", ".join(f"{rel} ({err})" for rel, err in list(unreadable.items())[:3])

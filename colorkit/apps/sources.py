@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from colorkit.apps.hintfiles import is_hints_file
 from colorkit.core.registry import ColorkitError
 from colorkit.data.images import IMAGE_EXTENSIONS, find_images
 
@@ -63,7 +64,8 @@ def find_sources(arg: str, out: Path) -> Sources:
     """The folder (or the glob's fixed leading folder) and the images it names, sorted;
     anything inside ``out`` is left out (an OUT inside the folder is not colorized again).
     A glob's base is the deepest folder holding every match, so that relative paths never
-    climb out of it (``a/*/../../c/*.jpg`` gives ``c/x.jpg``)."""
+    climb out of it (``a/*/../../c/*.jpg`` gives ``c/x.jpg``). Hints files
+    (``NAME.hints.json``) are never taken for images."""
     arg = os.path.expanduser(arg)  # a quoted glob keeps its ~
     unreadable: dict[str, str] = {}
     if Path(arg).is_dir():
@@ -90,7 +92,7 @@ def find_sources(arg: str, out: Path) -> Sources:
                 break
             fixed.append(part)
         fixed_abs = os.path.normpath(os.path.abspath(Path(*fixed) if fixed else "."))
-        matched = [m for m in sorted(glob.glob(arg, recursive=True)) if os.path.isfile(m)]
+        matched = [m for m in sorted(glob.glob(arg, recursive=True)) if os.path.isfile(m) and not is_hints_file(m)]
         absolute = [os.path.normpath(os.path.abspath(m)) for m in matched]
         base_abs = os.path.commonpath([fixed_abs] + [os.path.dirname(a) for a in absolute])
         base = Path(*fixed) if base_abs == fixed_abs and fixed else Path(base_abs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import click
@@ -11,6 +12,9 @@ from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
 from colorkit.data.imageio import MAX_K, MAX_PIXELS
+
+HINTS_RECORD = "_hints.json"
+"""``OUT/<stem>_hints.json``: the hints a photo was colorized with (the --hints form)."""
 
 
 @click.command("colorize")
@@ -42,11 +46,18 @@ from colorkit.data.imageio import MAX_K, MAX_PIXELS
               help="Clip: a frame whose grey histogram differs from the previous frame's by more than this (total "
                    "variation distance, 0-1) starts a new scene, where each version may choose new colours; 1 never "
                    "cuts.")
+@click.option("--hint", "hint_args", multiple=True, metavar="X,Y,#RRGGBB[,R]",
+              help="Photo: a colour hint (repeatable): the colour at point X,Y of the photo, in its pixels as it is "
+                   "shown (from the top left), optionally over a radius R in pixels; e.g. 120,80,#3a7a2f.")
+@click.option("--hints", "hints_path", default=None, type=click.Path(),
+              help="Photo: a JSON file of colour hints, [{\"x\": 120, \"y\": 80, \"color\": \"#3a7a2f\"}, ...] "
+                   "(with --hint: both are used). In a folder, NAME.hints.json beside NAME.jpg gives that photo's "
+                   "hints.")
 @progress_option
 @option_pairs(help="Sampling setting of the method (repeatable), e.g. temperature=0.5 for colornet; mode=... "
                    "as --mode.")
 def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt_name, quality, as_frames, fps,
-             scene_threshold, quiet, quiet_alias, options) -> None:
+             scene_threshold, hint_args, hints_path, quiet, quiet_alias, options) -> None:
     """Write K colorizations of each IMAGE (colour or grey), of every image in a folder, or
     of every file a quoted glob matches.
 
@@ -71,24 +82,37 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     (pip install 'colorkit[video]'). A rerun after an interruption makes only the missing
     versions.
 
+    Colour hints (one photo): --hint X,Y,#RRGGBB (repeatable) and --hints FILE give the
+    colour at points of the photo, in its pixels as it is shown; each colorization takes
+    that colour there and spreads it along the photo's edges. OUT/<stem>_hints.json
+    records the hints used. In a folder or glob, a file NAME.hints.json beside a photo
+    NAME.jpg gives that photo's hints (a rerun colorizes a photo again when its hints
+    change; a bad hints file skips its photo, with the reason bad-hints).
+
     Colour photos are turned grey first. Without --run the bundled demo model is used.
 
     \b
     Examples:
       colorkit colorize photo.jpg old.png --k 5 --out colorized/
+      colorkit colorize photo.jpg --hint 120,80,#3a7a2f --hint 30,40,#c03020,6
       colorkit colorize ~/old-photos --out ~/old-photos-colorized
       colorkit colorize ~/old-photos --format jpg --quality 90 --out small/
       colorkit colorize 'scans/**/*.tif' --run runs/mdn --out colorized/
       colorkit colorize film.mp4 --k 5 --out film-colorized/
       colorkit colorize scans/reel1/ --frames --fps 18 --out reel1-colorized/
     """
+    from colorkit.apps.hintfiles import command_line_hints
     from colorkit.apps.inference import output_format
     from colorkit.apps.sources import is_pattern
     from colorkit.data.video import is_clip
 
     clips = [p for p in images if is_clip(p)]
+    hinted = bool(hint_args) or hints_path is not None
     if as_frames or clips:
         what = images[0] if as_frames else clips[0]
+        if hinted:
+            raise ColorkitError(f"--hint and --hints are for photos; {what} is a clip (colour hints are not taken "
+                                "for videos or folders of frames)")
         if fmt_name is not None or quality is not None:
             raise ColorkitError(f"--format and --quality are for photos; a clip's versions are written in the clip's "
                                 f"own kind of file ({what})")
@@ -105,6 +129,14 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     fmt = output_format(fmt_name or "png", quality)
 
     patterns = [p for p in images if is_pattern(p)]
+    if hinted and patterns:
+        raise ColorkitError(f"--hint and --hints are for one photo (their points are its pixels), not a folder or "
+                            f"glob ({patterns[0]}); put each photo's hints in NAME.hints.json beside NAME.jpg")
+    if hinted and len(images) > 1:
+        raise ColorkitError(f"--hint and --hints are for one photo (their points are its pixels), not {len(images)}; "
+                            "colorize each photo with its own hints, or put them in NAME.hints.json beside "
+                            "NAME.jpg in a folder")
+    hints = command_line_hints(hint_args, hints_path) if hinted else None
     if patterns:
         if len(images) > 1:
             raise ColorkitError(f"a folder or glob must be the only IMAGES argument (got {len(images)} arguments, "
@@ -112,14 +144,16 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt,
                          not is_quiet(quiet, quiet_alias), parse_options(options))
         return
-    _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, parse_options(options))
+    _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, parse_options(options),
+                     hints or None)
 
 
-def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, options) -> None:
+def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, options, hints=None) -> None:
     from colorkit.apps.folder import MANIFEST
     from colorkit.apps.inference import THUMB_HEIGHT, Writer, colorize_photo, thumbnail
     from colorkit.apps.sources import assign_stems
-    from colorkit.core.fs import atomic_write_png, ensure_writable_dir, staged_files
+    from colorkit.core.fs import atomic_write_png, atomic_write_text, ensure_writable_dir, staged_files
+    from colorkit.core.hints import check_hints, hints_to_json
     from colorkit.data.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.train.runs import load
 
@@ -127,6 +161,10 @@ def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fm
     if (out_dir / MANIFEST).is_file():  # a folder run's outputs: its record would no longer describe them
         raise ColorkitError(f"{out_dir} holds the outputs of a folder run ({MANIFEST}); choose another --out "
                             "for single photos, or rerun the folder")
+    first = None
+    if hints:  # one photo: its hints lie inside it as it is shown (EXIF orientation applied), before anything
+        first = open_image(images[0], max_pixels)
+        check_hints(hints, first.width, first.height, where=str(images[0]))
     colorizer = load(run_dir, device=device, options=options)
     for p in images:  # fail before writing anything: every header, every size
         image_size(p, max_pixels)
@@ -138,10 +176,14 @@ def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fm
     try:  # every output and the grid appear together at the end, or (on a failure) none
         with staged_files(out_dir, prefix=".colorize-tmp-") as staging, Writer(fmt) as writer:
             rows = []
-            for path, (_stem, outs) in zip(images, assigned):
-                img = open_image(path, max_pixels)
+            for path, (stem, outs) in zip(images, assigned):
+                img = first if first is not None else open_image(path, max_pixels)
+                first = None
                 _, thumbs = colorize_photo(colorizer, img, writer, [staging / o for o in outs], k=k, mode=mode,
-                                           seed=seed, thumb_height=THUMB_HEIGHT)
+                                           seed=seed, thumb_height=THUMB_HEIGHT, hints=hints)
+                if hints:
+                    rec = ",\n ".join(json.dumps(h) for h in hints_to_json(hints))  # one hint a line
+                    atomic_write_text(staging / f"{stem}{HINTS_RECORD}", f"[{rec}]\n")
                 labels = ["grey"] + [f"{colorizer.name} #{i + 1}" for i in range(len(thumbs))]
                 rows.append(grid_row(thumbnail(img), thumbs, height=THUMB_HEIGHT, labels=labels))
                 del img
@@ -152,8 +194,14 @@ def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fm
             with contextlib.suppress(OSError):
                 out_dir.rmdir()  # only when empty
         raise
+    if not hints:  # an older run's record of hints would no longer describe these outputs
+        for stem, _ in assigned:
+            with contextlib.suppress(FileNotFoundError):
+                (out_dir / f"{stem}{HINTS_RECORD}").unlink()
+    with_hints = (f"; {len(hints)} colour hints, recorded in {out_dir / (assigned[0][0] + HINTS_RECORD)}"
+                  if hints else "")
     click.echo(f"wrote {len(images) * k} colorizations ({fmt.describe()}) and {out_dir / 'grid.png'} "
-               f"({colorizer.label}, k={k})")
+               f"({colorizer.label}, k={k}{with_hints})")
     apart = [f"{p} -> {stem}_<i>{fmt.suffix}" for p, (stem, _) in zip(images, assigned) if stem != Path(p).stem]
     if apart:
         click.echo(f"named apart {len(apart)} photos whose outputs would have had another photo's name: "
