@@ -229,3 +229,27 @@ def test_random_resized_crops_cut_ab_and_grey_alike(stats16):
     torch.testing.assert_close(grey_p, whole)
     same = torch.rand(2, 1, S, S)
     assert plain._crop(same.expand(-1, 2, -1, -1), same)[1] is same  # at image_size: untouched
+
+
+def test_a_checkpoint_from_before_hints_loads_as_trained_without_them(stats16, tmp_path):
+    """A run saved before ``hints`` existed has no such field in model.json; the presets now
+    turn hints on, but those weights have no hint inputs: it loads with ``hints=False``,
+    samples as before, and takes hints only through the generic fallback."""
+    import json
+
+    from colorkit.core.hints import sample_with_hints, simulate_hints
+
+    m = tiny("mdn", stats16, hints=False)
+    save_component(m, tmp_path / "ckpt", stats=stats16)
+    meta_path = tmp_path / "ckpt" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["hints"], meta["config"]["hint_residual"]
+    meta_path.write_text(json.dumps(meta))
+    back = load_method_checkpoint(tmp_path / "ckpt")
+    assert back.config.hints is False and back.takes_hints is False
+    batch = structured_batch(2, S)
+    torch.testing.assert_close(back.sample(batch["grey"], 3), m.sample(batch["grey"], 3))
+    hints = simulate_hints(batch["ab"], 4, generator=torch.Generator().manual_seed(0))
+    out = sample_with_hints(back, batch["grey"], 3, hints=hints)
+    assert out.shape == (2, 3, 2, S, S)
+    assert tiny("mdn", stats16).config.hints is True  # the preset, for a new model
