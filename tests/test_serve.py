@@ -10,90 +10,20 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from io import BytesIO
-from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
+from serve_helpers import Server, free_port, png_bytes
+from serve_helpers import browser as open_browser
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e '.[serve]')")
 
 from colorkit.apps.serve import MAX_PIXELS, MAX_UPLOAD_BYTES  # noqa: E402 - the defaults the server runs with
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def png_bytes(w: int, h: int, seed: int = 0, grey: bool = False) -> bytes:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    arr = np.clip(rng.uniform(50, 200, 3) + 50 * np.sin(xx[..., None] / 7 + np.arange(3)) + 0 * yy[..., None], 0, 255)
-    img = Image.fromarray(arr.astype(np.uint8))
-    buf = BytesIO()
-    (img.convert("L") if grey else img).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-class Server:
-    def __init__(self, root: Path, *extra: str) -> None:
-        self.root = root
-        self.dirs = {n: root / n for n in ("cwd", "home", "tmp", "cache")}
-        for d in self.dirs.values():
-            d.mkdir(parents=True)
-        self.port = free_port()
-        env = {**os.environ, "HOME": str(self.dirs["home"]), "TMPDIR": str(self.dirs["tmp"]),
-               "COLORKIT_CACHE": str(self.dirs["cache"]), "PYTHONDONTWRITEBYTECODE": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "colorkit", "serve", "--port", str(self.port), "--device", "cpu", *extra],
-            cwd=self.dirs["cwd"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
-            try:
-                urllib.request.urlopen(self.url + "/", timeout=2).read()
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.2)
-        raise AssertionError("server did not start within 120 s")
-
-    def post(self, data: bytes, **params) -> tuple[int, dict]:
-        query = "&".join(f"{k}={v}" for k, v in params.items())
-        req = urllib.request.Request(f"{self.url}/api/colorize?{query}", data=data, method="POST",
-                                     headers={"Content-Type": "application/octet-stream"})
-        try:
-            with urllib.request.urlopen(req, timeout=120) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=60) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def stop(self, sig: int = signal.SIGINT) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.stdout.read()
 
 
 @pytest.fixture(scope="module")
@@ -245,29 +175,6 @@ def test_an_internal_error_never_shows_the_servers_paths(tmp_path):
 
 
 # ------------------------------------------------------------------ the browser
-def _browser():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            break
-    else:
-        pytest.skip("no Chromium browser installed (apt-get install chromium chromium-driver)")
-    driver = shutil.which("chromedriver")
-    if driver is None:
-        pytest.skip("no chromedriver installed (apt-get install chromium-driver)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed (pip install -e '.[dev]')")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = path
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,900"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
-
-
 def test_browser_uploads_a_photo_and_shows_k_colorizations(server, tmp_path):
     from colorkit.builtin_components import DEMO_DIR
 
@@ -276,7 +183,7 @@ def test_browser_uploads_a_photo_and_shows_k_colorizations(server, tmp_path):
     with Image.open(src) as im:  # a real colour photo, enlarged so the page shows full-size downloads
         im.convert("RGB").resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC).save(photo, quality=92)
     size = Image.open(photo).size
-    browser = _browser()
+    browser = open_browser()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 

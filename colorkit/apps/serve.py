@@ -3,8 +3,12 @@
 A person drops a photo on the page, picks k and a model (the bundled demo model or a run
 directory given with ``--run``), and sees the grey input beside the k colorizations, each
 downloadable as a full-resolution PNG. Colour photos are turned grey first (the page says
-so). Built on FastAPI + uvicorn (the optional ``serve`` extra) with one self-contained HTML
-page: no files from other hosts, nothing to build.
+so). A click on the photo places a colour hint (:mod:`colorkit.core.hints`) with a colour
+picker; hints can be moved or removed, and the page asks again for the k colorizations
+with the hints, sent in the query string as their JSON form
+(``hints=[{"x":..,"y":..,"color":..}]``, in the photo's own pixels). Built on FastAPI +
+uvicorn (the optional ``serve`` extra) with one self-contained HTML page: no files from
+other hosts, nothing to build.
 
 Safety: the server binds to 127.0.0.1 unless told otherwise; it writes only inside its own
 temporary folder (made at start, removed at exit; only the newest ``keep`` finished results
@@ -13,8 +17,10 @@ one-line message on the page when it is larger than ``max_upload_bytes``, has mo
 ``max_pixels`` pixels, or is not a readable image (the reasons of ``colorkit data info``).
 One photo is decoded and colorized at a time, so memory stays bounded however many
 uploads arrive together; at most ``queue`` are taken at once (one more gets 503 with
-Retry-After) and a stalled upload gets 408. Any failure becomes a message without the
-server's paths, never a crash of the server.
+Retry-After) and a stalled upload gets 408; a bad hint is a one-line message naming it. A
+connection that does not send its headers in time is closed, and the open connections
+are capped (:mod:`colorkit.apps.serve_net`). Any failure becomes a message without the
+server's paths, never a crash of the server; a client that goes away mid-upload is no error.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
@@ -23,7 +29,6 @@ import contextlib
 import html
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -33,9 +38,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from colorkit.apps.serve_net import MAX_CONNECTIONS, MAX_HEADER_BYTES, bound_port, guarded_protocol, listen
+from colorkit.apps.serve_store import KEEP, ResultStore
 from colorkit.core.registry import ColorkitError
+
+if TYPE_CHECKING:
+    from colorkit.core.hints import Hint
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 """Largest upload accepted by default (25 MiB)."""
@@ -43,19 +53,15 @@ MAX_PIXELS = 16_000_000
 """Largest photo accepted by default, in pixels (16 megapixels)."""
 MAX_K = 8
 """Most colorizations per photo on the page (the demo model's topk mode gives at most 8)."""
-KEEP = 16
-"""Finished results kept in the temporary folder; older finished ones are deleted."""
 QUEUE = 32
 """Uploads taken at once (received, waiting or being colorized); one more gets 503."""
 READ_TIMEOUT = 30.0
-"""Seconds an upload may send nothing before it is answered 408."""
+"""Seconds an upload may send nothing before it is answered 408, and a connection may take
+to send a request's headers before it is closed."""
 
 PAGE_TEMPLATE = "templates/serve.html"
 """The web page, relative to the ``colorkit.apps`` package (package data): one
 self-contained HTML file whose ``{{...}}`` fields :func:`render_page` fills in."""
-
-_ID = re.compile(r"^[0-9a-f]{32}$")
-_NAME = re.compile(r"^(grey|[0-9]{1,2})\.png$")
 
 REASON_TEXT = {
     "empty-file": "The file is empty.",
@@ -106,54 +112,6 @@ class Models:
         return out
 
 
-class ResultStore:
-    """Results in one temporary folder: ``root/<32 hex>/{upload,grey.png,1.png,...}``.
-    Only names matching a strict pattern are ever served or written. A result is in flight
-    from its upload until it is finished or dropped; only finished results are served, and
-    only finished ones are evicted (the oldest beyond the newest ``keep``), so a photo
-    being uploaded or colorized is never removed under the request."""
-
-    def __init__(self, root: Path, keep: int = KEEP) -> None:
-        self.root = root
-        self.keep = max(1, keep)
-        self._finished: list[str] = []
-        self._in_flight: set[str] = set()
-        self._lock = threading.Lock()
-
-    def new(self) -> tuple[str, Path]:
-        rid = uuid.uuid4().hex
-        folder = self.root / rid
-        folder.mkdir()
-        with self._lock:
-            self._in_flight.add(rid)
-        return rid, folder
-
-    def finish(self, rid: str) -> None:
-        with self._lock:
-            self._in_flight.discard(rid)
-            self._finished.append(rid)
-            old = self._finished[: -self.keep]
-            self._finished = self._finished[-self.keep :]
-        for o in old:
-            shutil.rmtree(self.root / o, ignore_errors=True)
-
-    def drop(self, rid: str) -> None:
-        with self._lock:
-            self._in_flight.discard(rid)
-            if rid in self._finished:
-                self._finished.remove(rid)
-        shutil.rmtree(self.root / rid, ignore_errors=True)
-
-    def path(self, rid: str, name: str) -> Path | None:
-        if not _ID.match(rid) or not _NAME.match(name):
-            return None
-        with self._lock:
-            if rid not in self._finished:
-                return None
-        p = self.root / rid / name
-        return p if p.is_file() else None
-
-
 class _Refused(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -162,13 +120,30 @@ class _Refused(Exception):
         self.headers = headers
 
 
+def parse_hints(text: str | None) -> "list[Hint] | None":
+    """The ``hints`` query parameter (their JSON form) -> hints; ``None`` when absent."""
+    from colorkit.core.hints import hints_from_json
+
+    if text is None or not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ColorkitError(f"hints: not valid JSON ({' '.join(str(exc).split())[:80]}); expected a list like "
+                            '[{"x": 120, "y": 80, "color": "#3a7a2f"}]') from None
+    return hints_from_json(obj, where="hints")
+
+
 def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: str, *, model: str, k: int,
-                    max_pixels: int, lock: threading.Lock, writer: Any) -> dict[str, Any]:
+                    max_pixels: int, lock: threading.Lock, writer: Any,
+                    hints: "list[Hint] | None" = None) -> dict[str, Any]:
     """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
     folder with ``writer`` (a PNG :class:`colorkit.apps.inference.Writer`, the one the
-    command line uses); the JSON the page shows. Decoding happens inside ``lock`` too: one
-    photo is in memory at a time, however many uploads arrive together."""
+    command line uses), honouring ``hints`` (in the photo's pixels, checked against its
+    size); the JSON the page shows. Decoding happens inside ``lock`` too: one photo is in
+    memory at a time, however many uploads arrive together."""
     from colorkit.apps.inference import colorize_photo
+    from colorkit.core.hints import check_hints, hints_to_json
     from colorkit.data.imageio import has_colour, read_photo
 
     folder = data_path.parent
@@ -186,9 +161,12 @@ def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: st
         del photo
         colour = has_colour(img)
         width, height = img.width, img.height
+        if hints:
+            check_hints(hints, width, height, where="hints")
         try:
             writer.submit(img.convert("L"), folder / "grey.png")
-            colorize_photo(colorizer, img, writer, [folder / f"{i + 1}.png" for i in range(k)], k=k)
+            colorize_photo(colorizer, img, writer, [folder / f"{i + 1}.png" for i in range(k)], k=k,
+                           hints=hints or None)
         except BaseException:
             with contextlib.suppress(Exception):
                 writer.flush()  # nothing is still being written when the result's folder is dropped
@@ -198,7 +176,7 @@ def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: st
     return {
         "id": rid, "width": width, "height": height, "colour": colour, "k": k, "model": model,
         "method": colorizer.name, "grey": f"/results/{rid}/grey.png",
-        "results": [f"/results/{rid}/{i + 1}.png" for i in range(k)],
+        "results": [f"/results/{rid}/{i + 1}.png" for i in range(k)], "hints": hints_to_json(hints or []),
     }
 
 
@@ -215,6 +193,7 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
 
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from starlette.requests import ClientDisconnect
 
     from colorkit.apps.inference import OutputFormat, Writer
 
@@ -275,6 +254,10 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
             return error(400, f"k must be a whole number from 1 to {MAX_K}.")
         if not 1 <= k <= MAX_K:
             return error(400, f"k must be a whole number from 1 to {MAX_K}, not {k}.")
+        try:
+            hints = parse_hints(params.get("hints"))
+        except ColorkitError as exc:
+            return error(400, str(exc))
         if taken[0] >= queue:
             return error(503, f"The server is busy with {taken[0]} photos; try again in a few seconds.",
                          {"Retry-After": "5"})
@@ -294,12 +277,15 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
                 raise _Refused(400, "No file was received: choose or drop a photo first.")
             result = await asyncio.wrap_future(worker.submit(colorize_upload, models, store, upload, rid, model=model,
                                                              k=k, max_pixels=max_pixels, lock=lock,
-                                                             writer=writer))
+                                                             writer=writer, hints=hints))
             store.finish(rid)
             return JSONResponse(result)
         except _Refused as exc:
             store.drop(rid)
             return error(exc.status, exc.message, exc.headers)
+        except ClientDisconnect:  # the client went away mid-upload: nobody to answer, nothing to log
+            store.drop(rid)
+            return error(400, "The upload was cut short.")
         except ColorkitError as exc:
             store.drop(rid)
             return error(400, str(exc))
@@ -335,15 +321,22 @@ def public(message: str, workdir: Path) -> str:
 
 def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto",
           demo: bool = True, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-          keep: int = KEEP, queue: int = QUEUE, read_timeout: float = READ_TIMEOUT, echo: Any = print) -> None:
-    """Load the models, make the temporary folder, serve until interrupted, remove it."""
+          keep: int = KEEP, queue: int = QUEUE, read_timeout: float = READ_TIMEOUT,
+          max_connections: int = MAX_CONNECTIONS, echo: Any = print) -> None:
+    """Listen, load the models, make the temporary folder, serve until interrupted, remove
+    it. The address printed is the one listened on (``port=0``: the port the system chose).
+    A connection must send a request's headers within ``read_timeout`` seconds; at most
+    ``max_connections`` are open at once (:mod:`colorkit.apps.serve_net`)."""
     require_extra()
+    import signal
+
     import uvicorn
 
-    _check_can_listen(host, port)
-    workdir = Path(tempfile.mkdtemp(prefix="colorkit-serve-"))
+    sock = listen(host, port)  # before any work: a port in use is one line at once
+    workdir = None
     old_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     try:
+        workdir = Path(tempfile.mkdtemp(prefix="colorkit-serve-"))
         # PyTorch makes a compile cache folder on first use (in the system's temp folder by
         # default): keep it inside ours, so nothing is written elsewhere.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "torch")
@@ -352,63 +345,44 @@ def serve(*, runs: list[str] | None = None, host: str = "127.0.0.1", port: int =
         app = create_app(models, workdir / "results", max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
                          keep=keep, queue=queue, read_timeout=read_timeout)
         shown = f"[{host}]" if ":" in host else host
-        echo(f"colorkit serve: http://{shown}:{port}/ (models: {', '.join(models.colorizers)}; temporary folder "
-             f"{workdir}; Ctrl+C to stop)")
+        echo(f"colorkit serve: http://{shown}:{bound_port(sock)}/ (models: {', '.join(models.colorizers)}; "
+             f"temporary folder {workdir}; Ctrl+C to stop)")
         if host not in {"127.0.0.1", "localhost", "::1"}:
             echo(f"colorkit serve: warning: listening on {host}: anyone who can reach this machine can upload photos")
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        protocol = guarded_protocol(header_timeout=read_timeout, max_connections=max_connections)
+        config = uvicorn.Config(app, http=protocol, ws="none", h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                                log_level="warning", access_log=False)
         server = uvicorn.Server(config)
         # uvicorn shuts down cleanly on SIGINT and SIGTERM, then re-raises the signal to the
         # handler that was there before: for SIGTERM that is the default one, which would end
         # the process before the temporary folder is removed. Make it an interrupt instead.
-        import signal
 
         def _interrupt(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
 
-        import threading
-
         main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
         old_term = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
         try:
-            server.run()
+            server.run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C (SIGINT) after a clean shutdown
             pass
-        except SystemExit:  # uvicorn exits 1 when it cannot bind
-            raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
-                                "choose another --port or --host") from None
+        except SystemExit:
+            raise ColorkitError(f"the web server could not start on {host}:{port}") from None
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, old_term)
         if not server.started:
-            raise ColorkitError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
-                                "choose another --port or --host")
+            raise ColorkitError(f"the web server could not start on {host}:{port}")
         echo("colorkit serve: stopped")
     finally:
+        sock.close()
         if old_cache is None:
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
         else:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = old_cache
-        with contextlib.suppress(OSError):
-            shutil.rmtree(workdir)
-
-
-def _check_can_listen(host: str, port: int) -> None:
-    """One line, before any work, when the address cannot be bound (a port in use)."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ColorkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host") from None
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            raise ColorkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
-                                "or --host") from None
+        if workdir is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(workdir)
 
 
 def render_page(models: list[dict[str, Any]], *, max_upload_bytes: int, max_pixels: int) -> str:
@@ -418,10 +392,12 @@ def render_page(models: list[dict[str, Any]], *, max_upload_bytes: int, max_pixe
                         for m in models)
     k_options = "\n".join(f'<option value="{k}"{" selected" if k == 5 else ""}>{k}</option>'
                           for k in range(1, MAX_K + 1))
+    from colorkit.core.hints import MAX_HINTS
+
     notes = json.dumps({m["name"]: m["note"] for m in models})
     page = resources.files("colorkit.apps").joinpath(PAGE_TEMPLATE).read_text(encoding="utf-8")
     return (page.replace("{{OPTIONS}}", options).replace("{{K_OPTIONS}}", k_options)
             .replace("{{NOTES}}", notes.replace("</", "<\\/"))
-            .replace("{{MAX_MB}}", f"{max_upload_bytes / 2**20:.0f}")
+            .replace("{{MAX_HINTS}}", str(MAX_HINTS)).replace("{{MAX_MB}}", f"{max_upload_bytes / 2**20:.0f}")
             .replace("{{MAX_MP}}", f"{max_pixels / 1e6:g}"))
 
