@@ -1,21 +1,28 @@
 """Colorizing a clip into files: ``colorkit colorize clip.mp4 --k 5 --out OUT``.
 
 Writes ``OUT/<stem>_<j>.<ext>`` for j = 1..k (the input's container: ``.mp4``, ``.mov``,
-``.mkv``, ``.avi``, ``.webm``; an animated GIF gives ``.mp4``), each at the clip's own
-resolution and frame timing with its audio stream copied, or ``OUT/<stem>_<j>/`` with one
-PNG per frame (same names) for a folder of numbered frames; and ``OUT/<stem>_sheet.png``,
-a contact sheet: a few frames of the clip (columns) in grey and in every version (rows).
+``.mkv``, ``.avi``, ``.webm``; an animated GIF gives ``.mp4``; ``container=`` chooses
+another), each at the clip's own resolution and frame timing with its audio stream copied,
+or ``OUT/<stem>_<j>/`` with one PNG per frame (same names; frames whose names differ only
+in their extension are named apart) for a folder of numbered frames; and
+``OUT/<stem>_sheet.png``, a contact sheet: a few frames of the clip (columns) in grey and in
+every version (rows).
 
 All versions come from one pass of the pipeline (:mod:`colorkit.data.video_colorize`).
 Each output is written under a temporary name and renamed when complete, so an
 interrupted run leaves no half-written file under a final name, and a rerun makes only
-the versions that are missing. ``OUT/<stem>_colorize.json`` records the settings (the
-weights' sha256, k, mode, seed, sampling options, scene threshold): a rerun with other
-settings into the same OUT is refused rather than mixing two models' versions.
+the versions that are missing. ``OUT/<stem>_colorize.json`` records the clip's content
+sha256, the settings (the weights' sha256, k, mode, seed, sampling options, scene
+threshold, container) and the sha256 of every output: a rerun of the same clip with other
+settings into the same OUT is refused rather than mixing two models' versions, and the
+outputs never replace a file colorkit did not make (another clip of the same name, the
+user's own files: the clip is named apart, see :mod:`colorkit.apps.clip_outputs`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -24,44 +31,79 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from colorkit.core.checkpoint import atomic_write_png, atomic_write_text, lock_dir
+from colorkit.apps.clip_outputs import FORMAT, fingerprint, plan_outputs, remove_temporaries
+from colorkit.apps.sources import assign_stems, real_path
+from colorkit.core.checkpoint import atomic_write_text, lock_dir
+from colorkit.core.fs import atomic_write_bytes
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
 from colorkit.data.imageio import stack_rows
-from colorkit.data.video import FrameFolderWriter, VideoWriter
+from colorkit.data.video import CONTAINERS, FrameFolderWriter, VideoWriter, check_output, content_sha256
 from colorkit.data.video_colorize import VideoColorization
 
-FORMAT = "colorkit-colorize-video-v1"
 SHEET_FRAMES = 4
 """Frames (columns) of the contact sheet, evenly spread over the clip."""
 SHEET_HEIGHT = 96
 
 
-def output_paths(info: Any, stem: str, out: Path, k: int) -> list[Path]:
+def output_suffix(info: Any, container: str | None = None) -> str | None:
+    """The versions' extension (``.mp4``, ...), or ``None`` for folders of PNG frames:
+    ``container`` (``mp4``, ``.mkv``, ...) when given, else the clip's own (MP4 for a GIF,
+    PNG frames for a folder of frames)."""
+    if container is not None:
+        suffix = "." + container.lower().lstrip(".")
+        if suffix not in CONTAINERS:
+            raise ColorkitError(f"--container {container!r}: expected one of "
+                                f"{', '.join(c.lstrip('.') for c in CONTAINERS)}")
+        return suffix
     if info.kind == "frames":
-        return [out / f"{stem}_{j + 1}" for j in range(k)]
-    ext = ".mp4" if info.suffix == ".gif" else info.suffix
-    return [out / f"{stem}_{j + 1}{ext}" for j in range(k)]
+        return None
+    return ".mp4" if info.suffix == ".gif" else info.suffix
 
 
-def _settings(colorizer: Any, clip: VideoColorization) -> dict[str, Any]:
+def check_clip_output(info: Any, source: Path, out: Path, container: str | None = None) -> str | None:
+    """Everything about the outputs that can be refused before the model loads: an OUT
+    that is the folder of frames itself, a container that cannot hold the clip's audio.
+    Returns :func:`output_suffix`."""
+    if info.kind == "frames" and real_path(out) == real_path(source):
+        raise ColorkitError(f"--out {out} is the folder of frames being colorized; choose another folder (one "
+                            "inside it is fine)")
+    suffix = output_suffix(info, container)
+    if suffix is not None:
+        check_output(suffix, width=info.width, height=info.height, fps=info.fps,
+                     audio_from=source if info.audio else None)
+    return suffix
+
+
+def output_paths(info: Any, stem: str, out: Path, k: int, container: str | None = None) -> list[Path]:
+    suffix = output_suffix(info, container)
+    return [out / f"{stem}_{j + 1}{suffix or ''}" for j in range(k)]
+
+
+def _settings(colorizer: Any, clip: VideoColorization, suffix: str | None) -> dict[str, Any]:
     sampling = getattr(colorizer, "sampling", None)
     return {"method": colorizer.name, "weights_sha256": colorizer.weights_sha256(), "k": clip.k, "mode": clip.mode,
             "seed": clip.seed, "options": dict(sampling.options) if sampling is not None else {},
-            "scene_threshold": clip.scene_threshold, "fps": str(clip.info.fps)}
+            "scene_threshold": clip.scene_threshold, "fps": str(clip.info.fps),
+            "container": suffix.lstrip(".") if suffix else "png-frames"}
 
 
-def _check_record(path: Path, settings: dict[str, Any]) -> None:
-    if not path.is_file():
-        return
-    try:
-        old = json.loads(path.read_text())["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ColorkitError(f"{path} is not a colorkit video record; choose another --out") from None
+def _check_settings(path: Path, old: Any, settings: dict[str, Any]) -> None:
+    if not isinstance(old, dict):
+        raise ColorkitError(f"{path} is not a colorkit video record; choose another --out")
     if old != settings:
-        diff = ", ".join(f"{k} {old.get(k)!r} -> {settings[k]!r}" for k in settings if old.get(k) != settings[k])
+        keys = list(settings) + [key for key in old if key not in settings]
+        diff = ", ".join(f"{key} {old.get(key)!r} -> {settings.get(key)!r}" for key in keys
+                         if old.get(key) != settings.get(key))
         raise ColorkitError(f"{path.parent} holds versions of this clip made with other settings ({diff}); rerun with "
-                            "the same model, --k, --mode, --seed and options to resume, or choose another --out")
+                            "the same model, --k, --mode, --seed, --container and options to resume, or choose "
+                            "another --out")
+
+
+def frame_names(info: Any) -> list[str]:
+    """The output name (without ``.png``) of each frame of a folder of frames: its stem,
+    or ``stem-ext`` when another frame has the same stem (``f_1.png``, ``f_1.jpg``)."""
+    return [stem for stem, _ in assign_stems([p.name for p in info.files], 1)]
 
 
 def _sheet_frames(info: Any) -> set[int]:
@@ -101,32 +143,51 @@ def contact_sheet(columns: list[tuple[int, Image.Image, list[Image.Image]]], nam
 
 def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int = 5, mode: str | None = None,
                   seed: int = 0, fps: float | None = None, scene_threshold: float | None = SCENE_THRESHOLD,
-                  max_pixels: int | None = None, progress: bool = True, echo: Any = print) -> dict[str, Any]:
+                  max_pixels: int | None = None, container: str | None = None, progress: bool = True,
+                  echo: Any = print) -> dict[str, Any]:
     """Colorize one clip into ``out`` (see the module docstring); returns the record
-    written to ``out/<stem>_colorize.json``."""
+    written to ``out/<stem>_colorize.json``. ``container``: of the versions (``mp4``,
+    ``mov``, ``mkv``, ``webm``, ``avi``; default: see :func:`output_suffix`)."""
     from tqdm import tqdm
 
     source, out = Path(source), Path(out)
     clip = VideoColorization(colorizer, source, k=k, mode=mode, seed=seed, fps=fps, scene_threshold=scene_threshold,
                              max_pixels=max_pixels)
     info = clip.info
-    stem = source.name if info.kind == "frames" else source.stem
-    paths = output_paths(info, stem, out, k)
-    sheet_path, record_path = out / f"{stem}_sheet.png", out / f"{stem}_colorize.json"
-    settings = _settings(colorizer, clip)
+    suffix = check_clip_output(info, source, out, container)
+    base = source.name if info.kind == "frames" else source.stem
+    tag = "frames" if info.kind == "frames" else source.suffix.lower().lstrip(".")
+    settings = _settings(colorizer, clip, suffix)
+    digest = content_sha256(info)
     with lock_dir(out):
-        _check_record(record_path, settings)
-        todo = [j for j, p in enumerate(paths) if not p.exists()]
-        if not todo and sheet_path.is_file():
+        plan = plan_outputs(out, base, tag, k, suffix, digest)
+        if plan.record is not None:
+            _check_settings(plan.record_path, plan.record.get("settings"), settings)
+        remove_temporaries(plan, suffix)
+        stem, paths, sheet_path, record_path = plan.stem, plan.outputs, plan.sheet, plan.record_path
+        if plan.named_apart:
+            echo(f"{source}: {out} holds files named {base}_* that are not this clip's (another clip's, or not made by "
+                 f"colorkit), which are never replaced; writing {stem}_<j>{suffix or '/'} and {sheet_path.name}")
+        todo = [j for j in range(k) if j not in plan.done]
+        if not todo and plan.sheet_done and plan.record is not None:
             echo(f"{stem}: all {k} versions are already in {out}")
-            return json.loads(record_path.read_text())
+            return {**plan.record, "already_done": True}
+        old_files = plan.record.get("files", {}) if plan.record is not None else {}
+        files = {p.name: old_files[p.name] for j, p in enumerate(paths) if j in plan.done}
         record: dict[str, Any] = {
             "format": FORMAT, "settings": settings, "model": colorizer.label, "source": str(source),
-            "outputs": [p.name for p in paths], "sheet": sheet_path.name, "complete": False,
+            "clip_sha256": digest, "outputs": [p.name for p in paths], "sheet": sheet_path.name, "complete": False,
+            "files": files,
             "clip": {"width": info.width, "height": info.height, "fps": float(info.fps),
                      "frames_in_header": info.frames, "rotation": info.rotation, "audio": info.audio,
                      "codec": info.codec, "pix_fmt": info.pix_fmt}}
-        atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True))
+        if plan.sheet_done:
+            record["files"][sheet_path.name] = old_files[sheet_path.name]  # replaced below: recorded as colorkit's
+
+        def save() -> None:
+            atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True))
+
+        save()
         echo(f"colorizing {source} ({info.width}x{info.height}, {float(info.fps):.3g} fps, "
              f"{info.frames or 'unknown'} frames) into {out}: versions {', '.join(str(j + 1) for j in todo)} of {k} "
              f"({colorizer.label})")
@@ -138,15 +199,15 @@ def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int
         bar = tqdm(total=info.frames, unit="frame", disable=not progress, dynamic_ncols=True)
         try:
             for j in todo:
-                writers[j] = FrameFolderWriter(paths[j]) if info.kind == "frames" else VideoWriter(
+                writers[j] = FrameFolderWriter(paths[j]) if suffix is None else VideoWriter(
                     paths[j], width=info.width, height=info.height, fps=info.fps, time_base=info.time_base,
                     audio_from=source if info.audio else None)
-            names = [p.stem for p in info.files]
+            names = frame_names(info) if suffix is None else []
             last = None
             for fr in clip:
                 t0, c0 = time.perf_counter(), time.process_time()
                 for j in todo:
-                    if info.kind == "frames":
+                    if suffix is None:
                         writers[j].write(fr.versions[j], names[fr.index])
                     else:
                         writers[j].write(fr.versions[j], fr.pts)
@@ -159,7 +220,9 @@ def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int
             if last is not None and len(columns) < min(SHEET_FRAMES, last.index + 1) and last.index not in wanted:
                 columns.append((last.index, _thumb(last.rgb), [_thumb(last.compose(j)) for j in range(k)]))
             t0, c0 = time.perf_counter(), time.process_time()
-            for j in todo:
+            for j in todo:  # each output's sha256 is recorded before it takes its final name
+                record["files"][paths[j].name] = fingerprint(writers[j].finish())
+                save()
                 writers[j].close()
             encode += time.perf_counter() - t0
             encode_cpu += time.process_time() - c0
@@ -169,7 +232,13 @@ def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int
             raise
         finally:
             bar.close()
-        atomic_write_png(sheet_path, contact_sheet(columns, colorizer.name))
+        buf = io.BytesIO()
+        contact_sheet(columns, colorizer.name).save(buf, format="PNG")
+        sheet_bytes = buf.getvalue()
+        record["files"][sheet_path.name] = {"sha256": hashlib.sha256(sheet_bytes).hexdigest(), "stat": None}
+        save()
+        atomic_write_bytes(sheet_path, sheet_bytes)
+        record["files"][sheet_path.name] = fingerprint(sheet_path)
         t = clip.timings
         record.update({
             "complete": True, "frames": t.frames, "made": [paths[j].name for j in todo],
@@ -181,7 +250,7 @@ def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int
         if info.frames and t.frames < info.frames:
             record["note"] = (f"the header states {info.frames} frames but only {t.frames} could be decoded "
                               "(a truncated or damaged stream); the versions end there")
-        atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True))
+        save()
     return record
 
 

@@ -40,7 +40,12 @@ HINTS_RECORD = "_hints.json"
 @click.option("--frames", "as_frames", is_flag=True,
               help="Clip: IMAGES is one folder of numbered frames (frame_0001.png, ...) to colorize as a clip.")
 @click.option("--fps", type=float, default=None,
-              help="Clip: frame rate of a folder of frames given with --frames [default: 24].")
+              help="Clip: frame rate of a folder of frames given with --frames, above 0 and at most 1000 "
+                   "[default: 24].")
+@click.option("--container", type=click.Choice(["mp4", "mov", "mkv", "webm", "avi"], case_sensitive=False),
+              default=None,
+              help="Clip: file type of the versions: mp4, mov or mkv (H.264), webm (VP9) or avi (MPEG-4) [default: "
+                   "the clip's own; mp4 for a GIF; a folder of PNG frames for a folder of frames].")
 @click.option("--scene-threshold", type=click.FloatRange(min=0, min_open=True, max=1), default=SCENE_THRESHOLD,
               show_default=True,
               help="Clip: a frame whose grey histogram differs from the previous frame's by more than this (total "
@@ -57,7 +62,7 @@ HINTS_RECORD = "_hints.json"
 @option_pairs(help="Sampling setting of the method (repeatable), e.g. temperature=0.5 for colornet; mode=... "
                    "as --mode.")
 def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt_name, quality, as_frames, fps,
-             scene_threshold, hint_args, hints_path, quiet, quiet_alias, options) -> None:
+             container, scene_threshold, hint_args, hints_path, quiet, quiet_alias, options) -> None:
     """Write K colorizations of each IMAGE (colour or grey), of every image in a folder, or
     of every file a quoted glob matches.
 
@@ -78,9 +83,11 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     with --frames; the only IMAGES argument): OUT/<stem>_<i>.<ext> for each of the K versions
     (a folder of PNG frames for a folder of frames; MP4 for a GIF), at the clip's own size and
     frame timing with its audio copied, each version keeping its colours from frame to frame,
-    and OUT/<stem>_sheet.png (a few frames per version). Video files need the video extra
-    (pip install 'colorkit[video]'). A rerun after an interruption makes only the missing
-    versions.
+    and OUT/<stem>_sheet.png (a few frames per version); --container chooses another file
+    type. Video files need the video extra (pip install 'colorkit[video]'). A rerun of the
+    same clip (same content) after an interruption makes only the missing versions. Files
+    in OUT that colorkit did not make for this clip are never replaced: the clip is named
+    apart (<stem>-<ext>_<i>...) instead.
 
     Colour hints (one photo): --hint X,Y,#RRGGBB (repeatable) and --hints FILE give the
     colour at points of the photo, in its pixels as it is shown; each colorization takes
@@ -121,11 +128,13 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
                                 f"{what})")
         if as_frames and not Path(images[0]).is_dir():
             raise ColorkitError(f"--frames needs a folder of numbered frames; {images[0]} is not a folder")
-        _colorize_clip(images[0], run_dir, k, out, mode, seed, device, max_pixels, fps, scene_threshold,
+        _colorize_clip(images[0], run_dir, k, out, mode, seed, device, max_pixels, fps, container, scene_threshold,
                        not is_quiet(quiet, quiet_alias), parse_options(options))
         return
     if fps is not None:
         raise ColorkitError("--fps is for a folder of frames given with --frames")
+    if container is not None:
+        raise ColorkitError("--container is for clips; photos take --format")
     fmt = output_format(fmt_name or "png", quality)
 
     patterns = [p for p in images if is_pattern(p)]
@@ -222,17 +231,19 @@ def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch
     _note_demo(colorizer)
 
 
-def _colorize_clip(source, run_dir, k, out, mode, seed, device, max_pixels, fps, scene_threshold, progress,
-                   options) -> None:
-    from colorkit.apps.video import colorize_clip, summary_lines
+def _colorize_clip(source, run_dir, k, out, mode, seed, device, max_pixels, fps, container, scene_threshold,
+                   progress, options) -> None:
+    from colorkit.apps.video import check_clip_output, colorize_clip, summary_lines
     from colorkit.data.video import probe
     from colorkit.train.runs import load
 
-    probe(source, fps)  # a bad clip fails before the model loads
+    info = probe(source, fps, max_pixels)  # a bad clip fails before the model loads (its size: before any decoding)
+    check_clip_output(info, Path(source), Path(out), container)
     colorizer = load(run_dir, device=device, options=options)
     record = colorize_clip(colorizer, source, out, k=k, mode=mode, seed=seed, fps=fps, scene_threshold=scene_threshold,
-                           max_pixels=max_pixels, progress=progress, echo=lambda m: click.echo(m, err=True))
-    if "made" in record:
+                           max_pixels=max_pixels, container=container, progress=progress,
+                           echo=lambda m: click.echo(m, err=True))
+    if "made" in record and not record.get("already_done"):
         for line in summary_lines(record, Path(out)):
             click.echo(line)
     _note_demo(colorizer)

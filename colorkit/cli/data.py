@@ -12,6 +12,7 @@ import click
 
 from colorkit.cli.options import data_options, is_quiet, progress_option
 from colorkit.data import PreparedDataset, prepare
+from colorkit.data.transfer import MIN_RATE, STALL_TIMEOUT
 
 
 def dataset_options(fn):
@@ -66,9 +67,17 @@ def data() -> None:
               help="Cache folder [default: $COLORKIT_CACHE or ~/.cache/colorkit].")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=None, metavar="N",
               help="Largest download accepted [default: the recipe's known size with a quarter's margin].")
+@click.option("--stall-timeout", type=click.FloatRange(min=0, min_open=True, max=86400), default=STALL_TIMEOUT,
+              show_default=True, metavar="SECONDS",
+              help="A request that receives nothing for this long (no answer, or a body that stopped) is retried "
+                   "from where it stopped (3 times).")
+@click.option("--min-rate", type=click.FloatRange(min=0, max=1e12), default=MIN_RATE, show_default=True,
+              metavar="BYTES",
+              help="Bytes a second a download must average over every span of --stall-timeout seconds; a slower one "
+                   "stops (the partial file is kept: run the same fetch again to resume). 0: no minimum.")
 @progress_option
 def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | None, cache_dir: Path | None,
-              max_bytes: int | None, quiet: bool, quiet_alias: bool) -> None:
+              max_bytes: int | None, stall_timeout: float, min_rate: float, quiet: bool, quiet_alias: bool) -> None:
     """Download (resuming an interrupted download) and verify data set NAME's archive.
 
     NAME is a recipe: lfw, lsun-church or imagenet-val (see `colorkit plugins`). Afterwards
@@ -76,7 +85,8 @@ def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | N
     from colorkit.data.recipes import fetch
 
     path = fetch(name, url=url, from_file=from_file, sha256=sha256, cache_dir=cache_dir,
-                 progress=not is_quiet(quiet, quiet_alias), max_bytes=max_bytes)
+                 progress=not is_quiet(quiet, quiet_alias), max_bytes=max_bytes, stall_timeout=stall_timeout,
+                 min_rate=min_rate)
     click.echo(f"{name}: {path} ({path.stat().st_size} bytes, verified); next: colorkit data prepare {name}")
 
 

@@ -14,8 +14,10 @@ resumed with an HTTP ``Range`` request when the server supports it (restarted ot
 The checksum is the recipe's (sha256, else its published md5) or the one given with
 ``--sha256``; a mismatch is a one-line error and the ``.part`` file is removed. An archive
 already verified stays until its replacement is verified. A download stops at a bound
-derived from the recipe's known size (``--max-bytes`` sets another), and follows
-redirects to http:// and https:// addresses only.
+derived from the recipe's known size (``--max-bytes`` sets another), follows redirects to
+http:// and https:// addresses only, and is bounded in time (:mod:`colorkit.data.transfer`):
+a request that gets no byte for ``--stall-timeout`` seconds (60) is retried from where it
+stopped, and one slower than ``--min-rate`` bytes a second (4096) over such a span stops.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 from colorkit.core import fs
 from colorkit.core.registry import ColorkitError
 from colorkit.data import sources as _sources
+from colorkit.data import transfer
 from colorkit.data.cache import cache_root
 
 PAPER_SPLIT = {
@@ -194,17 +197,22 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_opener = urllib.request.build_opener(_HttpOnlyRedirects())
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
 
 
-def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0, retries: int = 3,
-             max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+def download(url: str, dest: Path, *, progress: bool = True, retries: int = 3, max_bytes: int = DEFAULT_MAX_BYTES,
+             stall_timeout: float = transfer.STALL_TIMEOUT, min_rate: float = transfer.MIN_RATE) -> None:
     """Download ``url`` into ``dest`` (``dest`` grows; resumes from its current size with
     an HTTP Range request; starts over when the server ignores the Range). Retries a
-    dropped connection ``retries`` times. Redirects are followed to http(s) addresses only;
-    a body longer than ``max_bytes`` (announced or received) stops the download and
-    removes ``dest``."""
+    dropped connection, or one that sent nothing for ``stall_timeout`` seconds, ``retries``
+    times; a body slower than ``min_rate`` bytes a second over ``stall_timeout`` seconds
+    stops the download (:mod:`colorkit.data.transfer`). Redirects are followed to http(s)
+    addresses only; a body longer than ``max_bytes`` (announced or received) stops the
+    download and removes ``dest``. Every error is one line."""
     from tqdm.auto import tqdm
+
+    transfer.check_bounds(stall_timeout, min_rate)
 
     if not url.lower().startswith(("http://", "https://")):
         raise ColorkitError(f"--url {url!r}: expected an http:// or https:// address")
@@ -214,6 +222,11 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
         return ColorkitError(f"cannot download {url}: the file is larger than {max_bytes:,} bytes ({n}), more than "
                              "this data set should be; give --max-bytes N if it is really that large")
 
+    def kept_tail() -> str:
+        kept = dest.exists() and dest.stat().st_size > 0
+        return (f"partial file kept as {dest} ({dest.stat().st_size:,} bytes); run the same fetch again to resume"
+                if kept else "nothing was received; run the same fetch again to retry")
+
     attempt = 0
     while True:
         have = dest.stat().st_size if dest.exists() else 0
@@ -221,8 +234,10 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
             req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
         except ValueError as exc:
             raise ColorkitError(f"--url {url!r} is not a valid address ({exc})") from None
+        watch = transfer.Watch(stall_timeout, min_rate)
         try:
-            with _opener.open(req, timeout=timeout) as resp:
+            with watch, transfer.opener(watch, _HttpOnlyRedirects()).open(req, timeout=2 * stall_timeout) as resp:
+                watch.answered()
                 status = getattr(resp, "status", 200)
                 if have and status == 200:
                     have = 0  # server ignored the Range: start over
@@ -240,7 +255,8 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
                                                  desc=f"fetching {dest.name.removesuffix('.part')}",
                                                  file=sys.stderr, disable=None if progress else True) as bar:
                     got = 0
-                    while chunk := resp.read(1 << 16):
+                    while chunk := resp.read1(1 << 16):  # what has arrived: a trickle is seen as one
+                        watch.received(len(chunk))
                         if have + got + len(chunk) > max_bytes:
                             f.close()
                             raise too_large(f"received more than {max_bytes:,}")
@@ -249,38 +265,49 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
                         bar.update(len(chunk))
                     f.flush()
                     os.fsync(f.fileno())
+                if watch.reason is not None:
+                    raise _Interrupted(watch.reason)
                 if length is not None and length.isdigit() and got < int(length):
                     raise _Interrupted(f"connection closed after {have + got} of {total} bytes")
                 return
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and have:  # the range starts at the end: nothing left to get
                 return
-            raise ColorkitError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+            if 300 <= exc.code < 400:  # urllib gives up on a loop or after 10 redirects
+                raise ColorkitError(f"cannot download {url}: the server redirects in a loop or more than 10 times "
+                                    f"(HTTP {exc.code}, {_one_line(exc.hdrs.get('Location', '')) or 'no address'})"
+                                    ) from None
+            raise ColorkitError(f"cannot download {url}: HTTP {exc.code} {_one_line(exc.reason)}") from None
         except ValueError as exc:  # urllib's own check of an address (a redirect's included)
-            raise ColorkitError(f"cannot download {url}: not a valid address ({exc})") from None
+            raise ColorkitError(f"cannot download {url}: not a valid address ({_one_line(exc)})") from None
         except (_Interrupted, urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
                 OSError) as exc:
             if isinstance(exc, ColorkitError):
                 raise
+            reason = watch.reason or (f"the connection timed out after {2 * stall_timeout:g} s (--stall-timeout)"
+                                      if isinstance(getattr(exc, "reason", exc), TimeoutError)
+                                      else _one_line(getattr(exc, "reason", exc)))
+            if watch.reason is not None and not watch.retry:  # a trickle: retrying would not help
+                raise ColorkitError(f"cannot download {url}: {reason} ({kept_tail()})") from None
             attempt += 1
             if attempt > retries:
-                reason = getattr(exc, "reason", exc)
-                kept = dest.exists() and dest.stat().st_size > 0
-                tail = (f"partial file kept as {dest} ({dest.stat().st_size:,} bytes); run the same fetch again to "
-                        "resume" if kept else "nothing was received; run the same fetch again to retry")
-                raise ColorkitError(f"cannot download {url}: {reason} ({tail})") from None
-            print(f"colorkit: download interrupted ({exc}); resuming (attempt {attempt} of {retries})", file=sys.stderr)
+                raise ColorkitError(f"cannot download {url}: {reason} ({kept_tail()})") from None
+            print(f"colorkit: download interrupted ({reason}); resuming (attempt {attempt} of {retries})",
+                  file=sys.stderr)
             time.sleep(min(2.0 * attempt, 5.0) if attempt > 1 else 0.0)
 
 
 def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str] | None = None,
           sha256: str | None = None, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-          retries: int = 3, max_bytes: int | None = None) -> Path:
+          retries: int = 3, max_bytes: int | None = None, stall_timeout: float = transfer.STALL_TIMEOUT,
+          min_rate: float = transfer.MIN_RATE) -> Path:
     """Get data set ``name``'s archive into the cache (or register a local copy with
     ``from_file``, which is verified and used in place, not copied). Returns its path.
 
     A verified archive already in the cache is never removed before its replacement is
-    downloaded and verified. The download stops beyond :func:`max_download_bytes`."""
+    downloaded and verified. The download stops beyond :func:`max_download_bytes`, and is
+    bounded in time by ``stall_timeout`` and ``min_rate`` (see :func:`download`)."""
+    transfer.check_bounds(stall_timeout, min_rate)
     from colorkit.core.plugin_manager import registry
 
     reg = registry("dataset")
@@ -317,7 +344,8 @@ def fetch(name: str, *, url: str | None = None, from_file: str | os.PathLike[str
                 part.unlink(missing_ok=True)
                 _record(recipe, cache, path, got, how, address)
                 return path
-        download(address, part, progress=progress, retries=retries, max_bytes=max_download_bytes(recipe, max_bytes))
+        download(address, part, progress=progress, retries=retries, max_bytes=max_download_bytes(recipe, max_bytes),
+                 stall_timeout=stall_timeout, min_rate=min_rate)
         try:
             got, how = _verify(part, recipe, want, progress)
         except ColorkitError:

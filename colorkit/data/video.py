@@ -11,15 +11,14 @@ video function raises a one-line error naming the extra. Reading:
   variable frame rate keeps its timing; 10-bit and other pixel formats are converted by
   FFmpeg. A stream cut short ends at its last decodable frame.
 
-Writing: :class:`VideoWriter` encodes RGB frames (H.264 in ``.mp4``, ``.mov`` and
-``.mkv``; VP9 in ``.webm``; MPEG-4 part 2 in ``.avi``), copies the audio stream of a
-source clip, and writes into a temporary file beside the target that is renamed only by
-:meth:`VideoWriter.close`: no half-written file ever has the final name.
-:class:`FrameFolderWriter` does the same for a folder of PNG frames.
+Writing (:mod:`colorkit.data.video_write`, whose names are also importable from here):
+:class:`VideoWriter`, :class:`FrameFolderWriter`, :func:`check_output`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,25 +28,22 @@ from typing import Any
 
 import numpy as np
 
-from colorkit.core import fs
 from colorkit.core.registry import ColorkitError
 from colorkit.data.images import IMAGE_EXTENSIONS
+from colorkit.data.video_write import (  # noqa: F401 - the writers, also reachable from here
+    CONTAINERS,
+    FrameFolderWriter,
+    VideoWriter,
+    check_output,
+    require_av,
+)
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
 """Files read as clips (a ``.gif`` only when it has more than one frame)."""
 DEFAULT_FPS = 24
 """Frame rate given to a folder of numbered frames unless another is given."""
-_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mpeg4"}
-
-
-def require_av() -> Any:
-    """The ``av`` module, or a one-line error naming the extra that installs it."""
-    try:
-        import av
-    except ImportError:
-        raise ColorkitError("colorizing video needs PyAV, which is not installed: pip install 'colorkit[video]'") \
-            from None
-    return av
+MAX_FPS = 1000
+"""Highest frame rate accepted for a folder of numbered frames."""
 
 
 def is_clip(path: str | Path) -> bool:
@@ -115,39 +111,66 @@ class Frame:
     time_base: Fraction
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path, options: dict[str, str] | None = None) -> Any:
     av = require_av()
     if not path.is_file():
         raise ColorkitError(f"cannot read video {path}: no such file")
     if path.stat().st_size == 0:
         raise ColorkitError(f"cannot read video {path}: the file is empty")
     try:
-        return av.open(str(path))
+        return av.open(str(path), options=options)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise ColorkitError(f"cannot read video {path}: not a video file, or a damaged one "
                             f"({' '.join(str(exc).split())})") from None
 
 
-def probe(path: str | Path, fps: float | None = None) -> VideoInfo:
-    """Check a clip (a video file or a folder of numbered frames) and describe it; decodes
-    its first frame. ``fps`` is the frame rate of a folder of frames (default
-    :data:`DEFAULT_FPS`) and is not allowed for a video file, which states its own."""
+def check_fps(fps: float | None) -> Fraction:
+    """The frame rate of a folder of frames: ``fps`` (default :data:`DEFAULT_FPS`), a
+    finite number above 0 and at most :data:`MAX_FPS`; else a one-line error."""
+    if fps is None:
+        return Fraction(DEFAULT_FPS)
+    try:
+        ok = math.isfinite(fps) and 0 < fps <= MAX_FPS
+    except TypeError:
+        ok = False
+    rate = Fraction(fps).limit_denominator(1001) if ok else Fraction(0)
+    if rate <= 0:
+        raise ColorkitError(f"--fps must be a number above 0 and at most {MAX_FPS}, got {fps}")
+    return rate
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    from colorkit.data.imageio import MAX_PIXELS
+
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise ColorkitError(f"{path} is {width}x{height} = {width * height:,} pixels per frame; the limit is "
+                            f"{limit:,} (raise it with --max-pixels)")
+
+
+def probe(path: str | Path, fps: float | None = None, max_pixels: int | None = None) -> VideoInfo:
+    """Check a clip (a video file or a folder of numbered frames) and describe it. ``fps``
+    is the frame rate of a folder of frames (default :data:`DEFAULT_FPS`) and is not allowed
+    for a video file, which states its own. A clip larger than ``max_pixels`` per frame
+    (default :data:`colorkit.data.imageio.MAX_PIXELS`) is refused from the size its header
+    states, before any frame is decoded; then its first frame is decoded."""
     path = Path(path)
     if path.is_dir():
         from colorkit.data.imageio import image_size
 
+        rate = check_fps(fps)
         files = numbered_frames(path)
-        w, h = image_size(files[0])
-        rate = Fraction(fps if fps is not None else DEFAULT_FPS).limit_denominator(1001)
-        if rate <= 0:
-            raise ColorkitError(f"--fps must be above 0, got {fps}")
+        w, h = image_size(files[0], max_pixels)
         return VideoInfo(path, "frames", w, h, rate, len(files), files=files, time_base=1 / rate)
     if fps is not None:
         raise ColorkitError(f"--fps is for a folder of frames; {path} states its own frame rate")
-    with _open(path) as container:
+    # skip_frame=all: FFmpeg reads the streams' parameters without decoding a frame (a
+    # 16000x16000 clip would otherwise be decoded while it is opened); decoding below is not affected.
+    with _open(path, options={"skip_frame": "all"}) as container:
         if not container.streams.video:
             raise ColorkitError(f"cannot colorize {path}: it has no video track (or only an empty one)")
         stream = container.streams.video[0]
+        _check_pixels(path, int(stream.width or 0), int(stream.height or 0), max_pixels)
         try:
             first = next(iter(container.decode(stream)), None)
         except Exception:  # noqa: BLE001 - FFmpeg decoding errors of a damaged file
@@ -157,11 +180,34 @@ def probe(path: str | Path, fps: float | None = None) -> VideoInfo:
                                 "or damaged)")
         rot = _rotation(first)
         w, h = (first.height, first.width) if rot % 180 else (first.width, first.height)
+        _check_pixels(path, w, h, max_pixels)  # a header that did not state the size
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(DEFAULT_FPS)
         return VideoInfo(path, "file", w, h, Fraction(rate), int(stream.frames) or None, rotation=rot,
                          audio=bool(container.streams.audio), codec=stream.codec_context.name,
                          pix_fmt=first.format.name,
                          time_base=Fraction(stream.time_base) if stream.time_base else 1 / Fraction(rate))
+
+
+def content_sha256(info: VideoInfo) -> str:
+    """sha256 of what the clip is: the video file's bytes, or, for a folder of frames, the
+    frames' names in order with each frame's sha256."""
+
+    def file_digest(p: Path) -> str:
+        h = hashlib.sha256()
+        try:
+            with open(p, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+        except OSError as exc:
+            raise ColorkitError(f"cannot read {p}: {exc.strerror or exc}") from None
+        return h.hexdigest()
+
+    if info.kind == "file":
+        return file_digest(info.path)
+    h = hashlib.sha256()
+    for p in info.files:
+        h.update(f"{p.name}\0{file_digest(p)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
 def _rotation(frame: Any) -> int:
@@ -171,12 +217,7 @@ def _rotation(frame: Any) -> int:
 
 def iter_frames(info: VideoInfo, max_pixels: int | None = None) -> Iterator[Frame]:
     """Every frame of the clip ``info`` describes, in order (see the module docstring)."""
-    from colorkit.data.imageio import MAX_PIXELS
-
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
-    if info.width * info.height > limit:
-        raise ColorkitError(f"{info.path} is {info.width}x{info.height} = {info.width * info.height:,} pixels per "
-                            f"frame; the limit is {limit:,} (raise it with --max-pixels)")
+    _check_pixels(info.path, info.width, info.height, max_pixels)
     tb = info.time_base or Fraction(1) / info.fps
     if info.kind == "frames":
         from colorkit.data.imageio import open_image
@@ -219,167 +260,3 @@ def iter_frames(info: VideoInfo, max_pixels: int | None = None) -> Iterator[Fram
             last = pts
             yield Frame(i, rgb, pts, tb)
             i += 1
-
-
-class VideoWriter:
-    """Encode RGB frames into ``path`` (codec from its extension, see the module
-    docstring), copying the audio of ``audio_from`` (a video file) when it has any.
-    ``time_base``: of the ``pts`` given to :meth:`write` (default ``1 / fps``). Use as a
-    context manager, or call :meth:`close` (rename into place) or :meth:`abort`."""
-
-    def __init__(self, path: str | Path, *, width: int, height: int, fps: Fraction | float,
-                 time_base: Fraction | None = None, audio_from: str | Path | None = None,
-                 crf: int = 18, preset: str = "veryfast") -> None:
-        av = require_av()
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in _CODECS:
-            raise ColorkitError(f"cannot write video {self.path}: expected one of {', '.join(_CODECS)}")
-        self._file = fs.AtomicFile(self.path, suffix=suffix)
-        self.tmp = self._file.tmp
-        self.fps = Fraction(fps).limit_denominator(1_000_000)
-        self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
-        self.width, self.height = width, height
-        self.frames, self._last_pts, self._audio_in = 0, None, None
-        self.out = av.open(str(self.tmp), "w", format={".mkv": "matroska", ".mov": "mov"}.get(suffix, suffix[1:]))
-        try:
-            codec = _CODECS[suffix]
-            self.stream = self.out.add_stream(codec, rate=self.fps)
-            self.stream.width, self.stream.height = width, height
-            odd = width % 2 or height % 2
-            self.stream.pix_fmt = "yuv444p" if odd and codec == "libx264" else "yuv420p"
-            if odd and codec != "libx264":
-                raise ColorkitError(f"cannot write {self.path}: a {width}x{height} frame (odd size) needs .mp4, "
-                                    ".mov or .mkv (H.264 4:4:4)")
-            self.stream.time_base = self.time_base
-            self.stream.codec_context.time_base = self.time_base
-            if codec == "libx264":
-                # zerolatency: no lookahead or B-frame queue, so k encoders at 720p hold ~35 MB each, not ~100
-                self.stream.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "threads": "2"}
-            elif codec == "libvpx-vp9":
-                self.stream.options = {"crf": str(crf + 14), "b": "0", "deadline": "realtime", "cpu-used": "8"}
-            else:
-                self.stream.codec_context.qscale = 3
-                self.stream.codec_context.flags |= getattr(av.codec.context.Flags, "qscale", 0)
-            self.stream.thread_type = "AUTO"
-            if audio_from is not None:
-                self._add_audio(Path(audio_from))
-        except BaseException:
-            self.abort()
-            raise
-
-    def _add_audio(self, source: Path) -> None:
-        src = require_av().open(str(source))
-        if not src.streams.audio:
-            src.close()
-            return
-        self._audio_in = src
-        self._audio_stream_in = src.streams.audio[0]
-        self._audio_out = self.out.add_stream_from_template(self._audio_stream_in)
-        self._audio_packets = src.demux(self._audio_stream_in)
-        self._pending_audio: Any = None
-
-    def _mux_audio(self, until: float | None) -> None:
-        """Copy the source's audio packets up to ``until`` seconds (all when ``None``)."""
-        if self._audio_in is None:
-            return
-        while True:
-            pkt = self._pending_audio
-            if pkt is None:
-                try:
-                    pkt = next(self._audio_packets)
-                except (StopIteration, require_av().error.FFmpegError):
-                    self._audio_in.close()
-                    self._audio_in = None
-                    return
-                if pkt.dts is None:  # the demuxer's flush packet
-                    continue
-            if until is not None and pkt.pts is not None and float(pkt.pts * pkt.time_base) > until:
-                self._pending_audio = pkt
-                return
-            self._pending_audio = None
-            pkt.stream = self._audio_out
-            self.out.mux(pkt)
-
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
-        """Append one ``(H, W, 3)`` uint8 RGB frame shown at ``pts`` (``time_base`` units;
-        default: the next frame at ``fps``)."""
-        av = require_av()
-        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
-            raise ColorkitError(f"expected a ({self.height}, {self.width}, 3) uint8 frame, got {rgb.dtype} "
-                                f"{rgb.shape}")
-        if pts is None:
-            pts = 0 if self._last_pts is None else self._last_pts + max(1, round(1 / (self.fps * self.time_base)))
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts, frame.time_base = int(pts), self.time_base
-        self._last_pts = int(pts)
-        self._mux_audio(float(pts * self.time_base))
-        for packet in self.stream.encode(frame):
-            self.out.mux(packet)
-        self.frames += 1
-
-    def close(self) -> Path:
-        """Flush the encoder, copy the rest of the audio, and rename into place."""
-        try:
-            for packet in self.stream.encode():
-                self.out.mux(packet)
-            self._mux_audio(None)
-            self.out.close()
-        except BaseException:
-            self.abort()
-            raise
-        return self._file.commit(public=True)
-
-    def abort(self) -> None:
-        """Stop and remove the temporary file (nothing appears under the final name)."""
-        for c in (getattr(self, "out", None), self._audio_in):
-            try:
-                if c is not None:
-                    c.close()
-            except Exception:  # noqa: BLE001 - closing a broken container while cleaning up
-                pass
-        self._audio_in = None
-        self._file.abort()
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class FrameFolderWriter:
-    """Write RGB frames as ``<folder>/<name>.png`` (names given per frame), into a
-    temporary folder beside ``folder`` renamed into place by :meth:`close`."""
-
-    def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder)
-        self._dir = fs.AtomicDir(self.path, sync=False, public=True)
-        self.tmp = self._dir.tmp
-        self.frames = 0
-
-    def write(self, rgb: np.ndarray, name: str) -> None:
-        from PIL import Image
-
-        Image.fromarray(rgb).save(self.tmp / f"{name}.png")
-        self.frames += 1
-
-    def close(self) -> Path:
-        """Move the folder into place (a previous one is replaced only once this one is
-        complete)."""
-        return self._dir.commit()
-
-    def abort(self) -> None:
-        self._dir.abort()
-
-    def __enter__(self) -> FrameFolderWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

@@ -91,14 +91,7 @@ class VideoColorization:
         if any(not 0 <= j < k for j in self.versions):
             raise ColorkitError(f"versions must be between 0 and {k - 1}, got {versions}")
         self.max_pixels = max_pixels
-        self.info: VideoInfo = probe(source, fps)
-        from colorkit.data.imageio import MAX_PIXELS
-
-        limit = MAX_PIXELS if max_pixels is None else max_pixels
-        if self.info.width * self.info.height > limit:
-            raise ColorkitError(f"{self.info.path} is {self.info.width}x{self.info.height} = "
-                                f"{self.info.width * self.info.height:,} pixels per frame; the limit is {limit:,} "
-                                "(raise it with --max-pixels)")
+        self.info: VideoInfo = probe(source, fps, max_pixels)  # the size is checked before any frame is decoded
         self.timings = Timings()
         self.scene_cuts: list[int] = []
         self.sampler = self._sampler()  # checks k and mode before anything is decoded
