@@ -11,6 +11,7 @@ import click
 from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress_option
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
+from colorkit.core.stages import MAX_SEED
 from colorkit.data.imageio import MAX_K, MAX_PIXELS
 
 HINTS_RECORD = "_hints.json"
@@ -26,7 +27,8 @@ HINTS_RECORD = "_hints.json"
               help="Colorizations per image.")
 @click.option("--out", type=click.Path(file_okay=False), default="colorized", show_default=True)
 @click.option("--mode", default=None, help="Sampling mode of the method (e.g. topk or mixture for mdn).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
+              help="Seed of the sampling.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
               help="Largest photo accepted, in pixels (memory is about 20 bytes per pixel).")

@@ -25,12 +25,12 @@ def plugins(as_json: bool, kind: str | None) -> None:
     fails = failures()
     if as_json:
         click.echo(json.dumps({
-            "components": [e.as_dict() for e in entries],
+            "components": [{**e.as_dict(), "description": _description(e)} for e in entries],
             "plugins": [{"name": p.name, "distribution": p.distribution, "module": p.module} for p in loaded_plugins()],
             "failures": [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error} for f in fails],
         }, indent=2))
         return
-    rows = [(e.kind, e.name, e.plugin, e.distribution, e.description) for e in entries]
+    rows = [(e.kind, e.name, e.plugin, e.distribution, _description(e)) for e in entries]
     headers = ("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION")
     widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(4)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers[:4], widths)) + "  " + headers[4])
@@ -40,3 +40,14 @@ def plugins(as_json: bool, kind: str | None) -> None:
         click.echo(f"\n{len(fails)} plugin(s) failed to load:")
         for f in fails:
             click.echo(f"  {f}")
+
+
+def _description(entry) -> str:
+    """The entry's description; a metric class that declares no units says so first (the
+    bench does not score it)."""
+    if entry.kind == "metric" and isinstance(entry.factory, type):
+        from colorkit.metrics import declares
+
+        if not declares(entry.factory, "units"):
+            return f"[units not declared: not scored] {entry.description}".rstrip()
+    return entry.description

@@ -213,9 +213,15 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
         raise ColorkitError(f"checkpoint {directory} holds {meta.get('name')!r}, expected {name!r}")
     reg = registry(meta["kind"])
     if meta["name"] not in reg:
+        from colorkit.core.plugin_manager import failed_import_text, import_failures
+
+        module = str(meta.get("class", "")).split(".")[0]
+        failed = import_failures(module) or import_failures()
         raise ColorkitError(f"{directory / (prefix + '.json')} needs the {meta['kind'].replace('_', ' ')} "
-                            f"{meta['name']!r}, which is not installed; install the plugin package that provides "
-                            "it (colorkit plugins lists what is installed)")
+                            f"{meta['name']!r}, which is not registered; "
+                            + (f"it may come from {failed_import_text(failed[0])}" if failed else
+                               "install the plugin package that provides it (colorkit plugins lists what is "
+                               "installed)"))
     weights = directory / f"{prefix}.safetensors"
     saved_shapes = header_shapes(weights)
     # Build on the meta device first (no memory): the config's shapes are checked against

@@ -55,6 +55,8 @@ class PluginFailure:
     plugin: str
     distribution: str
     error: str
+    on_import: bool = False
+    """True when importing the plugin's module failed (nothing of it is registered)."""
 
     def __str__(self) -> str:
         return f"plugin '{self.plugin}' (distribution '{self.distribution}') failed: {self.error}"
@@ -106,7 +108,7 @@ def _register_module(st: _State, name: str, dist: str, load) -> None:
         _check_hook_names(module, st.pm)
         st.pm.register(module, name=name)
     except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, not fatal
-        st.failures.append(PluginFailure(name, dist, f"{type(exc).__name__}: {exc}"))
+        st.failures.append(PluginFailure(name, dist, f"{type(exc).__name__}: {exc}", on_import=True))
         return
     st.dist_of[name] = dist
     st.loaded.append(LoadedPlugin(name, dist, getattr(module, "__name__", str(module))))
@@ -242,6 +244,35 @@ def registered_name(cls: type, kind: str) -> str:
 
 def failures() -> list[PluginFailure]:
     return list(state().failures)
+
+
+def import_failures(plugin: Any = None, distribution: Any = None) -> list[PluginFailure]:
+    """The installed plugins that failed to import: those of ``plugin`` or ``distribution``
+    when either is given, else all."""
+    fails = [f for f in state().failures if f.on_import]
+    if plugin is None and distribution is None:
+        return fails
+    return [f for f in fails if f.plugin == plugin or (distribution and f.distribution == distribution)]
+
+
+def raise_if_failed_import(needs: str, origin: Any) -> None:
+    """When the plugin recorded in ``origin`` (``{"plugin", "distribution"}``, as ``run.json``
+    records a component's origin) is installed but failed to import: a one-line error,
+    ``NEEDS, provided by plugin ... which is installed but failed to import (why)``."""
+    origin = origin if isinstance(origin, dict) else {}
+    failed = import_failures(origin.get("plugin"), origin.get("distribution"))
+    if failed:
+        raise ColorkitError(f"{needs}, provided by {failed_import_text(failed[0])}; fix that error (colorkit plugins "
+                            "shows it)")
+
+
+def failed_import_text(fail: PluginFailure) -> str:
+    """``plugin 'p' (distribution 'd'), which is installed but failed to import (Error: why)``
+    on one line."""
+    why = " ".join(fail.error.split())
+    why = why if len(why) <= 300 else why[:297] + "..."
+    return (f"plugin '{fail.plugin}' (distribution '{fail.distribution}'), which is installed but failed to import "
+            f"({why})")
 
 
 def loaded_plugins() -> list[LoadedPlugin]:

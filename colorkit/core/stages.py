@@ -17,6 +17,10 @@ from torch import Tensor, nn
 from colorkit.core.deprecation import warn_renamed
 from colorkit.core.registry import ColorkitError
 
+MAX_SEED = 2**32 - 1
+"""Largest seed colorkit takes (training, split, sampling): seeds are 0 ... 2**32 - 1, a
+range in which every random generator it seeds accepts whatever is derived from them."""
+
 
 @dataclass
 class StepContext:

@@ -151,13 +151,13 @@ class ColorStats:
     def tensors(self) -> dict[str, Tensor]:
         return {key: getattr(self, key).detach().cpu().contiguous() for key in _TENSOR_KEYS}
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a safetensors file (tensors + string metadata), atomically and
-        byte-reproducibly (see :func:`colorkit.core.tensorfile.save_tensors`)."""
+    def save(self, path: str | os.PathLike[str], extra: dict[str, str] | None = None) -> Path:
+        """Write a safetensors file (tensors + string metadata, plus ``extra``), atomically
+        and byte-reproducibly (see :func:`colorkit.core.tensorfile.save_tensors`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {str(k): str(v) for k, v in self.meta.items()}
-        meta.update({"format": FORMAT, "units": UNITS, "image_size": str(self.image_size)})
+        meta.update({"format": FORMAT, "units": UNITS, "image_size": str(self.image_size), **(extra or {})})
         save_tensors(path, self.tensors(), meta)
         return path
 
@@ -423,18 +423,25 @@ def stats_cache_path(dataset: PreparedDataset, config: StatsConfig | None = None
 def load_or_compute_stats(
     dataset: PreparedDataset, config: StatsConfig | None = None, *, progress: bool = False, **options: Any
 ) -> ColorStats:
-    """:func:`compute_stats`, cached next to the prepared data (atomic write; a cache that
-    cannot be read is recomputed, one that cannot be written is skipped)."""
+    """:func:`compute_stats`, cached next to the prepared data (atomic write; every read
+    verifies the file's digest, :mod:`colorkit.core.cachefile`: one that does not verify is
+    recomputed with one line saying so; one that cannot be written is skipped)."""
+    from colorkit.core import cachefile
+
     opts = _options(config, options)
     path = stats_cache_path(dataset, opts)
-    if path.is_file():
+    if path.exists() or path.is_symlink():
         try:
-            return ColorStats.load(path)
-        except ColorkitError:
-            pass
+            stats = ColorStats.load(path)
+            why = cachefile.mismatch(stats.tensors(), path.name, stats.meta.pop(cachefile.DIGEST_KEY, None))
+        except ColorkitError as exc:
+            why = " ".join(str(exc).split())
+        if not why:
+            return stats
+        cachefile.say_rebuilding("colour statistics", path, why, "computing them again")
     stats = compute_stats(dataset, opts, progress=progress)
     try:
-        stats.save(path)
-    except OSError:
+        stats.save(path, {cachefile.DIGEST_KEY: cachefile.tensor_digest(stats.tensors(), path.name)})
+    except (OSError, ColorkitError):
         pass
     return stats

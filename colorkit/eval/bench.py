@@ -49,13 +49,13 @@ from colorkit import __version__
 from colorkit.core.fs import atomic_write_text
 from colorkit.core.registry import ColorkitError
 from colorkit.core.threads import STARTUP, machine_load, openmp_environment, resolve_threads
-from colorkit.eval.config import BenchConfig, parse_bench_options
+from colorkit.eval.config import BenchConfig, check_sampling, parse_bench_options
 from colorkit.eval.evaluate import PRIMARY, build_metrics, evaluate, metric_info, reference_names, role_of
 from colorkit.eval.hints import HintScores, check_hint_counts, evaluate_hints, hints_only, hints_protocol
 from colorkit.eval.machine import describe_machine
 from colorkit.eval.plots import sample_sheet, scatter_plot
 from colorkit.eval.report import EXTRA_UNITS, REALISM, table_markdown, write_outputs
-from colorkit.eval.verdicts import aggregate_seeds, verdict_line, verdicts
+from colorkit.eval.verdicts import aggregate_seeds, identical_rows, verdict_line, verdicts
 from colorkit.metrics.bootstrap import LEVEL
 from colorkit.train.config import MethodSpec, RunConfig, environment
 
@@ -156,6 +156,7 @@ def _check(cfg: BenchConfig) -> None:
     scored = list(cfg.methods) + ([r for r in _references(cfg) if r not in cfg.methods] if cfg.references else [])
     for m in scored:  # every method trained, references included: fail before any work
         check_options(m, cfg.preset, cfg.method_options(m)[0])  # (an unknown name lists the known)
+        check_sampling(cfg, m)  # a bad mode or sampling setting, too, before the training
     unknown_scopes = sorted(set(cfg.options) - {"*", *cfg.methods})
     if unknown_scopes:
         raise ColorkitError(f"--option names method(s) {', '.join(unknown_scopes)} that --methods does not list")
@@ -256,6 +257,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                                     seed, scores, len(seeds))
                     log(f"{name} (seed {seed}) with hints: error_of_best at pixels without a hint "
                         + ", ".join(f"{c}: {scores[c]['values'][PRIMARY]:.4f}" for c in cfg.hints))
+    for name, other in identical_rows(rows, per_image).items():
+        rows[name]["same_as"] = other  # the same colorizations: the tables and the figure say it once
+        sheet.pop(name, None)
     # aggregate: per-image values averaged over seeds -> value and interval
     image_means = aggregate_seeds(rows, per_image, list(metrics), seeds, resamples=cfg.resamples, seed=cfg.seed)
     results = {

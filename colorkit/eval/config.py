@@ -89,6 +89,16 @@ class BenchConfig(MethodPreset):
                 values[section] = {**given, **flat}
         return values
 
+    @model_validator(mode="after")
+    def _seeds_in_range(self) -> BenchConfig:
+        from colorkit.core.registry import ColorkitError
+        from colorkit.core.stages import MAX_SEED
+
+        if self.train.seed + self.seeds - 1 > MAX_SEED:
+            raise ColorkitError(f"--seed {self.train.seed} with --seeds {self.seeds} reaches seed "
+                                f"{self.train.seed + self.seeds - 1}; seeds are 0 to {MAX_SEED}")
+        return self
+
     @property
     def dataset(self) -> str:
         return self.data.dataset
@@ -158,6 +168,35 @@ def parse_hint_counts(value: Any) -> list[int]:
     if len(set(counts)) != len(counts):
         raise ColorkitError(f"--hints {value!r}: a count is given twice; expected {expected}")
     return sorted(counts)
+
+
+def check_sampling(cfg: BenchConfig, method: str) -> None:
+    """Refuse ``method``'s sampling settings in ``cfg`` (``--option mode=...`` and the
+    method's ``sample_options``) that cannot work, before any training."""
+    from colorkit.core.plugin_manager import registry
+    from colorkit.core.registry import ColorkitError
+
+    factory = registry("method").get(method).factory
+    train_opts, sample_opts = cfg.method_options(method)
+    opts = dict(sample_opts)
+    mode = opts.pop("mode", None)
+    modes = getattr(factory, "sample_modes", None)
+    if mode is not None and modes is not None and str(mode) not in modes:
+        scope = "" if method in cfg.options and "mode" in cfg.options[method] else f"; scope it as METHOD:mode={mode}"
+        raise ColorkitError(f"--option mode={mode}: method {method!r} has no sampling mode {str(mode)!r} (its modes: "
+                            f"{', '.join(modes)}){scope}")
+    make = getattr(factory, "make_config", None)
+    if not opts or make is None:
+        return
+    try:
+        make(None, preset=cfg.preset, **{**train_opts, **opts})
+    except ColorkitError:
+        raise
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        errors = getattr(exc, "errors", None)
+        detail = ("; ".join(f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in errors())
+                  if callable(errors) else " ".join(str(exc).split()))
+        raise ColorkitError(f"invalid sampling setting of method {method!r}: {detail}") from None
 
 
 def parse_bench_options(pairs: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ import torch
 
 from colorkit.core.interfaces import Metric
 from colorkit.core.registry import ColorkitError
-from colorkit.metrics import MetricCollection
+from colorkit.metrics import MetricCollection, declares
 
 PRIMARY = "error_of_best"
 """The metric of the Table 3 column and of the verdicts."""
@@ -58,9 +58,15 @@ def build_metrics(stats: Any, with_meta: bool = False) -> tuple[dict[str, Metric
             skipped[name] = "needs per-image metadata, which this test set does not have"
             continue
         try:
-            metrics[name] = create_metric(name, stats=stats)
+            metric = create_metric(name, stats=stats)
         except Exception as exc:  # noqa: BLE001 - a third-party metric must not sink the bench
             skipped[name] = " ".join(str(exc).split()) or type(exc).__name__
+            continue
+        if not declares(metric, "units"):  # its column would be printed in units nobody said
+            skipped[name] = ("declares no units (set the class attribute units, e.g. 'ab/128'); colorkit does not "
+                             "guess them")
+            continue
+        metrics[name] = metric
     return metrics, skipped
 
 

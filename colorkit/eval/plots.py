@@ -17,36 +17,93 @@ from colorkit.eval.evaluate import PRIMARY
 
 def scatter_plot(results: dict[str, Any], path: Path) -> None:
     """Variance (x, symmetric-log so that 0 is drawn at 0) against error-of-best (y, with
-    its interval); references as grey crosses, learned methods as coloured dots."""
+    its interval); references as grey crosses, learned methods as coloured dots. Each
+    point carries a number, placed where it overlaps no other number or point and stays
+    inside the plot; the legend beside the plot names them. A row identical to another
+    (``same_as``) is not drawn again: the legend says "same as ..."."""
+    atomic_write_png(path, scatter_figure(results), dpi=110)
+
+
+def scatter_figure(results: dict[str, Any]) -> Any:
+    """The matplotlib figure of :func:`scatter_plot`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    rows = results["methods"]
-    pos = [r["variance"] for r in rows.values() if r.get("variance", 0) > 0]
+    fig, ax = plt.subplots(figsize=(8.4, 4.6), layout="constrained")
+    rows = {n: r for n, r in results["methods"].items() if not r.get("same_as")}
+    shown = {n: r for n, r in rows.items() if math.isfinite(r.get("variance", math.nan))
+             and math.isfinite(r.get(PRIMARY, math.nan))}
+    pos = [r["variance"] for r in shown.values() if r["variance"] > 0]
     linthresh = min(pos) / 2 if pos else 1e-6
-    for name, r in rows.items():
-        x, y = r.get("variance", math.nan), r.get(PRIMARY, math.nan)
+    handles, points = [], []
+    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 8)
+    for i, (name, r) in enumerate(shown.items(), start=1):
+        x, y = r["variance"], r[PRIMARY]
         ci = r.get(f"{PRIMARY}_ci")
         ref = r["kind"] == "reference"
+        colour = "0.45" if ref else next(colours)
         yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
-        ax.errorbar(x, y, yerr=yerr, fmt="x" if ref else "o", color="0.45" if ref else None, ms=7 if ref else 6,
-                    capsize=2, lw=1)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7,
-                    color="0.35" if ref else "black")
+        ax.errorbar(x, y, yerr=yerr, fmt="x" if ref else "o", color=colour, ms=7 if ref else 6, capsize=2, lw=1)
+        handles.append(Line2D([], [], marker="x" if ref else "o", ls="none", color=colour, label=f"{i}  {name}"))
+        points.append((x, y, str(i)))
+    for name in [n for n in rows if n not in shown]:
+        handles.append(Line2D([], [], ls="none", label=f"   {name}: no value, not drawn"))
+    for name, r in results["methods"].items():
+        if r.get("same_as"):
+            handles.append(Line2D([], [], ls="none", label=f"   {name}: same as {r['same_as']}"))
     ax.set_xscale("symlog", linthresh=linthresh)
     if pos:  # 0, then decades from a few linthresh up (a decade next to 0 would overprint it)
         lo, hi = math.ceil(math.log10(linthresh * 1.5)), math.floor(math.log10(max(pos)))
         ax.set_xticks([0.0] + [10.0 ** e for e in range(lo, hi + 1)])
+    ax.margins(x=0.08, y=0.1)
     ax.set_xlabel("variance across the k colorizations [(ab/128)^2], symlog\n(diversity: higher is more diverse)")
     ax.set_ylabel("error-of-best [ab/128] (lower is better)")
     ax.set_title(f"{results['test_set']['name']}: {results['split']['test']} test images, k = {results['k']}; "
                  "x = reference, bars = 95% CI", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    atomic_write_png(path, fig, dpi=110, bbox_inches="tight")
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False, handlelength=1.0)
+    _number_points(fig, ax, points)
+    return fig
+
+
+_RADII = (7, 12, 18, 26, 36, 50)
+_ANGLES = (45, 135, -45, -135, 0, 180, 90, -90, 22, 158, -22, -158, 68, 112, -68, -112)
+
+
+def _number_points(fig: Any, ax: Any, points: list[tuple[float, float, str]]) -> None:
+    """Write each point's number near it: the first place (nearest first, around it) where
+    the number overlaps no other number and no point and lies inside the axes; a thin line
+    joins a number placed further out to its point."""
+    from matplotlib.transforms import Bbox
+
+    fig.canvas.draw()  # fixes the layout and the axes' limits: display positions are final
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    xy = [ax.transData.transform((x, y)) for x, y, _ in points]
+    taken = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in xy]  # the markers
+    for (x, y, label) in points:
+        t = ax.annotate(label, (x, y), xytext=(0, 0), textcoords="offset points", fontsize=7, ha="center",
+                        va="center", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.55", "shrinkA": 0,
+                                                 "shrinkB": 4})
+        best, best_clash = None, None
+        for r in _RADII:
+            for a in _ANGLES:
+                t.set_position((r * math.cos(math.radians(a)), r * math.sin(math.radians(a))))
+                box = t.get_window_extent(renderer).padded(1)
+                if not (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1):
+                    continue
+                clash = sum(box.overlaps(b) for b in taken)
+                if best_clash is None or clash < best_clash:
+                    best, best_clash = t.get_position(), clash
+                if clash == 0:
+                    break
+            if best_clash == 0:
+                break
+        t.set_position(best if best is not None else (_RADII[0], 0))
+        taken.append(t.get_window_extent(renderer).padded(1))
 
 
 def hints_plot(results: dict[str, Any], path: Path) -> None:

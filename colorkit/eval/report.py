@@ -38,7 +38,10 @@ def _spec(name: str) -> str:
 def table_markdown(results: dict[str, Any]) -> str:
     """Table 3 layout (Eob., Var. with intervals), realism, every other metric, seeds,
     training budgets, mixture usage, then one verdict line per learned method."""
-    rows, metrics = results["methods"], results["metrics"]
+    metrics = results["metrics"]
+    rows = {n: r for n, r in results["methods"].items() if not r.get("same_as")}  # a mode identical to another: once
+    same = [f"{n}: same as {r['same_as']} (the same colorizations of every test image)"
+            for n, r in results["methods"].items() if r.get("same_as")]
     d = results["test_set"]["name"]
     seeds = results["seeds"]
     seed_text = (
@@ -58,6 +61,8 @@ def table_markdown(results: dict[str, Any]) -> str:
     for name, r in rows.items():
         lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{_ci_text(r.get(PRIMARY + '_ci'))} | "
                      f"{_fmt(r.get('variance'), '.1e')}{_ci_text(r.get('variance_ci'), '{:.1e}')} |")
+    if same:
+        lines += [""] + [f"{line}." for line in same]
     realism = [m for m in REALISM if m in metrics]
     if realism:
         lines += ["", "Realism (error-of-best rewards spreading k guesses; these do not):", "",
@@ -123,7 +128,7 @@ def table_markdown(results: dict[str, Any]) -> str:
     if results["verdicts"]:
         lines += ["Verdicts (paired bootstrap of per-image error-of-best against each reference; "
                   "'beats' = the whole 95% interval of the difference is below 0):", ""]
-        lines += [f"- {v['text']}" for v in results["verdicts"].values()]
+        lines += [f"- {v['text']}" for n, v in results["verdicts"].items() if n in rows]
         lines.append("")
     if results.get("by_hints"):
         lines += hints_markdown(results)

@@ -40,6 +40,27 @@ def aggregate_seeds(rows: dict[str, dict[str, Any]], per_image: dict[str, dict[s
     return image_means
 
 
+def identical_rows(rows: dict[str, dict[str, Any]],
+                   per_image: dict[str, dict[str, list[torch.Tensor]]]) -> dict[str, str]:
+    """``{row: earlier row}`` for each row (a sampling mode of a method) whose every value,
+    per seed and per image, equals an earlier row's of the same method: the two modes gave
+    the same colorizations (``mdn[distinct]`` is ``mdn`` when no two chosen means are closer
+    than the radius), so the row is said once, as "same as"."""
+    out: dict[str, str] = {}
+    names = list(rows)
+    for i, name in enumerate(names):
+        for other in names[:i]:
+            if other in out or rows[other]["method"] != rows[name]["method"]:
+                continue
+            mine, theirs = per_image.get(name, {}), per_image.get(other, {})
+            if rows[name]["per_seed"] == rows[other]["per_seed"] and mine.keys() == theirs.keys() and all(
+                    len(mine[m]) == len(theirs[m]) and all(torch.equal(a, b) for a, b in zip(mine[m], theirs[m]))
+                    for m in mine):
+                out[name] = other
+                break
+    return out
+
+
 def verdicts(rows: dict[str, dict[str, Any]], image_means: dict[str, dict[str, torch.Tensor]], *,
              resamples: int, seed: int) -> dict[str, Any]:
     """For each learned row: paired bootstrap of its per-image error-of-best minus each

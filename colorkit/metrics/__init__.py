@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
@@ -68,11 +68,23 @@ from colorkit.metrics.classes import (
 )
 from colorkit.metrics.functional import central_grid_indices
 
+
+def declares(metric: Any, attr: str = "units") -> bool:
+    """Whether a metric class (or instance) sets ``attr`` itself or in a base class of its
+    own; the values on colorkit's base classes (``units = "ab/128"``) are only fallbacks,
+    so a metric that declares no units is not taken to be in ab / 128."""
+    from colorkit.core.interfaces import RatioMetric
+
+    cls = metric if isinstance(metric, type) else type(metric)
+    fallbacks = set(RatioMetric.__mro__) | set(SampleMetric.__mro__)
+    return any(attr in vars(c) for c in getattr(cls, "__mro__", ()) if c not in fallbacks)
+
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.core.stats import ColorStats
 
 __all__ = [
     "METRIC_CLASSES",
+    "declares",
     "Colorfulness",
     "ColorfulnessDiff",
     "ColorfulnessGT",

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colorkit.core.stats import StatsConfig
-from colorkit.train.engine import TrainConfig
+from colorkit.train.engine import MAX_SEED, TrainConfig
 
 __all__ = ["DataConfig", "StatsConfig", "MethodSpec", "MethodPreset", "SampleConfig", "RunConfig", "TrainConfig",
            "ENVIRONMENT_VARIABLES", "environment", "renamed", "warn_renamed"]
@@ -79,7 +79,7 @@ class DataConfig(_Section):
     """Side of the square images, in pixels."""
     crop: bool = False
     """Centre-crop to a square before resizing (default: the paper's straight resize)."""
-    split_seed: int = 0
+    split_seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seed of the random train/test split (not of training: every training seed shares one test set)."""
     test_size: int | None = Field(None, ge=0)
     """Test images [default: min(1000, max(1, round(0.1 N)), N - 1)]."""

@@ -31,6 +31,7 @@ from colorkit.core import distributed as D
 from colorkit.core.checkpoint import lock_dir
 from colorkit.core.interfaces import Method, StageEnd, StepContext
 from colorkit.core.registry import ColorkitError
+from colorkit.core.stages import MAX_SEED
 from colorkit.train.callbacks import Callback, Callbacks, EpochInfo, FitInfo, Logger, StepInfo
 from colorkit.train.device import autocast_dtype, compile_modules, resolve_device, use_channels_last
 from colorkit.train.loggers import JsonlLogger, LossPlot, ProgressBar
@@ -48,7 +49,7 @@ from colorkit.train.state import (
     unflatten_optimizer,
 )
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "autocast_dtype", "compile_modules", "engine_seed",
+__all__ = ["MAX_SEED", "TrainConfig", "Trainer", "TrainingDiverged", "autocast_dtype", "compile_modules", "engine_seed",
            "resolve_device", "use_channels_last"]
 
 GPU_SYNC_EVERY = 50
@@ -59,7 +60,7 @@ class TrainConfig(BaseModel):
     """How the engine trains (the method's own config says what it trains)."""
 
     model_config = ConfigDict(extra="forbid")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     epochs: int | None = None  # overrides every stage's epochs when set
     batch_size: int | None = None  # global batch; overrides every stage's when set
     device: str = "auto"

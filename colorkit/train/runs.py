@@ -141,7 +141,7 @@ def components_used(method: str, config: Any) -> dict[str, dict[str, str]]:
 def check_components_installed(info: dict[str, Any], run_dir: Path) -> None:
     """A one-line error naming the package to install when a component the run needs is
     not registered (``run.json``'s ``components``, recorded at training time)."""
-    from colorkit.core.plugin_manager import registry
+    from colorkit.core.plugin_manager import raise_if_failed_import, registry
 
     recorded = info.get("components")
     if not isinstance(recorded, dict):
@@ -159,6 +159,7 @@ def check_components_installed(info: dict[str, Any], run_dir: Path) -> None:
             continue
         dist = origin.get("distribution") if isinstance(origin, dict) else None
         ver = origin.get("version") if isinstance(origin, dict) else None
+        raise_if_failed_import(f"{run_dir} needs the {kind.replace('_', ' ')} {name!r}", origin)
         if isinstance(dist, str) and dist:
             pkg = f"{dist}=={ver}" if isinstance(ver, str) and ver else dist
             raise ColorkitError(f"{run_dir} needs the {kind.replace('_', ' ')} {name!r}, provided by the package "
@@ -401,6 +402,13 @@ class Colorizer:
         gen = torch.Generator(device=self.device).manual_seed(seed)
         ab = sample_with_hints(self.method, grey.to(self.device), k, hints=hints, mode=mode or self.sampling.mode,
                                generator=gen)
+        want = (grey.shape[0], k, 2, *grey.shape[-2:])
+        if not isinstance(ab, torch.Tensor) or tuple(ab.shape) != want:
+            from colorkit.core.plugin_manager import registry
+
+            raise ColorkitError(f"method {self.name!r} of {registry('method').get(self.name).source} gave samples of "
+                                f"shape {tuple(getattr(ab, 'shape', ())) or type(ab).__name__} for k={k}, expected "
+                                f"{want} (B, k, 2, H, W)")
         if not bool(torch.isfinite(ab).all()):
             raise ColorkitError(f"{self.label} produced NaN or infinite colours with these sampling settings "
                                 f"(mode {mode or self.sampling.mode!r}, {self.sampling.options or 'no options'}); "

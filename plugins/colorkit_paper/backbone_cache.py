@@ -3,7 +3,10 @@
 A ``colornet`` is trained once per data set and reused by every later run on it: it is
 stored as a component checkpoint under ``<prepared data set>/backbones/<name>-<key>``
 where ``key`` hashes everything that determines the trained weights (backbone config,
-pretext schedule, image size, colour statistics, the training split).
+pretext schedule, image size, colour statistics, the training split). Its ``model.json``
+records a digest of the weights under the folder's name (:mod:`colorkit.core.cachefile`);
+every read checks it, and a cached backbone that does not match (edited weights, a
+folder copied under another key, a damaged file) is trained again, with one line saying so.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from colorkit.core.checkpoint import load_component, resolve_dir, save_component
+from colorkit.core import cachefile
+from colorkit.core.checkpoint import load_component, read_meta, resolve_dir, save_component
 from colorkit.core.registry import ColorkitError
 
 
@@ -61,23 +65,29 @@ def cache_path(base: Path, backbone: nn.Module, schedule: dict[str, Any], stats:
 
 
 def load_into(backbone: nn.Module, path: Path) -> bool:
-    """Load a cached backbone's weights into ``backbone``; False when there is none."""
+    """Load a cached backbone's weights into ``backbone`` after verifying them; False when
+    there is none or it does not verify (then one line says why)."""
     try:
-        resolve_dir(path)
+        directory = resolve_dir(path)
     except ColorkitError:
         return False
     try:
-        cached = load_component(path, kind="backbone")
-        backbone.load_state_dict(cached.state_dict(), strict=True)
+        recorded = read_meta(directory).get(cachefile.DIGEST_KEY)
+        state = load_component(path, kind="backbone").state_dict()
+        why = cachefile.mismatch(state, path.name, recorded)
+        if not why:
+            backbone.load_state_dict(state, strict=True)
+            return True
     except (ColorkitError, RuntimeError) as exc:
-        warnings.warn(f"ignoring the cached backbone at {path} ({exc}); training a new one", UserWarning, stacklevel=2)
-        return False
-    return True
+        why = " ".join(str(exc).split())
+    cachefile.say_rebuilding("backbone", path, why, "training a new one")
+    return False
 
 
 def save(backbone: nn.Module, path: Path) -> None:
-    """Store ``backbone`` at ``path`` (atomic); a failure to write only warns."""
+    """Store ``backbone`` at ``path`` (atomic) with its digest; a failure to write only warns."""
     try:
-        save_component(backbone, path)
+        save_component(backbone, path, extra={cachefile.DIGEST_KEY: cachefile.tensor_digest(backbone.state_dict(),
+                                                                                          path.name)})
     except OSError as exc:
         warnings.warn(f"could not cache the trained backbone at {path} ({exc})", UserWarning, stacklevel=2)

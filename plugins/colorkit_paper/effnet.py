@@ -11,7 +11,11 @@ It is read once with ``torch.load(weights_only=True)`` (never a general unpickle
 renamed through the explicit table :func:`lite0_name_map` onto timm's
 ``tf_efficientnet_lite0`` and stored as safetensors in the cache
 (``<cache>/weights/effnet-lite0-<sha256 of the pickle, 12 hex>.safetensors``); later uses
-read that file. The weights' sha256 (of the converted tensors, :func:`tensor_digest`) is
+read that file and verify it first: its tensors must match the digest it records, the
+pickle it was converted from (full sha256) and, for the package's own file, the digest
+that file is known to convert to (:data:`KNOWN_CONVERSIONS`). A cache that does not
+(truncated, edited, copied from elsewhere) is converted again, with one line saying so.
+The weights' sha256 (of the converted tensors, :func:`tensor_digest`) is
 kept in the backbone as a buffer, so a trained run records it; a run's
 ``model.safetensors`` holds every tensor of the backbone, and loading a run never reads
 the package file.
@@ -51,6 +55,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
+from colorkit.core import cachefile
 from colorkit.core.interfaces import Backbone, ComponentConfig
 from colorkit.core.registry import ColorkitError
 
@@ -96,14 +101,18 @@ def lite0_name_map() -> dict[str, str]:
     return names
 
 
+KNOWN_CONVERSIONS = {
+    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db":
+        "4c6ab284cc4816dfc9b6a38e08ed874a13ba7fd9ac224182a2bc72cd0e590a70",
+}
+"""sha256 of the package's ``.pth`` -> :func:`tensor_digest` of its conversion (the digest
+the bundled demo model records), for the versions colorkit pins: a cached conversion of
+that file must give exactly this digest."""
+
+
 def tensor_digest(state: dict[str, Tensor]) -> str:
     """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    return cachefile.tensor_digest(state)
 
 
 def package_weights_file() -> Path:
@@ -161,18 +170,42 @@ def pretrained_state(weights: str | Path | None = None, cache_dir: str | Path | 
         from colorkit.data.prepare import default_cache_dir
 
         cache_dir = default_cache_dir()
-    target = Path(cache_dir) / "weights" / f"effnet-lite0-{_file_sha256(pth)[:12]}.safetensors"
-    if target.is_file():
-        return load_tensors(target)
+    source_sha256 = _file_sha256(pth)
+    target = Path(cache_dir) / "weights" / f"effnet-lite0-{source_sha256[:12]}.safetensors"
+    if target.exists() or target.is_symlink():
+        state, why = _verified_cache(target, source_sha256)
+        if state is not None:
+            return state
+        cachefile.say_rebuilding("effnet-lite0 weights", target, why,
+                                 f"converting {pth.name} again" + ("" if write_cache else " (in memory)"))
     state = convert_package_weights(pth)
     if not write_cache:
         return state
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        save_tensors(target, state, metadata={"source": pth.name, "sha256": tensor_digest(state)})
-    except OSError:
+        save_tensors(target, state, metadata={"source": pth.name, "source_sha256": source_sha256,
+                                              "sha256": tensor_digest(state)})
+    except (OSError, ColorkitError):  # an unwritable cache only costs a reconversion next time
         pass
     return state
+
+
+def _verified_cache(target: Path, source_sha256: str) -> tuple[dict[str, Tensor] | None, str]:
+    """The cached conversion at ``target`` when it is whole and its tensors are the
+    conversion of the pickle ``source_sha256``; else ``(None, why)``."""
+    from colorkit.core.checkpoint import load_tensors
+
+    try:
+        state = load_tensors(target)
+        meta = cachefile.read_metadata(target)
+    except ColorkitError:
+        return None, "it is truncated, damaged or not a regular file"
+    known = KNOWN_CONVERSIONS.get(source_sha256)
+    if known is None and meta.get("source_sha256") != source_sha256:
+        return None, "it does not record the weights file it was converted from"
+    if tensor_digest(state) != (known or meta.get("sha256")):
+        return None, "its tensors do not match the digest of the conversion (changed since it was written)"
+    return state, ""
 
 
 class EffNetConfig(ComponentConfig):

@@ -12,6 +12,13 @@ sha256 of its tensors, so a colornet retrained on other data never matches), the
 size, the training split's rows and the flip setting. A table larger than the budget
 (``feature_cache_mb``) is not built: the stage then computes features per batch, as
 before. Cached or not, training sees the same numbers (a test checks this).
+
+Every read verifies the file (:mod:`colorkit.core.cachefile`): its tensors must match the
+digest recorded under the full key and the data set folder's name when it was written, and be float32 tables of the
+backbone's feature shape with one row per training image (and a mirrored table exactly
+when the method flips). A table that does not (truncated, edited, replaced by another
+tensor of the same shape, of another dtype or row count) is computed again and replaced,
+with one line saying so.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from colorkit.core.checkpoint import load_tensors, save_tensors
+from colorkit.core import cachefile
+from colorkit.core.registry import ColorkitError
 
 from . import backbone_cache
 from .effnet import tensor_digest
@@ -54,17 +62,23 @@ class FeatureTable:
         return out
 
 
-def table_bytes(backbone: nn.Module, image_size: int, n: int, flip: bool) -> int:
-    """Bytes of a float32 table for ``n`` images (the shape from one blank image)."""
+def feature_shape(backbone: nn.Module, image_size: int) -> tuple[int, ...]:
+    """``(C, h, w)`` of the backbone's features of one image (from one blank image)."""
     was, dev = backbone.training, next(backbone.parameters()).device
     backbone.eval()
     with torch.no_grad():
         shape = backbone(torch.zeros(1, 1, image_size, image_size, device=dev)).shape[1:]
     backbone.train(was)
-    return int(np.prod(shape)) * 4 * n * (2 if flip else 1)
+    return tuple(int(d) for d in shape)
+
+
+def table_bytes(backbone: nn.Module, image_size: int, n: int, flip: bool) -> int:
+    """Bytes of a float32 table for ``n`` images (the shape from one blank image)."""
+    return int(np.prod(feature_shape(backbone, image_size))) * 4 * n * (2 if flip else 1)
 
 
 def _key(backbone: nn.Module, image_size: int, rows: np.ndarray, flip: bool) -> str:
+    """The table's full key (sha256 hex); its first 16 digits name the file."""
     spec = {
         "name": getattr(backbone, "registry_name", "") or type(backbone).__name__,
         "config": backbone.config.model_dump(mode="json"),
@@ -73,7 +87,31 @@ def _key(backbone: nn.Module, image_size: int, rows: np.ndarray, flip: bool) -> 
         "rows": hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
         "flip": flip,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _table_mismatch(saved: dict[str, Tensor], shape: tuple[int, ...], flip: bool) -> str:
+    """Why a verified file still cannot serve as this table (``""`` when it can)."""
+    expected = {"plain", "flipped"} if flip else {"plain"}
+    if set(saved) != expected:
+        return f"it holds {sorted(saved)}, expected {sorted(expected)}"
+    for name, t in saved.items():
+        if t.dtype != torch.float32:
+            return f"its {name} table is {str(t.dtype).removeprefix('torch.')}, expected float32"
+        if tuple(t.shape) != shape:
+            return f"its {name} table has shape {tuple(t.shape)}, expected {shape}"
+    return ""
+
+
+def _read_table(path: Path, key: str, rows: np.ndarray, shape: tuple[int, ...], flip: bool) -> FeatureTable | None:
+    """The cached table at ``path`` if it verifies, else ``None`` (after one line saying why)."""
+    saved, _, why = cachefile.read_cached(path, key)
+    if saved is not None:
+        why = _table_mismatch(saved, (int(rows.size), *shape), flip)
+        if not why:
+            return FeatureTable(rows, saved["plain"], saved.get("flipped"))
+    cachefile.say_rebuilding("backbone features", path, why, "computing them again")
+    return None
 
 
 @torch.no_grad()
@@ -87,17 +125,18 @@ def build_table(backbone: nn.Module, split: Any, *, image_size: int, flip: bool,
 
     resize = resize or (lambda g: grey_at_size(g, image_size))
     n = len(split)
-    if n == 0 or table_bytes(backbone, image_size, n, flip) > budget_mb * 2**20:
+    shape = feature_shape(backbone, image_size) if n else ()
+    if n == 0 or int(np.prod(shape)) * 4 * n * (2 if flip else 1) > budget_mb * 2**20:
         return None
     rows = np.asarray(split.indices, dtype=np.int64)
     base = backbone_cache.dataset_dir(split) if use_disk else None
-    path = base / "features" / f"{_key(backbone, image_size, rows, flip)}.safetensors" if base else None
-    if path is not None and path.is_file():
-        try:
-            saved = load_tensors(path)
-            return FeatureTable(rows, saved["plain"], saved.get("flipped"))
-        except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
-            pass
+    key = _key(backbone, image_size, rows, flip)
+    path = base / "features" / f"{key[:16]}.safetensors" if base else None
+    key = f"{base.name if base else ''}/{key}"  # a table copied from another data set's folder does not verify
+    if path is not None and (path.exists() or path.is_symlink()):
+        table = _read_table(path, key, rows, shape, flip)
+        if table is not None:
+            return table
     backbone.eval()
     dev = next(backbone.parameters()).device
     plain, flipped = [], []
@@ -108,11 +147,11 @@ def build_table(backbone: nn.Module, split: Any, *, image_size: int, flip: bool,
             flipped.append(backbone(grey.flip(-1)).float().cpu())
     table = FeatureTable(rows, torch.cat(plain), torch.cat(flipped) if flip else None)
     if path is not None:
-        _store(path, table)
+        _store(path, key, table)
     return table
 
 
-def _store(path: Path, table: FeatureTable) -> None:
+def _store(path: Path, key: str, table: FeatureTable) -> None:
     from colorkit.core import distributed as D
 
     if D.rank() != 0:
@@ -120,6 +159,6 @@ def _store(path: Path, table: FeatureTable) -> None:
     tensors = {"plain": table.plain, **({"flipped": table.flipped} if table.flipped is not None else {})}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_tensors(path, tensors, metadata={"units": "backbone features (float32)"})
-    except OSError:  # a read-only data set: the table still serves this run from memory
+        cachefile.write_cached(path, tensors, key, metadata={"units": "backbone features (float32)"})
+    except (OSError, ColorkitError):  # a read-only data set: the table still serves this run from memory
         pass

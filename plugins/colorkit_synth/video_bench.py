@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from colorkit.core.sequence import SceneDetector
+from colorkit.core.stages import MAX_SEED
 from colorkit.metrics.bootstrap import bootstrap_ci
 
 from .clips import clip_scores, make_clips
@@ -155,7 +156,7 @@ def speed(out: Path, *, frames: int = 48, width: int = 1280, height: int = 720, 
 @click.option("--clips", type=click.IntRange(min=2), default=40, show_default=True)
 @click.option("--frames", type=click.IntRange(min=2), default=24, show_default=True)
 @click.option("--k", type=click.IntRange(min=1, max=8), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
 @click.option("--variants/--no-variants", default=True, show_default=True,
               help="Also score the MDN's alternatives (smoothing, choice).")
 @click.option("--speed/--no-speed", "with_speed", default=False, show_default=True,
@@ -171,16 +172,23 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
     """
     import colorkit
     from colorkit.core.checkpoint import atomic_write_text
+    from colorkit.core.plugin_manager import registry
     from colorkit.core.registry import ColorkitError
     from colorkit.train.runs import read_run, train
 
     from .world import parse_spec
 
     t0 = time.perf_counter()
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise ColorkitError("no methods given; e.g. --methods mdn-skip,mdn,cvae,cgan")
+    if len(set(names)) != len(names):
+        raise ColorkitError(f"--methods lists a method twice: {','.join(names)}")
+    for name in names:
+        registry("method").get(name)  # an unknown name is one line listing the known ones
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     by_method = {read_run(r)["method"]: r for r in runs}
-    names = [m.strip() for m in methods.split(",") if m.strip()]
     size = parse_spec(spec).size
     test_clips = make_clips(spec, clips, frames, seed)
     results: dict[str, Any] = {"spec": spec, "clips": clips, "frames": frames, "k": k, "seed": seed, "methods": {}}
