@@ -29,8 +29,9 @@ from colorkit.core.checkpoint import (
     write_component,
 )
 from colorkit.core.interfaces import BuildContext
-from colorkit.core.registry import ColorkitError, canonical_kind
+from colorkit.core.registry import ColorkitError
 from colorkit.core.stats import load_method_checkpoint
+from colorkit.train.components import check_components_installed, components_used
 from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig, environment
 from colorkit.train.engine import TrainConfig, Trainer, resolve_device
 
@@ -106,67 +107,6 @@ def build_method(method: str, stats: Any, *, preset: str, options: dict[str, Any
 
 MAX_MODEL_SIZE = 1024
 """Largest model input side a run may declare (``dataset.size``; the paper trains at 64)."""
-
-_NEEDED_KINDS = {"backbone": "backbone", "embedder": "embedder"}
-"""Config fields naming a component that sampling needs (decoder losses are for training only)."""
-
-
-def components_used(method: str, config: Any) -> dict[str, dict[str, str]]:
-    """``{"kind:name": {"plugin", "distribution", "version"}}`` of the method and of the
-    components its config names that loading needs: recorded in ``run.json`` so that a
-    run whose plugin is missing says which package to install."""
-    from importlib import metadata
-
-    from colorkit.core.plugin_manager import registry
-
-    wanted = [("method", method)]
-    fields = config.model_dump() if hasattr(config, "model_dump") else dict(config or {})
-    for field, kind in _NEEDED_KINDS.items():
-        if isinstance(fields.get(field), str):
-            wanted.append((kind, fields[field]))
-    out: dict[str, dict[str, str]] = {}
-    for kind, name in wanted:
-        try:
-            entry = registry(kind).get(name)
-        except ColorkitError:
-            continue
-        try:
-            version = metadata.version(entry.distribution)
-        except (metadata.PackageNotFoundError, ValueError):
-            version = ""
-        out[f"{kind}:{name}"] = {"plugin": entry.plugin, "distribution": entry.distribution, "version": version}
-    return out
-
-
-def check_components_installed(info: dict[str, Any], run_dir: Path) -> None:
-    """A one-line error naming the package to install when a component the run needs is
-    not registered (``run.json``'s ``components``, recorded at training time)."""
-    from colorkit.core.plugin_manager import raise_if_failed_import, registry
-
-    recorded = info.get("components")
-    if not isinstance(recorded, dict):
-        return
-    for key, origin in sorted(recorded.items()):
-        if not isinstance(key, str) or ":" not in key:
-            continue
-        kind, name = key.split(":", 1)
-        kind = canonical_kind(kind, warn=False)  # a run saved under a former kind name
-        try:
-            installed = name in registry(kind)
-        except ColorkitError:
-            installed = False
-        if installed:
-            continue
-        dist = origin.get("distribution") if isinstance(origin, dict) else None
-        ver = origin.get("version") if isinstance(origin, dict) else None
-        raise_if_failed_import(f"{run_dir} needs the {kind.replace('_', ' ')} {name!r}", origin)
-        if isinstance(dist, str) and dist:
-            pkg = f"{dist}=={ver}" if isinstance(ver, str) and ver else dist
-            raise ColorkitError(f"{run_dir} needs the {kind.replace('_', ' ')} {name!r}, provided by the package "
-                                f"{dist!r} (plugin {origin.get('plugin')!r}), which is not installed; install it "
-                                f"(pip install '{pkg}') to load this run")
-        raise ColorkitError(f"{run_dir} needs the {kind.replace('_', ' ')} {name!r}, which is not installed")
-
 
 def run_dir_for(method: str, out: str | Path | None) -> Path:
     """The run directory ``train`` uses: ``out``, or ``runs/<method>``."""
