@@ -367,7 +367,7 @@ def test_symlink_loop_and_unreadable_folder_are_reported_not_fatal(tmp_path, cap
     out = tmp_path / "o"
     code, stdout, err = run_cli(["colorize", str(src), "--out", str(out), "--k", "1", "--quiet"], capsys)
     assert code == 0, err
-    assert "colorized 1 images" in stdout and "skipped 2 files (corrupt-or-truncated 2)" in stdout
+    assert "colorized 1 images" in stdout and "skipped 2 files (symlink-loop 2)" in stdout
     assert "could not read 1 folders" in stdout and "locked (Permission denied)" in stdout
     record = json.loads((out / "colorize.json").read_text())
     assert record["unreadable_folders"] == {"locked": "Permission denied"}

@@ -101,7 +101,8 @@ def test_single_photo_in_webp_with_its_grid(folder, tmp_path, capsys):
     code, stdout, err = run_cli(["colorize", str(folder / "a.jpg"), str(folder / "b.png"), "--out", str(out),
                                  "--k", "2", "--format", "webp", "--quality", "80"], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["a_1.webp", "a_2.webp", "b_1.webp", "b_2.webp", "grid.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_1.webp", "a_2.webp", "b_1.webp", "b_2.webp",
+                                                   "colorize-photos.json", "grid.png"]
     assert "RGB WebP at quality 80" in stdout
     with Image.open(out / "b_2.webp") as im:
         assert im.format == "WEBP" and im.size == (33, 41)

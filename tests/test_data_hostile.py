@@ -122,7 +122,7 @@ def test_running_out_of_memory_while_writing_weights_is_memory_error(tmp_path, m
     def panic(*a, **k):
         raise PanicException("memory allocation of 8589934592 bytes failed")
 
-    monkeypatch.setattr(ck, "save_bytes", panic)
+    monkeypatch.setattr(ck, "save_file", panic)
     with pytest.raises(MemoryError, match="memory allocation"):
         ck.save_tensors(tmp_path / "w.safetensors", {"w": torch.zeros(3)})
     assert list(tmp_path.iterdir()) == []

@@ -70,7 +70,7 @@ def test_a_rerun_without_hints_drops_the_old_record(tmp_path, capsys):
     code, stdout, err = run_cli(["colorize", str(src), "--k", "1", "--out", str(out)], capsys)
     assert code == 0, err
     assert "colour hints" not in stdout and not (out / "photo_hints.json").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "photo_1.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["colorize-photos.json", "grid.png", "photo_1.png"]
 
 
 def many_hints_file(path: Path, n: int) -> str:

@@ -21,7 +21,6 @@ file takes its final name. So:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from colorkit.core.registry import ColorkitError
+from colorkit.core.regular import read_json
 
 FORMAT = "colorkit-colorize-video-v2"
 _RANDOM = r"[a-z0-9_]{8}"  # the random part of tempfile's names
@@ -128,8 +128,8 @@ def _names(out: Path, stem: str, k: int, suffix: str | None) -> tuple[list[Path]
 
 def _read_record(path: Path) -> dict[str, Any] | None:
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        rec = read_json(path)  # a regular file only (a FIFO is never waited on), of bounded size and depth
+    except (OSError, ValueError):
         return None
     return rec if isinstance(rec, dict) and rec.get("format") == FORMAT else None
 

@@ -5,9 +5,11 @@ GIF) or matched by the glob gets ``k`` colorizations at its own resolution, writ
 ``OUT/<relative folder>/<stem>_<i>.png`` (or ``.jpg`` / ``.webp`` with another output
 format, see :mod:`colorkit.apps.inference`). Files that cannot be read are skipped and
 counted per reason (the reasons of ``colorkit data info``: ``empty-file``,
-``not-an-image``, ``corrupt-or-truncated``, ``too-large``, ``unsupported-mode``); folders
-that cannot be listed are reported; grey photos are what colorize is for, so they are
-never skipped.
+``not-an-image``, ``corrupt-or-truncated``, ``too-large``, ``unsupported-mode``;
+``not-a-regular-file`` for a FIFO or a device, which is never opened, and
+``symlink-loop``; ``reserved-name`` for photos in a top folder named as a file colorkit
+keeps in OUT, such as ``.lock``); folders that cannot be listed are reported; grey photos
+are what colorize is for, so they are never skipped.
 
 Colour hints: a file ``NAME.hints.json`` beside a photo ``NAME.jpg`` gives that photo's
 hints (see :mod:`colorkit.apps.hintfiles`); a hints file that cannot be read, or whose
@@ -20,14 +22,17 @@ climb out of its base folder, every output path is resolved (symlinks included) 
 checked to lie inside OUT before anything is written, and the names are injective (two
 photos whose names differ only in case or suffix, or a photo whose name another run's
 photo already took, are named apart, and the summary says so). A file in OUT that no
-colorize run recorded is never replaced.
+colorize run recorded is never replaced or removed: the temporary files a killed run left
+are removed only when they have the exact name of colorkit's temporary files and belong
+to an output the record names. Nothing is written through a symbolic link.
 
 Resume: every output is written atomically (a temporary file beside it, then a rename),
 so a file under its final name is always whole. ``OUT/colorize-inputs.jsonl`` records,
 per photo, its resolved path, content sha256, hints and outputs (before the first output
-is written and again when all are). A photo is done when that record says so, its outputs
-exist and its content and hints are unchanged; a photo replaced since (same name, another
-content) or whose hints file changed (or appeared, or was removed) is made again.
+is written and again when all are; see :mod:`colorkit.apps.journal`). A photo is done
+when that record says so, its outputs exist and its content and hints are unchanged; a
+photo replaced since (same name, another content) or whose hints file changed (or
+appeared, or was removed) is made again.
 ``OUT/colorize.json`` records the model (its weights' sha256), k, mode, seed and output
 format, and says what each output file is: a rerun with other settings
 into the same OUT is refused rather than mixing outputs of two models.
@@ -42,11 +47,8 @@ waiting to be written), whatever k and the folder's size.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -58,6 +60,8 @@ import torch
 
 from colorkit.apps.hintfiles import PhotoHints, read_photo_hints
 from colorkit.apps.inference import OutputFormat, Writer, default_workers, when_written, write_colorizations
+from colorkit.apps.journal import JOURNAL, MAX_JOURNAL_BYTES, Journal, file_sha256, stat_key  # noqa: F401 - re-exported
+from colorkit.apps.made import PHOTOS_RECORD
 from colorkit.apps.sources import (  # noqa: F401 - is_pattern, assign_stems: also reachable from here
     Item,
     assign_stems,
@@ -67,9 +71,10 @@ from colorkit.apps.sources import (  # noqa: F401 - is_pattern, assign_stems: al
     output_names,
     real_path,
 )
-from colorkit.core.fs import atomic_write_text, lock_dir
+from colorkit.core.fs import atomic_write_text, lock_dir, temporary_of
 from colorkit.core.hints import check_hints, hint_map
 from colorkit.core.registry import ColorkitError
+from colorkit.core.regular import read_json
 from colorkit.data.compose import Lightness
 from colorkit.data.imageio import (
     Photo,
@@ -81,13 +86,14 @@ from colorkit.data.imageio import (
 
 FORMAT = "colorkit-colorize-v2"
 MANIFEST = "colorize.json"
-JOURNAL = "colorize-inputs.jsonl"
 BATCH_PIXELS = 32_000_000
 """Default bound on the pixels of the decoded photos of one batch (and, separately, of
 the colorizations waiting to be written): about 20 bytes each."""
 BAD_HINTS = "bad-hints"
 """The skip reason of a photo whose hints file cannot be used."""
-_TMP_RE = re.compile(r"^\..+\.(png|jpg|webp)\.[^/]*\.tmp$")  # atomic_write_bytes' temporary files
+RESERVED = (".lock", MANIFEST, JOURNAL, PHOTOS_RECORD)
+"""Names colorkit keeps in OUT: a source's top folder of one of these names is not colorized
+(``reserved-name``)."""
 
 
 def _settings(colorizer: Any, k: int, mode: str | None, seed: int, fmt: OutputFormat) -> dict[str, Any]:
@@ -99,14 +105,15 @@ def _settings(colorizer: Any, k: int, mode: str | None, seed: int, fmt: OutputFo
 
 def _check_manifest(out: Path, settings: dict[str, Any]) -> None:
     path = out / MANIFEST
-    if not path.is_file():
+    if not os.path.lexists(path):
         return
     try:
-        old = json.loads(path.read_text())
+        old = read_json(path)  # a regular file, of bounded size and depth
         old_settings = old["settings"]
         old_format = old["format"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ColorkitError(f"{path} is not a colorkit colorize record; choose another --out") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable as one"
+        raise ColorkitError(f"{path} is not a colorkit colorize record ({why}); choose another --out") from None
     if old_format != FORMAT:
         raise ColorkitError(f"{out} holds colorizations recorded by another colorkit version ({old_format!r}, "
                             f"not {FORMAT!r}); choose another --out")
@@ -118,101 +125,16 @@ def _check_manifest(out: Path, settings: dict[str, Any]) -> None:
                             "model, --k, --mode, --seed, --format and --quality to resume, or choose another --out")
 
 
-def _stat_key(path: Path) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
-def file_sha256(path: str | Path) -> str | None:
-    """sha256 of a file's bytes, or ``None`` when it cannot be read."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    except OSError:
-        return None
-    return h.hexdigest()
-
-
-class Journal:
-    """``OUT/colorize-inputs.jsonl``: one line per photo when its outputs are about to be
-    written (``"done": false``) and one when all are written (``"done": true``), each with
-    the photo's resolved path, sha256 and file status. An output belongs to the input whose
-    line names it; a photo is done when its last line says so, its outputs exist and its
-    content is the one recorded."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / JOURNAL
-        self.last: dict[str, dict[str, Any]] = {}  # source -> its last entry
-        self.owner: dict[str, str] = {}  # output -> source that wrote (or was writing) it
-        self._lock = threading.Lock()
-        try:
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            lines = []
-        except OSError as exc:
-            raise ColorkitError(f"cannot read {self.path}: {exc.strerror or exc}") from None
-        for line in lines:
-            try:
-                e = json.loads(line)
-                src, outs = e["source"], e["outputs"]
-            except (ValueError, KeyError, TypeError, RecursionError):
-                continue  # a line cut short by a kill
-            if not isinstance(src, str) or not isinstance(outs, list):
-                continue
-            self.last[src] = e
-            for o in outs:
-                if isinstance(o, str):
-                    self.owner[o] = src
-        self._fh: Any = None
-
-    def done(self, source: str, outputs: list[str], out: Path, path: Path,
-             hints: list[dict[str, Any]] | None = None) -> bool:
-        e = self.last.get(source)
-        if not e or not e.get("done") or e.get("outputs") != outputs or e.get("hints") != hints:
-            return False
-        if not all((out / n).is_file() for n in outputs):
-            return False
-        if e.get("stat") == _stat_key(path):
-            return True
-        return e.get("sha256") is not None and file_sha256(path) == e.get("sha256")
-
-    def free(self, source: str, outputs: list[str], out: Path) -> bool:
-        """Whether ``source`` may write ``outputs``: each is absent or its own."""
-        for o in outputs:
-            owner = self.owner.get(o)
-            if owner is not None and owner != source:
-                return False
-            if owner is None and os.path.lexists(out / o):
-                return False  # a file this OUT's record does not account for: never replaced
-        return True
-
-    def add(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            if self._fh is None:
-                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._fh.write(json.dumps(entry, sort_keys=True) + "\n")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            for o in entry["outputs"]:
-                self.owner[o] = entry["source"]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
-
-
-def _clean_temporaries(out: Path) -> None:
-    """Remove temporary files a killed run left (never a file under a final name)."""
+def _clean_temporaries(out: Path, journal: Journal) -> None:
+    """Remove the temporary files a killed run left: only files with the exact name of an
+    atomic write's temporary file (``.NAME.XXXXXXXX.tmp``) whose output ``NAME`` the
+    journal records (the lock is held: no other run is writing). A file of the user's,
+    whatever its name, is never removed."""
     for dirpath, _dirs, files in os.walk(out):
+        rel = Path(dirpath).relative_to(out)
         for name in files:
-            if _TMP_RE.match(name):
+            final = temporary_of(name)
+            if final is not None and (rel / final).as_posix() in journal.owner:
                 try:
                     os.unlink(os.path.join(dirpath, name))
                 except OSError:
@@ -237,16 +159,19 @@ def colorize_folder(colorizer: Any, arg: str, out: str | Path, *, k: int = 5, mo
     settings = _settings(colorizer, k, mode, seed, fmt)
     # The model accepts k and mode (e.g. topk gives at most 8): checked before anything is written.
     colorizer.sample(torch.zeros(1, 1, colorizer.size, colorizer.size), k, mode=mode, seed=seed)
+    reserved = {it.rel: "reserved-name" for it in items
+                if "/" in it.rel and it.rel.split("/", 1)[0].casefold() in {r.casefold() for r in RESERVED}}
+    items = [it for it in items if it.rel not in reserved]
     with lock_dir(out):
         _check_manifest(out, settings)
-        _clean_temporaries(out)
         journal = Journal(out)
+        _clean_temporaries(out, journal)
         sources = {it.rel: real_path(it.path) for it in items}
         names, renamed = output_names(items, k, lambda it, outs: journal.free(sources[it.rel], outs, out),
                                       fmt.suffix)
         check_inside(out, names)
         hints = {it.rel: read_photo_hints(it.path) for it in items}
-        skipped: dict[str, str] = {}
+        skipped: dict[str, str] = dict(reserved)
         hint_errors = {rel: ph.error for rel, ph in hints.items() if ph.error is not None}
         try:
             todo = [it for it in items if it.rel not in hint_errors
@@ -272,7 +197,7 @@ def colorize_folder(colorizer: Any, arg: str, out: str | Path, *, k: int = 5, mo
                 if ph.hints and rel not in skipped}
         counts = dict(sorted(Counter(skipped.values()).items()))
         record.update({
-            "complete": True, "found": len(items), "colorized": made, "already_done": done_before,
+            "complete": True, "found": len(items) + len(reserved), "colorized": made, "already_done": done_before,
             "skipped": counts, "skipped_files": dict(sorted(skipped.items())), "seconds": round(seconds, 3),
             "renamed": dict(sorted(renamed.items())),
             "unreadable_folders": dict(sorted(found.unreadable.items())), "inside_out": found.inside_out,
@@ -336,7 +261,7 @@ def _run(colorizer: Any, todo: list[Item], out: Path, names: dict[str, list[str]
     def read(it: Item) -> tuple[str | None, Any, list[int] | None, str | None]:
         """A photo's model input, lightness and hint map (the decoded image is not kept),
         or why it could not be read."""
-        stat = _stat_key(it.path)
+        stat = stat_key(it.path)
         ph = read_photo(it.path, max_pixels)
         if ph.image is None:
             return ph.reason, None, stat, None

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from colorkit.apps.serve_net import MAX_CONNECTIONS, MAX_HEADER_BYTES, bound_port, guarded_protocol, listen
 from colorkit.apps.serve_store import KEEP, ResultStore
+from colorkit.core.fs import open_write
 from colorkit.core.registry import ColorkitError
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
         deadline = loop.time() + 10 * read_timeout
         size = 0
         stream = request.stream().__aiter__()
-        with open(upload, "wb") as fh:
+        with open_write(upload, "wb") as fh:  # in the server's own folder, never through a link
             while True:
                 wait = min(read_timeout, deadline - loop.time())
                 if wait <= 0:

@@ -72,7 +72,9 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
     with the input's L) and OUT/grid.png (grey | K colorizations per row). Colorizations are
     composed and encoded in threads; all outputs appear together at the end, so a
     failure (a full disk) leaves none of them. --format jpg or webp writes <stem>_<i>.jpg or
-    .webp instead (lossy, at --quality).
+    .webp instead (lossy, at --quality). A file in OUT that colorkit did not make is never
+    replaced: the outputs take the next free name (<stem>-2_<i>.png, grid-2.png);
+    OUT/colorize-photos.json records what colorkit made.
 
     A folder or glob (the only IMAGES argument): OUT/<relative folder>/<stem>_<i>.png for
     every image, with a progress bar and a count of skipped files per reason (the reasons
@@ -162,6 +164,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
 def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, options, hints=None) -> None:
     from colorkit.apps.folder import MANIFEST
     from colorkit.apps.inference import THUMB_HEIGHT, Writer, colorize_photo, thumbnail
+    from colorkit.apps.made import MadeFiles
     from colorkit.apps.sources import assign_stems
     from colorkit.core.fs import atomic_write_png, atomic_write_text, ensure_writable_dir, staged_files
     from colorkit.core.hints import check_hints, hints_to_json
@@ -181,9 +184,13 @@ def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fm
         image_size(p, max_pixels)
     created = not out_dir.exists()
     ensure_writable_dir(out_dir)
+    made = MadeFiles(out_dir)  # a file colorkit did not make here is never replaced: the next free name is taken
     # One name per output, never shared by two photos (a.jpg, a.png, a-jpg.png, A.JPG):
     # distinct also where file names differ only in case.
-    assigned = assign_stems([Path(p).name for p in images], k, suffix=fmt.suffix)
+    assigned = assign_stems([Path(p).name for p in images], k, suffix=fmt.suffix,
+                            free=lambda _j, outs: made.free(
+                                [*outs, outs[0][: -len(f"_1{fmt.suffix}")] + HINTS_RECORD] if hints else outs))
+    grid = made.free_name("grid", ".png")
     try:  # every output and the grid appear together at the end, or (on a failure) none
         with staged_files(out_dir, prefix=".colorize-tmp-") as staging, Writer(fmt) as writer:
             rows = []
@@ -199,24 +206,26 @@ def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fm
                 rows.append(grid_row(thumbnail(img), thumbs, height=THUMB_HEIGHT, labels=labels))
                 del img
             writer.flush()
-            atomic_write_png(staging / "grid.png", stack_rows(rows))
+            atomic_write_png(staging / grid, stack_rows(rows))
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()  # only when empty
         raise
-    if not hints:  # an older run's record of hints would no longer describe these outputs
-        for stem, _ in assigned:
-            with contextlib.suppress(FileNotFoundError):
-                (out_dir / f"{stem}{HINTS_RECORD}").unlink()
-    with_hints = (f"; {len(hints)} colour hints, recorded in {out_dir / (assigned[0][0] + HINTS_RECORD)}"
-                  if hints else "")
-    click.echo(f"wrote {len(images) * k} colorizations ({fmt.describe()}) and {out_dir / 'grid.png'} "
+    records = [f"{stem}{HINTS_RECORD}" for stem, _ in assigned]
+    made.add([o for _, outs in assigned for o in outs] + [grid] + (records if hints else []))
+    if not hints:  # an older run's record of hints would no longer describe these outputs (if colorkit made it)
+        for name in records:
+            if name in made.made:
+                with contextlib.suppress(FileNotFoundError):
+                    (out_dir / name).unlink()
+    with_hints = (f"; {len(hints)} colour hints, recorded in {out_dir / records[0]}" if hints else "")
+    click.echo(f"wrote {len(images) * k} colorizations ({fmt.describe()}) and {out_dir / grid} "
                f"({colorizer.label}, k={k}{with_hints})")
     apart = [f"{p} -> {stem}_<i>{fmt.suffix}" for p, (stem, _) in zip(images, assigned) if stem != Path(p).stem]
     if apart:
-        click.echo(f"named apart {len(apart)} photos whose outputs would have had another photo's name: "
-                   f"{', '.join(apart)}")
+        click.echo(f"named apart {len(apart)} photos whose outputs would have had another photo's name or a file "
+                   f"colorkit did not make: {', '.join(apart)}")
     _note_demo(colorizer)
 
 

@@ -15,22 +15,30 @@ takes a folder lock. Every writer in the package uses these helpers:
 - :func:`staged_files`: several files written aside and moved into a folder together,
   only once all are whole.
 - :func:`ensure_writable_dir`: create a folder and prove it is writable before long work.
+- :func:`open_write`: the one way a file is opened for writing, never through a symbolic
+  link (``O_NOFOLLOW``) and only when it is a regular file. New files get the permissions
+  the umask gives (0644 under umask 022). Reading is in :mod:`colorkit.core.regular`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import secrets
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import filelock
 
 from colorkit.core.registry import ColorkitError
+from colorkit.core.regular import kind_of
 
 
 def _fsync_dir(path: Path) -> None:
@@ -66,12 +74,20 @@ def discard_dir(path: str | Path) -> bool:
     return True
 
 
+def current_umask() -> int:
+    """The process's umask, read from ``/proc/self/status`` where there is one (so, without
+    changing it, writer threads never see a umask of 0)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/self/status", encoding="ascii") as fh:
+        return int(next(x for x in fh if x.startswith("Umask:")).split()[1], 8)
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
 def default_permissions(path: str | Path) -> None:
     """Give ``path`` the permissions a new file or folder gets under the umask (temporary
-    files and folders are created private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
+    folders are created private, and a library may write a file anew, private)."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~current_umask())
 
 
 def _fsync_file(path: Path) -> None:
@@ -82,32 +98,45 @@ def _fsync_file(path: Path) -> None:
 class AtomicFile:
     """A file written beside its final name and renamed into place when complete.
 
-    ``AtomicFile(path)`` creates the empty temporary file ``tmp`` (private, in ``path``'s
-    folder; ``suffix`` ends its name, for writers that pick a format by it; ``part=True``
-    names it ``<name>.part``, truncated, for a single writer that holds a lock). Write it by
-    name, then :meth:`commit` (fsync, rename) or :meth:`abort` (remove). As a context
-    manager it yields ``tmp`` and commits on success, aborts on any error."""
+    ``AtomicFile(path)`` creates the empty temporary file ``tmp`` (``.NAME.XXXXXXXX.tmp`` in
+    ``path``'s folder, made new with ``O_EXCL`` so never through a link, with the umask's
+    permissions; ``suffix`` ends its name, for writers that pick a format by it;
+    ``part=True`` names it ``<name>.part``, truncated, for a single writer that holds a
+    lock; a link under that name is refused). Write it by name or through :meth:`open`,
+    then :meth:`commit` (fsync, rename) or :meth:`abort` (remove). As a context manager it
+    yields ``tmp`` and commits on success, aborts on any error."""
 
     def __init__(self, path: str | Path, *, suffix: str = "", part: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if part:
             self.tmp = self.path.with_name(self.path.name + ".part")
-            with open(self.tmp, "wb"):
-                pass
-        else:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".tmp{suffix}", dir=self.path.parent)
+            open_write(self.tmp, "wb").close()
+            return
+        for _ in range(100):
+            self.tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp{suffix}")
+            try:
+                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o666)
+            except FileExistsError:
+                continue
             os.close(fd)
-            self.tmp = Path(tmp)
+            return
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(self.path))
+
+    def open(self, mode: str = "wb") -> IO[Any]:
+        """The temporary file opened for writing (see :func:`open_write`)."""
+        return open_write(self.tmp, mode)
 
     def commit(self, *, sync: bool = True, public: bool = False) -> Path:
-        """Rename ``tmp`` to ``path`` (after an fsync of its data when ``sync``; with the
-        umask's permissions when ``public``). The temporary file is removed if this fails."""
+        """Rename ``tmp`` to ``path`` (after an fsync of its data when ``sync``), with the
+        permissions the umask gives (``public`` is kept for callers that name it); ``tmp``
+        must still be a regular file. The temporary file is removed if this fails."""
         try:
+            if not stat.S_ISREG(os.lstat(self.tmp).st_mode):  # never a link moved in under the final name
+                raise ColorkitError(f"{self.tmp} was replaced while it was written; {self.path} was not changed")
             if sync:
                 _fsync_file(self.tmp)
-            if public:
-                default_permissions(self.tmp)
+            default_permissions(self.tmp)  # also when a library wrote it anew (private) by its name
             if sync:
                 replace(self.tmp, self.path)
             else:
@@ -157,8 +186,7 @@ class AtomicDir:
                     if f.is_file():
                         _fsync_file(f)
                 _fsync_dir(tmp)
-            if self.public:
-                default_permissions(tmp)
+            default_permissions(tmp)
             old = path.with_name(path.name + ".old")
             if old.exists():
                 if path.exists():
@@ -219,7 +247,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, part: bool = False) -> 
     """Write a file atomically (temp file beside it + fsync + rename); the temp file is
     removed if anything fails, so the final name only ever holds a whole file. ``part``:
     the temporary file is ``<name>.part`` (see :class:`AtomicFile`)."""
-    with AtomicFile(path, part=part) as tmp, open(tmp, "wb") as fh:
+    with AtomicFile(path, part=part) as tmp, open_write(tmp, "wb") as fh:
         fh.write(data)
 
 
@@ -331,6 +359,9 @@ def lock_dir(directory: str | Path, what: str = "--out") -> Iterator[Path]:
     try:
         taken = lock.acquire(blocking=False)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ColorkitError(f"refusing to use the lock {directory / '.lock'}: it is a symbolic link; colorkit "
+                                "never writes through a link (remove it)") from None
         raise ColorkitError(f"cannot write to {what} {directory}: {exc.strerror or exc}") from None
     if not taken:
         raise ColorkitError(f"{directory} is in use by another colorkit process (pid {lock.holder()}); wait for it "
@@ -364,3 +395,55 @@ def ensure_writable_dir(directory: str | Path, what: str = "--out") -> Path:
     except OSError as exc:
         raise ColorkitError(f"cannot write to {what} {directory}: {exc.strerror or exc}") from None
     return directory
+
+
+# ------------------------------------------------------------------ never through a link
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]{1,8})?$")
+
+
+def temporary_of(name: str) -> str | None:
+    """The final name whose :class:`AtomicFile` temporary file ``name`` is, by its exact
+    pattern (``.NAME.XXXXXXXX.tmp`` and an optional suffix); ``None`` for any other name."""
+    m = _TEMPORARY.match(name)
+    return m.group("name") if m else None
+
+
+def _refusal(path: Path, kind: str) -> str:
+    if "link" in kind:
+        return f"refusing to write {path}: it is {kind}; colorkit never writes through a link (remove it)"
+    return f"refusing to write {path}: it is {kind}, not a regular file (remove it)"
+
+
+def open_write(path: str | Path, mode: str = "wb", encoding: str | None = None) -> IO[Any]:
+    """Open ``path`` for writing (``"w"``/``"wb"``: emptied, ``"a"``/``"ab"``: appended to,
+    ``"r+b"``: changed in place), never through a link: a symbolic link under that name,
+    or anything but a regular file (a FIFO, a device, a folder), is a one-line
+    :class:`ColorkitError` naming it, and nothing is written. A new file gets the
+    permissions the umask gives."""
+    path = Path(path)
+    append, update = "a" in mode, "+" in mode
+    flags = (os.O_RDWR if update else os.O_WRONLY) | os.O_CREAT | _NOFOLLOW | _NONBLOCK | _CLOEXEC
+    try:
+        fd = os.open(path, flags | (os.O_APPEND if append else 0), 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            try:
+                kind = kind_of(os.lstat(path).st_mode)
+            except OSError:
+                kind = "a loop of symbolic links"
+            raise ColorkitError(_refusal(path, kind)) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ColorkitError(_refusal(path, kind_of(st.st_mode)))
+        os.set_blocking(fd, True)
+        if not append and not update:
+            os.ftruncate(fd, 0)
+        return os.fdopen(fd, mode, encoding=encoding)
+    except BaseException:
+        os.close(fd)
+        raise

@@ -19,6 +19,7 @@ from typing import Any
 
 from colorkit.core import fs
 from colorkit.core.registry import ColorkitError
+from colorkit.core.regular import NotRegularFile, check_regular
 from colorkit.data import images as _images
 from colorkit.data import records as _records
 from colorkit.data.digests import DigestMemo
@@ -41,6 +42,8 @@ class FolderSource(Source):
         for rel in self.files:
             try:
                 d = self.memo.digest(self.root / rel)
+            except NotRegularFile as exc:
+                d = exc.reason  # never opened: a FIFO or a device would never end
             except OSError:
                 d = "unreadable"
             h.update(f"{rel}\0{d}\n".encode())
@@ -241,7 +244,7 @@ class ZipLMDBSource(_FileSource):
             if out.is_file() and out.stat().st_size == z.file_size:
                 return self.scratch
             self.scratch.mkdir(parents=True, exist_ok=True)
-            with fs.AtomicFile(out, part=True) as tmp, zf.open(z) as src, open(tmp, "wb") as dst:
+            with fs.AtomicFile(out, part=True) as tmp, zf.open(z) as src, fs.open_write(tmp, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
             return self.scratch
@@ -280,6 +283,11 @@ def source_for_path(path: Path, *, name: str | None = None, cache_dir: Path | No
         return FolderSource(path, name, memo)
     if not path.exists():
         raise ColorkitError(f"{path} does not exist; expected a folder, .tar, .tar.gz, .zip or LMDB directory")
+    try:
+        check_regular(path)
+    except OSError as exc:
+        raise ColorkitError(f"--dataset {str(path)!r}: {exc.strerror or exc}; expected a folder of images, .tar, "
+                            ".tar.gz, .zip or an LMDB directory") from None
     if low.endswith((".tar", ".tar.gz", ".tgz")):
         return TarSource(path, name, memo)
     if low.endswith(".zip"):

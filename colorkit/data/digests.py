@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from colorkit.core import fs
+from colorkit.core.regular import check_regular, open_regular
 
 _memo_lock = threading.Lock()
 
@@ -42,14 +43,17 @@ class DigestMemo:
                 self.data = {}
 
     def digest(self, path: Path) -> str:
-        st = os.stat(path)
+        """The file's content digest; only a regular file is read (a FIFO, a device such as
+        ``/dev/zero`` or a loop of links raises :class:`~colorkit.core.regular.NotRegularFile`,
+        an ``OSError``, without being opened)."""
+        st = check_regular(path)
         key = str(path)
         sk = _stat_key(st)
         old = self.data.get(key)
         if old is not None and old[:5] == sk:
             return str(old[5])
         h = hashlib.blake2b(digest_size=16)
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         d = h.hexdigest()

@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from colorkit.core.color import L_SCALE, rgb_to_lab
 from colorkit.core.registry import ColorkitError
+from colorkit.core.regular import NotRegularFile, check_regular, open_regular
 from colorkit.data.compose import Lightness, compose_image
 from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, _to_rgb
 
@@ -48,10 +49,15 @@ def check_k(k: int) -> None:
 
 
 def _path_check(path: Path) -> None:
-    if path.is_dir():
-        raise ColorkitError(f"cannot read image {path}: it is a directory (expected an image file)")
-    if not path.is_file():
-        raise ColorkitError(f"cannot read image {path}: no such file")
+    try:
+        check_regular(path)
+    except FileNotFoundError:
+        raise ColorkitError(f"cannot read image {path}: no such file") from None
+    except NotRegularFile as exc:
+        raise ColorkitError(f"cannot read image {path}: it is {exc.kind}, not a regular file (expected an image "
+                            "file)") from None
+    except OSError as exc:
+        raise ColorkitError(f"cannot read image {path}: {exc.strerror or exc}") from None
 
 
 def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
@@ -62,7 +68,7 @@ def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, in
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _no_bomb_limit(), Image.open(path) as img:
+            with open_regular(path) as fh, _no_bomb_limit(), Image.open(fh) as img:
                 size = img.size
     except (UnidentifiedImageError, OSError) as exc:
         raise ColorkitError(f"cannot read image {path}: {exc}") from None
@@ -97,7 +103,7 @@ def open_image(image: Any, max_pixels: int | None = None) -> Image.Image:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with _no_bomb_limit(), Image.open(path) as img:
+                with open_regular(path) as fh, _no_bomb_limit(), Image.open(fh) as img:
                     img.load()
                     image = ImageOps.exif_transpose(img)
         except (UnidentifiedImageError, OSError) as exc:
@@ -147,15 +153,19 @@ def photo_header(path: str | Path, max_pixels: int | None = None) -> Photo | tup
     path = Path(path)
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     try:
-        if path.stat().st_size == 0:
+        if check_regular(path).st_size == 0:
             return Photo(None, "empty-file", "0 bytes")
+    except NotRegularFile as exc:
+        return Photo(None, exc.reason, f"{exc.kind}; only regular files are read")
     except OSError as exc:
         return Photo(None, "corrupt-or-truncated", f"cannot stat: {exc.strerror or exc}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _no_bomb_limit(), Image.open(path) as img:
+            with open_regular(path) as fh, _no_bomb_limit(), Image.open(fh) as img:
                 size = img.size
+    except NotRegularFile as exc:
+        return Photo(None, exc.reason, f"{exc.kind}; only regular files are read")
     except UnidentifiedImageError:
         return Photo(None, "not-an-image", "Pillow cannot identify the file")
     except Exception as exc:  # noqa: BLE001 - any decoder error is a per-file reason
@@ -176,11 +186,14 @@ def read_photo(path: str | Path, max_pixels: int | None = None) -> Photo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _no_bomb_limit():
-                img = Image.open(path)  # the header again (its size was checked): cheap
-            with img:
-                img.load()
-                oriented = ImageOps.exif_transpose(img)
+            with open_regular(path) as fh:
+                with _no_bomb_limit():
+                    img = Image.open(fh)  # the header again (its size was checked): cheap
+                with img:
+                    img.load()
+                    oriented = ImageOps.exif_transpose(img)
+    except NotRegularFile as exc:
+        return Photo(None, exc.reason, f"{exc.kind}; only regular files are read")
     except Exception as exc:  # noqa: BLE001 - any decoder error is a per-file reason
         return Photo(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
     try:

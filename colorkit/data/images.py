@@ -6,6 +6,9 @@ exception: a 100,000-image folder always finishes, and every skip is counted.
 Skip reasons (:data:`SKIP_REASONS`):
 
 * ``empty-file``: zero bytes;
+* ``not-a-regular-file``: a FIFO, a device (``/dev/zero``), a socket or a folder, directly
+  or through a link: never opened, so never a hang;
+* ``symlink-loop``: a symbolic link that leads back to itself;
 * ``not-an-image``: Pillow cannot identify it (random bytes, a text file named ``.png``);
 * ``corrupt-or-truncated``: identified but decoding fails (truncated JPEG/PNG, bad data);
 * ``too-large``: over Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS`` x 2);
@@ -32,15 +35,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from colorkit.core.regular import NotRegularFile, check_regular, open_regular
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 """Extensions searched for (case-insensitive)."""
 
 SKIP_REASONS: tuple[str, ...] = (
     "empty-file",
+    "not-a-regular-file",
+    "symlink-loop",
     "not-an-image",
     "corrupt-or-truncated",
     "too-large",
@@ -151,12 +159,20 @@ def load_image(
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
     try:
-        if os.path.getsize(path) == 0:
+        if check_regular(path).st_size == 0:
             return Loaded(None, "empty-file", "0 bytes")
+        fh = open_regular(path)
+    except NotRegularFile as exc:
+        return Loaded(None, exc.reason, f"{exc.kind}; only regular files are read")
     except OSError as exc:
         return Loaded(None, "corrupt-or-truncated", f"cannot stat: {exc}")
+    with fh:
+        return _load_file(fh, size, crop, min_side)
+
+
+def _load_file(fh: Any, size: int, crop: bool, min_side: int) -> Loaded:
     try:
-        img = Image.open(path)
+        img = Image.open(fh)
     except UnidentifiedImageError:
         return Loaded(None, "not-an-image", "Pillow cannot identify the file")
     except Image.DecompressionBombError as exc:

@@ -251,7 +251,7 @@ def download(url: str, dest: Path, *, progress: bool = True, retries: int = 3, m
                 if total is not None and total > max_bytes:
                     raise too_large(f"announced {total:,}")
                 mode = "ab" if have else "wb"
-                with open(dest, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                with fs.open_write(dest, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                                  desc=f"fetching {dest.name.removesuffix('.part')}",
                                                  file=sys.stderr, disable=None if progress else True) as bar:
                     got = 0

@@ -78,7 +78,7 @@ class ShardWriter:
         self.digest = hashlib.sha256()
         self.header = npy_header(capacity, size)
         self.out = fs.AtomicFile(folder / f"{self.name}.npy", part=True)
-        self.fh = open(self.out.tmp, "wb")  # noqa: SIM115 - closed by close() or abort()
+        self.fh = self.out.open("wb")  # closed by close() or abort()
         self.fh.write(self.header)
 
     @property

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from colorkit.core.registry import ColorkitError
+from colorkit.core.regular import check_regular
 from colorkit.data.images import IMAGE_EXTENSIONS
 from colorkit.data.video_write import (  # noqa: F401 - the writers, also reachable from here
     CONTAINERS,
@@ -113,8 +114,12 @@ class Frame:
 
 def _open(path: Path, options: dict[str, str] | None = None) -> Any:
     av = require_av()
-    if not path.is_file():
-        raise ColorkitError(f"cannot read video {path}: no such file")
+    try:
+        check_regular(path)  # a FIFO or a device is never opened
+    except FileNotFoundError:
+        raise ColorkitError(f"cannot read video {path}: no such file") from None
+    except OSError as exc:
+        raise ColorkitError(f"cannot read video {path}: {exc.strerror or exc}") from None
     if path.stat().st_size == 0:
         raise ColorkitError(f"cannot read video {path}: the file is empty")
     try:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from colorkit.core.checkpoint import atomic_write_png
+from colorkit.core.fs import open_write
 from colorkit.train.callbacks import EpochInfo, FitInfo, Logger, StepInfo
 
 RECORD_KEYS = ("stage", "epoch", "global_step")
@@ -20,16 +22,19 @@ RECORD_KEYS = ("stage", "epoch", "global_step")
 class JsonlLogger(Logger):
     """``path`` (``RUN_DIR/log.jsonl``): one JSON line per logged step. Rewritten from the
     run's history when a call starts, so a resumed run drops the lines logged after its
-    checkpoint."""
+    checkpoint; made only once there is a line to write (a training that fails before its
+    first step leaves no empty log). Never written through a symbolic link."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def on_fit_start(self, fit: FitInfo) -> None:
-        self.path.write_text("".join(json.dumps(h) + "\n" for h in fit.history))
+        if fit.history or os.path.lexists(self.path):
+            with open_write(self.path, "w", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(h) + "\n" for h in fit.history))
 
     def log(self, record: dict[str, Any]) -> None:
-        with self.path.open("a") as fh:
+        with open_write(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
 

@@ -6,6 +6,7 @@ boundary, and read back by ``resume=True``."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from colorkit.core import distributed as D
 from colorkit.core.checkpoint import atomic_dir, check_finite, load_tensors, read_meta, save_tensors, write_component
+from colorkit.core.fs import open_write
 from colorkit.core.interfaces import Method
 from colorkit.core.registry import ColorkitError
 
@@ -96,11 +98,12 @@ def save_state(run_dir: Path, method: Method, progress: Progress, optimizers: di
             tensors.update(t)
             opt_meta[name] = m
         save_tensors(tmp / "optim.safetensors", tensors, {"format": STATE_FORMAT})
-        (tmp / "progress.json").write_text(json.dumps({
-            "stage_index": progress.stage_index, "epoch": progress.epoch,
-            "global_step": progress.global_step, "stage_seconds": progress.stage_seconds,
-            "optimizers": opt_meta,
-        }, indent=1))
+        with open_write(tmp / "progress.json", "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({
+                "stage_index": progress.stage_index, "epoch": progress.epoch,
+                "global_step": progress.global_step, "stage_seconds": progress.stage_seconds,
+                "optimizers": opt_meta,
+            }, indent=1))
 
 
 def load_state(run_dir: Path, method: Method) -> tuple[Progress, Resume] | None:
@@ -125,6 +128,9 @@ def load_state(run_dir: Path, method: Method) -> tuple[Progress, Resume] | None:
     extra = load_tensors(sdir / "optim.safetensors")
     hist_path = run_dir / "log.jsonl"
     history = []
+    if os.path.islink(hist_path):  # it is rewritten when training starts: never through a link
+        raise ColorkitError(f"refusing to use {hist_path}: it is a symbolic link; colorkit never writes through a "
+                            "link (remove it)")
     if hist_path.is_file():
         history = [json.loads(line) for line in hist_path.read_text().splitlines() if line.strip()]
         history = [h for h in history if h["global_step"] <= prog["global_step"]]

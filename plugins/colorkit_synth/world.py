@@ -423,4 +423,5 @@ def _write(world: World, folder: Path) -> None:
         "world": world.as_json(),
         "images": images,
     }
-    (folder / META_JSON).write_text(json.dumps(meta, separators=(",", ":")))
+    with fs.open_write(folder / META_JSON, "w", encoding="utf-8") as fh:  # the folder is written aside
+        fh.write(json.dumps(meta, separators=(",", ":")))
