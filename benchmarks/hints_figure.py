@@ -37,7 +37,7 @@ def photo_hints(img: Image.Image, n: int, seed: int) -> list[colorkit.Hint]:
 def marked(grey: Image.Image, hints: list[colorkit.Hint]) -> Image.Image:
     img = grey.convert("L").convert("RGB")
     d = ImageDraw.Draw(img)
-    r = max(3, round(min(img.size) / 40))
+    r = max(3, round(min(img.size) / 24))
     for h in hints:
         d.ellipse([h.x - r, h.y - r, h.x + r, h.y + r], fill=h.color, outline=(255, 255, 255), width=max(1, r // 3))
     return img
@@ -61,8 +61,11 @@ def main() -> None:
     grey = img.convert("L").convert("RGB")
     top = grid_row(grey, plain, height=a.height, truth=img,
                    labels=["grey", *[f"no hints {i + 1}" for i in range(a.k)], "photo"])
-    bottom = grid_row(marked(grey, hints), with_hints, height=a.height,
+    bottom = grid_row(grey, with_hints, height=a.height,
                       labels=[f"{len(hints)} hints", *[f"with hints {i + 1}" for i in range(a.k)]])
+    tile = marked(grey, hints)  # grid_row shows its first tile in grey: paste the marked one over it
+    tile = tile.resize((max(1, round(tile.width * a.height / tile.height)), a.height), Image.Resampling.LANCZOS)
+    bottom.paste(tile, (0, 14))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     stack_rows([top, bottom]).save(a.out)
     print(json.dumps({"out": a.out, "model": model.label, "hints": [h.to_json() for h in hints]}))
