@@ -2,7 +2,7 @@
 
     python benchmarks/bench_under_load.py [--methods mdn,cvae,cgan] [--label NAME]
         [--checkout DIR] [--env KEY=VALUE ...] [--skip-quiet] [--competitor-after [SECONDS]]
-        [--competitor-alone SECONDS] [-- EXTRA BENCH ARGS]
+        [--competitor-alone SECONDS] [--baseline DIR] [-- EXTRA BENCH ARGS]
 
 Runs ``colorkit bench --methods ...`` twice, each in its own process: once alone, then
 beside ``benchmarks/competing_load.py`` (a 2-thread convolutional training that stands for
@@ -18,6 +18,9 @@ the run (sampled every 5 s), and the competitor's own steps per second alone and
 the bench. It also says whether both runs' figures are identical: they must be when both
 kept the same thread count; a run that took threads away while the competitor held the
 cores (recorded in results.json, ``machine.thread_changes``) may differ in the last digits.
+``--baseline DIR`` also runs the quiet bench with another checkout's colorkit (e.g. the
+code before a change) right before the current quiet run, in the same invocation, and
+prints the quiet times' ratio and whether the two quiet runs' figures are identical.
 
 ``--checkout DIR`` runs the colorkit of another checkout (``PYTHONPATH=DIR:DIR/plugins``,
 and the bench runs in DIR, since ``python -m`` puts the working folder first on the path),
@@ -105,9 +108,11 @@ def bench_command(args: argparse.Namespace, out: Path) -> list[str]:
     return [*base, "--methods", args.methods, "--out", str(out), "--quiet", *args.extra]
 
 
-def run_bench(args: argparse.Namespace, out: Path, env: dict[str, str], competitor_at: float | None = None) -> dict:
+def run_bench(args: argparse.Namespace, out: Path, env: dict[str, str], competitor_at: float | None = None,
+              checkout: Path | None = None) -> dict:
     """One bench run. ``competitor_at``: seconds after the bench's start at which the
-    competitor starts (negative: before it; ``None``: no competitor)."""
+    competitor starts (negative: before it; ``None``: no competitor). ``checkout``: run in
+    this folder instead of ``--checkout``'s."""
     comp = None
     report = out.parent / f"competitor-{out.name}.json"
     started_at = load_at_start = None
@@ -117,8 +122,8 @@ def run_bench(args: argparse.Namespace, out: Path, env: dict[str, str], competit
             time.sleep(-competitor_at)
             started_at, load_at_start = competitor_at, os.getloadavg()[0]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(bench_command(args, out), env=env, cwd=args.checkout, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(bench_command(args, out), env=env, cwd=checkout or args.checkout,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             if competitor_at is not None and competitor_at >= 0:
                 try:
@@ -168,6 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
                         "instead of 5 s before it")
     p.add_argument("--competitor-alone", type=float, default=20.0, metavar="SECONDS",
                    help="first run the competitor alone this long, for its own speed (0: skip)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                   help="also run the quiet bench with this checkout's colorkit (e.g. the code before a change), "
+                        "right before the current quiet run, and compare the quiet times")
     p.add_argument("--load-every", type=float, default=5.0, help=argparse.SUPPRESS)
     p.add_argument("--bench-command", default=None, help=argparse.SUPPRESS)  # the tests' stand-in for the bench
     p.add_argument("--no-csv", action="store_true", help="append no rows to benchmarks/results/under_load.csv")
@@ -200,6 +208,13 @@ def main(argv: list[str] | None = None) -> dict:
         alone = competitor_alone(args, tmp)
         if alone is not None:
             print(f"[{args.label}] competitor alone: {alone['steps_per_s']} steps/s", flush=True)
+        baseline = None
+        if args.baseline is not None:
+            root = args.baseline.resolve()
+            env_b = {**env, "PYTHONPATH": os.pathsep.join([str(root), str(root / "plugins")])}
+            print(f"[{args.label}] baseline quiet run, colorkit from "
+                  f"{which_colorkit(argparse.Namespace(checkout=root), env_b)} ...", flush=True)
+            baseline = run_bench(args, tmp / "baseline", env_b, checkout=root)
         if args.skip_quiet is not None:
             quiet = json.loads(args.skip_quiet.read_text())["quiet"]
         else:
@@ -219,18 +234,22 @@ def main(argv: list[str] | None = None) -> dict:
              f"started {competitor['started_at_s']} s into the bench, {beside} steps/s beside it")
           + (f", {alone['steps_per_s']} alone" if alone else "") + (f" ({100 * share:.0f}%)" if share is not None
                                                                      else ""))
-    print(f"{'part':<8} {'quiet s':>9} {'loaded s':>9} {'slowdown':>9}")
-    for name in args.methods.split(","):
-        q, lo = quiet["train"].get(name, float("nan")), loaded["train"].get(name, float("nan"))
-        print(f"{name:<8} {q:9.1f} {lo:9.1f} {lo / q:8.2f}x")
-        rows.append([args.label, f"train {name}", round(q, 1), round(lo, 1), round(lo / q, 2)])
-    print(f"{'total':<8} {quiet['wall']:9.1f} {loaded['wall']:9.1f} {loaded['wall'] / quiet['wall']:8.2f}x")
-    rows.append([args.label, "whole command", round(quiet["wall"], 1), round(loaded["wall"], 1),
-                 round(loaded["wall"] / quiet["wall"], 2)])
-    for run in ("quiet", "loaded"):
-        r = {"quiet": quiet, "loaded": loaded}[run]
+    print(f"{'part':<8} {'quiet s':>9} {'loaded s':>9} {'slowdown':>9}"
+          + (f" {'baseline quiet s':>17} {'quiet/baseline':>15}" if baseline else ""))
+    parts = [(f"train {name}", quiet["train"].get(name, float("nan")), loaded["train"].get(name, float("nan")),
+              baseline["train"].get(name, float("nan")) if baseline else None) for name in args.methods.split(",")]
+    parts.append(("whole command", quiet["wall"], loaded["wall"], baseline["wall"] if baseline else None))
+    for part, q, lo, b in parts:
+        print(f"{part:<8} {q:9.1f} {lo:9.1f} {lo / q:8.2f}x" + (f" {b:17.1f} {q / b:14.2f}x" if b else ""))
+        rows.append([args.label, part, round(q, 1), round(lo, 1), round(lo / q, 2), None if b is None else round(b, 1),
+                     None if b is None else round(q / b, 3)])
+    runs = {"quiet": quiet, "loaded": loaded, **({"baseline": baseline} if baseline else {})}
+    for run, r in runs.items():
         print(f"{run} load average: {r['load']}; thread changes: {r['thread_changes'] or 'none'}")
     print(f"figures identical quiet vs loaded: {same}")
+    same_as_baseline = None if baseline is None else baseline["figures"] == quiet["figures"]
+    if baseline is not None:
+        print(f"figures identical baseline vs quiet (same thread count): {same_as_baseline}")
     common = [loaded["threads"], ";".join(args.env), "before" if when < 0 else f"after {when:g} s",
               None if competitor is None else competitor["started_at_s"], None if alone is None else
               alone["steps_per_s"], beside, None if share is None else round(share, 3),
@@ -239,7 +258,8 @@ def main(argv: list[str] | None = None) -> dict:
               None if competitor is None else competitor["load_at_start"], len(loaded["thread_changes"]),
               quiet["reference_steps_per_s"], same]
     if not args.no_csv:
-        append_rows("under_load", ["label", "part", "quiet_s", "loaded_s", "slowdown", "threads", "env",
+        append_rows("under_load", ["label", "part", "quiet_s", "loaded_s", "slowdown", "baseline_quiet_s",
+                                   "quiet_over_baseline", "threads", "env",
                                    "competitor_start", "competitor_started_at_s", "competitor_alone_steps_per_s",
                                    "competitor_beside_steps_per_s", "competitor_share", "quiet_load_start",
                                    "quiet_load_end", "quiet_load_mean", "quiet_load_max", "loaded_load_start",
@@ -247,7 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
                                    "load_at_competitor_start", "thread_changes", "reference_steps_per_s",
                                    "figures_identical"],
                     [[*r, *common] for r in rows])
-    measured = {"colorkit": package, "quiet": quiet, "loaded": loaded, "competitor_alone": alone,
+    measured = {"colorkit": package, "baseline": baseline, "quiet": quiet, "loaded": loaded,
+                "competitor_alone": alone, "figures_identical_to_baseline": same_as_baseline,
                 "competitor": competitor, "competitor_share": share, "figures_identical": same}
     if args.keep is not None:
         args.keep.write_text(json.dumps(measured, indent=2))

@@ -114,8 +114,9 @@ def main() -> None:
             for policy in policies:
                 s, l0, l1 = train(args, policy, tmp / f"quiet-{policy}-{rep}")
                 quiet_runs[policy].append(s)
-                print(f"quiet  {policy:<10} {s:7.1f} s (load {l0:.2f} -> {l1:.2f})", flush=True)
-                rows.append([args.label, args.method, args.epochs, policy, "quiet", 0, f"{s:.1f}", f"{l0:.2f}",
+                run = "no-competitor" if args.no_competitor else "quiet"
+                print(f"{run:<6} {policy:<10} {s:7.1f} s (load {l0:.2f} -> {l1:.2f})", flush=True)
+                rows.append([args.label, args.method, args.epochs, policy, run, 0, f"{s:.1f}", f"{l0:.2f}",
                              f"{l1:.2f}"])
         quiet = {policy: statistics.median(v) for policy, v in quiet_runs.items()}
         if args.no_competitor:

@@ -64,8 +64,9 @@ def test_under_load_starts_the_competitor_mid_run_and_records_both_speeds(under_
 
     m = under_load.main(["--force", "--no-csv", "--methods", "a,b", "--bench-command", f"{sys.executable} {fake}",
                          "--competitor-after", "0.5", "--competitor-alone", "1", "--competitor-threads", "1",
-                         "--load-every", "0.2"])
-    assert set(m["quiet"]["train"]) == set(m["loaded"]["train"]) == {"a", "b"}
+                         "--load-every", "0.2", "--baseline", str(ROOT)])
+    assert set(m["quiet"]["train"]) == set(m["loaded"]["train"]) == set(m["baseline"]["train"]) == {"a", "b"}
+    assert m["figures_identical_to_baseline"]
     assert m["quiet"]["competitor"] is None  # alone: no competitor
     comp = m["loaded"]["competitor"]
     assert 0.4 <= comp["started_at_s"] < 2.4 and comp["threads"] == 1  # started mid-run, not before

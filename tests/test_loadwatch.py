@@ -121,8 +121,10 @@ def test_results_are_bit_identical_while_the_thread_count_stays(tmp_path):
 @pytest.mark.parametrize("command", ["train", "bench", "colorize", "bench-video"])
 def test_the_long_commands_start_a_watch(command):
     script = ("import json, sys\nfrom colorkit.core import loadwatch\nfrom colorkit.cli import main\n"
+              "started = []\nstart = loadwatch.start_watch\n"
+              "loadwatch.start_watch = lambda **kw: started.append(start(**kw))\n"
               "try:\n    main([sys.argv[1], '--help'])\nexcept SystemExit:\n    pass\n"
-              "print(json.dumps(loadwatch.WATCH is not None))")
+              "print(json.dumps(bool(started) and loadwatch.WATCH is None))  # started, then stopped at the end")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "COLORKIT_THREADS_FIXED")}
     r = subprocess.run([sys.executable, "-c", script, command], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -142,3 +144,14 @@ def test_measurements_made_before_the_first_step_count():
         assert w.target == 1 and w.apply() == 1 and count["n"] == 1  # the first step already runs on one thread
     finally:
         w.stop()
+
+
+def test_other_processes_busy_cores_are_the_machines_less_this_runs_own(monkeypatch):
+    ticks = loadwatch._TICK
+    machine = iter([(0, 0), (150 * ticks // 100, 200 * ticks // 100)])  # 1 s on 2 CPUs, 1.5 cores busy
+    own = iter([10.0, 10.5])  # half a core of it was this process (and its children)
+    monkeypatch.setattr(loadwatch, "_cpu_times", lambda: next(machine))
+    monkeypatch.setattr(loadwatch.CpuSampler, "_read", staticmethod(lambda: (loadwatch._cpu_times(), next(own))))
+    monkeypatch.setattr(loadwatch, "cores", lambda: 2)
+    monkeypatch.setattr(loadwatch.os, "cpu_count", lambda: 2)
+    assert loadwatch.CpuSampler()() == pytest.approx(1.0)

@@ -98,6 +98,7 @@ unless the thread count was given)."""
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     args = sys.argv[1:] if argv is None else argv
+    watching = False
     if next((a for a in args if not a.startswith("-")), None) in TRAINING_COMMANDS:
         from colorkit.core import loadwatch
         from colorkit.core.threads import adapt_wait_policy
@@ -105,6 +106,15 @@ def main(argv: list[str] | None = None) -> None:
         adapt_wait_policy()
         if loadwatch.should_watch(args):
             loadwatch.start_watch()
+            watching = True
+    try:
+        _main(argv)
+    finally:
+        if watching:  # called in-process (a test, a script): its own thread count back, no thread left
+            loadwatch.stop_watch()
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="colorkit", standalone_mode=False)
     except click.exceptions.Abort:

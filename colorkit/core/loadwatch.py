@@ -79,7 +79,11 @@ class CpuSampler:
 
     @staticmethod
     def _read() -> tuple[tuple[int, int] | None, float]:
-        return _cpu_times(), time.process_time() + _children_cpu(os.getpid())
+        """The machine's (busy, total) jiffies and this process's CPU seconds with its
+        children's: those still running and those already waited for (a child that ends
+        moves from the one to the other, so the sum does not jump)."""
+        t = os.times()
+        return _cpu_times(), time.process_time() + t.children_user + t.children_system + _children_cpu(os.getpid())
 
     def __call__(self) -> float | None:
         (machine, own), (machine0, own0) = self._read(), self._last
