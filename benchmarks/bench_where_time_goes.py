@@ -3,7 +3,7 @@ achieved GFLOP/s against what the same CPU reaches on a plain large matrix produ
 convolution at the same thread count (the physical anchor).
 
     python benchmarks/bench_where_time_goes.py [--methods mdn,cvae,cgan] [--preset small]
-        [--threads N] [--results BENCH_OUT] [--out DIR]
+        [--threads N] [--results BENCH_OUT] [--out DIR] [-- EXTRA BENCH ARGS]
 
 1. The machine: CPU name and instruction-set class, the reference steps per second and the
    anchor GFLOP/s (:mod:`colorkit.eval.machine`), at ``--threads`` (default: every core).
@@ -15,7 +15,9 @@ convolution at the same thread count (the physical anchor).
    under ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions,
    forward and backward; element-wise work is not counted, so achieved GFLOP/s are a lower
    bound), split into the FLOPs of the optimisation steps (per image) and the stage's
-   one-off work (its ``on_start``/``on_end`` hooks, e.g. the MDN's table of grey features).
+   one-off work (its ``on_start``/``on_end`` hooks, e.g. the MDN's table of grey features,
+   always computed here; a bench that found it in its cache on disk did less than is
+   counted). A stage the counting run skips (a cached pretext) has no FLOP figures.
 
 Achieved GFLOP/s of a stage = (FLOPs per image x images trained + one-off FLOPs) / stage
 seconds. Prints a table and writes ``where_time_goes.json`` and ``where_time_goes.md`` to
@@ -45,11 +47,16 @@ def count_stage_flops(method_name: str, preset: str, ds: Any, stats: Any, *, epo
     ``ds``: ``{"step_flops", "images", "flops_per_image", "one_off_flops"}``."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from colorkit.core.plugin_manager import registry
     from colorkit.train.engine import TrainConfig, Trainer
     from colorkit.train.runs import build_method
 
+    options = dict(options or {})
+    config = getattr(registry("method").get(method_name).factory, "Config", None)
+    if config is not None and "use_cache" in getattr(config, "model_fields", {}):
+        options["use_cache"] = False  # one-off work computed (and counted), not read from a cache on disk
     torch.manual_seed(0)
-    method = build_method(method_name, stats, preset=preset, options=options or {}, dataset=ds)
+    method = build_method(method_name, stats, preset=preset, options=options, dataset=ds)
     counter = FlopCounterMode(display=False)
     buckets: dict[str, dict[str, float]] = {}
 
@@ -101,6 +108,8 @@ def stage_rows(results: dict[str, Any], runs: dict[str, dict[str, Any]], flops: 
             if s <= 0:
                 continue
             f = flops.get(method, {}).get(stage)
+            if f is not None and not f["images"]:  # the counting run skipped it (e.g. a cached pretext)
+                f = None
             row: dict[str, Any] = {"method": method, "part": f"train {stage}", "seconds": s, "images": images,
                                    "images_per_s": images / s if images else None, "gflop_per_image": None,
                                    "achieved_gflops": None}
@@ -150,9 +159,9 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any], wall: float | 
     return "\n".join(lines) + "\n"
 
 
-def run_bench(methods: str, preset: str, threads: int, out: Path) -> float:
+def run_bench(methods: str, preset: str, threads: int, out: Path, extra: list[str] | None = None) -> float:
     cmd = [sys.executable, "-m", "colorkit", "bench", "--methods", methods, "--preset", preset, "--threads",
-           str(threads), "--out", str(out), "--quiet"]
+           str(threads), "--out", str(out), "--quiet", *(extra or [])]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -167,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads [default: every core]")
     p.add_argument("--results", type=Path, default=None, help="a finished bench's --out folder to read")
     p.add_argument("--out", type=Path, default=Path("where-time-goes-out"))
+    p.add_argument("extra", nargs="*", help="extra arguments for colorkit bench (after --)")
     args = p.parse_args(argv)
     threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     if bench_out is None:
         bench_out = args.out / "bench"
         print(f"colorkit bench --methods {args.methods} --preset {args.preset} --threads {threads} ...", flush=True)
-        wall = run_bench(args.methods, args.preset, threads, bench_out)
+        wall = run_bench(args.methods, args.preset, threads, bench_out, args.extra)
     results = json.loads((bench_out / "results.json").read_text())
     methods = args.methods.split(",")
     runs = {m: json.loads((Path(results["methods"][m]["run_dir"]) / "run.json").read_text()) for m in methods}

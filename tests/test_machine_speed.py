@@ -119,6 +119,10 @@ def test_where_time_goes_rows_and_table(where):
     assert "| cgan | score (k=5) | 1.0 | 50 | 50.0 | - | - | - | - |" in md
     assert "the parts above 11.0 s; the rest (3.0 s)" in md
     assert sys.modules["bench_where_time_goes"] is where
+    flops["cgan"]["cgan"]["images"] = 0  # the counting run skipped the stage: no FLOP figures, not zero
+    skipped = where.stage_rows(results, runs, flops, {"matmul": 100.0, "conv": 50.0})[0]
+    assert skipped["gflop_per_image"] is None and skipped["achieved_gflops"] is None
+    assert skipped["images_per_s"] == 40.0
 
 
 def test_the_bench_figures_are_the_same_with_and_without_the_speed_figures(tmp_path, monkeypatch):

@@ -126,7 +126,7 @@ def reference_speed(threads: int | None = None, *, seconds: float = 1.0, warmup:
                     min_steps: int = 5) -> dict[str, Any] | None:
     """Steps per second of :data:`REFERENCE_WORKLOAD` at ``threads`` (default: torch's count
     now): ``{"steps_per_s", "steps", "seconds", "threads", "workload"}``, ``steps_per_s``
-    from the median step time (a brief stall of the machine moves it little). ``None``
+    from the median step time (a short stall of the machine moves it little). ``None``
     where the colour VAE is not installed."""
     with _isolated(threads) as n:
         gen = torch.Generator().manual_seed(0)
