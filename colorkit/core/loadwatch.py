@@ -11,7 +11,8 @@ and its children's). When the free cores stay below the run's thread count for
 ``arrive`` samples in a row it asks for that many threads (at least 1); when they are back
 for ``leave`` samples it asks for the run's own count again. The background thread only
 decides: the main thread applies the decision at a step boundary (:func:`checkpoint`, called
-by the training engine after every step and by the colorizing loops per batch), since
+by the training engine before every step and by the scoring and colorizing loops before
+every batch), since
 ``torch.set_num_threads`` acts on the thread that calls it.
 
 Results: a run whose thread count never changed is bit-identical to a run without the
@@ -19,8 +20,9 @@ watch (the watch draws no random numbers and touches no tensor). A change of thr
 changes the order of some float sums, so a run that was thinned out gives figures that
 differ in their last bits from a quiet run's; every change is recorded
 (:meth:`LoadWatch.changes_since`, written to ``run.json`` and ``results.json``). Giving the
-thread count (``OMP_NUM_THREADS``, ``--threads N``) keeps it fixed whatever the load: the
-command line starts no watch then (:func:`should_watch`).
+thread count (``OMP_NUM_THREADS``, ``--threads N``) or setting ``COLORKIT_THREADS_FIXED``
+keeps it fixed whatever the load: the command line starts no watch then
+(:func:`should_watch`). Only the command line starts one; library calls keep their count.
 """
 
 from __future__ import annotations
