@@ -25,3 +25,21 @@ def append_rows(name: str, header: Sequence[str], rows: Sequence[Sequence[Any]])
         for row in rows:
             w.writerow([*stamp, *row])
     return out
+
+
+def record_machine(benchmark: str, threads: int | None = None, csv: bool = True) -> dict[str, Any]:
+    """Time the machine-speed figures before a benchmark's work, at ``threads`` (default:
+    torch's count now) (:mod:`colorkit.eval.machine`), print them as the results' header
+    line and append them to ``results/machine.csv`` (dated like the benchmark's own rows)."""
+    from colorkit.eval.machine import describe_machine, machine_line, machine_speed
+
+    m = {**describe_machine(), **machine_speed(threads)}
+    print(machine_line(m), flush=True)
+    if csv:
+        ref = m["reference"] or {}
+        append_rows("machine", ["benchmark", "threads", "reference_steps_per_s", "matmul_gflops", "conv_gflops",
+                                "processor", "cpu_flags", "torch_cpu_capability", "load_1min"],
+                    [[benchmark, ref.get("threads", m["anchor_gflops"]["threads"]), m["reference_steps_per_s"],
+                      m["anchor_gflops"]["matmul"], m["anchor_gflops"]["conv"], m["processor"], m["cpu_flags"],
+                      m["torch_cpu_capability"], (m["load_average"] or [None])[0]]])
+    return m

@@ -14,7 +14,7 @@ import statistics
 import time
 
 import torch
-from _results import append_rows
+from _results import append_rows, record_machine
 
 import colorkit
 from colorkit.data import prepare
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    record_machine("bench_inference")  # before the work, at the run's thread count
     ds = prepare(args.dataset, progress=False)
     grey = ds.split("test").batch(list(range(args.batch)))["grey"]
     rows = []

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 import torch
-from _results import append_rows
+from _results import append_rows, record_machine
 from _synthetic import synthetic_dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -80,6 +80,7 @@ def main(argv=None) -> None:
     amp, cl = autocast_dtype(cfg, dev), use_channels_last(cfg, dev)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     peak = args.peak_tflops * 1e12 if args.peak_tflops else (card_peak(name) if dev.type == "cuda" else None)
+    record_machine("bench_train_throughput", csv=not args.no_csv)  # the host CPU's speed, before the work
     torch.manual_seed(0)
     rows = []
     with tempfile.TemporaryDirectory(prefix="colorkit-bench-train-") as cache:

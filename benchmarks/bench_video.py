@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import append_rows
+from _results import append_rows, record_machine
 
 LIMIT_MIB = 1536
 
@@ -54,6 +54,10 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    record_machine("bench_video")  # before the work, at the clips' thread count
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seconds in (float(s) for s in args.seconds.split(",")):

@@ -16,9 +16,6 @@ import signal
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,20 +23,23 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: until signalled)")
     p.add_argument("--report", type=Path, default=None)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                        nn.Conv2d(32, 2, 3, padding=1))
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x, y = torch.randn(16, 3, 64, 64), torch.randn(16, 2, 64, 64)
     stop = False
 
     def on_signal(*_):
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)  # before torch loads: a stop while it loads still writes the report
     signal.signal(signal.SIGINT, on_signal)
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(32, 2, 3, padding=1))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x, y = torch.randn(16, 3, 64, 64), torch.randn(16, 2, 64, 64)
     start, steps = time.perf_counter(), 0
     while not stop and (a.seconds <= 0 or time.perf_counter() - start < a.seconds):
         opt.zero_grad()

@@ -30,6 +30,9 @@ def _remove_caches_of_ended_sessions() -> None:
 _remove_caches_of_ended_sessions()
 _CACHE = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
 os.environ["COLORKIT_CACHE"] = _CACHE
+# Commands run in-process keep their thread count whatever the load, so that figures compared
+# across tests do not depend on what else the machine runs (tests/test_loadwatch.py unsets it).
+os.environ.setdefault("COLORKIT_THREADS_FIXED", "1")
 
 
 def pytest_sessionfinish(session, exitstatus):

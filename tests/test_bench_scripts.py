@@ -37,3 +37,44 @@ def test_under_load_stops_when_the_checkout_is_not_what_runs(under_load, tmp_pat
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit, match="not from the checkout"):
         under_load.which_colorkit(argparse.Namespace(checkout=empty), dict(os.environ))
+
+
+FAKE_BENCH = """
+import json, sys, time
+from pathlib import Path
+args = sys.argv[1:]
+methods = args[args.index("--methods") + 1].split(",")
+out = Path(args[args.index("--out") + 1])
+rows = {}
+for m in methods:
+    t0 = time.perf_counter()
+    time.sleep(1.2)
+    rows[m] = {"train_seconds": time.perf_counter() - t0, "error_of_best": 0.1}
+out.mkdir(parents=True)
+(out / "results.json").write_text(json.dumps({"methods": rows, "threads": 2, "machine": {
+    "thread_changes": [], "reference_steps_per_s": 5.0}}))
+"""
+
+
+def test_under_load_starts_the_competitor_mid_run_and_records_both_speeds(under_load, tmp_path):
+    """The plumbing, with a stand-in bench of seconds and a 1-thread competitor."""
+    fake = tmp_path / "fake_bench.py"
+    fake.write_text(FAKE_BENCH)
+    import sys
+
+    m = under_load.main(["--force", "--no-csv", "--methods", "a,b", "--bench-command", f"{sys.executable} {fake}",
+                         "--competitor-after", "0.5", "--competitor-alone", "1", "--competitor-threads", "1",
+                         "--load-every", "0.2", "--baseline", str(ROOT)])
+    assert set(m["quiet"]["train"]) == set(m["loaded"]["train"]) == set(m["baseline"]["train"]) == {"a", "b"}
+    assert m["figures_identical_to_baseline"]
+    assert m["quiet"]["competitor"] is None  # alone: no competitor
+    comp = m["loaded"]["competitor"]
+    assert 0.4 <= comp["started_at_s"] < 2.4 and comp["threads"] == 1  # started mid-run, not before
+    assert m["competitor_alone"]["steps_per_s"] > 0 and m["competitor_alone"]["seconds"] >= 1
+    assert m["figures_identical"] and m["loaded"]["thread_changes"] == []
+    for run in ("quiet", "loaded"):
+        load = m[run]["load"]
+        assert load["max"] >= load["mean"] >= 0 and len({"start", "end", "mean", "max"} & set(load)) == 4
+    late = under_load.main(["--force", "--no-csv", "--methods", "a", "--bench-command", f"{sys.executable} {fake}",
+                            "--competitor-after", "60", "--competitor-alone", "0", "--load-every", "0.2"])
+    assert late["loaded"]["competitor"] is None and late["competitor_alone"] is None  # the bench ended first

@@ -71,7 +71,12 @@ def test_bench_outputs_and_schema(bench_out):
     csv = (bench_out / "results.csv").read_text().splitlines()
     assert csv[0].startswith("method,kind,mode,") and "error_of_best [ab/128]" in csv[0]
     assert len(csv) == 1 + len(res["methods"])
+    m = res["machine"]
+    assert m["reference_steps_per_s"] > 0 and m["reference"]["threads"] == res["threads"]
+    assert m["processor"] and m["cpu_flags"] in ("avx512", "avx2", "other", "unknown")
+    assert m["anchor_gflops"]["matmul"] > 0 and m["anchor_gflops"]["conv"] > 0
     md = (bench_out / "results.md").read_text()
+    assert md.splitlines()[1].startswith(f"machine: {m['reference_steps_per_s']} reference steps/s")
     assert "Eob." in md and "Var." in md and "ab/128" in md and "Training budget" in md and "Mixture usage" in md
     assert md.rstrip().splitlines()[-1].startswith("- ")  # verdict lines close the page
     for png in ("scatter.png", "samples.png"):
@@ -88,8 +93,9 @@ def test_bench_rerun_reuses_runs_and_repeats_numbers(bench_out, folder, capsys):
     def without_timings(res):
         res = json.loads(json.dumps(res))
         res.pop("elapsed_seconds")
-        for key in ("load_average", "load_start", "load_end", "busy_cores_at_start", "openmp"):
-            res["machine"].pop(key)  # how busy the machine was, like the timings
+        for key in ("load_average", "load_start", "load_end", "busy_cores_at_start", "openmp",
+                    "reference_steps_per_s", "reference", "anchor_gflops", "thread_changes"):
+            res["machine"].pop(key)  # how busy and how fast the machine was, like the timings
         for row in res["methods"].values():
             row.pop("infer_seconds_per_image")
         return res

@@ -71,7 +71,8 @@ print(json.dumps({"policy": os.environ.get("OMP_WAIT_POLICY"), "torch_loaded": t
 
 @pytest.mark.parametrize(("busy", "command", "user", "expected"), [
     (1.5, "train", None, "PASSIVE"), (1.5, "bench", None, "PASSIVE"), (0.1, "bench", None, None),
-    (1.5, "colorize", None, None), (1.5, "bench", "ACTIVE", "ACTIVE")])
+    (1.5, "colorize", None, "PASSIVE"), (1.5, "bench-video", None, "PASSIVE"), (1.5, "plugins", None, None),
+    (1.5, "bench", "ACTIVE", "ACTIVE")])
 def test_the_command_line_sets_the_policy_before_torch_loads(busy, command, user, expected):
     env = {k: v for k, v in os.environ.items() if k not in threads.OPENMP_VARIABLES}
     if user:
@@ -81,4 +82,4 @@ def test_the_command_line_sets_the_policy_before_torch_loads(busy, command, user
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["policy"] == expected
-    assert out["torch_loaded"] is (False if command in ("train", "bench") else None)  # torch not loaded yet
+    assert out["torch_loaded"] is (None if command == "plugins" else False)  # torch not loaded yet

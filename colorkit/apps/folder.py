@@ -71,6 +71,7 @@ from colorkit.apps.sources import (  # noqa: F401 - is_pattern, assign_stems: al
     output_names,
     real_path,
 )
+from colorkit.core import loadwatch
 from colorkit.core.fs import atomic_write_text, lock_dir, temporary_of
 from colorkit.core.hints import check_hints, hint_map
 from colorkit.core.registry import ColorkitError
@@ -241,6 +242,7 @@ def _sample(colorizer: Any, greys: list[torch.Tensor], maps: list[torch.Tensor |
         group = [j for j, m in enumerate(maps) if (m is not None) == with_hints]
         if group:
             hmaps = torch.cat([maps[j] for j in group]) if with_hints else None
+            loadwatch.checkpoint()  # fewer threads while other jobs hold the cores (a no-op without a watch)
             got = colorizer.sample(torch.cat([greys[j] for j in group]), k, mode=mode, seed=seed, hints=hmaps)
             for i, j in enumerate(group):
                 ab[j] = got[i].float().cpu()

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from colorkit.core import loadwatch
 from colorkit.core.fs import atomic_write_bytes
 from colorkit.core.registry import ColorkitError
 from colorkit.data.compose import Lightness, compose_image
@@ -257,6 +258,7 @@ def colorize_photo(colorizer: Any, img: Image.Image, writer: Writer, paths: list
     from colorkit.data.imageio import photo_hint_map
 
     check_k(k)
+    loadwatch.checkpoint()  # fewer threads while other jobs hold the cores (a no-op without a watch)
     ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed,
                           hints=photo_hint_map(hints, img, colorizer.size))[0]
     return write_colorizations(img, ab, writer, paths, thumb_height=thumb_height)

@@ -88,18 +88,33 @@ def _out_of_memory(exc: BaseException) -> None:
     sys.exit(2)
 
 
-TRAINING_COMMANDS = {"train", "bench"}
-"""Commands that train: before torch loads, they let OpenMP threads sleep on a busy machine
-(:func:`colorkit.core.threads.adapt_wait_policy`)."""
+TRAINING_COMMANDS = {"train", "bench", "colorize", "bench-video"}
+"""Commands that keep the cores busy for long: before torch loads, they let OpenMP threads
+sleep on a busy machine (:func:`colorkit.core.threads.adapt_wait_policy`), and while they run
+they use fewer threads when other processes take the cores (:mod:`colorkit.core.loadwatch`,
+unless the thread count was given)."""
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     args = sys.argv[1:] if argv is None else argv
+    watching = False
     if next((a for a in args if not a.startswith("-")), None) in TRAINING_COMMANDS:
+        from colorkit.core import loadwatch
         from colorkit.core.threads import adapt_wait_policy
 
         adapt_wait_policy()
+        if loadwatch.should_watch(args):
+            loadwatch.start_watch()
+            watching = True
+    try:
+        _main(argv)
+    finally:
+        if watching:  # called in-process (a test, a script): its own thread count back, no thread left
+            loadwatch.stop_watch()
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="colorkit", standalone_mode=False)
     except click.exceptions.Abort:

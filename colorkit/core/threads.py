@@ -17,6 +17,9 @@ burns the cores the other process needs, and small operators with many barriers 
   bits of a float result, so ``auto`` trades reproducibility across machines states for
   speed; a number (or the default, all cores) keeps results identical run to run.
 * :func:`machine_load` is what the bench records at its start and end.
+
+The wait policy cannot change once torch has loaded; what follows a load that arrives later
+is the thread count: :mod:`colorkit.core.loadwatch`.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from colorkit.core import loadwatch
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD, SceneDetector
 from colorkit.data.compose import compose_frame, frame_lightness
@@ -125,6 +126,7 @@ class VideoColorization:
         if sampler.needs_observe:
             detector = SceneDetector(self.scene_threshold)
             for _frames, grey in self._chunks():
+                loadwatch.checkpoint()  # fewer threads while other jobs hold the cores (a no-op without a watch)
                 t0, c0 = time.perf_counter(), time.process_time()
                 sampler.observe(grey.to(device), detector.update(grey))
                 self.timings.add("model", t0, c0)
@@ -132,6 +134,7 @@ class VideoColorization:
         detector = SceneDetector(self.scene_threshold)
         n = 0
         for frames, grey in self._chunks():
+            loadwatch.checkpoint()
             t0, c0 = time.perf_counter(), time.process_time()
             scenes = detector.update(grey)
             with torch.no_grad():

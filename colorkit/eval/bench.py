@@ -46,13 +46,14 @@ from typing import Any
 import torch
 
 from colorkit import __version__
+from colorkit.core import loadwatch
 from colorkit.core.fs import atomic_write_text
 from colorkit.core.registry import ColorkitError
 from colorkit.core.threads import STARTUP, machine_load, openmp_environment, resolve_threads
 from colorkit.eval.config import BenchConfig, check_sampling, parse_bench_options
 from colorkit.eval.evaluate import PRIMARY, build_metrics, evaluate, metric_info, reference_names, role_of
 from colorkit.eval.hints import HintScores, check_hint_counts, evaluate_hints, hints_only, hints_protocol
-from colorkit.eval.machine import describe_machine
+from colorkit.eval.machine import describe_machine, machine_speed
 from colorkit.eval.plots import sample_sheet, scatter_plot
 from colorkit.eval.report import EXTRA_UNITS, REALISM, table_markdown, write_outputs
 from colorkit.eval.verdicts import aggregate_seeds, identical_rows, verdict_line, verdicts
@@ -186,6 +187,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
         tqdm.write(f"[{time.perf_counter() - t_start:6.1f}s] {msg}")
 
+    speed = machine_speed()  # before the work, at the run's thread count; touches no global random state
+    log(f"machine: {speed['reference_steps_per_s']} reference steps/s at {torch.get_num_threads()} threads; "
+        f"anchor: matmul {speed['anchor_gflops']['matmul']} GFLOP/s, convolution {speed['anchor_gflops']['conv']} "
+        "GFLOP/s")
+    watch_mark = loadwatch.mark()
     ds = cfg.data.prepare(progress=cfg.progress)
     stats = load_or_compute_stats(ds, cfg.stats, progress=cfg.progress)
     log(f"data: {ds.source}: {len(ds.train_idx)} train / {len(ds.test_idx)} test images at {ds.size}x{ds.size}")
@@ -276,10 +282,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "preset": cfg.preset, "seed": cfg.seed, "seeds": seeds, "k": cfg.k, "epochs_override": cfg.epochs,
         "bootstrap": {"resamples": cfg.resamples, "level": LEVEL, "seed": cfg.seed, "over": "test images"},
         "versions": _versions_safe(), "device": device or cfg.device,
-        "threads": torch.get_num_threads(), "machine": {
-            **describe_machine(), "load_start": load_start,
+        "threads": loadwatch.own_threads(), "machine": {
+            **describe_machine(), **speed, "load_start": load_start,
             "load_end": machine_load(own_threads=torch.get_num_threads()),  # not counting the bench's own threads
-            "busy_cores_at_start": STARTUP.get("busy_cores"), "openmp": openmp_environment()},
+            "busy_cores_at_start": STARTUP.get("busy_cores"), "openmp": openmp_environment(),
+            "thread_changes": loadwatch.changes_since(watch_mark)},
         "units": {**{n: i["units"] for n, i in metric_info(metrics).items()}, **EXTRA_UNITS},
         "config": cfg.model_dump(mode="json"),
         "environment": environment(),

@@ -52,8 +52,9 @@ class BenchConfig(MethodPreset):
     test_dataset: str | None = None
     """Score on every usable image of this folder or data set instead of the test split."""
     threads: int | Literal["auto"] | None = None
-    """torch CPU threads [default: every core]; ``auto``: the cores not already busy (faster on
-    a shared machine, but another thread count changes the last bits of the results)."""
+    """torch CPU threads [default: every core, fewer while other processes hold the cores];
+    ``auto``: the cores not already busy at the start, then likewise; a number: that many
+    whatever the load (another thread count changes the last bits of the results)."""
 
     @field_validator("threads", mode="before")
     @classmethod

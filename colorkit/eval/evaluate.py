@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from colorkit.core import loadwatch
 from colorkit.core.interfaces import Metric
 from colorkit.core.registry import ColorkitError
 from colorkit.metrics import MetricCollection, declares
@@ -108,6 +109,7 @@ def evaluate(colorizer: Any, test: Any, metrics: dict[str, Metric], *, k: int, s
         bar = tqdm(total=n, desc=f"eval {colorizer.name}{'[' + mode + ']' if mode else ''}", unit="img", leave=False,
                    disable=None)
     for start in range(0, n, batch_size):
+        loadwatch.checkpoint()  # fewer threads while other jobs hold the cores (a no-op without a watch)
         b = test.batch(list(range(start, min(n, start + batch_size))))
         grey = b["grey"].to(colorizer.device)
         meta = meta_of(b["index"]) if meta_of is not None else None

@@ -15,6 +15,7 @@ import torch
 
 from colorkit.core.fs import atomic_write_text
 from colorkit.eval.evaluate import PRIMARY
+from colorkit.eval.machine import machine_line
 from colorkit.eval.plots import hints_plot, sample_sheet, scatter_plot
 from colorkit.eval.verdicts import _ci_text
 
@@ -54,6 +55,7 @@ def table_markdown(results: dict[str, Any]) -> str:
         f"Diverse colorization on `{d}`{held}: {results['split']['test']} test images, k = {results['k']}, "
         f"preset {results['preset']}, {seed_text}. Errors in ab/128 (paper units). "
         f"[low, high]: 95% bootstrap interval over test images ({results['bootstrap']['resamples']} resamples).",
+        *([machine_line(results["machine"]) + "."] if (results.get("machine") or {}).get("anchor_gflops") else []),
         "",
         f"| Method | kind | {d} Eob. | {d} Var. |",
         "|---|---|---|---|",
@@ -124,6 +126,12 @@ def table_markdown(results: dict[str, Any]) -> str:
         lines += ["", f"The machine was busy (1-minute load average {start.get('load_1min')} at the start, "
                       f"{end.get('load_1min')} at the end, on {end.get('cores')} cores): the timings (train s, "
                       "infer s/img) are not speed figures; the scores are unaffected."]
+    changes = machine.get("thread_changes")
+    if changes:
+        lines += ["", f"Other processes took cores during the run, so it changed its thread count {len(changes)} "
+                      "time(s) (" + ", ".join(f"{c['threads']} at {c['seconds']} s" for c in changes)
+                      + f", its own count being {results.get('threads')}): figures can differ in their last digits "
+                      "from a run that kept its thread count."]
     lines += ["", "Units: " + "; ".join(f"{k}: {v}" for k, v in results["units"].items()), ""]
     if results["verdicts"]:
         lines += ["Verdicts (paired bootstrap of per-image error-of-best against each reference; "

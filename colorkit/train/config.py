@@ -37,9 +37,11 @@ __all__ = ["DataConfig", "StatsConfig", "MethodSpec", "MethodPreset", "SampleCon
            "ENVIRONMENT_VARIABLES", "environment", "renamed", "warn_renamed"]
 
 ENVIRONMENT_VARIABLES = ("COLORKIT_LOSS_IMPL", "COLORKIT_FUSED_CONFIG", "COLORKIT_CACHE", "COLORKIT_LOAD_PLUGINS",
-                         "COLORKIT_BLOCK_PLUGINS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+                         "COLORKIT_BLOCK_PLUGINS", "COLORKIT_THREADS_FIXED", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+                         "GOMP_SPINCOUNT")
 """Environment variables that override a setting: the decoder loss's implementation and its
-kernel configuration, the cache folder, which plugins load, and the OpenMP threads."""
+kernel configuration, the cache folder, which plugins load, and the OpenMP threads (their
+count, whether it may follow the load, how idle ones wait)."""
 
 
 def environment() -> dict[str, str]:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DistributedSampler
 
 from colorkit.core import distributed as D
+from colorkit.core import loadwatch
 from colorkit.core.checkpoint import lock_dir
 from colorkit.core.interfaces import Method, StageEnd, StepContext
 from colorkit.core.registry import ColorkitError
@@ -204,7 +205,7 @@ class Trainer:
                                    None if saved is None else progress.stage_index, callbacks,
                                    Readout(every, self.device, progress.history, callbacks))
         callbacks.fit_start(FitInfo(run_dir, rank, world, progress.history))
-        n, t_all = len(split), time.perf_counter()
+        n, t_all, watch_mark = len(split), time.perf_counter(), loadwatch.mark()
         budget: dict[str, dict[str, int]] = {}
         for si, stage in enumerate(method.stages()):
             if si < progress.stage_index:  # done before a resume: its planned schedule
@@ -225,6 +226,8 @@ class Trainer:
             "precision": "bf16 autocast" if amp_dtype is not None else "fp32",
             "channels_last": channels_last,
             "compiled": self.config.compile,
+            "threads": loadwatch.own_threads(),
+            "thread_changes": loadwatch.changes_since(watch_mark),
         }
         callbacks.fit_end(summary)
         return summary
@@ -374,6 +377,7 @@ class Trainer:
         progress, log_every = f.progress, self.config.log_every
         seen, t0 = 0, time.perf_counter()
         for i, (idx, batch) in enumerate(zip(steps, self._batches(f.split, steps))):
+            loadwatch.checkpoint()  # fewer threads while other jobs hold the cores (a no-op without a watch)
             if f.channels_last:
                 batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
                          for k, v in batch.items()}

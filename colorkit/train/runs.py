@@ -207,7 +207,8 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
             "stats": {k: st.meta.get(k) for k in ("weighting", "k", "lambda", "sigma", "gamut")
                       if getattr(st, "meta", None) and k in st.meta},
             "train_seconds": summary["train_seconds"], "stage_seconds": summary["stage_seconds"],
-            "stage_budget": summary["stage_budget"], "threads": torch.get_num_threads(),
+            "stage_budget": summary["stage_budget"], "threads": summary["threads"],
+            "thread_changes": summary["thread_changes"],
             "role": getattr(m, "role", "learned"), "provenance": m.provenance(),
             **({"diagnostics": {"train": diagnostics}} if diagnostics else {}),
             "wall_seconds": time.perf_counter() - t0, "world_size": summary["world_size"],

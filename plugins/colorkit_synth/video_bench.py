@@ -171,9 +171,11 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
     Example: colorkit bench-video --methods mdn-skip,mdn,cvae,cgan --runs runs/mdn-skip
     """
     import colorkit
+    from colorkit.core import loadwatch
     from colorkit.core.checkpoint import atomic_write_text
     from colorkit.core.plugin_manager import registry
     from colorkit.core.registry import ColorkitError
+    from colorkit.eval.machine import describe_machine, machine_line, machine_speed
     from colorkit.train.runs import read_run, train
 
     from .world import parse_spec
@@ -190,8 +192,11 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
     out_dir.mkdir(parents=True, exist_ok=True)
     by_method = {read_run(r)["method"]: r for r in runs}
     size = parse_spec(spec).size
+    machine = {**describe_machine(), **machine_speed()}  # before the work, at the run's thread count
     test_clips = make_clips(spec, clips, frames, seed)
-    results: dict[str, Any] = {"spec": spec, "clips": clips, "frames": frames, "k": k, "seed": seed, "methods": {}}
+    results: dict[str, Any] = {"spec": spec, "clips": clips, "frames": frames, "k": k, "seed": seed,
+                               "machine": machine, "threads": loadwatch.own_threads(), "methods": {}}
+    watch_mark = loadwatch.mark()
     for name in names:
         run = by_method.get(name)
         if run is None:
@@ -210,7 +215,7 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
         results["methods"][name]["score_seconds"] = time.perf_counter() - t1
         results["methods"][name]["run"] = str(run)
         atomic_write_text(out_dir / "video-results.json", json.dumps(results, indent=1))  # so far
-    text = table_markdown(results)
+    text = machine_line(machine) + ".\n\n" + table_markdown(results)
     if with_speed:
         results["speed"] = speed(out_dir, k=5, progress=not quiet)
         s = results["speed"]
@@ -220,6 +225,7 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
         text += "; CPU seconds per frame: " + ", ".join(f"{stage} {v:.3f}"
                                                        for stage, v in s["cpu_seconds_per_frame"].items())
     results["load_average_end"] = os.getloadavg()
+    machine["thread_changes"] = loadwatch.changes_since(watch_mark)
     results["seconds"] = time.perf_counter() - t0
     atomic_write_text(out_dir / "video-results.json", json.dumps(results, indent=1))
     atomic_write_text(out_dir / "video-results.md", text + "\n")

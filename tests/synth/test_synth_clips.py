@@ -62,3 +62,6 @@ def test_bench_video_writes_the_table(tmp_path, capsys):
     assert set(res["methods"]["cgan"]["rows"]) == {"per-frame", "sequence"}
     assert len(rows["sequence"]["flicker"]["values"]) == 3
     assert "| mdn | sequence |" in text and (out / "video-results.md").is_file()
+    m = res["machine"]  # how fast the machine was, before the work
+    assert m["reference_steps_per_s"] > 0 and m["processor"] and m["thread_changes"] == []
+    assert (out / "video-results.md").read_text().startswith(f"machine: {m['reference_steps_per_s']} reference steps/s")
