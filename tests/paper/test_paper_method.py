@@ -81,6 +81,7 @@ def test_training_with_hints_reduces_the_losses_read_with_hints(name, stats16):
     _, vae, mdn = m.stages()
     vae.batch_size = mdn.batch_size = 16
 
+    @torch.no_grad()
     def nll() -> float:
         m.eval()
         g = data["grey"] if m.embedder.uses_grey else None
