@@ -48,7 +48,7 @@ MAX_HINTS_FILE_BYTES = 1 << 20
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 __all__ = ["Hint", "MAX_HINTS", "check_hints", "hint_map", "hints_from_json", "hints_to_json", "load_hints_file",
-           "parse_color", "parse_hint", "resize_hint_map", "simulate_hints", "training_hint_counts", "hint_count"]
+           "parse_color", "parse_hint", "resize_hint_map", "simulate_hints", "training_hint_counts"]
 
 
 def parse_color(text: Any, *, where: str = "hint") -> tuple[int, int, int]:
@@ -225,13 +225,6 @@ def hint_map(hints: Sequence[Hint], width: int, height: int, size: int | tuple[i
     out[0, 0] = hit.float()
     out[0, 1:] = torch.where(hit, total / count.clamp_min(1), total)
     return out
-
-
-def hint_count(hints: Tensor | None) -> Tensor:
-    """Hinted cells per image ``(B,)`` of a hint map (zeros for ``None``)."""
-    if hints is None:
-        return torch.zeros(0, dtype=torch.long)
-    return (hints[:, 0] > 0).flatten(1).sum(1)
 
 
 def check_hint_map(hints: Tensor, grey: Tensor, *, who: str = "sample") -> None:

@@ -258,7 +258,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 if hint_scores is not None:
                     scores = evaluate_hints(colorizer, test, cfg.hints, k=cfg.k, seed=seed, hint_seed=cfg.seed,
                                             batch_size=cfg.batch_size, mode=mode_arg, progress=cfg.progress,
-                                            meta_of=meta_of)
+                                            meta_of=meta_of, without=None if only_with_hints else res)
                     hint_scores.add(name, {"kind": kind, "method": method, "mode": mode, "run_dir": str(run_dir)},
                                     seed, scores, len(seeds))
                     log(f"{name} (seed {seed}) with hints: error_of_best at pixels without a hint "

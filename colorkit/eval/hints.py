@@ -82,11 +82,23 @@ def hints_protocol(counts: list[int], seed: int) -> dict[str, Any]:
 @torch.no_grad()
 def evaluate_hints(colorizer: Any, test: Any, counts: list[int], *, k: int, seed: int, hint_seed: int,
                    batch_size: int, mode: str | None, progress: bool = False,
-                   meta_of: Any = None) -> dict[int, dict[str, Any]]:
+                   meta_of: Any = None, without: dict[str, Any] | None = None) -> dict[int, dict[str, Any]]:
     """Score one method (one mode) with each hint count of ``counts``: ``{n: {"values":
     {metric: float}, "per_image": {metric: (N,) float64}, "infer_seconds_per_image"}}``.
     ``seed`` seeds the sampling (one generator per count, as :func:`evaluate` does without
-    hints), ``hint_seed`` the hint points."""
+    hints), ``hint_seed`` the hint points. ``without``: what :func:`evaluate` gave for the
+    same method, mode and seed; n = 0 is then taken from it instead of sampled again (the
+    same numbers: no hint means every pixel, the same generator seed)."""
+    reuse = 0 in counts and without is not None and all(
+        without["per_image"].get(m) is not None for m in HINT_METRICS)
+    out: dict[int, dict[str, Any]] = {}
+    if reuse:
+        per_image = {m: without["per_image"][m] for m in HINT_METRICS}
+        out[0] = {"values": {m: float(v.mean()) for m, v in per_image.items()}, "per_image": per_image,
+                  "infer_seconds_per_image": without["infer_seconds_per_image"]}
+        counts = [c for c in counts if c]
+        if not counts:
+            return out
     uses_meta = bool(getattr(colorizer.method, "uses_meta", False))
     if uses_meta and meta_of is None:
         raise ColorkitError(f"{colorizer.name} needs per-image metadata, which this test set does not have")
@@ -124,7 +136,6 @@ def evaluate_hints(colorizer: Any, test: Any, counts: list[int], *, k: int, seed
                 bar.update(grey.shape[0])
     if bar is not None:
         bar.close()
-    out = {}
     for c in counts:
         per_image = {m: to_tensor(v) for m, v in kept[c].items()}
         out[c] = {"values": {m: float(v.mean()) for m, v in per_image.items()}, "per_image": per_image,
