@@ -104,6 +104,11 @@ class Component(nn.Module):
             raise ColorkitError(
                 f"unknown preset {preset!r} for {cls.__name__}; expected one of {', '.join(cls.PRESETS)}"
             )
+        if loading_saved_weights() and isinstance(config, dict):
+            # A saved config holds every field it had when it was saved; a field added since
+            # takes its class default (what the saved weights were built without), not the
+            # value today's preset gives new models.
+            return cls.Config.model_validate({**values, "preset": preset})
         return cls.Config.model_validate({**cls.PRESETS[preset], **values, "preset": preset})
 
     def __init__(self, config: ComponentConfig | dict | None = None, **fields: Any) -> None:

@@ -53,14 +53,6 @@ class MDNMethod(PretextBackbone, Method):
     sampling; ``distinct_radius``: how far apart ``distinct`` keeps the chosen means;
     ``sequence_choice``, ``sequence_smoothing``: how clips are colorized (``sequence_sampler``)."""
 
-    @classmethod
-    def make_config(cls, config: Any = None, **fields: Any) -> ComponentConfig:
-        """As :meth:`Component.make_config`; a saved config from before ``hints`` existed
-        (no ``hints`` field) is a model trained without hints, whatever its preset says now."""
-        if loading_saved_weights() and isinstance(config, dict) and "hints" not in config and "hints" not in fields:
-            fields = {**fields, "hints": False}
-        return super().make_config(config, **fields)
-
     def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
         from colorkit.api import create_backbone, create_embedder  # registry, at build time only
