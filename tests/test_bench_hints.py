@@ -129,6 +129,48 @@ def test_no_hints_is_scored_as_without_hints_over_several_batches():
     assert not torch.equal(hinted[4]["per_image"]["mae_all"], hinted[0]["per_image"]["mae_all"])  # hints reached it
 
 
+def test_no_hints_is_taken_from_the_evaluation_without_hints_not_sampled_again():
+    """Given the row's evaluation without hints, n = 0 reuses its per-image values: the
+    method is sampled only for the other counts."""
+    from colorkit import create_metric
+    from colorkit.eval.evaluate import evaluate
+
+    split = ToySplit(n=7, size=8, seed=5)
+    method = _Noisy()
+    colorizer = SimpleNamespace(method=method, device=torch.device("cpu"), name="noisy")
+    plain = evaluate(colorizer, split, {m: create_metric(m) for m in HINT_METRICS}, k=3, seed=2, batch_size=3,
+                     mode=None)
+    calls = []
+    real = method.sample
+    method.sample = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    again = evaluate_hints(colorizer, split, [0, 4], k=3, seed=2, hint_seed=0, batch_size=3, mode=None,
+                           without=plain)
+    assert len(calls) == 3  # three batches, n = 4 only
+    fresh = evaluate_hints(colorizer, split, [0, 4], k=3, seed=2, hint_seed=0, batch_size=3, mode=None)
+    for c in (0, 4):
+        for m in HINT_METRICS:
+            assert torch.equal(again[c]["per_image"][m], fresh[c]["per_image"][m]), (c, m)
+
+
+def test_a_row_identical_to_another_is_said_once_with_hints(tmp_path):
+    """A mode the bench found identical to another row (``same_as``) is not repeated in the
+    hint tables, verdicts or legend, and is named once as the same."""
+    from colorkit.eval.plots import hints_plot
+    from colorkit.eval.report import hints_markdown
+
+    row = {"kind": "learned", "error_of_best": 0.05, "error_of_best_ci": [0.04, 0.06], "mae_all": 0.06,
+           "variance": 1e-3}
+    entry = {"methods": {"m": row, "m[b]": row}, "verdicts": {"m": {"text": "m: verdict"},
+                                                               "m[b]": {"text": "m[b]: verdict"}}}
+    results = {"methods": {"m": {}, "m[b]": {"same_as": "m"}}, "hints": {"seed": 0},
+               "by_hints": {"0": entry, "5": entry}, "test_set": {"name": "t"}, "split": {"test": 3}, "k": 2}
+    text = "\n".join(hints_markdown(results))
+    assert "| m[b] |" not in text and "m[b]: verdict" not in text and "m[b]: same as m" in text
+    assert "| m |" in text and "m: verdict" in text
+    hints_plot(results, tmp_path / "hints.png")
+    assert (tmp_path / "hints.png").stat().st_size > 0
+
+
 # ------------------------------------------------------------------ levin
 def test_levin_propagates_the_hints_and_is_grey_without_them(colorkit_tiny_stats):
     from colorkit import create_method

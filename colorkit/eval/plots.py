@@ -115,10 +115,12 @@ def hints_plot(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     by = results["by_hints"]
     counts = sorted(int(c) for c in by)
-    names = list(by[str(counts[0])]["methods"])
+    same = {n: r["same_as"] for n, r in results["methods"].items() if r.get("same_as")}  # drawn once
+    names = [n for n in by[str(counts[0])]["methods"] if n not in same]
     fig, ax = plt.subplots(figsize=(7.6, 4.6))
     colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
     for i, name in enumerate(names):
@@ -141,7 +143,9 @@ def hints_plot(results: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{results['test_set']['name']}: {results['split']['test']} test images, k = {results['k']}; "
                  "bands = 95% CI, dashed = reference", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], ls="none", label=f"   {n}: same as {o}") for n, o in same.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     fig.tight_layout()
     atomic_write_png(path, fig, dpi=110, bbox_inches="tight")
 

@@ -153,18 +153,25 @@ def hints_markdown(results: dict[str, Any]) -> list[str]:
              "does not take hints gets its colorizations propagated from the hints). Errors in ab/128 at the "
              "pixels WITHOUT a hint (every pixel at n = 0), variance in (ab/128)^2 there; [low, high]: 95% "
              "bootstrap interval over test images.", ""]
+    same = {n: r["same_as"] for n, r in results["methods"].items() if r.get("same_as")}  # said once
     for count, entry in results["by_hints"].items():
         lines += [f"### {count} hint{'' if count == '1' else 's'} per image", "",
                   "| Method | kind | Eob. | mean err. (all k) | Var. |", "|---|---|---|---|---|"]
         for name, r in entry["methods"].items():
+            if name in same:
+                continue
             lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{_ci_text(r.get(PRIMARY + '_ci'))} | "
                          f"{_fmt(r.get('mae_all'), '.3f')}{_ci_text(r.get('mae_all_ci'))} | "
                          f"{_fmt(r.get('variance'), '.1e')}{_ci_text(r.get('variance_ci'), '{:.1e}')} |")
         if entry["verdicts"]:
             lines += ["", f"Verdicts with {count} hint{'' if count == '1' else 's'} (paired bootstrap of per-image "
                       "error-of-best at the pixels without a hint):", ""]
-            lines += [f"- {v['text']}" for v in entry["verdicts"].values()]
+            lines += [f"- {v['text']}"
+                      for name, v in entry["verdicts"].items() if name not in same]
         lines.append("")
+    if same:
+        lines += [f"{n}: same as {o} (the same colorizations of every test image), not repeated above."
+                  for n, o in same.items()] + [""]
     return lines
 
 
