@@ -54,7 +54,7 @@ class BenchConfig(MethodPreset):
     threads: int | Literal["auto"] | None = None
     """torch CPU threads [default: every core, fewer while other processes hold the cores];
     ``auto``: the cores not already busy at the start, then likewise; a number: that many
-    whatever the load (another thread count changes the last bits of the results)."""
+    whatever the load (another thread count changes the results, by up to seed-to-seed noise)."""
 
     @field_validator("threads", mode="before")
     @classmethod

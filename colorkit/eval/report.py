@@ -130,8 +130,9 @@ def table_markdown(results: dict[str, Any]) -> str:
     if changes:
         lines += ["", f"Other processes took cores during the run, so it changed its thread count {len(changes)} "
                       "time(s) (" + ", ".join(f"{c['threads']} at {c['seconds']} s" for c in changes)
-                      + f", its own count being {results.get('threads')}): figures can differ in their last digits "
-                      "from a run that kept its thread count."]
+                      + f", its own count being {results.get('threads')}): its figures can differ "
+                      "from those of a run that kept its thread count, by as much as training seeds differ (training "
+                      "amplifies the first differing bits); give --threads N for figures you compare."]
     lines += ["", "Units: " + "; ".join(f"{k}: {v}" for k, v in results["units"].items()), ""]
     if results["verdicts"]:
         lines += ["Verdicts (paired bootstrap of per-image error-of-best against each reference; "
