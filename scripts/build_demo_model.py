@@ -11,7 +11,7 @@
    float16 moved its features enough to change which mixture components the top-k
    picks (up to 0.35 ab/128 on a demo test photo), and in float32 they would take the
    model over 12 MB; they are loaded from the installed package and checked against the
-   sha256 recorded in ``model.json`` (``external_backbone_sha256``). Also the data set's
+   sha256 recorded in ``model.json`` (``external_weights_sha256``). Also the data set's
    content hash, the seed, the preset and the training
    budget in the safetensors metadata and in ``run.json``;
 4. compares the half-precision model's colorizations with the float32 model's on every
@@ -43,7 +43,6 @@ N_CHECK = 3
 """Test photos whose float32 colorizations are stored for the tests."""
 K = 5
 LIMIT_BYTES = 12 * 1000 * 1000
-EXTERNAL_PREFIX = "backbone."
 """Tensors left out and loaded from the installed package (see step 3)."""
 
 
@@ -59,6 +58,7 @@ def main() -> None:
     os.environ["COLORKIT_CACHE"] = str(work / "cache")
 
     from colorkit.core.checkpoint import (
+        EXTERNAL_KEY,
         FORMAT,
         atomic_dir,
         atomic_write_text,
@@ -79,13 +79,13 @@ def main() -> None:
     fp32 = Colorizer(run_dir, device="cpu")
 
     state = fp32.method.state_dict()
-    half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()
-            if not k.startswith(EXTERNAL_PREFIX)}
+    external = fp32.method.external_weights()  # the frozen backbone's, from its package
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items() if k not in external.keys}
     meta = component_meta(fp32.method, state)
     meta["config"]["cache_dir"] = None  # the build machine's path means nothing elsewhere
     meta["dtype"] = ("float16 weights, the frozen backbone's from its installed package (trained in float32; "
                      "computed in float32 after loading)")
-    meta["external_backbone_sha256"] = run["provenance"]["backbone_weights_sha256"]
+    meta[EXTERNAL_KEY] = external.digest()
     budget = {"preset": "small", "stage_budget": run.get("stage_budget"), "stage_seconds": run.get("stage_seconds"),
               "train_seconds": run["train_seconds"], "threads": run.get("threads")}
     dataset = {"name": "demo", "source": "demo", "size": ds.size, "n_train": info["n_train"], "n_test": info["n_test"],
@@ -121,7 +121,7 @@ def main() -> None:
                                 "photos at 64x64; a demonstration, not a model of a large data set",
                         "built_by": "scripts/build_demo_model.py",
                         "weights": "float16; the backbone's from its installed package",
-                        "backbone_weights_sha256": meta["external_backbone_sha256"]},
+                        "backbone_weights_sha256": meta[EXTERNAL_KEY]},
         }
         atomic_write_text(tmp / "run.json", json.dumps(record, indent=2, sort_keys=True))
         fp16 = Colorizer(tmp, device="cpu")

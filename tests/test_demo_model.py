@@ -145,12 +145,12 @@ def test_backbone_weights_come_from_the_package_and_are_checked(tmp_path):
     from colorkit.train.runs import Colorizer
 
     meta = json.loads((DEMO_MODEL_DIR / "model.json").read_text())
-    digest = meta["external_backbone_sha256"]
+    digest = meta["external_weights_sha256"]
     model = Colorizer(None, device="cpu")
     assert model.method.provenance() == {"backbone_weights_sha256": digest}
     copy = tmp_path / "demo"
     shutil.copytree(DEMO_MODEL_DIR, copy)
-    meta["external_backbone_sha256"] = "0" * 64
+    meta["external_weights_sha256"] = "0" * 64
     (copy / "model.json").write_text(json.dumps(meta))
     with pytest.raises(colorkit.ColorkitError, match="was built with backbone weights 000000000000"):
         Colorizer(copy, device="cpu")

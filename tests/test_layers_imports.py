@@ -109,11 +109,11 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_core_modules_import_each_other_without_cycles():
-    """E.g. checkpoint code never imports the colour statistics, which write their file
-    with it: the knowledge of a method's ``stats.safetensors`` is in ``core/stats.py``."""
+    """E.g. the colour statistics never import checkpoint code: reading a method
+    checkpoint's ``stats.safetensors`` is the checkpoint module's job."""
     cycle = find_cycle(core_import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
-    assert "colorkit.core.stats" not in core_import_graph()["colorkit.core.checkpoint"]
+    assert "colorkit.core.checkpoint" not in core_import_graph()["colorkit.core.stats"]
 
 
 def test_the_cycle_check_finds_a_cycle():

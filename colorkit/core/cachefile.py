@@ -14,6 +14,8 @@ feature table).
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -61,15 +63,27 @@ def read_metadata(path: Path) -> dict[str, str]:
 def read_cached(path: Path, key: str) -> tuple[dict[str, torch.Tensor] | None, dict[str, str], str]:
     """``(tensors, metadata, "")`` when the cache file ``path`` is whole and its tensors
     match the digest recorded under ``key``; ``(None, {}, why)`` otherwise."""
-    from colorkit.core.checkpoint import load_tensors
-
     try:
-        tensors = load_tensors(path)
+        tensors = _load_regular(path)
         meta = read_metadata(path)
     except ColorkitError:
         return None, {}, "it is truncated, damaged or not a regular file"
     why = mismatch(tensors, key, meta.get(DIGEST_KEY))
     return (None, {}, why) if why else (tensors, meta, "")
+
+
+def _load_regular(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path`` when it is a regular file (a FIFO or a
+    device is never opened); a one-line error otherwise."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ColorkitError(f"{path} is not a regular file")
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ColorkitError(f"{path} is not a valid safetensors file ({exc})") from None
 
 
 def mismatch(tensors: dict[str, torch.Tensor], key: str, recorded: str | None) -> str:

@@ -13,8 +13,13 @@ previous checkpoint or the new one complete (the loader also recovers ``DIR.old`
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import os
 import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +37,61 @@ from colorkit.core.fs import (  # noqa: F401 - re-exported for existing callers
     ensure_writable_dir,
     lock_dir,
 )
-from colorkit.core.interfaces import saved_weights_follow
 from colorkit.core.registry import ColorkitError, canonical_kind
 from colorkit.core.tensorfile import safetensors_bytes, save_tensors  # noqa: F401 - re-exported for existing callers
 
 FORMAT = "colorkit-checkpoint-v1"
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt"}
+EXTERNAL_KEY = "external_weights_sha256"
+"""The field of ``model.json`` that says the checkpoint leaves out its component's
+external weights (:class:`ExternalWeights`) and holds the digest they must have."""
+STATS_FILE = "stats.safetensors"
+"""A method checkpoint's colour statistics (beside ``model.safetensors``)."""
+
+_LOADING_SAVED_WEIGHTS: contextvars.ContextVar[bool] = contextvars.ContextVar("colorkit_loading_saved_weights",
+                                                                              default=False)
+
+
+def loading_saved_weights() -> bool:
+    """True while a component is being rebuilt from a saved run or checkpoint, whose file
+    then holds every tensor. A component reads no initialisation (a ``weights=`` file given
+    for training) and builds nothing needed only for training (a decoder loss) in that
+    case, so that a finished run loads without the files and plugins it was trained with."""
+    return _LOADING_SAVED_WEIGHTS.get()
+
+
+@contextlib.contextmanager
+def saved_weights_follow() -> Iterator[None]:
+    """Inside: :func:`loading_saved_weights` is true (used by the checkpoint loader)."""
+    token = _LOADING_SAVED_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _LOADING_SAVED_WEIGHTS.reset(token)
+
+
+@dataclass(frozen=True)
+class ExternalWeights:
+    """A component's declaration of tensors that come from elsewhere than its checkpoint
+    (e.g. an ImageNet backbone's weights shipped in an installed package), returned by
+    ``Component.external_weights``.
+
+    ``keys``: their names in the component's ``state_dict``; ``digest``: gives the sha256
+    of the ones it holds now (``""`` when they were not loaded from their source); ``load``:
+    loads them into the component from their source, writing nothing, and returns their
+    digest; ``what`` names them and ``remedy`` says what to do when the source gives other
+    ones, in the error a mismatch raises."""
+
+    keys: frozenset[str]
+    digest: Callable[[], str]
+    load: Callable[[], str]
+    what: str = "external weights"
+    remedy: str = "install the version of the package that provides them"
+
+    def under(self, name: str) -> ExternalWeights:
+        """The same declaration seen from a component that holds this one as its
+        sub-module ``name`` (the keys get ``name.`` in front)."""
+        return replace(self, keys=frozenset(f"{name}.{k}" for k in self.keys))
 
 
 def resolve_dir(path: str | Path) -> Path:
@@ -90,22 +144,34 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def component_meta(obj: Any, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """``model.json`` of the component ``obj`` (a :class:`~colorkit.core.interfaces.Component`)
+    whose ``state_dict`` is ``state``."""
     return {
         "format": FORMAT,
         "colorkit_version": __version__,
-        "kind": getattr(obj, "kind", ""),
-        "name": getattr(obj, "registry_name", "") or "",
+        "kind": obj.kind,
+        "name": obj.registry_name or "",
         "class": f"{type(obj).__module__}.{type(obj).__qualname__}",
         "config": obj.config.model_dump(mode="json"),
         "shapes": {k: list(v.shape) for k, v in state.items()},
     }
 
 
-def write_component(directory: Path, obj: Any, *, prefix: str = "model", extra: dict[str, Any] | None = None) -> None:
+def write_component(directory: Path, obj: Any, *, prefix: str = "model", extra: dict[str, Any] | None = None,
+                    external: bool = False) -> None:
     """Write ``prefix.json`` + ``prefix.safetensors`` for a component into ``directory``
-    (not atomic by itself: call inside :func:`atomic_dir`)."""
+    (not atomic by itself: call inside :func:`atomic_dir`). ``external=True``: leave out
+    the tensors the component declares external (``external_weights``), recording their
+    digest under :data:`EXTERNAL_KEY`."""
     state = obj.state_dict()
     meta = component_meta(obj, state)
+    if external:
+        ext = obj.external_weights()
+        digest = ext.digest() if ext is not None else ""
+        if not digest:
+            raise ColorkitError(f"{type(obj).__name__} has no external weights loaded from their source to leave out")
+        state = {k: v for k, v in state.items() if k not in ext.keys}
+        meta[EXTERNAL_KEY] = digest
     if extra:
         meta.update(extra)
     save_tensors(
@@ -114,13 +180,15 @@ def write_component(directory: Path, obj: Any, *, prefix: str = "model", extra: 
     atomic_write_text(directory / f"{prefix}.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
-def save_component(obj: Any, directory: str | Path, *, stats: Any = None, extra: dict[str, Any] | None = None) -> Path:
-    """Atomically save a component (and its colour statistics) to ``directory``."""
+def save_component(obj: Any, directory: str | Path, *, stats: Any = None, extra: dict[str, Any] | None = None,
+                   external: bool = False) -> Path:
+    """Atomically save a component (and its colour statistics) to ``directory``
+    (``external``: see :func:`write_component`)."""
     directory = Path(directory)
     with atomic_dir(directory) as tmp:
-        write_component(tmp, obj, extra=extra)
+        write_component(tmp, obj, extra=extra, external=external)
         if stats is not None:
-            stats.save(tmp / "stats.safetensors")
+            stats.save(tmp / STATS_FILE)
     return directory
 
 
@@ -199,8 +267,10 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     """Rebuild a component from its checkpoint through the registry and load its weights.
 
     ``kind``/``name``, when given, must match what was saved. ``factory_kwargs`` are passed
-    to the factory (e.g. ``stats=`` for methods: :func:`colorkit.core.stats.load_method_checkpoint`
-    reads a method checkpoint's ``stats.safetensors`` and passes it)."""
+    to the factory (e.g. ``stats=`` for methods: :func:`load_method_checkpoint` reads a
+    method checkpoint's ``stats.safetensors`` and passes it). A checkpoint that records
+    :data:`EXTERNAL_KEY` gets the tensors its component declares external from their
+    source, checked against that digest (:func:`load_external`)."""
     from colorkit.core.plugin_manager import registry
 
     directory = resolve_dir(directory)
@@ -231,14 +301,16 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
             probe = reg.create(meta["name"], config=meta["config"], **factory_kwargs)
     except Exception:  # noqa: BLE001 - built for real below (a bad config fails there, worded as usual)
         probe = None
-    optional = set(getattr(reg.get(meta["name"]).factory, "optional_state", ()))
-    external = meta.get("external_backbone_sha256")  # the backbone's weights come from its package
+    external = meta.get(EXTERNAL_KEY)  # the tensors declared external come from their source
+    if external is not None and not isinstance(external, str):
+        raise ColorkitError(f"checkpoint {directory}: {EXTERNAL_KEY} must be a hex string")
 
     def expected_of(model: Any, saved: dict[str, Any]) -> dict[str, Any]:
         """The model's state less the optional entries an older checkpoint lacks (and the
-        backbone's, when they come from the installed package)."""
-        return {k: v for k, v in model.state_dict().items()
-                if k in saved or (k not in optional and not (external and k.startswith("backbone.")))}
+        external ones, when they come from their source)."""
+        ext = model.external_weights() if external else None
+        left_out = set(model.optional_state) | (ext.keys if ext is not None else set())
+        return {k: v for k, v in model.state_dict().items() if k in saved or k not in left_out}
 
     if probe is not None:
         check_state(meta, saved_shapes, expected_of(probe, saved_shapes), directory)
@@ -253,8 +325,8 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
         raise ColorkitError(f"{directory / (prefix + '.json')}: the config does not fit {meta['kind']} "
                             f"{meta['name']!r} ({type(exc).__name__}: {msg})") from None
     if external:
-        _load_external_backbone(obj, external, directory)
-        state = {**state, **{k: v for k, v in obj.state_dict().items() if k.startswith("backbone.")}}
+        keys = load_external(obj, external, directory)
+        state = {**state, **{k: v for k, v in obj.state_dict().items() if k in keys}}
     expected = expected_of(obj, state)
     check_state(meta, state, expected, directory)
     check_dtypes(state, expected, weights)
@@ -262,18 +334,31 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
     return obj.to(map_location)
 
 
-def _load_external_backbone(obj: Any, sha256: str, directory: Path) -> None:
-    """A checkpoint without its frozen backbone's tensors (the bundled demo model): load
-    them from the installed package and check they are the ones it was built with."""
-    backbone = getattr(obj, "backbone", None)
-    if not isinstance(sha256, str):
-        raise ColorkitError(f"checkpoint {directory}: external_backbone_sha256 must be a hex string")
-    if backbone is None or not hasattr(backbone, "load_pretrained"):
-        raise ColorkitError(f"checkpoint {directory} expects a pretrained backbone, which its model does not have")
-    got = backbone.load_pretrained(write_cache=False).get("backbone_weights_sha256")  # loading writes nothing
+def load_external(obj: Any, sha256: str, directory: Path) -> frozenset[str]:
+    """Load the tensors ``obj`` declares external (``external_weights``) from their source
+    and check that they are the ones the checkpoint in ``directory`` was built with
+    (digest ``sha256``); returns their names. Loading writes nothing."""
+    ext = obj.external_weights()
+    if ext is None:
+        raise ColorkitError(f"checkpoint {directory} expects external weights, which its model does not declare")
+    got = ext.load()
     if got != sha256:
-        raise ColorkitError(f"checkpoint {directory} was built with backbone weights {sha256[:12]}..., the installed "
-                            f"package gives {str(got)[:12]}...; reinstall the version colorkit pins")
+        raise ColorkitError(f"checkpoint {directory} was built with {ext.what} {sha256[:12]}..., the installed "
+                            f"package gives {str(got)[:12]}...; {ext.remedy}")
+    return ext.keys
+
+
+def load_method_checkpoint(directory: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """A component saved by :func:`save_component` with its colour statistics (a method):
+    ``stats.safetensors`` of the checkpoint folder (unless ``stats=`` is given) is passed
+    to the factory; ``kwargs`` go to :func:`load_component`."""
+    from colorkit.core.stats import ColorStats
+
+    folder = resolve_dir(directory)
+    stats_path = folder / STATS_FILE
+    if "stats" not in kwargs and os.path.lexists(stats_path):
+        kwargs["stats"] = ColorStats.load(regular_file(stats_path, "colour statistics file"))
+    return load_component(folder, **kwargs)
 
 
 def check_dtypes(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: Path) -> None:

@@ -13,18 +13,23 @@ JSON and the ``state_dict`` as safetensors (see :mod:`colorkit.core.checkpoint`)
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor, nn
 
+from colorkit.core.checkpoint import (  # noqa: F401 - loading_saved_weights is part of the plugin API
+    ExternalWeights,
+    load_method_checkpoint,
+    loading_saved_weights,
+    save_component,
+)
 from colorkit.core.registry import ColorkitError
 from colorkit.core.stages import (  # noqa: F401 - part of the plugin API, importable from here
     LR_SCHEDULES,
@@ -34,27 +39,6 @@ from colorkit.core.stages import (  # noqa: F401 - part of the plugin API, impor
     lr_factor,
     noise,
 )
-
-_LOADING_SAVED_WEIGHTS: contextvars.ContextVar[bool] = contextvars.ContextVar("colorkit_loading_saved_weights",
-                                                                              default=False)
-
-
-def loading_saved_weights() -> bool:
-    """True while a component is being rebuilt from a saved run or checkpoint, whose file
-    then holds every tensor. A component reads no initialisation (a ``weights=`` file given
-    for training) and builds nothing needed only for training (a decoder loss) in that
-    case, so that a finished run loads without the files and plugins it was trained with."""
-    return _LOADING_SAVED_WEIGHTS.get()
-
-
-@contextlib.contextmanager
-def saved_weights_follow() -> Iterator[None]:
-    """Inside: :func:`loading_saved_weights` is true (used by the checkpoint loader)."""
-    token = _LOADING_SAVED_WEIGHTS.set(True)
-    try:
-        yield
-    finally:
-        _LOADING_SAVED_WEIGHTS.reset(token)
 
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.core.stats import ColorStats
@@ -66,6 +50,16 @@ def _registered_name(cls: type, kind: str) -> str:
     return registered_name(cls, kind)
 
 PRESET_NAMES = ("paper", "small", "tiny")
+
+_C = TypeVar("_C")
+
+
+def declared(factory: Any, base: type[_C]) -> type[_C]:
+    """The class whose declarations (class attributes: ``role``, ``sample_modes``,
+    ``uses_meta``, ``Config``...) describe a registered ``factory`` of the kind ``base``:
+    the factory itself when it is a subclass of ``base``, else ``base`` (a plain callable
+    registered as a factory declares nothing, so it has the base class's defaults)."""
+    return factory if isinstance(factory, type) and issubclass(factory, base) else base
 
 
 class ComponentConfig(BaseModel):
@@ -115,6 +109,35 @@ class Component(nn.Module):
         super().__init__()
         self.config = self.make_config(config, **fields)
         self.registry_name = _registered_name(type(self), self.kind) or self.registry_name
+
+    def external_weights(self) -> ExternalWeights | None:
+        """The tensors of this component that come from elsewhere than its checkpoint (e.g.
+        an ImageNet backbone's weights shipped in an installed package) and how they are
+        loaded and checked: a checkpoint saved with ``external=True`` leaves them out and
+        records their digest, and loading it loads them from their source and refuses
+        them when the digest differs. Default ``None``: every tensor is in the checkpoint.
+        A component holding one with external weights passes it on with
+        :meth:`ExternalWeights.under` (the name of the sub-module)."""
+        return None
+
+    def save(self, directory: str | Path, *, stats: Any = None, external: bool = False) -> Path:
+        """Save to the checkpoint folder ``directory`` (atomically; see
+        :mod:`colorkit.core.checkpoint`): config, weights and, for a method, its colour
+        statistics (``stats`` or the method's own). ``external=True`` leaves out the
+        tensors :meth:`external_weights` declares, recording their digest."""
+        if stats is None and isinstance(self, Method):
+            stats = self.stats
+        return save_component(self, directory, stats=stats, external=external)
+
+    @classmethod
+    def load(cls: type[_C], directory: str | Path, *, map_location: str | torch.device = "cpu", **kwargs: Any) -> _C:
+        """The component saved in ``directory`` by :meth:`save`, rebuilt through the
+        registry under its saved name (a method with the folder's colour statistics unless
+        ``stats=`` is given); an error when the folder holds something else than a ``cls``."""
+        obj = load_method_checkpoint(directory, kind=cls.kind or None, map_location=map_location, **kwargs)
+        if not isinstance(obj, cls):
+            raise ColorkitError(f"checkpoint {directory} holds a {type(obj).__name__}, not a {cls.__name__}")
+        return obj
 
 
 # --------------------------------------------------------------------------- backbones
@@ -254,6 +277,11 @@ class Method(Component):
     """When true, the method says something only with hints (e.g. the reference ``levin``,
     the grey image without them): ``colorkit bench`` scores it only in the tables with
     colour hints (``--hints``), never in the tables without them."""
+    decoder_loss_option: ClassVar[str | None] = None
+    """The config field that chooses the decoder loss its colour embedder is trained with
+    (registered decoder-loss names and weights, e.g. ``mdn``'s ``decoder_loss``); ``None``
+    when it has none. ``colorkit bench --ablation decoder-loss`` sets it, trains only
+    :meth:`embedding_stages` and scores :meth:`colour_embedder`'s reconstructions."""
 
     @classmethod
     def options_from_context(cls, context: BuildContext) -> dict[str, Any]:
@@ -303,6 +331,16 @@ class Method(Component):
         sampler.observe(frames, scenes)
         return sampler.sample(frames, scenes, meta=meta)
 
+    def embedding_stages(self) -> list[Stage]:
+        """The stages of :meth:`stages` that train the colour embedder (and nothing after
+        it), in order; the decoder-loss ablation trains only these. Default: none."""
+        return []
+
+    def colour_embedder(self) -> Embedder | None:
+        """The colour-field embedder this method samples through (what
+        :meth:`embedding_stages` trains), or ``None`` (default) when it has none."""
+        return None
+
     def diagnostics(self, split: Any, *, k: int, batch_size: int = 64) -> dict[str, Any] | None:
         """Optional JSON-able facts about how the trained model behaves on ``split`` (e.g.
         which mixture components it uses); ``None`` when it has none. Recorded in
@@ -328,11 +366,8 @@ class Method(Component):
         if options:
             try:
                 self.config = self.make_config(self.config, **options)
-            except ValueError as exc:  # pydantic's ValidationError
-                errors = getattr(exc, "errors", None)
-                detail = ("; ".join(f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}"
-                                    for e in errors()) if callable(errors) else " ".join(str(exc).split()))
-                raise ColorkitError(f"invalid sampling setting: {detail}") from None
+            except ValueError as exc:  # pydantic's ValidationError, or a validator's own ValueError
+                raise ColorkitError(f"invalid sampling setting: {validation_detail(exc)}") from None
 
     def check_mode(self, mode: str | None) -> str:
         mode = mode or self.sample_modes[0]
@@ -342,6 +377,14 @@ class Method(Component):
                 f"expected one of {', '.join(self.sample_modes)}"
             )
         return mode
+
+
+def validation_detail(exc: ValueError) -> str:
+    """A config error on one line: each field of a pydantic ``ValidationError`` with the
+    value given and what was wrong, or the text of any other ``ValueError``."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors())
+    return " ".join(str(exc).split())
 
 
 # --------------------------------------------------------------------------- metrics

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMAT = "colorkit-stats-v1"
 UNITS = "ab/128; variances in (ab/128)^2"
-CHECKPOINT_FILE = "stats.safetensors"
-"""The statistics' file name inside a checkpoint folder (beside ``model.safetensors``)."""
 
 _TENSOR_KEYS = (
     "pca_components",
@@ -145,11 +143,17 @@ class ColorStats:
     # -- persistence
     def to(self, device: torch.device | str) -> ColorStats:
         """A copy with every tensor on ``device``."""
-        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name in _TENSOR_KEYS}
+        moved = {key: value.to(device) for key, value in self._tensor_fields().items()}
         return replace(self, **moved, meta=dict(self.meta))
 
+    def _tensor_fields(self) -> dict[str, Tensor]:
+        """Every tensor field by name (:data:`_TENSOR_KEYS`), as it is."""
+        return {"pca_components": self.pca_components, "pca_variances": self.pca_variances,
+                "pca_mean": self.pca_mean, "bin_prob": self.bin_prob, "bin_prob_smoothed": self.bin_prob_smoothed,
+                "bin_weights": self.bin_weights, "in_gamut": self.in_gamut}
+
     def tensors(self) -> dict[str, Tensor]:
-        return {key: getattr(self, key).detach().cpu().contiguous() for key in _TENSOR_KEYS}
+        return {key: value.detach().cpu().contiguous() for key, value in self._tensor_fields().items()}
 
     def save(self, path: str | os.PathLike[str], extra: dict[str, str] | None = None) -> Path:
         """Write a safetensors file (tensors + string metadata, plus ``extra``), atomically
@@ -215,19 +219,6 @@ class ColorStats:
             "weight_median": float(w.median()),
             "weight_max": float(w.max()),
         }
-
-
-def load_method_checkpoint(directory: str | os.PathLike[str], **kwargs: Any) -> Any:
-    """A method saved by :func:`colorkit.core.checkpoint.save_component` with its colour
-    statistics: ``stats.safetensors`` of the checkpoint folder (unless ``stats=`` is given)
-    is passed to the method's factory; ``kwargs`` go to :func:`~colorkit.core.checkpoint.load_component`."""
-    from colorkit.core.checkpoint import load_component, regular_file, resolve_dir
-
-    folder = resolve_dir(directory)
-    stats_path = folder / CHECKPOINT_FILE
-    if "stats" not in kwargs and os.path.lexists(stats_path):
-        kwargs["stats"] = ColorStats.load(regular_file(stats_path, "colour statistics file"))
-    return load_component(folder, **kwargs)
 
 
 # ----------------------------------------------------------------------------- computing

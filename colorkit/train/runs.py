@@ -30,7 +30,7 @@ from colorkit.core.checkpoint import (
 )
 from colorkit.core.interfaces import BuildContext
 from colorkit.core.registry import ColorkitError
-from colorkit.core.stats import load_method_checkpoint
+from colorkit.core.checkpoint import load_method_checkpoint
 from colorkit.train.components import check_components_installed, components_used
 from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig, environment
 from colorkit.train.engine import TrainConfig, Trainer, resolve_device

@@ -56,7 +56,7 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from colorkit.core import cachefile
-from colorkit.core.interfaces import Backbone, ComponentConfig
+from colorkit.core.interfaces import Backbone, ComponentConfig, ExternalWeights
 from colorkit.core.registry import ColorkitError
 
 ARCH = "tf_efficientnet_lite0"
@@ -273,6 +273,15 @@ class EffNetLite0(Backbone):
             raise ColorkitError(f"effnet-lite0: the weights lack {len(missing)} tensors (e.g. {missing[:3]})")
         self.load_state_dict(mine, strict=True)
         return {"backbone_weights_sha256": digest}
+
+    def external_weights(self) -> ExternalWeights:
+        """Every tensor comes from the installed package (the ImageNet weights), checked by
+        their digest: a checkpoint saved with ``external=True`` (the bundled demo model)
+        holds none of them."""
+        return ExternalWeights(
+            keys=frozenset(self.state_dict()), digest=lambda: self.provenance().get("backbone_weights_sha256", ""),
+            load=lambda: self.load_pretrained(write_cache=False)["backbone_weights_sha256"],  # writes nothing
+            what="backbone weights", remedy="reinstall the version colorkit pins")
 
     def provenance(self) -> dict[str, str]:
         digest = bytes(self.weights_sha256.tolist()).hex()

@@ -23,7 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colorkit.core.hints import check_hint_map, resize_hint_map
-from colorkit.core.interfaces import ComponentConfig, Method, Stage, StepContext, loading_saved_weights
+from colorkit.core.interfaces import (
+    ComponentConfig,
+    Embedder,
+    ExternalWeights,
+    Method,
+    Stage,
+    StepContext,
+    loading_saved_weights,
+)
 from colorkit.core.propagate import propagate_residual
 from colorkit.core.registry import ColorkitError
 
@@ -112,6 +120,11 @@ class MDNMethod(PretextBackbone, Method):
     # ------------------------------------------------------------------ training
     def provenance(self) -> dict[str, str]:
         return self.backbone.provenance()
+
+    def external_weights(self) -> ExternalWeights | None:
+        """The backbone's external weights (an ImageNet backbone's), under its name."""
+        ext = self.backbone.external_weights()
+        return None if ext is None else ext.under("backbone")
 
     def stages(self) -> list[Stage]:
         c = self.config

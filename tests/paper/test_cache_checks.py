@@ -76,16 +76,14 @@ def test_a_training_records_the_packages_digest_despite_a_tampered_cache(weights
     monkeypatch.setenv("COLORKIT_CACHE", str(cache))
     from colorkit.train.runs import DEMO_MODEL_DIR
 
-    package = json.loads((DEMO_MODEL_DIR / "model.json").read_text())["external_backbone_sha256"]
+    package = json.loads((DEMO_MODEL_DIR / "model.json").read_text())["external_weights_sha256"]
     assert EffNetLite0().load_pretrained()["backbone_weights_sha256"] == package
 
 
 def test_tampered_weights_cache_does_not_blame_the_package(tmp_path, monkeypatch, capsys):
     """A model that names its backbone by digest (the bundled demo model does) loads with a
     tampered cache: one line, nothing written, and no advice to reinstall the package."""
-    from types import SimpleNamespace
-
-    from colorkit.core.checkpoint import _load_external_backbone
+    from colorkit.core.checkpoint import load_external
     from colorkit.train.runs import DEMO_MODEL_DIR
 
     pretrained_state(cache_dir=tmp_path)
@@ -94,9 +92,9 @@ def test_tampered_weights_cache_does_not_blame_the_package(tmp_path, monkeypatch
               metadata=_metadata(target))
     before = target.read_bytes()
     monkeypatch.setenv("COLORKIT_CACHE", str(tmp_path))
-    package = json.loads((DEMO_MODEL_DIR / "model.json").read_text())["external_backbone_sha256"]
+    package = json.loads((DEMO_MODEL_DIR / "model.json").read_text())["external_weights_sha256"]
     capsys.readouterr()
-    _load_external_backbone(SimpleNamespace(backbone=EffNetLite0(preset="tiny")), package, DEMO_MODEL_DIR)
+    load_external(EffNetLite0(preset="tiny"), package, DEMO_MODEL_DIR)
     lines = _warnings(capsys.readouterr().err)
     assert len(lines) == 1 and "in memory" in lines[0] and "reinstall" not in lines[0]
     assert target.read_bytes() == before  # loading a model writes nothing
