@@ -292,9 +292,9 @@ def sample_with_hints(method: Any, grey: Tensor, k: int, *, hints: Tensor | None
     spread along the grey image), so every method, a third party's too, takes hints."""
     if hints is None:
         return method.sample(grey, k, **kwargs)
-    check_hint_map(hints, grey, who=f"{getattr(method, 'registry_name', '') or type(method).__name__}.sample")
+    check_hint_map(hints, grey, who=f"{method.registry_name or type(method).__name__}.sample")
     hints = hints.to(grey.device, torch.float32)
-    if getattr(method, "takes_hints", False):
+    if method.takes_hints:  # declared by Method (a model trained with hints sets it on itself)
         return method.sample(grey, k, hints=hints, **kwargs)
     from colorkit.core.propagate import propagate_residual
 

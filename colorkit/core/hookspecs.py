@@ -82,3 +82,13 @@ def register_datasets(register: Register) -> None:
 def register_commands(cli) -> None:
     """Add commands to the ``colorkit`` click group: ``cli.add_command(my_command)``. A
     plugin whose hook raises is named in one warning line; every other command works."""
+
+
+@hookspec(firstresult=True)
+def reference_embedder(image_size: int):
+    """The colour embedder whose forward and backward pass ``colorkit bench`` times as the
+    machine's reference speed (:mod:`colorkit.eval.machine`): an
+    :class:`colorkit.core.interfaces.Embedder` built for ``image_size`` with the same
+    weights whenever torch's seed is the same, or ``None``. The first plugin that returns
+    one provides it (colorkit_paper: the ``small`` preset of its VAE); without any, the
+    bench records no reference figure."""

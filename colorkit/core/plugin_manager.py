@@ -93,7 +93,7 @@ def _env_list(var: str) -> list[str] | None:
 
 def _check_hook_names(module: ModuleType, pm: pluggy.PluginManager) -> None:
     """Reject hook implementations whose name colorkit does not define (a misspelling)."""
-    known = set(_HOOK_FOR_KIND.values()) | set(FORMER_HOOKS) | {"register_commands"}
+    known = set(_HOOK_FOR_KIND.values()) | set(FORMER_HOOKS) | {"register_commands", "reference_embedder"}
     for attr in dir(module):
         obj = getattr(module, attr, None)
         if callable(obj) and getattr(obj, "colorkit_impl", None) is not None and attr not in known:
@@ -228,6 +228,13 @@ def registry(kind: str) -> Registry:
     if kind not in KINDS:
         raise ColorkitError(f"unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
     return state().registries[kind]
+
+
+def is_family_name(name: str) -> bool:
+    """Whether ``name`` names a member of a registered family of any kind (``prefix:variant``
+    where ``prefix:`` is registered, e.g. a backbone family's ``name:variant``)."""
+    prefix, colon, variant = name.partition(":")
+    return bool(colon and variant) and any(f"{prefix}:" in state().registries[kind].entries for kind in KINDS)
 
 
 def registered_name(cls: type, kind: str) -> str:

@@ -1,11 +1,13 @@
 """``colorkit bench --ablation decoder-loss``: the paper's Tables 1-2 (section 7.2).
 
-The VAE of ``mdn`` is trained three times, with the decoder loss ``l2`` (plain), ``mah``
-(specificity only) and the full eq. 4 (``hist`` + 0.1 ``mah`` + 1e-3 ``grad``), each given
-as registered decoder-loss names with their weights (the method's ``decoder_loss``), then each
-reconstructs the test colour fields from the posterior mean (the "best possible embedding",
-not a colorization) and is scored with absolute and weighted absolute error over all pixels
-and over the central 8x8 grid, in ab / 128.
+The colour embedder of a method (``mdn``'s VAE) is trained three times, with the decoder
+loss ``l2`` (plain), ``mah`` (specificity only) and the full eq. 4 (``hist`` + 0.1 ``mah`` +
+1e-3 ``grad``), each given as registered decoder-loss names with their weights in the config
+field the method declares (``Method.decoder_loss_option``); only the method's
+``embedding_stages()`` are trained. Then each embedder (``colour_embedder()``) reconstructs
+the test colour fields from the posterior mean (the "best possible embedding", not a
+colorization) and is scored with absolute and weighted absolute error over all pixels and
+over the central 8x8 grid, in ab / 128.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 from colorkit.core.checkpoint import atomic_write_text
 
-# label -> the method's ``decoder_loss``: registered decoder-loss names and weights
+# label -> the method's decoder loss option: registered decoder-loss names and weights
 VARIANTS: dict[str, dict[str, float]] = {
     "L2-Loss": {"l2": 1.0},
     "Mah-Loss": {"mah": 1.0},
@@ -80,11 +82,18 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
     seed; ``stats_config`` chooses the colour statistics. A variant whose ``scores.json``
     exists (an interrupted ablation) is reused only when it was made with the same
     settings; otherwise this fails, naming the settings that differ."""
+    from colorkit.core.interfaces import Method, declared
+    from colorkit.core.plugin_manager import registry
+    from colorkit.core.registry import ColorkitError
     from colorkit.core.stats import load_or_compute_stats
     from colorkit.train.config import DataConfig, environment
     from colorkit.train.engine import TrainConfig, Trainer
     from colorkit.train.runs import build_method
 
+    option = declared(registry("method").get(method).factory, Method).decoder_loss_option
+    if option is None:
+        raise ColorkitError(f"method {method!r} declares no decoder loss option (Method.decoder_loss_option), so the "
+                            "decoder-loss ablation cannot train it; use a method with a colour embedder, e.g. mdn")
     data = data if data is not None else DataConfig(dataset=dataset, size=size)
     ds = data.prepare(progress=progress)
     stats = load_or_compute_stats(ds, stats_config, progress=progress)
@@ -100,15 +109,16 @@ def run_ablation(*, dataset: str = "demo", preset: str = "small", epochs: int | 
             results[label] = finished
             continue
         torch.manual_seed(seed)  # every variant starts from the same initial weights
-        m = build_method(method, stats, preset=preset, options={"decoder_loss": weights}, dataset=ds)
+        m = build_method(method, stats, preset=preset, options={option: weights}, dataset=ds)
         m.registry_name = method
-        vae_stage = [s for s in m.stages() if s.name == "vae"]
-        m.stages = lambda st=vae_stage: st  # only the embedder is trained here
+        embedder, stages = m.colour_embedder(), m.embedding_stages()  # only the embedder is trained here
+        if embedder is None:
+            raise ColorkitError(f"method {method!r} has no colour embedder (Method.colour_embedder) to score")
         run_dir = root / slug
         resume = (run_dir / "train_state").is_dir()
         Trainer(TrainConfig(seed=seed, epochs=epochs, device=device, progress=progress)).fit(
-            m, ds.split("train"), run_dir, resume=resume)
-        scores = reconstruct_scores(m.embedder, ds.split("test"), stats)
+            m, ds.split("train"), run_dir, resume=resume, stages=stages)
+        scores = reconstruct_scores(embedder, ds.split("test"), stats)
         atomic_write_text(res_path, json.dumps({**scores, "settings": settings}, indent=2))
         results[label] = scores
     d = ds.name or Path(ds.source).name

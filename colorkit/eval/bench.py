@@ -226,11 +226,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 diag = colorizer.method.diagnostics(test, k=cfg.k, batch_size=max(cfg.batch_size, 64))
                 if diag:
                     usage[method] = {"train": (info.get("diagnostics") or {}).get("train"), "test": diag}
-            modes = list(getattr(colorizer.method, "sample_modes", ("default",)))
+            modes = list(colorizer.method.sample_modes)
             if colorizer.sampling.mode is not None:  # --option mode=...: that mode only
                 modes = [colorizer.sampling.mode]
             score_modes = modes if cfg.extra_modes else modes[:1]
-            own_refs = set(getattr(colorizer.method, "reference_modes", ()))
+            own_refs = set(colorizer.method.reference_modes)
             for mi, mode in enumerate(score_modes):
                 name = method if mi == 0 else f"{method}[{mode}]"
                 if mode in own_refs and not cfg.references:

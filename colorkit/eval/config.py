@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from colorkit.core.interfaces import Method, declared, validation_detail
 from colorkit.metrics.bootstrap import RESAMPLES
 from colorkit.train.config import DataConfig, MethodPreset, StatsConfig, TrainConfig
 
@@ -86,7 +87,7 @@ class BenchConfig(MethodPreset):
             flat = {k: values.pop(k) for k in [k for k, s in FLAT_FIELDS.items() if s == section] if k in values}
             if flat:
                 given = values.get(section)
-                given = given.model_dump() if hasattr(given, "model_dump") else dict(given or {})
+                given = given.model_dump() if isinstance(given, BaseModel) else dict(given or {})
                 values[section] = {**given, **flat}
         return values
 
@@ -129,9 +130,9 @@ class BenchConfig(MethodPreset):
         """``(training options, sampling options)`` of ``method`` from :attr:`options`."""
         from colorkit.core.plugin_manager import registry
 
-        factory = registry("method").get(method).factory
-        fields = set(getattr(getattr(factory, "Config", None), "model_fields", {}))
-        sampling_keys = set(getattr(factory, "sample_options", ())) | {"mode"}
+        factory = declared(registry("method").get(method).factory, Method)
+        fields = set(factory.Config.model_fields)
+        sampling_keys = set(factory.sample_options) | {"mode"}
         train_opts: dict[str, Any] = {}
         sample_opts: dict[str, Any] = {}
         for scope in ("*", method):
@@ -177,33 +178,34 @@ def check_sampling(cfg: BenchConfig, method: str) -> None:
     from colorkit.core.plugin_manager import registry
     from colorkit.core.registry import ColorkitError
 
-    factory = registry("method").get(method).factory
+    factory = declared(registry("method").get(method).factory, Method)
     train_opts, sample_opts = cfg.method_options(method)
     opts = dict(sample_opts)
     mode = opts.pop("mode", None)
-    modes = getattr(factory, "sample_modes", None)
-    if mode is not None and modes is not None and str(mode) not in modes:
+    modes = factory.sample_modes
+    if mode is not None and str(mode) not in modes:
         scope = "" if method in cfg.options and "mode" in cfg.options[method] else f"; scope it as METHOD:mode={mode}"
         raise ColorkitError(f"--option mode={mode}: method {method!r} has no sampling mode {str(mode)!r} (its modes: "
                             f"{', '.join(modes)}){scope}")
-    make = getattr(factory, "make_config", None)
-    if not opts or make is None:
+    if not opts or factory is Method:  # a factory that is not a Method class declares no config to check
         return
     try:
-        make(None, preset=cfg.preset, **{**train_opts, **opts})
+        factory.make_config(None, preset=cfg.preset, **{**train_opts, **opts})
     except ColorkitError:
         raise
     except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-        errors = getattr(exc, "errors", None)
-        detail = ("; ".join(f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in errors())
-                  if callable(errors) else " ".join(str(exc).split()))
+        detail = validation_detail(exc) if isinstance(exc, ValueError) else " ".join(str(exc).split())
         raise ColorkitError(f"invalid sampling setting of method {method!r}: {detail}") from None
 
 
 def parse_bench_options(pairs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{"[METHOD:]KEY": value}`` (``--option``) -> ``{METHOD or "*": {KEY: value}}``."""
+    """``{"[METHOD:]KEY": value}`` (``--option``) -> ``{METHOD or "*": {KEY: value}}``. A
+    key that starts with the name of a registered family (a name ending in ``:``, e.g. a
+    backbone family) is a whole key, not ``METHOD:KEY``."""
+    from colorkit.core.plugin_manager import is_family_name
+
     out: dict[str, dict[str, Any]] = {}
     for key, value in pairs.items():
-        method, _, field = key.rpartition(":") if ":" in key and not key.startswith("timm:") else ("", "", key)
+        method, _, field = key.rpartition(":") if ":" in key and not is_family_name(key) else ("", "", key)
         out.setdefault(method or "*", {})[field] = value
     return out

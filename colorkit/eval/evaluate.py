@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from colorkit.core import loadwatch
-from colorkit.core.interfaces import Metric
+from colorkit.core.interfaces import Method, Metric, declared
 from colorkit.core.registry import ColorkitError
 from colorkit.metrics import MetricCollection, declares
 
@@ -33,8 +33,8 @@ def reference_names(with_meta: bool = False) -> list[str]:
     reg = registry("method")
     out = []
     for n in reg.names():
-        f = reg.get(n).factory
-        if getattr(f, "role", "learned") == "reference" and (with_meta or not getattr(f, "uses_meta", False)):
+        f = declared(reg.get(n).factory, Method)
+        if f.role == "reference" and (with_meta or not f.uses_meta):
             out.append(n)
     return out
 
@@ -42,7 +42,7 @@ def reference_names(with_meta: bool = False) -> list[str]:
 def role_of(method: str) -> str:
     from colorkit.core.plugin_manager import registry
 
-    return str(getattr(registry("method").get(method).factory, "role", "learned"))
+    return declared(registry("method").get(method).factory, Method).role
 
 
 def build_metrics(stats: Any, with_meta: bool = False) -> tuple[dict[str, Metric], dict[str, str]]:
@@ -55,7 +55,7 @@ def build_metrics(stats: Any, with_meta: bool = False) -> tuple[dict[str, Metric
     metrics: dict[str, Metric] = {}
     skipped: dict[str, str] = {}
     for name in registry("metric").names():
-        if getattr(registry("metric").get(name).factory, "uses_meta", False) and not with_meta:
+        if declared(registry("metric").get(name).factory, Metric).uses_meta and not with_meta:
             skipped[name] = "needs per-image metadata, which this test set does not have"
             continue
         try:
@@ -77,7 +77,7 @@ def metric_info(metrics: dict[str, Metric]) -> dict[str, dict[str, Any]]:
     out = {}
     for name, m in metrics.items():
         doc = (type(m).__doc__ or "").strip().split("\n\n")[0]
-        out[name] = {"units": str(getattr(m, "units", "")), "higher_is_better": getattr(m, "higher_is_better", None),
+        out[name] = {"units": str(m.units), "higher_is_better": m.higher_is_better,
                      "interval": "bootstrap" if m.mean_of_images else "none (not a mean over images)",
                      "description": " ".join(doc.split())}
     return out
@@ -92,7 +92,7 @@ def evaluate(colorizer: Any, test: Any, metrics: dict[str, Metric], *, k: int, s
     None; with it, methods and metrics that declare ``uses_meta`` get each batch's records
     as ``meta=``. Returns ``{"values": {name: float}, "per_image": {name: (N,) float64 tensor or None},
     "infer_seconds_per_image": float, "kept": (keep, k, 2, H, W) or None}``."""
-    uses_meta = bool(getattr(colorizer.method, "uses_meta", False))
+    uses_meta = colorizer.method.uses_meta
     if uses_meta and meta_of is None:
         raise ColorkitError(f"{colorizer.name} needs per-image metadata, which this test set does not have; "
                             "use a data set with metadata such as synth")

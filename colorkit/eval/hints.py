@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from colorkit.core.hints import sample_with_hints, simulate_hints
+from colorkit.core.interfaces import Method, declared
 from colorkit.core.registry import ColorkitError
 from colorkit.eval.verdicts import aggregate_seeds, verdicts
 from colorkit.metrics import functional as F
@@ -45,7 +46,7 @@ def hints_only(method: str) -> bool:
     """Whether the registered ``method`` is scored only with hints (``Method.hints_only``)."""
     from colorkit.core.plugin_manager import registry
 
-    return bool(getattr(registry("method").get(method).factory, "hints_only", False))
+    return declared(registry("method").get(method).factory, Method).hints_only
 
 
 def check_hint_counts(counts: list[int], size: int) -> None:
@@ -99,7 +100,7 @@ def evaluate_hints(colorizer: Any, test: Any, counts: list[int], *, k: int, seed
         counts = [c for c in counts if c]
         if not counts:
             return out
-    uses_meta = bool(getattr(colorizer.method, "uses_meta", False))
+    uses_meta = colorizer.method.uses_meta
     if uses_meta and meta_of is None:
         raise ColorkitError(f"{colorizer.name} needs per-image metadata, which this test set does not have")
     gens = {c: torch.Generator(device=colorizer.device).manual_seed(seed) for c in counts}

@@ -113,13 +113,14 @@ def _time_steps(step: Callable[[], Any], seconds: float, warmup: int, min_steps:
 
 
 def _reference_vae() -> torch.nn.Module | None:
-    from colorkit.core.plugin_manager import registry
+    """The colour VAE a plugin provides for the reference workload (the ``reference_embedder``
+    hook), or ``None`` where none does (the paper plugin is not installed)."""
+    from colorkit.core.plugin_manager import plugin_manager
 
     try:
-        cls = registry("embedder").get("vae").factory
-    except Exception:  # noqa: BLE001 - the paper plugin is not installed: no reference figure
+        return plugin_manager().hook.reference_embedder(image_size=64)
+    except Exception:  # noqa: BLE001 - a broken plugin costs only the reference figure
         return None
-    return cls(preset="small", image_size=64)
 
 
 def reference_speed(threads: int | None = None, *, seconds: float = 1.0, warmup: int = 2,

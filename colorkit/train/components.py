@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from colorkit.core.registry import ColorkitError, canonical_kind
 
 _NEEDED_KINDS = {"backbone": "backbone", "embedder": "embedder"}
@@ -22,7 +24,7 @@ def components_used(method: str, config: Any) -> dict[str, dict[str, str]]:
     from colorkit.core.plugin_manager import registry
 
     wanted = [("method", method)]
-    fields = config.model_dump() if hasattr(config, "model_dump") else dict(config or {})
+    fields = config.model_dump() if isinstance(config, BaseModel) else dict(config or {})
     for field, kind in _NEEDED_KINDS.items():
         if isinstance(fields.get(field), str):
             wanted.append((kind, fields[field]))

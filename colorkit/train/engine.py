@@ -32,7 +32,8 @@ from colorkit.core import loadwatch
 from colorkit.core.checkpoint import lock_dir
 from colorkit.core.interfaces import Method, StageEnd, StepContext
 from colorkit.core.registry import ColorkitError
-from colorkit.core.stages import MAX_SEED
+from colorkit.core.stages import MAX_SEED, Stage
+from colorkit.core.stats import ColorStats
 from colorkit.train.callbacks import Callback, Callbacks, EpochInfo, FitInfo, Logger, StepInfo
 from colorkit.train.device import autocast_dtype, compile_modules, resolve_device, use_channels_last
 from colorkit.train.loggers import JsonlLogger, LossPlot, ProgressBar
@@ -171,10 +172,12 @@ class Trainer:
         for rgb, rows in loader:
             yield to_model_batch(rgb, rows, self.device)
 
-    def fit(self, method: Method, train_split: Any, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    def fit(self, method: Method, train_split: Any, run_dir: str | Path, *, resume: bool = False,
+            stages: list[Stage] | None = None) -> dict[str, Any]:
         """Train ``method`` on ``train_split`` (has ``len()`` and ``batch(indices)``; see
         :class:`~colorkit.train.split.TrainSplit`); checkpoints go to ``run_dir/train_state``.
-        Returns a summary dict.
+        ``stages``: train only these of the method's stages (e.g. its ``embedding_stages()``),
+        the same list on a resume; default ``method.stages()``. Returns a summary dict.
 
         ``run_dir`` is locked while training (another process training into it gets a
         one-line error) and checked to be writable first. Launched by torchrun, the call
@@ -188,11 +191,12 @@ class Trainer:
                     shutil.rmtree(tmp, ignore_errors=True)
             with D.process_group(self.device):
                 try:
-                    return self._fit(method, split, run_dir, resume=resume)
+                    return self._fit(method, split, run_dir, resume=resume, stages=stages)
                 finally:
                     self._fit_state = None
 
-    def _fit(self, method: Method, split: TrainSplit, run_dir: Path, *, resume: bool) -> dict[str, Any]:
+    def _fit(self, method: Method, split: TrainSplit, run_dir: Path, *, resume: bool,
+             stages: list[Stage] | None = None) -> dict[str, Any]:
         """The whole run, top to bottom: place the model, start or resume, run each stage."""
         run_dir.mkdir(parents=True, exist_ok=True)
         world, rank, amp_dtype, channels_last = self._place(method)
@@ -207,7 +211,7 @@ class Trainer:
         callbacks.fit_start(FitInfo(run_dir, rank, world, progress.history))
         n, t_all, watch_mark = len(split), time.perf_counter(), loadwatch.mark()
         budget: dict[str, dict[str, int]] = {}
-        for si, stage in enumerate(method.stages()):
+        for si, stage in enumerate(method.stages() if stages is None else stages):
             if si < progress.stage_index:  # done before a resume: its planned schedule
                 e = self._epochs_of(stage)
                 budget[stage.name] = {"epochs": e, "images": e * n}
@@ -254,7 +258,7 @@ class Trainer:
             D.broadcast_module(method)  # every process starts from rank 0's weights
         torch.manual_seed(cfg.seed + rank)
         self.generator = torch.Generator(device=self.device).manual_seed(engine_seed(cfg.seed, rank))
-        if hasattr(method.stats, "to"):
+        if isinstance(method.stats, ColorStats):  # a method without colour statistics holds None
             method.stats = method.stats.to(self.device)
         return world, rank, autocast_dtype(cfg, self.device), channels_last
 

@@ -22,6 +22,7 @@ import torch
 from colorkit import __version__
 from colorkit.core.checkpoint import (
     atomic_write_text,
+    load_method_checkpoint,
     lock_dir,
     read_json,
     read_meta,
@@ -30,7 +31,6 @@ from colorkit.core.checkpoint import (
 )
 from colorkit.core.interfaces import BuildContext
 from colorkit.core.registry import ColorkitError
-from colorkit.core.checkpoint import load_method_checkpoint
 from colorkit.train.components import check_components_installed, components_used
 from colorkit.train.config import DataConfig, MethodSpec, RunConfig, SampleConfig, StatsConfig, environment
 from colorkit.train.engine import TrainConfig, Trainer, resolve_device

@@ -55,6 +55,7 @@ class MDNMethod(PretextBackbone, Method):
     codes for every input: the method's own decoder without its MDN, blind to the grey
     image's content in its choice of codes (``mdn-skip``'s decoder still draws on the grey
     image's edges). ``colorkit bench`` scores it as a reference."""
+    decoder_loss_option: ClassVar[str | None] = "decoder_loss"
     sample_options: ClassVar[tuple[str, ...]] = ("variance", "distinct_radius", "sequence_choice",
                                                  "sequence_smoothing", "hint_residual")
     """``variance``: of the Gaussian noise added to a component's mean in ``mixture``
@@ -149,6 +150,14 @@ class MDNMethod(PretextBackbone, Method):
             lr_schedule=c.mdn_lr_schedule, on_start=self._feature_table, on_end=self._drop_features,
         ))
         return stages
+
+    def embedding_stages(self) -> list[Stage]:
+        """The ``vae`` stage (the colour embedder's training; the pretext and MDN stages
+        are left out)."""
+        return [s for s in self.stages() if s.name == "vae"]
+
+    def colour_embedder(self) -> Embedder:
+        return self.embedder
 
     def _feature_table(self, train_split: Any) -> None:
         from .feature_cache import build_table

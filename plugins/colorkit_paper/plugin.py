@@ -45,3 +45,9 @@ def register_methods(register) -> None:
     register("mdn-skip", MDNSkipMethod, description="'ours+skip': as mdn with the vae-skip embedder")
     register("colornet", ColorNetColorizer,
              description="reference: the grey-feature colorization CNN alone (annealed mean, per-pixel samples)")
+
+
+@hookimpl
+def reference_embedder(image_size: int) -> VAE:
+    """The machine's reference workload (``colorkit.eval.machine``): the ``small`` VAE."""
+    return VAE(preset="small", image_size=image_size)

@@ -12,9 +12,8 @@ from colorkit_paper.method import MDNMethod, MDNSkipMethod
 from paper_helpers import Split, run_stage, structured_batch
 
 from colorkit import ColorkitError, create_method
-from colorkit.core.checkpoint import save_component
+from colorkit.core.checkpoint import load_method_checkpoint, save_component
 from colorkit.core.interfaces import StageEnd
-from colorkit.core.checkpoint import load_method_checkpoint
 
 S = 16
 

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from colorkit import api
-from colorkit.core.checkpoint import save_component
+from colorkit.core.checkpoint import load_method_checkpoint, save_component
 from colorkit.core.plugin_manager import all_entries
-from colorkit.core.checkpoint import load_method_checkpoint
 
 S = 16
 OURS = [e for e in all_entries() if e.plugin == "paper"]
