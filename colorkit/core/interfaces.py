@@ -84,7 +84,7 @@ class Component(nn.Module):
     checkpoint that lacks them still loads, and they keep their initial values."""
     example_variant: ClassVar[str | None] = None
     """For a family (registered under a name ending in ``:``): the variant the contract
-    checks build it with (e.g. ``"resnet18"`` for ``timm:``); ``None``: not checked."""
+    checks build it with (e.g. ``"resnet18"`` for a family of image models); ``None``: not checked."""
 
     @classmethod
     def make_config(cls, config: ComponentConfig | dict | None = None, **fields: Any) -> ComponentConfig:

@@ -3,14 +3,19 @@ channels-last memory format and ``torch.compile`` of a method's sub-modules."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from colorkit.core.registry import ColorkitError
 
-if TYPE_CHECKING:
-    from colorkit.train.engine import TrainConfig
+
+class TrainConfig(Protocol):
+    """What this module reads of a :class:`colorkit.train.engine.TrainConfig` (typed here
+    by its fields, so that the engine imports this module and not the other way round)."""
+
+    precision: str
+    channels_last: bool | None
 
 
 def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
