@@ -72,6 +72,7 @@ def test_checkpoint_owns_method_checkpoints_and_stats_import_no_checkpoint_code(
 
 
 def test_the_check_sees_a_cycle_through_a_type_hint(tmp_path):
-    (tmp_path / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from colorkit.x import b\n")
+    hint = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from colorkit.x import b\n"
+    (tmp_path / "a.py").write_text(hint)
     assert imported_modules(tmp_path / "a.py", "colorkit.x", {"colorkit.x.b"}) == {"colorkit.x.b"}
     assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]

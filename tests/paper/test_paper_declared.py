@@ -38,8 +38,9 @@ def test_effnet_weights_are_declared_external_under_the_methods_backbone(stats16
 
 
 def test_the_reference_workload_is_the_small_vae():
-    from colorkit.eval.machine import _reference_vae
     from colorkit_paper.vae import VAE
+
+    from colorkit.eval.machine import _reference_vae
 
     torch.manual_seed(0)
     vae = _reference_vae()
