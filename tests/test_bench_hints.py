@@ -72,9 +72,12 @@ def test_a_mask_of_another_shape_is_a_user_error():
 
 # ------------------------------------------------------------------ hint points
 class _Recorder:
-    """A method that takes hints and keeps every hint map it is given."""
+    """A method that takes hints and keeps every hint map it is given (declaring what
+    ``Method`` declares and the bench reads)."""
 
     takes_hints = True
+    uses_meta = False
+    registry_name = "recorder"
 
     def __init__(self):
         self.seen = []
@@ -106,7 +109,12 @@ def test_hint_points_are_the_same_for_every_method_and_batch_size():
 
 
 class _Noisy:
-    """A method without hints whose colorizations are random draws of the generator."""
+    """A method without hints whose colorizations are random draws of the generator
+    (declaring what ``Method`` declares and the bench reads)."""
+
+    takes_hints = False
+    uses_meta = False
+    registry_name = "noisy"
 
     def sample(self, grey, k, *, mode=None, generator=None):
         return 0.2 * torch.randn(grey.shape[0], k, 2, *grey.shape[-2:], generator=generator)
