@@ -20,9 +20,9 @@ __all__ = ["Colorizer", "load"]
 
 def __getattr__(name: str):
     if name in __all__:
-        from colorkit.inference import colorizer
+        from colorkit.inference import colorizer as module
 
-        value = getattr(colorizer, name)
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'colorkit.inference' has no attribute {name!r}")
