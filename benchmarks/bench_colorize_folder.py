@@ -40,9 +40,10 @@ from PIL import Image
 
 import colorkit
 from colorkit.apps.folder import colorize_folder
-from colorkit.apps.inference import FORMATS, default_workers, output_format
 from colorkit.builtin_components import DEMO_DIR
-from colorkit.data.imageio import compose_colorizations, model_grey, read_photo
+from colorkit.data.imageio import model_grey, read_photo
+from colorkit.inference.output import FORMATS, default_workers, output_format
+from colorkit.inference.photo import compose_colorizations
 
 
 def make_folder(root: Path, n: int) -> None:

@@ -6,8 +6,8 @@ against the same without hints, in one process on one machine.
 Without --run the bundled demo model is used; without --image a shipped demo photo is
 enlarged to 1024x768. The hints are 10 seeded random points of the photo with the photo's
 own colour there. Each repetition times the file-writing path of ``colorkit colorize
-photo.jpg`` (:func:`colorkit.apps.inference.colorize_photo` with a PNG
-:class:`~colorkit.apps.inference.Writer` into a temporary folder, until every file is
+photo.jpg`` (:func:`colorkit.inference.photo.colorize_photo` with a PNG
+:class:`~colorkit.inference.output.Writer` into a temporary folder, until every file is
 written) once without and once with the hints, alternating so that both see the same
 load; it also times the model's sampling alone (where hints cost anything). Prints the
 median and minimum of each and the ratios with/without, and appends a row to
@@ -31,10 +31,11 @@ from _results import append_rows
 from PIL import Image
 
 import colorkit
-from colorkit.apps.inference import OutputFormat, Writer, colorize_photo
 from colorkit.builtin_components import DEMO_DIR
-from colorkit.data.imageio import model_grey, photo_hint_map
+from colorkit.data.imageio import model_grey
 from colorkit.eval.machine import cpu_name
+from colorkit.inference.output import OutputFormat, Writer
+from colorkit.inference.photo import colorize_photo, photo_hint_map
 
 
 def lscpu_name() -> str:

@@ -21,9 +21,10 @@ import json
 
 import torch
 
+from colorkit.inference import load
 from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from colorkit.metrics.functional import error_of_best
-from colorkit.train.runs import load, read_run
+from colorkit.train.runs import read_run
 
 
 def _test_split(run_dir: str, test_dataset: str | None):

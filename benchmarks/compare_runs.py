@@ -15,9 +15,10 @@ import argparse
 import torch
 from ceiling import _test_split
 
+from colorkit.inference import load
 from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from colorkit.metrics.functional import error_of_best
-from colorkit.train.runs import load, read_run
+from colorkit.train.runs import read_run
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import colorkit
-from colorkit.data.imageio import grid_row, stack_rows
+from colorkit.inference.grid import grid_row, stack_rows
 
 
 def photo_hints(img: Image.Image, n: int, seed: int) -> list[colorkit.Hint]:

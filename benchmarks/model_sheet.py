@@ -14,7 +14,7 @@ import torch
 
 from colorkit.data import prepare
 from colorkit.eval.bench import sample_sheet
-from colorkit.train.runs import load
+from colorkit.inference import load
 
 
 class _Subset:

@@ -21,7 +21,8 @@ from colorkit_synth.modes import MODE_TOL, region_weights
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
-from colorkit.train.runs import load, read_run
+from colorkit.inference import load
+from colorkit.train.runs import read_run
 
 
 def theme_match(samples: torch.Tensor, rec: dict) -> torch.Tensor:

@@ -27,8 +27,9 @@ from colorkit_synth.oracle import Oracle
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
+from colorkit.inference import load
 from colorkit.metrics.functional import _error_of_best_per_image
-from colorkit.train.runs import load, read_run
+from colorkit.train.runs import read_run
 
 RESAMPLES, CI_SEED = 1000, 0
 

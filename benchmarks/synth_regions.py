@@ -26,7 +26,8 @@ from colorkit_synth.modes import COHERENCE_TOL, _labels_at, region_weights
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
-from colorkit.train.runs import load, read_run
+from colorkit.inference import load
+from colorkit.train.runs import read_run
 
 MAX_DIST = 12
 

@@ -44,6 +44,10 @@ _LAZY = {
     **{name: "colorkit.core.hints" for name in ("Hint", "hint_map", "hints_from_json", "load_hints_file",
                                                 "parse_hint", "sample_with_hints", "simulate_hints")},
     "propagate_residual": "colorkit.core.propagate",
+    # colorizing: a loaded model (colorkit.load), a folder and a clip into files
+    "Colorizer": "colorkit.inference.colorizer",
+    "colorize_folder": "colorkit.apps.folder",
+    "colorize_clip": "colorkit.apps.video",
 }
 
 _LAZY_MODULES = {"distributed": "colorkit.core.distributed", "train": "colorkit.train"}
@@ -75,7 +79,7 @@ def load(run_dir=None, device: str = "auto", options: dict | None = None):
     With no argument, the bundled demo model: the ``mdn`` method (``small`` preset)
     trained only on the ~300 small (64x64) shipped demo photos, in half precision. It
     works out of the box; it is not a model trained on a large data set."""
-    from colorkit.train.runs import load as _load
+    from colorkit.inference import load as _load
 
     return _load(run_dir, device=device, options=options)
 

@@ -66,7 +66,8 @@ def main() -> None:
         save_tensors,
     )
     from colorkit.data import prepare
-    from colorkit.train.runs import DEMO_MODEL_DIR, RUN_FORMAT, Colorizer, read_run, train
+    from colorkit.inference.colorizer import DEMO_MODEL_DIR, Colorizer
+    from colorkit.train.runs import RUN_FORMAT, read_run, train
 
     t0 = time.time()
     ds = prepare("demo", size=64, seed=args.seed, progress=True, cache_dir=work / "cache")

@@ -17,9 +17,10 @@ from skimage.color import rgb2lab
 from colorkit.cli import main
 from colorkit.core import plugin_manager as plugins
 from colorkit.eval.bench import BenchConfig, _verdicts, reference_names
+from colorkit.inference import load
 from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from colorkit.testing import make_image_folder
-from colorkit.train.runs import load, train
+from colorkit.train.runs import train
 
 TINY = ["--preset", "tiny", "--epochs", "1", "--size", "32", "--quiet"]
 

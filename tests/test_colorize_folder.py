@@ -400,9 +400,9 @@ def test_a_folder_inside_out_is_said_to_be_excluded(tmp_path, capsys):
 def test_non_finite_colours_are_an_error_not_black_photos(tmp_path, capsys, monkeypatch):
     import torch
 
-    from colorkit.train import runs
+    from colorkit import inference
 
-    real = runs.load
+    real = inference.load
 
     def load(*a, **k):
         c = real(*a, **k)
@@ -410,7 +410,7 @@ def test_non_finite_colours_are_an_error_not_black_photos(tmp_path, capsys, monk
                                                            float("nan"))
         return c
 
-    monkeypatch.setattr(runs, "load", load)
+    monkeypatch.setattr(inference, "load", load)
     photo(tmp_path / "x.jpg", 40, 30, 2)
     code, _, err = run_cli(["colorize", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o")], capsys)
     one_line_error(code, err, "produced NaN or infinite colours")

@@ -114,7 +114,7 @@ def test_writer_never_holds_more_than_its_pixel_bound(tmp_path, monkeypatch):
     written are whole."""
     import threading
 
-    from colorkit.apps import inference
+    from colorkit.inference import output as inference
 
     real = inference.atomic_write_bytes
     written = [0]

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorkit.apps.inference import Writer
 from colorkit.core.color import AB_SCALE, lab_to_rgb, rgb_to_lab
 from colorkit.data.compose import Lightness, compose_frame, compose_image, frame_lightness
 from colorkit.data.imageio import to_tensor
+from colorkit.inference.output import Writer
 
 
 def _photo(h: int, w: int, seed: int = 0) -> Image.Image:

@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors import safe_open
 
 import colorkit
-from colorkit.train.runs import DEMO_MODEL_DIR
+from colorkit.inference.colorizer import DEMO_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +142,7 @@ def test_backbone_weights_come_from_the_package_and_are_checked(tmp_path):
     takes the installed package's weights and refuses others."""
     import shutil
 
-    from colorkit.train.runs import Colorizer
+    from colorkit.inference import Colorizer
 
     meta = json.loads((DEMO_MODEL_DIR / "model.json").read_text())
     digest = meta["external_weights_sha256"]

@@ -74,6 +74,6 @@ def test_the_layout_in_concepts_names_every_module_and_only_real_ones():
     named = set(re.findall(r"([a-z_]+\.(?:py|html))", block))
     tree = {p.name for p in (root / "colorkit").rglob("*.py")} | {"serve.html"}
     assert not sorted(n for n in named if n not in tree and n != "test_layers_imports.py")
-    for folder in ("core", "data", "eval", "train", "apps", "testing"):
+    for folder in ("core", "data", "eval", "train", "inference", "apps", "testing"):
         files = {p.name for p in (root / "colorkit" / folder).glob("*.py")} - {"__init__.py"}
         assert not sorted(files - named), f"colorkit/{folder}: {sorted(files - named)} not in the Layout"

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "colorkit"
-ORDER = ["core", "data", "metrics", "builtin_components", "api", "train", "eval", "apps", "cli"]
+ORDER = ["core", "data", "metrics", "builtin_components", "api", "train", "inference", "eval", "apps", "cli"]
 """Bottom to top; ``testing`` (the contract kit for plugin authors) may use anything."""
 
 
@@ -74,6 +74,111 @@ def test_a_plugin_author_needs_only_the_top_level_package():
     deep = [f"{p.name}:{line} {m}" for p in example.glob("*.py") for line, m in imports(p)
             if layer_of(m) is not None]
     assert not deep, deep
+
+
+# ------------------------------------------------------------------ the inference layer
+INFERENCE = "colorkit.inference"
+
+
+def every_import(path: Path, package: str = "") -> list[tuple[int, str, list[str]]]:
+    """``(line, module, names)`` of every import in ``path``: at the top, inside functions and
+    under ``if TYPE_CHECKING:`` alike (``import a.b`` gives ``("a.b", [])``); a relative
+    import is resolved against ``package``, the dotted name of the file's own package."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".") if package else []
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            out.append((node.lineno, module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name, []) for a in node.names]
+    return out
+
+
+def private_inference_imports(path: Path, package: str = "") -> list[str]:
+    """The imports in ``path`` of a private name (a leading underscore) of
+    ``colorkit.inference``: a private module of it, or a private name from one of its modules."""
+    bad = []
+    for line, module, names in every_import(path, package):
+        parts = module.split(".")
+        if module != INFERENCE and not module.startswith(INFERENCE + "."):
+            continue
+        private = [p for p in parts[2:] if p.startswith("_")] + [n for n in names if n.startswith("_")]
+        if private:
+            bad.append(f"{path.name}:{line} {module} ({', '.join(private)})")
+    return bad
+
+
+def inference_imports(path: Path, package: str = "") -> list[str]:
+    """Every import of ``colorkit.inference`` (or a module of it) in ``path``, wherever it
+    stands, and every string naming such a module (e.g. for ``importlib.import_module``)."""
+    bad = []
+    for line, module, names in every_import(path, package):
+        targets = [module] + ([f"{module}.{n}" for n in names] if module == "colorkit" else [])
+        bad += [f"{path.name}:{line} {t}" for t in targets if t == INFERENCE or t.startswith(INFERENCE + ".")]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and (node.value == INFERENCE or node.value.startswith(INFERENCE + ".")):
+            bad.append(f"{path.name}:{node.lineno} {node.value!r}")
+    return bad
+
+
+def _package_of(path: Path, top: Path) -> str:
+    parts = list(path.relative_to(top).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] != "__init__" else parts[:-1])
+
+
+def test_nothing_outside_the_inference_layer_imports_its_private_names():
+    """``colorkit.inference``'s private names (modules or names with a leading underscore)
+    are its own: no other module of colorkit, the bundled plugins, the benchmarks, the
+    scripts or the tests imports one."""
+    top = ROOT.parent
+    bad = []
+    for folder in ("colorkit", "plugins", "benchmarks", "scripts", "tests"):
+        for path in sorted((top / folder).rglob("*.py")):
+            if (ROOT / "inference") in path.parents or path == Path(__file__).resolve():
+                continue
+            bad += [f"{path.relative_to(top)}: {b}" for b in private_inference_imports(path, _package_of(path, top))]
+    assert not bad, "private names of colorkit.inference imported from outside it:\n" + "\n".join(bad)
+
+
+def test_data_and_core_never_import_the_inference_layer():
+    """The layers below take plain tensors and images: no module of ``colorkit/data`` or
+    ``colorkit/core`` imports ``colorkit.inference``, not even inside a function or for a
+    type hint."""
+    bad = []
+    for layer in ("data", "core"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            bad += [f"colorkit/{path.relative_to(ROOT)}: {b}"
+                    for b in inference_imports(path, _package_of(path, ROOT.parent))]
+    assert not bad, "colorkit.inference imported below it:\n" + "\n".join(bad)
+
+
+def test_the_inference_checks_see_private_and_deferred_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("from typing import TYPE_CHECKING\n"
+                 "from colorkit.inference.photo import _secret, check_k\n"
+                 "import colorkit.inference._impl\n"
+                 "from colorkit.inference.photo import check_k as _k\n"
+                 "if TYPE_CHECKING:\n    from colorkit.inference.colorizer import Colorizer\n"
+                 "def f():\n    from colorkit import inference\n    import importlib\n"
+                 "    return importlib.import_module('colorkit.inference.clip')\n")
+    assert private_inference_imports(f) == ["m.py:2 colorkit.inference.photo (_secret)",
+                                            "m.py:3 colorkit.inference._impl (_impl)"]
+    assert inference_imports(f) == ["m.py:2 colorkit.inference.photo", "m.py:3 colorkit.inference._impl",
+                                    "m.py:4 colorkit.inference.photo", "m.py:6 colorkit.inference.colorizer",
+                                    "m.py:8 colorkit.inference", "m.py:10 'colorkit.inference.clip'"]
+    rel = tmp_path / "r.py"
+    rel.write_text("from ..inference.output import _private\nfrom .imageio import open_image\n")
+    assert private_inference_imports(rel, "colorkit.data") == ["r.py:1 colorkit.inference.output (_private)"]
+    assert inference_imports(rel, "colorkit.data") == ["r.py:1 colorkit.inference.output"]
+    clean = tmp_path / "c.py"
+    clean.write_text("from colorkit.inference import load\nfrom colorkit.data.imageio import open_image\n")
+    assert private_inference_imports(clean) == [] and inference_imports(clean) == ["c.py:1 colorkit.inference"]
 
 
 def core_import_graph() -> dict[str, set[str]]:

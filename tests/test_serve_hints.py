@@ -37,7 +37,7 @@ def test_hints_give_the_librarys_colorizations(server):
     """The server's colorizations with hints are the library's, pixel for pixel, and differ
     from those without; MAX_HINTS hints fit in the request."""
     from colorkit.core.hints import MAX_HINTS
-    from colorkit.train.runs import load
+    from colorkit.inference import load
 
     photo = png_bytes(90, 70, seed=3)
     hints = [{"x": 20.5, "y": 30, "color": "#1f9e3a"}, {"x": 70, "y": 10, "color": "#c03020"}]

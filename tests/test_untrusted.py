@@ -288,12 +288,12 @@ def test_disk_full_while_writing_colorizations(runs, tmp_path, photo, monkeypatc
     "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
     "102400000000 bytes.")])
 def test_out_of_memory_is_one_line(runs, photo, tmp_path, monkeypatch, capsys, exc):
-    import colorkit.train.runs
+    import colorkit.inference
 
     def oom(*a, **kw):
         raise exc
 
-    monkeypatch.setattr(colorkit.train.runs, "load", oom)
+    monkeypatch.setattr(colorkit.inference, "load", oom)
     code, _, err = run_cli(["colorize", str(photo), "--run", str(runs["cvae"]), "--out", str(tmp_path / "o")],
                            capsys)
     one_line_error(code, err, "out of memory")

@@ -197,7 +197,7 @@ def test_without_pyav_the_error_names_the_extra(tmp_path, capsys, monkeypatch):
 
 def test_fast_composition_matches_the_image_path():
     from colorkit.data.compose import compose_frame, frame_lightness
-    from colorkit.data.imageio import compose_colorizations
+    from colorkit.inference.photo import compose_colorizations
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)

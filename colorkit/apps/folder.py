@@ -3,7 +3,7 @@
 Every image under the folder (recursively; the extensions of ``colorkit data info`` and
 GIF) or matched by the glob gets ``k`` colorizations at its own resolution, written as
 ``OUT/<relative folder>/<stem>_<i>.png`` (or ``.jpg`` / ``.webp`` with another output
-format, see :mod:`colorkit.apps.inference`). Files that cannot be read are skipped and
+format, see :mod:`colorkit.inference.output`). Files that cannot be read are skipped and
 counted per reason (the reasons of ``colorkit data info``: ``empty-file``,
 ``not-an-image``, ``corrupt-or-truncated``, ``too-large``, ``unsupported-mode``;
 ``not-a-regular-file`` for a FIFO or a device, which is never opened, and
@@ -39,7 +39,7 @@ into the same OUT is refused rather than mixing outputs of two models.
 
 Throughput: the next batch of images is decoded in threads (each photo taken to the
 model's input and to its lightness, the decoded image then dropped) while the model
-samples the current batch at once; the :class:`~colorkit.apps.inference.Writer` composes,
+samples the current batch at once; the :class:`~colorkit.inference.output.Writer` composes,
 encodes and writes the colorizations in its threads meanwhile. Memory is bounded by
 ``batch_pixels`` (the photos of each of the two batches in hand, and the colorizations
 waiting to be written), whatever k and the folder's size.
@@ -54,12 +54,11 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from colorkit.apps.hintfiles import PhotoHints, read_photo_hints
-from colorkit.apps.inference import OutputFormat, Writer, default_workers, when_written, write_colorizations
 from colorkit.apps.journal import JOURNAL, MAX_JOURNAL_BYTES, Journal, file_sha256, stat_key  # noqa: F401 - re-exported
 from colorkit.apps.made import PHOTOS_RECORD
 from colorkit.apps.sources import (  # noqa: F401 - is_pattern, assign_stems: also reachable from here
@@ -77,13 +76,12 @@ from colorkit.core.hints import check_hints, hint_map
 from colorkit.core.registry import ColorkitError
 from colorkit.core.regular import read_json
 from colorkit.data.compose import Lightness
-from colorkit.data.imageio import (
-    Photo,
-    check_k,
-    model_grey,
-    photo_header,
-    read_photo,
-)
+from colorkit.data.imageio import Photo, model_grey, photo_header, read_photo
+from colorkit.inference.output import OutputFormat, Writer, default_workers, when_written
+from colorkit.inference.photo import check_k, write_colorizations
+
+if TYPE_CHECKING:
+    from colorkit.inference.colorizer import Colorizer
 
 FORMAT = "colorkit-colorize-v2"
 MANIFEST = "colorize.json"
@@ -97,11 +95,10 @@ RESERVED = (".lock", MANIFEST, JOURNAL, PHOTOS_RECORD)
 (``reserved-name``)."""
 
 
-def _settings(colorizer: Any, k: int, mode: str | None, seed: int, fmt: OutputFormat) -> dict[str, Any]:
-    sampling = getattr(colorizer, "sampling", None)
+def _settings(colorizer: Colorizer, k: int, mode: str | None, seed: int, fmt: OutputFormat) -> dict[str, Any]:
+    sampling = colorizer.sampling
     return {"method": colorizer.name, "weights_sha256": colorizer.weights_sha256(), "k": k,
-            "mode": mode or (sampling.mode if sampling is not None else None), "seed": seed,
-            "options": dict(sampling.options) if sampling is not None else {}, **fmt.settings()}
+            "mode": mode or sampling.mode, "seed": seed, "options": dict(sampling.options), **fmt.settings()}
 
 
 def _check_manifest(out: Path, settings: dict[str, Any]) -> None:
@@ -142,7 +139,7 @@ def _clean_temporaries(out: Path, journal: Journal) -> None:
                     pass
 
 
-def colorize_folder(colorizer: Any, arg: str, out: str | Path, *, k: int = 5, mode: str | None = None,
+def colorize_folder(colorizer: Colorizer, arg: str, out: str | Path, *, k: int = 5, mode: str | None = None,
                     seed: int = 0, max_pixels: int | None = None, batch_size: int = 8,
                     batch_pixels: int = BATCH_PIXELS, fmt: OutputFormat | None = None, workers: int | None = None,
                     progress: bool = True, echo: Any = print) -> dict[str, Any]:
@@ -233,7 +230,7 @@ def _batches(todo: list[Item], skipped: dict[str, str], bar: Any, *, max_pixels:
             yield batch
 
 
-def _sample(colorizer: Any, greys: list[torch.Tensor], maps: list[torch.Tensor | None], k: int, mode: str | None,
+def _sample(colorizer: Colorizer, greys: list[torch.Tensor], maps: list[torch.Tensor | None], k: int, mode: str | None,
             seed: int) -> torch.Tensor:
     """The colour fields ``(B, k, 2, s, s)`` of a batch: the photos without hints sampled as
     always (``hints=None``), those with hints together, with their hint maps."""
@@ -249,7 +246,7 @@ def _sample(colorizer: Any, greys: list[torch.Tensor], maps: list[torch.Tensor |
     return torch.stack(ab)
 
 
-def _run(colorizer: Any, todo: list[Item], out: Path, names: dict[str, list[str]], sources: dict[str, str],
+def _run(colorizer: Colorizer, todo: list[Item], out: Path, names: dict[str, list[str]], sources: dict[str, str],
          journal: Journal, skipped: dict[str, str], hints: dict[str, PhotoHints], hint_errors: dict[str, str], *,
          fmt: OutputFormat, k: int, mode: str | None, seed: int, max_pixels: int | None, batch_size: int,
          batch_pixels: int, workers: int | None, progress: bool) -> int:

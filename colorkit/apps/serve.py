@@ -47,6 +47,8 @@ from colorkit.core.registry import ColorkitError
 
 if TYPE_CHECKING:
     from colorkit.core.hints import Hint
+    from colorkit.inference.colorizer import Colorizer
+    from colorkit.inference.output import Writer
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 """Largest upload accepted by default (25 MiB)."""
@@ -88,9 +90,9 @@ class Models:
     before the server listens."""
 
     def __init__(self, runs: list[str | Path] | None = None, *, demo: bool = True, device: str = "auto") -> None:
-        from colorkit.train.runs import load
+        from colorkit.inference import load
 
-        self.colorizers: dict[str, Any] = {}
+        self.colorizers: dict[str, Colorizer] = {}
         for run in runs or []:
             name = Path(run).resolve().name or str(run)
             base, i = name, 2
@@ -103,13 +105,13 @@ class Models:
             raise ColorkitError("no model to serve: give --run RUN or keep the demo model")
 
     def describe(self) -> list[dict[str, Any]]:
-        from colorkit.train.runs import DEMO_MODEL_NOTE
+        from colorkit.inference.colorizer import DEMO_MODEL_NOTE
 
         out = []
         for name, c in self.colorizers.items():
             note = DEMO_MODEL_NOTE if c.bundled else f"run directory {c.run_dir}"
             out.append({"name": name, "method": c.name, "label": f"{name} ({c.name})", "note": note,
-                        "modes": list(getattr(c.method, "sample_modes", ()))})
+                        "modes": list(c.sample_modes)})
         return out
 
 
@@ -136,16 +138,16 @@ def parse_hints(text: str | None) -> "list[Hint] | None":
 
 
 def colorize_upload(models: Models, store: ResultStore, data_path: Path, rid: str, *, model: str, k: int,
-                    max_pixels: int, lock: threading.Lock, writer: Any,
+                    max_pixels: int, lock: threading.Lock, writer: "Writer",
                     hints: "list[Hint] | None" = None) -> dict[str, Any]:
     """Colorize the uploaded file at ``data_path`` (inside the result's folder) into that
-    folder with ``writer`` (a PNG :class:`colorkit.apps.inference.Writer`, the one the
+    folder with ``writer`` (a PNG :class:`colorkit.inference.output.Writer`, the one the
     command line uses), honouring ``hints`` (in the photo's pixels, checked against its
     size); the JSON the page shows. Decoding happens inside ``lock`` too: one photo is in
     memory at a time, however many uploads arrive together."""
-    from colorkit.apps.inference import colorize_photo
     from colorkit.core.hints import check_hints, hints_to_json
     from colorkit.data.imageio import has_colour, read_photo
+    from colorkit.inference.photo import colorize_photo
 
     folder = data_path.parent
     colorizer = models.colorizers[model]
@@ -196,7 +198,7 @@ def create_app(models: Models, workdir: Path, *, max_upload_bytes: int = MAX_UPL
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from starlette.requests import ClientDisconnect
 
-    from colorkit.apps.inference import OutputFormat, Writer
+    from colorkit.inference.output import OutputFormat, Writer
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="colorkit")
     store = ResultStore(workdir, keep=keep)

@@ -8,7 +8,7 @@ in their extension are named apart) for a folder of numbered frames; and
 ``OUT/<stem>_sheet.png``, a contact sheet: a few frames of the clip (columns) in grey and in
 every version (rows).
 
-All versions come from one pass of the pipeline (:mod:`colorkit.data.video_colorize`).
+All versions come from one pass of the pipeline (:mod:`colorkit.inference.clip`).
 Each output is written under a temporary name and renamed when complete, so an
 interrupted run leaves no half-written file under a final name, and a rerun makes only
 the versions that are missing. ``OUT/<stem>_colorize.json`` records the clip's content
@@ -26,7 +26,7 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -37,9 +37,12 @@ from colorkit.core.checkpoint import atomic_write_text, lock_dir
 from colorkit.core.fs import atomic_write_bytes
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
-from colorkit.data.imageio import stack_rows
 from colorkit.data.video import CONTAINERS, FrameFolderWriter, VideoWriter, check_output, content_sha256
-from colorkit.data.video_colorize import VideoColorization
+from colorkit.inference.clip import VideoColorization
+from colorkit.inference.grid import stack_rows
+
+if TYPE_CHECKING:
+    from colorkit.inference.colorizer import Colorizer
 
 SHEET_FRAMES = 4
 """Frames (columns) of the contact sheet, evenly spread over the clip."""
@@ -80,10 +83,9 @@ def output_paths(info: Any, stem: str, out: Path, k: int, container: str | None 
     return [out / f"{stem}_{j + 1}{suffix or ''}" for j in range(k)]
 
 
-def _settings(colorizer: Any, clip: VideoColorization, suffix: str | None) -> dict[str, Any]:
-    sampling = getattr(colorizer, "sampling", None)
+def _settings(colorizer: Colorizer, clip: VideoColorization, suffix: str | None) -> dict[str, Any]:
     return {"method": colorizer.name, "weights_sha256": colorizer.weights_sha256(), "k": clip.k, "mode": clip.mode,
-            "seed": clip.seed, "options": dict(sampling.options) if sampling is not None else {},
+            "seed": clip.seed, "options": dict(colorizer.sampling.options),
             "scene_threshold": clip.scene_threshold, "fps": str(clip.info.fps),
             "container": suffix.lstrip(".") if suffix else "png-frames"}
 
@@ -141,7 +143,7 @@ def contact_sheet(columns: list[tuple[int, Image.Image, list[Image.Image]]], nam
     return stack_rows(rows)
 
 
-def colorize_clip(colorizer: Any, source: str | Path, out: str | Path, *, k: int = 5, mode: str | None = None,
+def colorize_clip(colorizer: Colorizer, source: str | Path, out: str | Path, *, k: int = 5, mode: str | None = None,
                   seed: int = 0, fps: float | None = None, scene_threshold: float | None = SCENE_THRESHOLD,
                   max_pixels: int | None = None, container: str | None = None, progress: bool = True,
                   echo: Any = print) -> dict[str, Any]:

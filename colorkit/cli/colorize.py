@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 
 import click
@@ -12,10 +10,8 @@ from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
 from colorkit.core.stages import MAX_SEED
-from colorkit.data.imageio import MAX_K, MAX_PIXELS
-
-HINTS_RECORD = "_hints.json"
-"""``OUT/<stem>_hints.json``: the hints a photo was colorized with (the --hints form)."""
+from colorkit.data.imageio import MAX_PIXELS
+from colorkit.inference.photo import MAX_K
 
 
 @click.command("colorize")
@@ -113,9 +109,9 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
       colorkit colorize scans/reel1/ --frames --fps 18 --out reel1-colorized/
     """
     from colorkit.apps.hintfiles import command_line_hints
-    from colorkit.apps.inference import output_format
     from colorkit.apps.sources import is_pattern
     from colorkit.data.video import is_clip
+    from colorkit.inference.output import output_format
 
     clips = [p for p in images if is_clip(p)]
     hinted = bool(hint_args) or hints_path is not None
@@ -162,77 +158,20 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
 
 
 def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, options, hints=None) -> None:
-    from colorkit.apps.folder import MANIFEST
-    from colorkit.apps.inference import THUMB_HEIGHT, Writer, colorize_photo, thumbnail
-    from colorkit.apps.made import MadeFiles
-    from colorkit.apps.sources import assign_stems
-    from colorkit.core.fs import atomic_write_png, atomic_write_text, ensure_writable_dir, staged_files
-    from colorkit.core.hints import check_hints, hints_to_json
-    from colorkit.data.imageio import grid_row, image_size, open_image, stack_rows
-    from colorkit.train.runs import load
+    from colorkit.apps.photos import check_photos, colorize_photos
+    from colorkit.inference import load
 
-    out_dir = Path(out)
-    if (out_dir / MANIFEST).is_file():  # a folder run's outputs: its record would no longer describe them
-        raise ColorkitError(f"{out_dir} holds the outputs of a folder run ({MANIFEST}); choose another --out "
-                            "for single photos, or rerun the folder")
-    first = None
-    if hints:  # one photo: its hints lie inside it as it is shown (EXIF orientation applied), before anything
-        first = open_image(images[0], max_pixels)
-        check_hints(hints, first.width, first.height, where=str(images[0]))
+    first = check_photos(images, out, hints=hints, max_pixels=max_pixels)  # before the model loads
     colorizer = load(run_dir, device=device, options=options)
-    for p in images:  # fail before writing anything: every header, every size
-        image_size(p, max_pixels)
-    created = not out_dir.exists()
-    ensure_writable_dir(out_dir)
-    made = MadeFiles(out_dir)  # a file colorkit did not make here is never replaced: the next free name is taken
-    # One name per output, never shared by two photos (a.jpg, a.png, a-jpg.png, A.JPG):
-    # distinct also where file names differ only in case.
-    assigned = assign_stems([Path(p).name for p in images], k, suffix=fmt.suffix,
-                            free=lambda _j, outs: made.free(
-                                [*outs, outs[0][: -len(f"_1{fmt.suffix}")] + HINTS_RECORD] if hints else outs))
-    grid = made.free_name("grid", ".png")
-    try:  # every output and the grid appear together at the end, or (on a failure) none
-        with staged_files(out_dir, prefix=".colorize-tmp-") as staging, Writer(fmt) as writer:
-            rows = []
-            for path, (stem, outs) in zip(images, assigned):
-                img = first if first is not None else open_image(path, max_pixels)
-                first = None
-                _, thumbs = colorize_photo(colorizer, img, writer, [staging / o for o in outs], k=k, mode=mode,
-                                           seed=seed, thumb_height=THUMB_HEIGHT, hints=hints)
-                if hints:
-                    rec = ",\n ".join(json.dumps(h) for h in hints_to_json(hints))  # one hint a line
-                    atomic_write_text(staging / f"{stem}{HINTS_RECORD}", f"[{rec}]\n")
-                labels = ["grey"] + [f"{colorizer.name} #{i + 1}" for i in range(len(thumbs))]
-                rows.append(grid_row(thumbnail(img), thumbs, height=THUMB_HEIGHT, labels=labels))
-                del img
-            writer.flush()
-            atomic_write_png(staging / grid, stack_rows(rows))
-    except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()  # only when empty
-        raise
-    records = [f"{stem}{HINTS_RECORD}" for stem, _ in assigned]
-    made.add([o for _, outs in assigned for o in outs] + [grid] + (records if hints else []))
-    if not hints:  # an older run's record of hints would no longer describe these outputs (if colorkit made it)
-        for name in records:
-            if name in made.made:
-                with contextlib.suppress(FileNotFoundError):
-                    (out_dir / name).unlink()
-    with_hints = (f"; {len(hints)} colour hints, recorded in {out_dir / records[0]}" if hints else "")
-    click.echo(f"wrote {len(images) * k} colorizations ({fmt.describe()}) and {out_dir / grid} "
-               f"({colorizer.label}, k={k}{with_hints})")
-    apart = [f"{p} -> {stem}_<i>{fmt.suffix}" for p, (stem, _) in zip(images, assigned) if stem != Path(p).stem]
-    if apart:
-        click.echo(f"named apart {len(apart)} photos whose outputs would have had another photo's name or a file "
-                   f"colorkit did not make: {', '.join(apart)}")
+    colorize_photos(colorizer, images, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels, fmt=fmt, hints=hints,
+                    first=first, echo=click.echo)
     _note_demo(colorizer)
 
 
 def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt, progress,
                      options) -> None:
     from colorkit.apps.folder import colorize_folder, summary_lines
-    from colorkit.train.runs import load
+    from colorkit.inference import load
 
     colorizer = load(run_dir, device=device, options=options)
     record = colorize_folder(colorizer, arg, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels,
@@ -246,7 +185,7 @@ def _colorize_clip(source, run_dir, k, out, mode, seed, device, max_pixels, fps,
                    progress, options) -> None:
     from colorkit.apps.video import check_clip_output, colorize_clip, summary_lines
     from colorkit.data.video import probe
-    from colorkit.train.runs import load
+    from colorkit.inference import load
 
     info = probe(source, fps, max_pixels)  # a bad clip fails before the model loads (its size: before any decoding)
     check_clip_output(info, Path(source), Path(out), container)
@@ -262,7 +201,7 @@ def _colorize_clip(source, run_dir, k, out, mode, seed, device, max_pixels, fps,
 
 def _note_demo(colorizer) -> None:
     if colorizer.bundled:
-        from colorkit.train.runs import DEMO_MODEL_NOTE
+        from colorkit.inference.colorizer import DEMO_MODEL_NOTE
 
         click.echo(f"colorkit: note: {DEMO_MODEL_NOTE}", err=True)
 

@@ -1,13 +1,11 @@
-"""Reading user images and writing colorizations: full-resolution output and grids.
+"""Reading user images: photos in (paths, PIL images, arrays) and the model's input.
 
-``colorize`` predicts ab at the model size (64x64 by default), upsamples it bilinearly to
-the input's own resolution and joins it with the input's own L channel, as the paper's
-release did with its 256x256 L.
-
-Memory: :func:`iter_colorizations` converts one colorization at a time, in bands of rows,
-so what a photo costs does not grow with k (about 20 bytes per pixel of the photo beyond
-the loaded model). Photos above :data:`MAX_PIXELS` pixels are refused with a one-line
-error unless a higher ``max_pixels`` is given; ``k`` is at most :data:`MAX_K`.
+:func:`open_image` and :func:`read_photo` give an RGB image at full resolution (EXIF
+orientation applied); :func:`model_grey` is the model's input, the image resized straight
+to the model's square and its L / 100. Photos above :data:`MAX_PIXELS` pixels are refused
+with a one-line error (or, for :func:`read_photo`, a reason) unless a higher
+``max_pixels`` is given, from the file's header before anything is decoded. Colorizing
+them is :mod:`colorkit.inference.photo`'s.
 """
 
 from __future__ import annotations
@@ -15,37 +13,26 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from colorkit.core.color import L_SCALE, rgb_to_lab
 from colorkit.core.registry import ColorkitError
 from colorkit.core.regular import NotRegularFile, check_regular, open_regular
-from colorkit.data.compose import Lightness, compose_image
 from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, _to_rgb
 
 MAX_PIXELS = 50_000_000
 """Default limit on the pixels of a photo to colorize (50 megapixels, e.g. 8660x5773)."""
-MAX_K = 64
-"""Most colorizations per image."""
-
-
 def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     if width * height > limit:
         raise ColorkitError(f"{what} is {width}x{height} = {width * height:,} pixels; the limit is {limit:,} "
                             "(raise it with --max-pixels / max_pixels=, at about 20 bytes of memory per pixel)")
-
-
-def check_k(k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise ColorkitError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
 
 
 def _path_check(path: Path) -> None:
@@ -236,86 +223,3 @@ def model_grey(img: Image.Image, size: int) -> torch.Tensor:
     preparation), its L / 100, ``(1, 1, size, size)``."""
     small = img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return rgb_to_lab(to_tensor(small))[:, :1] / L_SCALE
-
-
-@torch.no_grad()
-def colorize_full_resolution(colorizer: Any, image: Any, *, k: int, mode: str | None, seed: int,
-                             output: str = "images", max_pixels: int | None = None, hints: Any = None) -> Any:
-    if output not in {"images", "tensors"}:
-        raise ColorkitError(f"output must be 'images' or 'tensors', got {output!r}")
-    outs = iter_colorizations(colorizer, image, k=k, mode=mode, seed=seed, max_pixels=max_pixels, hints=hints)
-    if output == "tensors":
-        return torch.stack([to_tensor(o)[0] for o in outs])
-    return list(outs)
-
-
-@torch.no_grad()
-def iter_colorizations(colorizer: Any, image: Any, *, k: int, mode: str | None = None, seed: int = 0,
-                       max_pixels: int | None = None, hints: Any = None) -> Iterator[Image.Image]:
-    """The ``k`` colorizations of ``image`` at its own resolution, one PIL image at a time.
-
-    The k colour fields are predicted at the model size (a few KB); each output is then
-    made band by band: ab upsampled bilinearly (as ``F.interpolate(..., "bilinear",
-    align_corners=False)``, done separably) and joined with the input's own L. Memory: the
-    input, its L channel (float32) and one output, whatever k."""
-    check_k(k)
-    img = open_image(image, max_pixels)
-    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed,
-                          hints=photo_hint_map(hints, img, colorizer.size))[0]  # (k, 2, s, s)
-    yield from compose_colorizations(img, ab)
-
-
-def photo_hint_map(hints: Any, img: Image.Image, size: int) -> torch.Tensor | None:
-    """The hint map ``(1, 3, size, size)`` of ``hints`` (a list of :class:`colorkit.Hint`,
-    or their JSON form) given in RGB ``img``'s pixels; ``None`` for ``None`` or no hints."""
-    from colorkit.core.hints import Hint, hint_map, hints_from_json
-
-    if hints is None:
-        return None
-    if not isinstance(hints, (list, tuple)):
-        raise ColorkitError(f"hints must be a list of colorkit.Hint or of {{\"x\", \"y\", \"color\"}} objects, "
-                            f"got {type(hints).__name__}")
-    if not hints:
-        return None
-    if not all(isinstance(h, Hint) for h in hints):
-        hints = hints_from_json(list(hints))
-    return hint_map(list(hints), img.width, img.height, size)
-
-
-@torch.no_grad()
-def compose_colorizations(img: Image.Image, ab: torch.Tensor) -> Iterator[Image.Image]:
-    """Each of the colour fields ``ab`` ``(k, 2, s, s)`` (ab/128, at the model size) joined
-    with RGB ``img``'s own L at ``img``'s resolution, one PIL image at a time (see
-    :mod:`colorkit.data.compose`)."""
-    light = Lightness.of(img)
-    for i in range(ab.shape[0]):
-        yield compose_image(light, ab[i])
-
-
-def grid_row(grey: Image.Image, outputs: list[Image.Image], *, height: int = 160,
-             labels: list[str] | None = None, truth: Image.Image | None = None) -> Image.Image:
-    """One row: grey input | k colorizations [| ground truth], each scaled to ``height``."""
-    tiles = [grey.convert("L").convert("RGB"), *outputs] + ([truth] if truth is not None else [])
-    scaled = [t.resize((max(1, round(t.width * height / t.height)), height), Image.Resampling.LANCZOS) for t in tiles]
-    pad = 4
-    row = Image.new(
-        "RGB", (sum(t.width for t in scaled) + pad * (len(scaled) - 1), height + (14 if labels else 0)), "white"
-    )
-    x = 0
-    draw = ImageDraw.Draw(row)
-    for i, t in enumerate(scaled):
-        row.paste(t, (x, 14 if labels else 0))
-        if labels and i < len(labels):
-            draw.text((x + 2, 1), labels[i], fill=(0, 0, 0))
-        x += t.width + pad
-    return row
-
-
-def stack_rows(rows: list[Image.Image], pad: int = 6) -> Image.Image:
-    width = max(r.width for r in rows)
-    out = Image.new("RGB", (width, sum(r.height for r in rows) + pad * (len(rows) - 1)), "white")
-    y = 0
-    for r in rows:
-        out.paste(r, (0, y))
-        y += r.height + pad
-    return out

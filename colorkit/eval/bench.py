@@ -169,7 +169,8 @@ def _check(cfg: BenchConfig) -> None:
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     from colorkit.core.stats import load_or_compute_stats
-    from colorkit.train.runs import _versions_safe, load, read_run
+    from colorkit.inference import load
+    from colorkit.train.runs import _versions_safe, read_run
 
     t_start = time.perf_counter()
     load_start = machine_load()

@@ -1,5 +1,6 @@
 """Training: the engine (one loop, stage lifecycle hooks, checkpoints, resume) and run
-directories (build a method, train it, load it back as a Colorizer).
+directories (build a method, train it, read the run back; :mod:`colorkit.inference` loads it as
+a Colorizer).
 
 The package is also callable: ``colorkit.train("mdn", out="runs/mdn")`` is
 :func:`colorkit.train.runs.train` (what ``colorkit train`` does), so scripts need only the

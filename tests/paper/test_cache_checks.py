@@ -74,7 +74,7 @@ def test_a_training_records_the_packages_digest_despite_a_tampered_cache(weights
     save_file({k: v * 0.9 if v.is_floating_point() else v for k, v in load_file(target).items()}, target,
               metadata=_metadata(target))
     monkeypatch.setenv("COLORKIT_CACHE", str(cache))
-    from colorkit.train.runs import DEMO_MODEL_DIR
+    from colorkit.inference.colorizer import DEMO_MODEL_DIR
 
     package = json.loads((DEMO_MODEL_DIR / "model.json").read_text())["external_weights_sha256"]
     assert EffNetLite0().load_pretrained()["backbone_weights_sha256"] == package
@@ -84,7 +84,7 @@ def test_tampered_weights_cache_does_not_blame_the_package(tmp_path, monkeypatch
     """A model that names its backbone by digest (the bundled demo model does) loads with a
     tampered cache: one line, nothing written, and no advice to reinstall the package."""
     from colorkit.core.checkpoint import load_external
-    from colorkit.train.runs import DEMO_MODEL_DIR
+    from colorkit.inference.colorizer import DEMO_MODEL_DIR
 
     pretrained_state(cache_dir=tmp_path)
     (target,) = (tmp_path / "weights").glob("effnet-lite0-*.safetensors")

@@ -103,7 +103,8 @@ def test_load_pretrained_records_the_digest(tmp_path, monkeypatch):
 
 def test_a_trained_run_carries_the_backbone(colorkit_tiny_dataset, tmp_path, monkeypatch):
     """The run records the weights' digest and loads without the package file."""
-    from colorkit.train.runs import load, train
+    from colorkit.inference import load
+    from colorkit.train.runs import train
 
     out = train("mdn", out=tmp_path / "run", preset="tiny", size=32, epochs=1, prepared=colorkit_tiny_dataset,
                 options={"backbone": "effnet-lite0", "components": 2}, progress=False)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,8 +29,13 @@ from colorkit.core import loadwatch
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD, SceneDetector
 from colorkit.data.compose import compose_frame, frame_lightness
-from colorkit.data.imageio import check_k, model_grey
+from colorkit.data.imageio import model_grey
 from colorkit.data.video import Frame, VideoInfo, iter_frames, probe
+from colorkit.inference.photo import check_k
+
+if TYPE_CHECKING:
+    from colorkit.core.sequence import SequenceSampler
+    from colorkit.inference.colorizer import Colorizer
 
 
 @dataclass
@@ -78,15 +83,14 @@ class VideoColorization:
     docstring). ``versions``: which versions to compose (default all k); ``fps``: for a
     folder of numbered frames. Iterating again runs the pipeline again."""
 
-    def __init__(self, colorizer: Any, source: str | Path, *, k: int = 5, mode: str | None = None, seed: int = 0,
+    def __init__(self, colorizer: Colorizer, source: str | Path, *, k: int = 5, mode: str | None = None, seed: int = 0,
                  fps: float | None = None, scene_threshold: float | None = SCENE_THRESHOLD, chunk: int = 8,
                  versions: list[int] | None = None, max_pixels: int | None = None) -> None:
         check_k(k)
         if chunk < 1:
             raise ColorkitError(f"chunk must be at least 1, got {chunk}")
         self.colorizer, self.k, self.seed, self.chunk = colorizer, k, seed, chunk
-        sampling = getattr(colorizer, "sampling", None)
-        self.mode = mode or (sampling.mode if sampling is not None else None)
+        self.mode = mode or colorizer.sampling.mode
         self.scene_threshold = scene_threshold
         self.versions = list(range(k)) if versions is None else sorted(set(versions))
         if any(not 0 <= j < k for j in self.versions):
@@ -97,7 +101,7 @@ class VideoColorization:
         self.scene_cuts: list[int] = []
         self.sampler = self._sampler()  # checks k and mode before anything is decoded
 
-    def _sampler(self) -> Any:
+    def _sampler(self) -> SequenceSampler:
         c = self.colorizer
         gen = torch.Generator(device=c.device).manual_seed(self.seed)
         return c.method.sequence_sampler(self.k, mode=self.mode, generator=gen)

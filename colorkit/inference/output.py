@@ -1,5 +1,4 @@
-"""Colorizing photos into files: the one path that ``colorkit colorize photo.jpg``, the
-folder run (:mod:`colorkit.apps.folder`) and the web page (:mod:`colorkit.apps.serve`) share.
+"""Colorizations into files: what an output file is and the threads that write them.
 
 - :func:`output_format` / :class:`OutputFormat`: what an output file is: ``png``
   (lossless, the default), or ``jpg`` / ``webp`` at a quality, and how it is encoded.
@@ -10,11 +9,10 @@ folder run (:mod:`colorkit.apps.folder`) and the web page (:mod:`colorkit.apps.s
   rename: a file under its final name is always whole). At most ``max_pixels`` pixels of
   outputs wait to be written at once, so memory depends neither on k nor on how many
   photos there are.
-- :func:`write_colorizations`: the k colour fields of one photo handed to the writer,
-  which composes each at the photo's own resolution from the photo's lightness; on request also small versions
-  for a grid, composed from the downscaled photo rather than downscaled from full-size
-  outputs.
-- :func:`colorize_photo`: the model, then :func:`write_colorizations`, for one photo.
+
+``colorkit colorize photo.jpg``, the folder run (:mod:`colorkit.apps.folder`) and the web
+page (:mod:`colorkit.apps.serve`) all write through them (see
+:func:`colorkit.inference.photo.write_colorizations`).
 """
 
 from __future__ import annotations
@@ -25,19 +23,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 
-from colorkit.core import loadwatch
 from colorkit.core.fs import atomic_write_bytes
 from colorkit.core.registry import ColorkitError
-from colorkit.data.compose import Lightness, compose_image
-from colorkit.data.imageio import check_k, compose_colorizations, model_grey
 
 FORMATS = ("png", "jpg", "webp")
 """Output formats: PNG is lossless; JPEG and WebP are lossy, at a quality from 1 to 100."""
@@ -52,8 +45,6 @@ default level 6, on PNG's filtered rows; every setting is lossless."""
 WRITE_PIXELS = 32_000_000
 """Default bound on the pixels of the outputs waiting to be encoded and written (about
 3 bytes each, plus the encoded file)."""
-THUMB_HEIGHT = 160
-"""Height of the small versions in a grid."""
 _MEDIA = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 
 
@@ -217,48 +208,3 @@ def when_written(futures: list[Future], callback: Callable[[], None]) -> None:
 
     for fut in futures:
         fut.add_done_callback(one)
-
-
-def thumbnail(img: Image.Image, height: int = THUMB_HEIGHT) -> Image.Image:
-    """``img`` scaled to ``height`` rows, keeping its aspect."""
-    return img.resize((max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS,
-                      reducing_gap=3.0)
-
-
-@torch.no_grad()
-def write_colorizations(img: Image.Image | Lightness, ab: torch.Tensor, writer: Writer, paths: list[Path],
-                        *, thumb_height: int | None = None) -> tuple[list[Future], list[Image.Image]]:
-    """Each colour field of ``ab`` ``(k, 2, s, s)`` joined with RGB ``img``'s own lightness
-    at its resolution (or with a :class:`~colorkit.data.compose.Lightness` computed
-    before), composed and written by ``writer``'s threads as ``paths[i]``. Returns the
-    writes, and (with ``thumb_height``, for an image) the k colorizations of the photo
-    scaled to that height, for a grid."""
-    if len(paths) != ab.shape[0]:
-        raise ValueError(f"{len(paths)} output paths for {ab.shape[0]} colour fields")
-    light = img if isinstance(img, Lightness) else Lightness.of(img)
-    w, h = light.size
-    ab = ab.float().cpu()
-    futures = [writer.submit(partial(compose_image, light, ab[i]), path, pixels=w * h)
-               for i, path in enumerate(paths)]
-    thumbs = []
-    if thumb_height:
-        if isinstance(img, Lightness):
-            raise ValueError("thumbnails need the image, not its lightness")
-        thumbs = list(compose_colorizations(thumbnail(img, thumb_height), ab))
-    return futures, thumbs
-
-
-@torch.no_grad()
-def colorize_photo(colorizer: Any, img: Image.Image, writer: Writer, paths: list[Path], *, k: int,
-                   mode: str | None = None, seed: int = 0, thumb_height: int | None = None,
-                   hints: Any = None) -> tuple[list[Future], list[Image.Image]]:
-    """The ``k`` colorizations of RGB ``img`` (those of ``colorizer.colorize``), written by
-    ``writer`` as ``paths``; see :func:`write_colorizations`. ``hints``: a list of
-    :class:`colorkit.Hint` in ``img``'s pixels (or ``None``)."""
-    from colorkit.data.imageio import photo_hint_map
-
-    check_k(k)
-    loadwatch.checkpoint()  # fewer threads while other jobs hold the cores (a no-op without a watch)
-    ab = colorizer.sample(model_grey(img, colorizer.size), k, mode=mode, seed=seed,
-                          hints=photo_hint_map(hints, img, colorizer.size))[0]
-    return write_colorizations(img, ab, writer, paths, thumb_height=thumb_height)
