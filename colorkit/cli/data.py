@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from colorkit.cli.options import data_options, is_quiet, progress_option
+from colorkit.cli.options import data_options, progress_option
 from colorkit.data import PreparedDataset, prepare
 from colorkit.data.transfer import MIN_RATE, STALL_TIMEOUT
 
@@ -77,7 +77,7 @@ def data() -> None:
                    "stops (the partial file is kept: run the same fetch again to resume). 0: no minimum.")
 @progress_option
 def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | None, cache_dir: Path | None,
-              max_bytes: int | None, stall_timeout: float, min_rate: float, quiet: bool, quiet_alias: bool) -> None:
+              max_bytes: int | None, stall_timeout: float, min_rate: float, quiet: bool) -> None:
     """Download (resuming an interrupted download) and verify data set NAME's archive.
 
     NAME is a recipe: lfw, lsun-church or imagenet-val (see `colorkit plugins`). Afterwards
@@ -85,7 +85,7 @@ def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | N
     from colorkit.data.recipes import fetch
 
     path = fetch(name, url=url, from_file=from_file, sha256=sha256, cache_dir=cache_dir,
-                 progress=not is_quiet(quiet, quiet_alias), max_bytes=max_bytes, stall_timeout=stall_timeout,
+                 progress=not quiet, max_bytes=max_bytes, stall_timeout=stall_timeout,
                  min_rate=min_rate)
     click.echo(f"{name}: {path} ({path.stat().st_size} bytes, verified); next: colorkit data prepare {name}")
 
@@ -95,11 +95,11 @@ def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | N
 @dataset_options
 @progress_option
 def prepare_cmd(name: str | None, dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
-                cache_dir: Path | None, quiet: bool, quiet_alias: bool) -> None:
+                cache_dir: Path | None, quiet: bool) -> None:
     """Stream, resize, convert and cache every image once, in shards (reused while the source
     is unchanged; an interrupted preparation resumes). NAME is the same as --dataset NAME."""
     ds = prepare_from_options(name or dataset, size, crop, seed, test_size, cache_dir,
-                              progress=not is_quiet(quiet, quiet_alias))
+                              progress=not quiet)
     click.echo(format_info(ds.info()))
 
 

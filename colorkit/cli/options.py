@@ -160,18 +160,8 @@ def train_options(*names: str, **overrides: dict[str, Any]) -> Callable:
 
 
 def progress_option(fn: Callable) -> Callable:
-    """``--quiet/-q`` (no progress bars); ``--no-progress`` is kept as a hidden alias."""
-    fn = click.option("--no-progress", "quiet_alias", is_flag=True, hidden=True,
-                      help="Former name of --quiet.")(fn)
+    """``--quiet/-q`` (no progress bars)."""
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(fn)
-
-
-def is_quiet(quiet: bool, quiet_alias: bool) -> bool:
-    if quiet_alias:
-        from colorkit.core.deprecation import warn_renamed
-
-        warn_renamed("--no-progress", "--quiet")
-    return bool(quiet or quiet_alias)
 
 
 def option_pairs(fn: Callable | None = None, *, help: str) -> Callable:  # noqa: A002 - click's name

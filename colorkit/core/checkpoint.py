@@ -33,7 +33,7 @@ from colorkit.core.fs import (  # noqa: F401 - re-exported for existing callers
     lock_dir,
 )
 from colorkit.core.interfaces import saved_weights_follow
-from colorkit.core.registry import ColorkitError, canonical_kind
+from colorkit.core.registry import ColorkitError
 from colorkit.core.tensorfile import safetensors_bytes, save_tensors  # noqa: F401 - re-exported for existing callers
 
 FORMAT = "colorkit-checkpoint-v1"
@@ -166,7 +166,6 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
         raise ColorkitError(
             f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)"
         )
-    meta["kind"] = canonical_kind(meta["kind"], warn=False)  # a file saved under a former kind name
     return meta
 
 
@@ -205,8 +204,6 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
 
     directory = resolve_dir(directory)
     meta = read_meta(directory, prefix)
-    if kind is not None:
-        kind = canonical_kind(kind)
     if kind is not None and meta.get("kind") != kind:
         raise ColorkitError(f"checkpoint {directory} holds a {meta.get('kind')!r}, expected a {kind!r}")
     if name is not None and meta.get("name") != name:

@@ -25,8 +25,7 @@ from typing import Any
 import pluggy
 
 from colorkit.core import hookspecs
-from colorkit.core.deprecation import warn_renamed
-from colorkit.core.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry, canonical_kind
+from colorkit.core.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry
 
 hookimpl = pluggy.HookimplMarker("colorkit")
 
@@ -43,11 +42,6 @@ _HOOK_FOR_KIND = {
     "metric": "register_metrics",
     "dataset": "register_datasets",
 }
-
-
-FORMER_HOOKS = {"register_conditional_models": "method"}
-"""Former hook names, still called (with a DeprecationWarning naming the new hook) for a
-plugin that implements one: ``{hook: kind}``."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +87,7 @@ def _env_list(var: str) -> list[str] | None:
 
 def _check_hook_names(module: ModuleType, pm: pluggy.PluginManager) -> None:
     """Reject hook implementations whose name colorkit does not define (a misspelling)."""
-    known = set(_HOOK_FOR_KIND.values()) | set(FORMER_HOOKS) | {"register_commands"}
+    known = set(_HOOK_FOR_KIND.values()) | {"register_commands"}
     for attr in dir(module):
         obj = getattr(module, attr, None)
         if callable(obj) and getattr(obj, "colorkit_impl", None) is not None and attr not in known:
@@ -148,13 +142,9 @@ def call_hook(hook_name: str, **kwargs: Any) -> list[PluginFailure]:
 
 
 def _collect(st: _State) -> None:
-    hooks = [(kind, hook_name) for kind, hook_name in _HOOK_FOR_KIND.items()]
-    hooks += [(kind, former) for former, kind in FORMER_HOOKS.items()]
-    for kind, hook_name in hooks:
+    for kind, hook_name in _HOOK_FOR_KIND.items():
         for impl in getattr(st.pm.hook, hook_name).get_hookimpls():  # registration order: colorkit's own first
             plugin = impl.plugin_name
-            if hook_name in FORMER_HOOKS:
-                warn_renamed(f"the hook {hook_name} (plugin '{plugin}')", _HOOK_FOR_KIND[kind], stacklevel=2)
             dist = st.dist_of.get(plugin, "?")
 
             def register(name: str, factory: Any, *, description: str = "", _k=kind, _p=plugin, _d=dist) -> None:
@@ -223,8 +213,7 @@ def plugin_manager() -> pluggy.PluginManager:
 
 
 def registry(kind: str) -> Registry:
-    """The registry of ``kind`` (a former kind name works, with a DeprecationWarning)."""
-    kind = canonical_kind(kind)
+    """The registry of ``kind``."""
     if kind not in KINDS:
         raise ColorkitError(f"unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
     return state().registries[kind]

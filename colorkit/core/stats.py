@@ -21,13 +21,12 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor
 
 from colorkit import __version__
@@ -260,21 +259,6 @@ class StatsConfig(BaseModel):
             raise ColorkitError(f"unknown weighting {v!r}; expected one of {', '.join(WEIGHTINGS)}")
         return v
 
-    @model_validator(mode="before")
-    @classmethod
-    def _former_k(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "k" in values:
-            warnings.warn("StatsConfig: 'k' is now called 'components'; the old name will be removed",
-                          DeprecationWarning, stacklevel=4)
-            values = {**values, "components": values["k"]}
-            del values["k"]
-        return values
-
-    @property
-    def k(self) -> int:
-        """Former name of :attr:`components`."""
-        return self.components
-
     @field_validator("components")
     @classmethod
     def _components(cls, v: int) -> int:
@@ -319,7 +303,7 @@ def compute_stats(
     ``config`` (a :class:`StatsConfig`) or its fields as keywords (``k=``, ``weighting=``, ...).
     """
     cfg = _options(config, options)
-    k, weighting, lam, sigma, gamut = cfg.k, cfg.weighting, cfg.lam, cfg.sigma, cfg.gamut
+    k, weighting, lam, sigma, gamut = cfg.components, cfg.weighting, cfg.lam, cfg.sigma, cfg.gamut
     train = dataset.split("train")
     n = len(train)
     if n <= k:
@@ -412,7 +396,7 @@ def stats_cache_path(dataset: PreparedDataset, config: StatsConfig | None = None
     """Where :func:`load_or_compute_stats` keeps the statistics for these options: the
     dataset's cache folder, ``stats-<hash of (dataset, training split, options)>.safetensors``."""
     cfg = _options(config, options)
-    opts = {"k": cfg.k, "weighting": cfg.weighting, "lam": float(cfg.lam), "sigma": float(cfg.sigma),
+    opts = {"k": cfg.components, "weighting": cfg.weighting, "lam": float(cfg.lam), "sigma": float(cfg.sigma),
             "gamut": cfg.gamut}
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT, "dataset": dataset.hash, **opts}, sort_keys=True, default=str).encode())
