@@ -26,7 +26,7 @@ from colorkit.metrics.functional import error_of_best
 from colorkit.train.runs import load, read_run
 
 
-def _test_split(run_dir: str, test_dataset: str | None):
+def run_test_split(run_dir: str, test_dataset: str | None):
     from colorkit.data import prepare
 
     info = read_run(run_dir)
@@ -49,7 +49,7 @@ def main() -> None:
     a = ap.parse_args()
     model = load(a.run, device="cpu")
     m = model.method.eval()
-    split, where = _test_split(a.run, a.test_dataset)
+    split, where = run_test_split(a.run, a.test_dataset)
     b = split.batch(list(range(len(split))))
     grey, ab = b["grey"], b["ab"]
     g = grey if m.embedder.uses_grey else None

@@ -27,7 +27,7 @@ from colorkit_synth.oracle import Oracle
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
-from colorkit.metrics.functional import _error_of_best_per_image
+from colorkit.metrics.functional import error_of_best_per_image
 from colorkit.train.runs import load, read_run
 
 RESAMPLES, CI_SEED = 1000, 0
@@ -43,7 +43,7 @@ def bootstrap(values: np.ndarray) -> tuple[float, float]:
 def score(samples: torch.Tensor, target: torch.Tensor, meta: list) -> dict[str, np.ndarray]:
     s = np.array([image_scores(x, rec) for x, rec in zip(samples, meta)])
     return {"mode_recall": s[:, 0], "mode_precision": s[:, 1], "coherence": s[:, 2],
-            "error_of_best": _error_of_best_per_image(samples, target).double().numpy()}
+            "error_of_best": error_of_best_per_image(samples, target).double().numpy()}
 
 
 def main() -> None:

@@ -58,13 +58,9 @@ def main() -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="colorkit-demo-model-"))
     os.environ["COLORKIT_CACHE"] = str(work / "cache")
 
-    from colorkit.core.checkpoint import (
-        FORMAT,
-        atomic_dir,
-        atomic_write_text,
-        component_meta,
-        save_tensors,
-    )
+    from colorkit.core.checkpoint import FORMAT, component_meta
+    from colorkit.core.fs import atomic_dir, atomic_write_text
+    from colorkit.core.tensorfile import save_tensors
     from colorkit.data import prepare
     from colorkit.train.runs import DEMO_MODEL_DIR, RUN_FORMAT, Colorizer, read_run, train
 

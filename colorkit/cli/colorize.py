@@ -166,8 +166,9 @@ def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fm
     from colorkit.apps.inference import THUMB_HEIGHT, Writer, colorize_photo, thumbnail
     from colorkit.apps.made import MadeFiles
     from colorkit.apps.sources import assign_stems
-    from colorkit.core.fs import atomic_write_png, atomic_write_text, ensure_writable_dir, staged_files
+    from colorkit.core.fs import atomic_write_text, ensure_writable_dir, staged_files
     from colorkit.core.hints import check_hints, hints_to_json
+    from colorkit.core.images import atomic_write_png
     from colorkit.data.imageio import grid_row, image_size, open_image, stack_rows
     from colorkit.train.runs import load
 

@@ -24,17 +24,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from colorkit import __version__
-from colorkit.core.fs import (  # noqa: F401 - re-exported for existing callers
+from colorkit.core.fs import (
     atomic_dir,
-    atomic_write_bytes,
-    atomic_write_png,
     atomic_write_text,
-    ensure_writable_dir,
-    lock_dir,
+    lock_dir,  # noqa: F401 - until train/engine.py, train/runs.py, apps/video.py import fs
 )
 from colorkit.core.interfaces import saved_weights_follow
 from colorkit.core.registry import ColorkitError
-from colorkit.core.tensorfile import safetensors_bytes, save_tensors  # noqa: F401 - re-exported for existing callers
+from colorkit.core.tensorfile import save_tensors
 
 FORMAT = "colorkit-checkpoint-v1"
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt"}

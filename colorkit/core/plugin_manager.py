@@ -34,7 +34,7 @@ ENTRY_POINT_GROUP = "colorkit"
 # llm does with its default plugins.
 BUILTIN_MODULES = ("colorkit.builtin_components",)
 
-_HOOK_FOR_KIND = {
+HOOK_FOR_KIND = {
     "backbone": "register_backbones",
     "embedder": "register_embedders",
     "method": "register_methods",
@@ -87,7 +87,7 @@ def _env_list(var: str) -> list[str] | None:
 
 def _check_hook_names(module: ModuleType, pm: pluggy.PluginManager) -> None:
     """Reject hook implementations whose name colorkit does not define (a misspelling)."""
-    known = set(_HOOK_FOR_KIND.values()) | {"register_commands"}
+    known = set(HOOK_FOR_KIND.values()) | {"register_commands"}
     for attr in dir(module):
         obj = getattr(module, attr, None)
         if callable(obj) and getattr(obj, "colorkit_impl", None) is not None and attr not in known:
@@ -142,7 +142,7 @@ def call_hook(hook_name: str, **kwargs: Any) -> list[PluginFailure]:
 
 
 def _collect(st: _State) -> None:
-    for kind, hook_name in _HOOK_FOR_KIND.items():
+    for kind, hook_name in HOOK_FOR_KIND.items():
         for impl in getattr(st.pm.hook, hook_name).get_hookimpls():  # registration order: colorkit's own first
             plugin = impl.plugin_name
             dist = st.dist_of.get(plugin, "?")

@@ -161,7 +161,8 @@ def pretrained_state(weights: str | Path | None = None, cache_dir: str | Path | 
     the package's ``.pth``), by default the installed package's file through the
     conversion cache (written atomically, unless ``write_cache`` is false; an unwritable
     cache only costs a reconversion)."""
-    from colorkit.core.checkpoint import load_tensors, save_tensors
+    from colorkit.core.checkpoint import load_tensors
+    from colorkit.core.tensorfile import save_tensors
 
     if weights is not None and Path(weights).suffix.lower() == ".safetensors":
         return load_tensors(weights)
