@@ -37,6 +37,7 @@ _LAZY = {
     "check_component": "colorkit.testing.contract",
     # the workflow, for scripts and downstream packages (docs/quickstart.md, "From Python")
     "prepare": "colorkit.data",
+    "default_cache_dir": "colorkit.data",
     "to_model_space": "colorkit.core.color",
     "from_model_space": "colorkit.core.color",
     "registry": "colorkit.core.plugin_manager",

@@ -123,7 +123,7 @@ class WeightedDecoderLoss:
 
     def __init__(self, weights: dict[str, float], kwargs: dict[str, dict[str, Any]] | None = None,
                  impl: Impl = "auto") -> None:
-        from colorkit.api import create_decoder_loss
+        from colorkit import create_decoder_loss
         from colorkit.core.plugin_manager import registry
 
         kwargs = kwargs or {}

@@ -168,7 +168,7 @@ def pretrained_state(weights: str | Path | None = None, cache_dir: str | Path | 
         return load_tensors(weights)
     pth = Path(weights) if weights is not None else package_weights_file()
     if cache_dir is None:
-        from colorkit.data.prepare import default_cache_dir
+        from colorkit import default_cache_dir
 
         cache_dir = default_cache_dir()
     source_sha256 = _file_sha256(pth)
