@@ -65,7 +65,7 @@ def main() -> None:
             runs += sorted(p.parent for p in (folder / "runs").glob("**/run.json")
                            if p.parent.name in ("seed-0", f"seed-{args.seed}") or p.parent.parent.name == "runs")
     source = args.dataset or (read_run(runs[0])["dataset"]["source"] if runs else "synth")
-    ds = prepare(source, seed=args.seed, progress=False)
+    ds = prepare(source, split_seed=args.seed, progress=False)
     meta_of = load_meta(ds)
     if meta_of is None:
         raise SystemExit(f"{source}: no per-image metadata; this script is for synth data sets")

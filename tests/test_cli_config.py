@@ -210,14 +210,17 @@ def test_options_are_generated_from_the_config_fields(command, models, capsys):
         assert "--no-references" in out and "--threads" in out and "--runs" in out
 
 
-def test_stats_components(folder, tmp_path, capsys):
+def test_stats_components_and_split_seed(folder, tmp_path, capsys):
     args = ["stats", "--dataset", str(folder), "--size", "32", "--cache-dir", str(tmp_path / "c"), "-q"]
-    code, out, err = _cli([*args, "--components", "4"], capsys)
-    assert code == 0 and "top 4 components" in out, err
+    code, out, err = _cli([*args, "--components", "4", "--split-seed", "3"], capsys)
+    assert code == 0 and "top 4 components" in out and "split seed 3" in out, err
 
 
-@pytest.mark.parametrize("command,former,new", [("stats", "--k", "--components"), ("stats", "--no-progress", "--quiet"),
-                                                 ("train", "--no-progress", "--quiet")])
-def test_former_option_names_are_refused_in_one_line(command, former, new, capsys):
-    code, out, err = _cli([command, former, *(["4"] if former == "--k" else [])], capsys)
+@pytest.mark.parametrize("command,former,value", [
+    ("stats", "--k", "4"), ("stats", "--no-progress", None), ("train", "--no-progress", None),
+    ("stats", "--seed", "4"), ("data prepare", "--seed", "4"), ("data info", "--seed", "4")])
+def test_former_option_names_are_refused_in_one_line(command, former, value, capsys):
+    """--k (now --components), --no-progress (now --quiet), and --seed of the data commands
+    (the split's: now --split-seed only)."""
+    code, out, err = _cli([*command.split(), former, *([value] if value else [])], capsys)
     assert code == 2 and err.startswith(f"colorkit: error: No such option '{former}'.") and err.count("\n") == 1

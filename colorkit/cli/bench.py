@@ -24,7 +24,7 @@ from colorkit.train.engine import TrainConfig
 @click.command("bench")
 @field_option(BenchConfig, "methods", default="mdn,cvae,cgan", show_default=True,
               help="Comma-separated registered methods (third-party ones too).")
-@data_options(seed=False, min_size=16)
+@data_options(min_size=16)
 @stats_options
 @field_option(BenchConfig, "preset")
 @train_options("epochs")

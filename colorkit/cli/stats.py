@@ -19,7 +19,7 @@ from colorkit.core.stats import StatsConfig, load_or_compute_stats, stats_cache_
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also copy the statistics (safetensors) here.")
 @progress_option
-def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
+def stats(dataset: str, size: int, crop: bool, split_seed: int, test_size: int | None,
           cache_dir: str | None, weighting: str, components: int, out: Path | None,
           quiet: bool) -> None:
     """Compute (or reuse) the colour statistics of the training split.
@@ -30,12 +30,12 @@ def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
       colorkit stats --dataset ~/photos --weighting inverse --out stats.safetensors
       colorkit stats --components 10
     """
-    ds = prepare_from_options(dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
+    ds = prepare_from_options(dataset, size, crop, split_seed, test_size, cache_dir, progress=not quiet)
     cfg = StatsConfig(components=components, weighting=weighting)
     st = load_or_compute_stats(ds, cfg, progress=not quiet)
     path = stats_cache_path(ds, cfg)
     s = st.summary()
-    click.echo(f"training images : {s['n_train_images']} ({ds.name}, seed {seed}, {size}x{size} pixels)")
+    click.echo(f"training images : {s['n_train_images']} ({ds.name}, split seed {split_seed}, {size}x{size} pixels)")
     click.echo(
         f"PCA             : top {s['k']} components explain {100 * s['explained_variance_ratio']:.1f}% "
         f"of the ab variance; sigma_1^2 = {s['sigma2_first']:.3e}, sigma_{s['k']}^2 = "

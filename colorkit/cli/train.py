@@ -23,7 +23,7 @@ from colorkit.train.engine import TrainConfig
 
 @click.command("train")
 @field_option(MethodSpec, "name", "--method", param="method", required=True)
-@data_options(seed=False, min_size=16)
+@data_options(min_size=16)
 @stats_options
 @field_option(MethodSpec, "preset")
 @train_options("epochs")

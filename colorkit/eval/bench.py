@@ -128,7 +128,7 @@ def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, Any, dict[str, Any
             "name": ds.name or Path(ds.source).name, "source": str(ds.source), "hash": ds.info().get("hash"),
             "images": int(len(ds.test_idx)), "held_out": False}
 
-    tds = prepare(cfg.test_dataset, size=cfg.size, crop=cfg.data.crop, seed=cfg.data.split_seed,
+    tds = prepare(cfg.test_dataset, size=cfg.size, crop=cfg.data.crop, split_seed=cfg.data.split_seed,
                   cache_dir=cfg.data.cache_dir, progress=cfg.progress)
     info = tds.info()
     log(f"test set: {tds.source}: {tds.n} usable images (all scored), {info['n_skipped']} skipped "

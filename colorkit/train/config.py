@@ -73,8 +73,8 @@ class DataConfig(_Section):
         """The prepared data set (cached; see :func:`colorkit.data.prepare`)."""
         from colorkit.data import prepare
 
-        return prepare(self.dataset, size=self.size, crop=self.crop, seed=self.split_seed, test_size=self.test_size,
-                       cache_dir=self.cache_dir, progress=progress)
+        return prepare(self.dataset, size=self.size, crop=self.crop, split_seed=self.split_seed,
+                       test_size=self.test_size, cache_dir=self.cache_dir, progress=progress)
 
 
 class MethodPreset(_Section):
