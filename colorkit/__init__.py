@@ -45,6 +45,8 @@ _LAZY = {
     **{name: "colorkit.core.hints" for name in ("Hint", "hint_map", "hints_from_json", "load_hints_file",
                                                 "parse_hint", "sample_with_hints", "simulate_hints")},
     "propagate_residual": "colorkit.core.propagate",
+    # any kind by name, and a component defined in this process (colorkit/api.py)
+    **{name: "colorkit.api" for name in ("create", "list", "register", "unregister")},
 }
 
 _LAZY_MODULES = {"distributed": "colorkit.core.distributed", "train": "colorkit.train"}
@@ -102,7 +104,7 @@ def bench(methods, **settings) -> dict:
 
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
-    return run_bench(BenchConfig(methods=list(methods), **settings))
+    return run_bench(BenchConfig(methods=[*methods], **settings))  # colorkit.list is the registry's
 
 
 __all__ = [

@@ -76,6 +76,12 @@ class _State:
 _state: _State | None = None
 _lock = threading.RLock()
 _loading = threading.local()
+_in_process: dict[tuple[str, str], Entry] = {}
+"""Components registered by :func:`add_in_process` (``colorkit.register``), kept across
+:func:`reload`: ``{(kind, name): entry}``."""
+
+IN_PROCESS = "in-process"
+"""The distribution of a component registered in the running process, not by a package."""
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -183,6 +189,11 @@ def _load() -> _State:
     except pluggy.PluginValidationError as exc:  # pragma: no cover - guarded above
         st.failures.append(PluginFailure(str(exc.plugin), "?", str(exc)))
     _collect(st)
+    for entry in _in_process.values():  # after the packages: a package's name wins, as a built-in's does
+        try:
+            st.registries[entry.kind].add(entry)
+        except DuplicateComponentError as exc:
+            st.failures.append(PluginFailure(entry.plugin, IN_PROCESS, f"{exc}; the second is ignored"))
     for f in st.failures:
         print(f"colorkit: warning: {f}", file=sys.stderr)
     return st
@@ -206,6 +217,32 @@ def reload() -> None:
     with _lock:
         _state = None
         importlib.invalidate_caches()  # new distributions on sys.path become visible
+
+
+def add_in_process(kind: str, name: str, factory: Any, description: str = "") -> Entry:
+    """Register ``factory`` as the ``kind`` ``name`` in this process only (no package, no
+    entry point): plugin = the factory's module, distribution :data:`IN_PROCESS`. A name
+    already taken, by a package or in process, is a :class:`DuplicateComponentError`."""
+    reg = registry(kind)
+    doc = description or _summary(getattr(factory, "__doc__", None) or "")
+    entry = Entry(kind, name, factory, getattr(factory, "__module__", None) or "?", IN_PROCESS, doc)
+    with _lock:
+        reg.add(entry)
+        _in_process[(kind, name)] = entry
+    return entry
+
+
+def remove_in_process(kind: str, name: str) -> None:
+    """Undo :func:`add_in_process`; a name a package registered cannot be removed."""
+    reg = registry(kind)
+    with _lock:
+        if (kind, name) not in _in_process:
+            where = f"registered by {reg.entries[name].source}" if name in reg.entries else "not registered"
+            raise ColorkitError(f"{kind} {name!r} was not registered in this process ({where}); "
+                                "only colorkit.register(...) registrations can be removed")
+        del _in_process[(kind, name)]
+        if reg.entries.get(name) is not None and reg.entries[name].distribution == IN_PROCESS:
+            del reg.entries[name]
 
 
 def plugin_manager() -> pluggy.PluginManager:
