@@ -42,3 +42,37 @@ def test_shipped_plugins_use_the_plugin_api_only(plugin):
     bad = [f"{p.relative_to(ROOT)}: {m}" for p in sorted((ROOT / "plugins" / plugin).rglob("*.py"))
            for m in outside_the_api(ast.parse(p.read_text()))]
     assert not bad, "outside the plugin API (docs/concepts.md):\n" + "\n".join(bad)
+
+
+def plugin_import_graph(package: Path) -> dict[str, set[str]]:
+    """``{module: modules of the same package it imports}`` (relative and absolute imports,
+    those inside functions too: a deferred import that closes a circle is still a circle)."""
+    names = {p.stem for p in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = node.module or ""
+                if node.level == 1 or mod.startswith(package.name + ".") or mod == package.name:
+                    mod = mod.removeprefix(package.name).lstrip(".")
+                    deps |= {mod.split(".")[0]} if mod else {a.name for a in node.names}
+        graph[path.stem] = (deps & names) - {path.stem}
+    return graph
+
+
+def test_the_cycle_check_sees_a_deferred_import(tmp_path):
+    from test_layers_imports import find_cycle
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from .b import x\n")
+    (pkg / "b.py").write_text("def f():\n    from . import a\n")
+    assert find_cycle(plugin_import_graph(pkg)) == ["a", "b", "a"]
+
+
+@pytest.mark.parametrize("plugin", ["colorkit_paper", "colorkit_baselines", "colorkit_references", "colorkit_synth"])
+def test_plugin_modules_import_each_other_without_cycles(plugin):
+    from test_layers_imports import find_cycle
+
+    assert find_cycle(plugin_import_graph(ROOT / "plugins" / plugin)) is None
