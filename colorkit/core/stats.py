@@ -242,7 +242,7 @@ class StatsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     components: int = 20
-    """Principal components kept (the specificity loss uses 20); formerly ``k``."""
+    """Principal components kept (the specificity loss uses 20)."""
     weighting: str = "rebalanced"
     """Colourfulness weights: ``rebalanced`` (Zhang et al.) or ``inverse`` (the raw 1/p)."""
     lam: float = 0.5
@@ -275,11 +275,9 @@ class StatsConfig(BaseModel):
 
 
 def _options(config: StatsConfig | None, options: dict[str, Any]) -> StatsConfig:
-    """``config`` with keyword ``options`` (k=, weighting=, ...) applied."""
+    """``config`` with keyword ``options`` (components=, weighting=, ...) applied."""
     base = (config or StatsConfig()).model_dump()
-    if "k" in options:  # the former name of components
-        del base["components"]
-    unknown = sorted(set(options) - set(base) - {"k"})
+    unknown = sorted(set(options) - set(base))
     if unknown:
         raise TypeError(f"unknown colour-statistics option(s): {', '.join(unknown)}")
     return StatsConfig(**{**base, **options})
