@@ -34,7 +34,7 @@ def run_test_split(run_dir: str, test_dataset: str | None):
     if test_dataset:
         ds = prepare(test_dataset, size=data["size"], test_size=0, progress=False)
         return ds.split("train"), test_dataset
-    ds = prepare(data["dataset"], size=data["size"], seed=data["seed"], test_size=data.get("test_size"),
+    ds = prepare(data["dataset"], size=data["size"], split_seed=data["split_seed"], test_size=data.get("test_size"),
                  crop=data.get("crop", False), cache_dir=data.get("cache_dir"), progress=False)
     return ds.split("test"), f"{data['dataset']} (test split)"
 

@@ -65,7 +65,7 @@ def main() -> None:
     from colorkit.train.runs import DEMO_MODEL_DIR, RUN_FORMAT, Colorizer, read_run, train
 
     t0 = time.time()
-    ds = prepare("demo", size=64, seed=args.seed, progress=True, cache_dir=work / "cache")
+    ds = prepare("demo", size=64, split_seed=args.seed, progress=True, cache_dir=work / "cache")
     info = ds.info()
     run_dir = work / "run"
     if not (run_dir / "run.json").is_file():

@@ -38,7 +38,7 @@ def folder(tmp_path_factory):
     from colorkit.data import prepare
 
     path = make_image_folder(tmp_path_factory.mktemp("resume") / "imgs", n=24, size=32, seed=5)
-    load_or_compute_stats(prepare(path, size=SIZE, seed=0, progress=False))  # cached for every run
+    load_or_compute_stats(prepare(path, size=SIZE, split_seed=0, progress=False))  # cached for every run
     return path
 
 
