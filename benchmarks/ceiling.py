@@ -27,7 +27,7 @@ from colorkit.metrics.functional import error_of_best
 from colorkit.train.runs import read_run
 
 
-def _test_split(run_dir: str, test_dataset: str | None):
+def run_test_split(run_dir: str, test_dataset: str | None):
     from colorkit.data import prepare
 
     info = read_run(run_dir)
@@ -35,7 +35,7 @@ def _test_split(run_dir: str, test_dataset: str | None):
     if test_dataset:
         ds = prepare(test_dataset, size=data["size"], test_size=0, progress=False)
         return ds.split("train"), test_dataset
-    ds = prepare(data["dataset"], size=data["size"], seed=data["seed"], test_size=data.get("test_size"),
+    ds = prepare(data["dataset"], size=data["size"], split_seed=data["split_seed"], test_size=data.get("test_size"),
                  crop=data.get("crop", False), cache_dir=data.get("cache_dir"), progress=False)
     return ds.split("test"), f"{data['dataset']} (test split)"
 
@@ -50,7 +50,7 @@ def main() -> None:
     a = ap.parse_args()
     model = load(a.run, device="cpu")
     m = model.method.eval()
-    split, where = _test_split(a.run, a.test_dataset)
+    split, where = run_test_split(a.run, a.test_dataset)
     b = split.batch(list(range(len(split))))
     grey, ab = b["grey"], b["ab"]
     g = grey if m.embedder.uses_grey else None

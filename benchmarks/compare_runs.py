@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ceiling import _test_split
+from ceiling import run_test_split
 
 from colorkit.inference import load
 from colorkit.metrics.bootstrap import bootstrap_ci, paired_bootstrap
@@ -31,7 +31,7 @@ def main() -> None:
     hashes = {read_run(r)["dataset"].get("hash") for r in a.runs}
     if len(hashes) != 1:
         raise SystemExit(f"the runs were trained on different data sets ({len(hashes)} hashes)")
-    split, where = _test_split(a.runs[0], a.test_dataset)
+    split, where = run_test_split(a.runs[0], a.test_dataset)
     b = split.batch(list(range(len(split))))
     first = None
     print(f"{where}: {len(split)} images, error-of-best (k={a.k}) in ab/128, 95% bootstrap intervals")

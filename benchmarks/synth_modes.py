@@ -28,7 +28,7 @@ from colorkit_synth.oracle import Oracle
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
 from colorkit.inference import load
-from colorkit.metrics.functional import _error_of_best_per_image
+from colorkit.metrics.functional import error_of_best_per_image
 from colorkit.train.runs import read_run
 
 RESAMPLES, CI_SEED = 1000, 0
@@ -44,7 +44,7 @@ def bootstrap(values: np.ndarray) -> tuple[float, float]:
 def score(samples: torch.Tensor, target: torch.Tensor, meta: list) -> dict[str, np.ndarray]:
     s = np.array([image_scores(x, rec) for x, rec in zip(samples, meta)])
     return {"mode_recall": s[:, 0], "mode_precision": s[:, 1], "coherence": s[:, 2],
-            "error_of_best": _error_of_best_per_image(samples, target).double().numpy()}
+            "error_of_best": error_of_best_per_image(samples, target).double().numpy()}
 
 
 def main() -> None:
@@ -66,7 +66,7 @@ def main() -> None:
             runs += sorted(p.parent for p in (folder / "runs").glob("**/run.json")
                            if p.parent.name in ("seed-0", f"seed-{args.seed}") or p.parent.parent.name == "runs")
     source = args.dataset or (read_run(runs[0])["dataset"]["source"] if runs else "synth")
-    ds = prepare(source, seed=args.seed, progress=False)
+    ds = prepare(source, split_seed=args.seed, progress=False)
     meta_of = load_meta(ds)
     if meta_of is None:
         raise SystemExit(f"{source}: no per-image metadata; this script is for synth data sets")

@@ -22,7 +22,7 @@ import collections
 import numpy as np
 import torch
 import torch.nn.functional as F
-from colorkit_synth.modes import COHERENCE_TOL, _labels_at, region_weights
+from colorkit_synth.modes import COHERENCE_TOL, labels_at, region_weights
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
@@ -72,7 +72,7 @@ def main() -> None:
                 for j in range(n_regions):
                     if present[j]:
                         spreads[(src, "background" if j == 0 else "objects")].append(float(spread[j]))
-        bg = (_labels_at(torch.as_tensor(r["labels"]), size, size) == 0).float()
+        bg = (labels_at(torch.as_tensor(r["labels"]), size, size) == 0).float()
         dist = distance_to_objects(bg)
         for x in topk[i]:
             dev2 = (x - ((x * bg).flatten(1).sum(1) / bg.sum())[:, None, None]).pow(2).sum(0)

@@ -37,6 +37,7 @@ _LAZY = {
     "check_component": "colorkit.testing.contract",
     # the workflow, for scripts and downstream packages (docs/quickstart.md, "From Python")
     "prepare": "colorkit.data",
+    "default_cache_dir": "colorkit.data",
     "to_model_space": "colorkit.core.color",
     "from_model_space": "colorkit.core.color",
     "registry": "colorkit.core.plugin_manager",
@@ -48,6 +49,8 @@ _LAZY = {
     "Colorizer": "colorkit.inference.colorizer",
     "colorize_folder": "colorkit.apps.folder",
     "colorize_clip": "colorkit.apps.video",
+    # any kind by name, and a component defined in this process (colorkit/api.py)
+    **{name: "colorkit.api" for name in ("create", "list", "register", "unregister")},
 }
 
 _LAZY_MODULES = {"distributed": "colorkit.core.distributed", "train": "colorkit.train"}
@@ -105,7 +108,7 @@ def bench(methods, **settings) -> dict:
 
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
-    return run_bench(BenchConfig(methods=list(methods), **settings))
+    return run_bench(BenchConfig(methods=[*methods], **settings))  # colorkit.list is the registry's
 
 
 __all__ = [

@@ -57,20 +57,15 @@ def main() -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="colorkit-demo-model-"))
     os.environ["COLORKIT_CACHE"] = str(work / "cache")
 
-    from colorkit.core.checkpoint import (
-        EXTERNAL_KEY,
-        FORMAT,
-        atomic_dir,
-        atomic_write_text,
-        component_meta,
-        save_tensors,
-    )
+    from colorkit.core.checkpoint import EXTERNAL_KEY, FORMAT, component_meta
+    from colorkit.core.fs import atomic_dir, atomic_write_text
+    from colorkit.core.tensorfile import save_tensors
     from colorkit.data import prepare
     from colorkit.inference.colorizer import DEMO_MODEL_DIR, Colorizer
     from colorkit.train.runs import RUN_FORMAT, read_run, train
 
     t0 = time.time()
-    ds = prepare("demo", size=64, seed=args.seed, progress=True, cache_dir=work / "cache")
+    ds = prepare("demo", size=64, split_seed=args.seed, progress=True, cache_dir=work / "cache")
     info = ds.info()
     run_dir = work / "run"
     if not (run_dir / "run.json").is_file():

@@ -91,7 +91,7 @@ def prepared(folder):
     from colorkit.core.stats import load_or_compute_stats
     from colorkit.data import prepare
 
-    ds = prepare(folder, size=32, seed=0, progress=False)
+    ds = prepare(folder, size=32, split_seed=0, progress=False)
     return ds, load_or_compute_stats(ds)
 
 

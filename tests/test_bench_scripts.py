@@ -78,3 +78,21 @@ def test_under_load_starts_the_competitor_mid_run_and_records_both_speeds(under_
     late = under_load.main(["--force", "--no-csv", "--methods", "a", "--bench-command", f"{sys.executable} {fake}",
                             "--competitor-after", "60", "--competitor-alone", "0", "--load-every", "0.2"])
     assert late["loaded"]["competitor"] is None and late["competitor_alone"] is None  # the bench ended first
+
+
+def test_ceiling_takes_the_runs_split_seed(tmp_path, monkeypatch):
+    """ceiling.py (and compare_runs.py through it) read the split of a run's data section,
+    whose field is ``split_seed``: the test split is the run's own."""
+    from colorkit.data import prepare
+    from colorkit.testing import make_image_folder
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import ceiling
+
+    folder = make_image_folder(tmp_path / "imgs", n=20, size=24, seed=2)
+    data = {"dataset": str(folder), "size": 16, "crop": False, "split_seed": 7, "test_size": 5,
+            "cache_dir": str(tmp_path / "cache")}
+    monkeypatch.setattr(ceiling, "read_run", lambda run_dir: {"config": {"data": data}})
+    split, where = ceiling.run_test_split("run", None)
+    want = prepare(str(folder), size=16, split_seed=7, test_size=5, cache_dir=tmp_path / "cache", progress=False)
+    assert len(split) == 5 and list(split.indices) == list(want.test_idx) and "test split" in where

@@ -8,9 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import colorkit
 from colorkit.core.interfaces import BuildContext, ComponentConfig, Method
-from colorkit.core.plugin_manager import registry
-from colorkit.core.registry import Entry
 from colorkit.train.runs import build_method
 
 
@@ -49,12 +48,11 @@ class _Chooser(_Sized):
 
 @pytest.fixture
 def registered():
-    reg = registry("method")
     for name, cls in (("ctx-sized", _Sized), ("ctx-chooser", _Chooser)):
-        reg.add(Entry("method", name, cls, "test_build_context", "colorkit-tests", cls.__doc__))
+        colorkit.register("method", name)(cls)
     yield
     for name in ("ctx-sized", "ctx-chooser"):
-        reg.entries.pop(name, None)
+        colorkit.unregister("method", name)
 
 
 def test_build_context_is_frozen():

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+import colorkit
 from colorkit.core import checkpoint as ck
 from colorkit.core import plugin_manager as plugins
 from colorkit.core.interfaces import Component, ComponentConfig
-from colorkit.core.registry import ColorkitError, Entry
+from colorkit.core.registry import ColorkitError
 
 
 class TinyConfig(ComponentConfig):
@@ -32,10 +33,9 @@ class Tiny(Component):
 
 @pytest.fixture
 def registered():
-    reg = plugins.registry("backbone")
-    reg.add(Entry("backbone", "ck-tiny", Tiny, "tests", "tests"))
+    colorkit.register("backbone", "ck-tiny")(Tiny)
     yield
-    del reg.entries["ck-tiny"]
+    colorkit.unregister("backbone", "ck-tiny")
 
 
 def make(**kw):

@@ -1,5 +1,5 @@
 """One configuration tree behind the commands: shared options (``--crop``, ``--test-size``,
-``--cache-dir``, ``--weighting``, ``--quiet`` with the former ``--no-progress``), the
+``--cache-dir``, ``--weighting``, ``--quiet``), the
 statistics options reaching training, the tree written into run.json, and sampling
 settings (``--option``) at colorize and bench time."""
 
@@ -32,7 +32,6 @@ def test_commands_share_the_data_and_progress_options(command, capsys):
     assert code == 0
     for opt in ("--dataset", "--size", "--crop", "--test-size", "--cache-dir", "--quiet"):
         assert opt in out, (command, opt)
-    assert "--no-progress" not in out  # the former name still works, but is not advertised
     if command in ("train", "bench", "stats"):
         assert "--weighting" in out
 
@@ -45,14 +44,14 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def colornet_run(folder, tmp_path_factory):
     """A tiny ``colornet`` run trained with --weighting inverse, --test-size and --crop,
-    through the former progress flag, with a training seed and COLORKIT_LOSS_IMPL set."""
+    with a training seed and COLORKIT_LOSS_IMPL set."""
     out = tmp_path_factory.mktemp("cfg-run") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COLORKIT_LOSS_IMPL", "torch")
-        with pytest.raises(SystemExit) as exc, pytest.warns(DeprecationWarning, match="--no-progress.*--quiet"):
+        with pytest.raises(SystemExit) as exc:
             main(["train", "--method", "colornet", "--dataset", str(folder), "--preset", "tiny", "--epochs", "1",
                   "--size", "32", "--weighting", "inverse", "--test-size", "6", "--crop", "--out", str(out),
-                  "--seed", "2", "--no-progress"])  # the former name of --quiet: works, and warns
+                  "--seed", "2", "--quiet"])
     assert exc.value.code == 0
     return out
 
@@ -156,17 +155,16 @@ def test_baselines_refuse_settings_that_cannot_train(tmp_path, capsys, method, o
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 
-def test_renamed_settings_still_work_and_warn():
+def test_former_field_names_are_unknown_fields():
+    from pydantic import ValidationError
+
     from colorkit.core.stats import StatsConfig
 
-    with pytest.warns(DeprecationWarning, match="'seed' is now called 'split_seed'"):
-        data = DataConfig(seed=3)
-    assert data.split_seed == 3 and data.seed == 3 and "seed" not in data.model_dump()
-    with pytest.warns(DeprecationWarning):
-        assert DataConfig.model_validate({"dataset": "demo", "seed": 0}) == DataConfig()  # an older run.json
-    with pytest.warns(DeprecationWarning, match="'k' is now called 'components'"):
-        stats = StatsConfig(k=5)
-    assert stats.components == 5 and stats.k == 5 and stats.model_dump()["components"] == 5
+    with pytest.raises(ValidationError, match="seed"):
+        DataConfig(seed=3)
+    with pytest.raises(ValidationError, match="k"):
+        StatsConfig(k=5)
+    assert not hasattr(DataConfig(), "seed") and not hasattr(StatsConfig(), "k")
 
 
 def test_environment_lists_the_overrides_that_are_set(monkeypatch):
@@ -185,7 +183,7 @@ def test_environment_lists_the_overrides_that_are_set(monkeypatch):
     ("train", ("DataConfig", "MethodPreset")), ("bench", ("DataConfig", "MethodPreset", "BenchConfig"))])
 def test_options_are_generated_from_the_config_fields(command, models, capsys):
     """Every field of the data section (and the bench's own) is an option with the field's
-    default and docstring; the former spellings are still accepted."""
+    default and docstring."""
     import click
 
     from colorkit.cli import cli
@@ -212,10 +210,17 @@ def test_options_are_generated_from_the_config_fields(command, models, capsys):
         assert "--no-references" in out and "--threads" in out and "--runs" in out
 
 
-def test_stats_components_and_its_former_name(folder, tmp_path, capsys):
+def test_stats_components_and_split_seed(folder, tmp_path, capsys):
     args = ["stats", "--dataset", str(folder), "--size", "32", "--cache-dir", str(tmp_path / "c"), "-q"]
-    code, out, err = _cli([*args, "--components", "4"], capsys)
-    assert code == 0 and "top 4 components" in out, err
-    with pytest.warns(DeprecationWarning, match="--components"):
-        code, out, err = _cli([*args, "--k", "4"], capsys)
-    assert code == 0 and "top 4 components" in out and "--k of `colorkit stats` is now --components" in err
+    code, out, err = _cli([*args, "--components", "4", "--split-seed", "3"], capsys)
+    assert code == 0 and "top 4 components" in out and "split seed 3" in out, err
+
+
+@pytest.mark.parametrize("command,former,value", [
+    ("stats", "--k", "4"), ("stats", "--no-progress", None), ("train", "--no-progress", None),
+    ("stats", "--seed", "4"), ("data prepare", "--seed", "4"), ("data info", "--seed", "4")])
+def test_former_option_names_are_refused_in_one_line(command, former, value, capsys):
+    """--k (now --components), --no-progress (now --quiet), and --seed of the data commands
+    (the split's: now --split-seed only)."""
+    code, out, err = _cli([*command.split(), former, *([value] if value else [])], capsys)
+    assert code == 2 and err.startswith(f"colorkit: error: No such option '{former}'.") and err.count("\n") == 1

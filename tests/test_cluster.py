@@ -128,8 +128,3 @@ def test_diverse_from_samples_orders_by_cluster_size():
     torch.testing.assert_close(out[:, :, 0, 0, 0], torch.tensor([[0.5, -0.5, 0.0]] * 2))
 
 
-def test_centres_is_the_former_name_of_centers():
-    res = kmeans(torch.randn(1, 10, 2, generator=torch.Generator().manual_seed(0)), 2, iters=3,
-                 generator=torch.Generator().manual_seed(1))
-    with pytest.warns(DeprecationWarning, match=r"KMeansResult.centres is deprecated; use KMeansResult.centers"):
-        assert res.centres is res.centers

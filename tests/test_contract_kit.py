@@ -12,9 +12,8 @@ import pytest
 import torch
 from torch import nn
 
+import colorkit
 from colorkit.core.interfaces import ComponentConfig, Method, Metric, RatioMetric, Stage
-from colorkit.core.plugin_manager import registry
-from colorkit.core.registry import Entry
 from colorkit.testing import ContractError, check_method
 
 
@@ -156,18 +155,17 @@ class ChunkDependent(Good):
 @pytest.fixture
 def registered():
     """``registered(cls)`` registers ``cls`` as a method for this test only."""
-    reg = registry("method")
     names = []
 
     def add(cls):
         name = f"contract-kit-{cls.__name__.lower()}"
-        reg.add(Entry("method", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__ or "test"))
+        colorkit.register("method", name, description="test")(cls)
         names.append(name)
         return cls
 
     yield add
     for name in names:
-        reg.entries.pop(name, None)
+        colorkit.unregister("method", name)
 
 
 def check(cls, stats, tmp_path):
@@ -335,9 +333,8 @@ class Pooled(RatioMetric):
 def test_metric_contract(cls, needle, colorkit_tiny_stats, tmp_path):
     from colorkit.testing import check_component
 
-    reg = registry("metric")
     name = f"contract-kit-{cls.__name__.lower()}"
-    reg.add(Entry("metric", name, cls, "test_contract_kit", "colorkit-tests", cls.__doc__))
+    colorkit.register("metric", name)(cls)
     try:
         if needle is None:
             check_component(name, "metric", stats=colorkit_tiny_stats, tmp_dir=tmp_path)
@@ -345,7 +342,7 @@ def test_metric_contract(cls, needle, colorkit_tiny_stats, tmp_path):
             with pytest.raises(ContractError, match=re.escape(needle)):
                 check_component(name, "metric", stats=colorkit_tiny_stats, tmp_dir=tmp_path)
     finally:
-        reg.entries.pop(name, None)
+        colorkit.unregister("metric", name)
 
 
 def test_unregistered_metric_names_the_metrics_hook(colorkit_tiny_stats):

@@ -174,9 +174,9 @@ def test_split_sizes_and_determinism(folder, cache, ds):
     assert ds.train_idx.size + ds.test_idx.size == n
     assert np.intersect1d(ds.train_idx, ds.test_idx).size == 0
     assert ds.train_idx.dtype == np.int64 and ds.test_idx.dtype == np.int64
-    a = prepare(folder, size=SIZE, cache_dir=cache, progress=False, seed=3, test_size=6)
-    b = prepare(folder, size=SIZE, cache_dir=cache, progress=False, seed=3, test_size=6)
-    c = prepare(folder, size=SIZE, cache_dir=cache, progress=False, seed=4, test_size=6)
+    a = prepare(folder, size=SIZE, cache_dir=cache, progress=False, split_seed=3, test_size=6)
+    b = prepare(folder, size=SIZE, cache_dir=cache, progress=False, split_seed=3, test_size=6)
+    c = prepare(folder, size=SIZE, cache_dir=cache, progress=False, split_seed=4, test_size=6)
     assert a.test_idx.size == 6 and a.root == ds.root
     np.testing.assert_array_equal(a.test_idx, b.test_idx)
     np.testing.assert_array_equal(a.train_idx, b.train_idx)
@@ -228,7 +228,7 @@ def test_cache_reused_without_reading_images(folder, cache, ds, monkeypatch):
         raise AssertionError("image loader called although the cache is valid")
 
     monkeypatch.setattr(images_mod, "load_image", boom)
-    again = prepare(folder, size=SIZE, cache_dir=cache, progress=False, seed=1)
+    again = prepare(folder, size=SIZE, cache_dir=cache, progress=False, split_seed=1)
     assert again.root == ds.root and again.files == ds.files and again.skipped == ds.skipped
     assert (ds.root / "shard-00000.npy").stat().st_mtime_ns == mtime
 

@@ -89,15 +89,6 @@ def test_skip_runs_nothing_of_the_stage(tmp_path):
     assert all(torch.equal(v, m.net.state_dict()[k]) for k, v in net0.items())
 
 
-def test_setup_is_the_former_name_of_on_start():
-    fn = lambda split: None  # noqa: E731
-    with pytest.warns(DeprecationWarning, match=r"Stage\(setup=...\) is deprecated; use Stage\(on_start=...\)"):
-        st = Stage("s", {}, dict, lambda b, c: {}, epochs=1, setup=fn)
-    assert st.on_start is fn and st.setup is None
-    with pytest.raises(ColorkitError, match="not both"), pytest.warns(DeprecationWarning):
-        Stage("s", {}, dict, lambda b, c: {}, epochs=1, setup=fn, on_start=fn)
-
-
 def test_generator_is_seeded_per_run_and_per_process(tmp_path):
     a, b, c = make(), make(), make()
     fit(a, tmp_path / "a", seed=3)

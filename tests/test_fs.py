@@ -116,7 +116,7 @@ class Crash(Exception):
 
 def test_atomic_dir_never_loses_both_copies(tmp_path, monkeypatch):
     target = tmp_path / "state"
-    with checkpoint.atomic_dir(target) as tmp:
+    with fs.atomic_dir(target) as tmp:
         (tmp / "v").write_text("1")
     real = os.replace
 
@@ -127,10 +127,10 @@ def test_atomic_dir_never_loses_both_copies(tmp_path, monkeypatch):
 
     for version in ("2", "3"):  # a crash in that window, then another in the next write
         monkeypatch.setattr(os, "replace", crash_moving_in)
-        with pytest.raises(Crash), checkpoint.atomic_dir(target) as tmp:
+        with pytest.raises(Crash), fs.atomic_dir(target) as tmp:
             (tmp / "v").write_text(version)
         monkeypatch.setattr(os, "replace", real)
         assert (checkpoint.resolve_dir(target) / "v").read_text() == "1"
-    with checkpoint.atomic_dir(target) as tmp:
+    with fs.atomic_dir(target) as tmp:
         (tmp / "v").write_text("4")
     assert (target / "v").read_text() == "4" and not target.with_name("state.old").exists()

@@ -393,13 +393,14 @@ def test_written_files_get_the_permissions_the_umask_gives(tmp_path, capsys, uma
     server could not read ``model.safetensors``, ``run.json``, ``results.md`` or the PNGs."""
     import torch
 
+    from colorkit.core.images import atomic_write_png
     from colorkit.core.tensorfile import save_tensors
 
     old = os.umask(umask)
     try:
         fs.atomic_write_text(tmp_path / "run.json", "{}")
         fs.atomic_write_bytes(tmp_path / "results.md", b"table")
-        fs.atomic_write_png(tmp_path / "plot.png", Image.new("RGB", (4, 4)))
+        atomic_write_png(tmp_path / "plot.png", Image.new("RGB", (4, 4)))
         save_tensors(tmp_path / "model.safetensors", {"w": torch.ones(3)})
         with fs.atomic_dir(tmp_path / "state") as d:
             (d / "x").write_text("x")

@@ -150,8 +150,8 @@ def test_other_processes_busy_cores_are_the_machines_less_this_runs_own(monkeypa
     ticks = loadwatch._TICK
     machine = iter([(0, 0), (150 * ticks // 100, 200 * ticks // 100)])  # 1 s on 2 CPUs, 1.5 cores busy
     own = iter([10.0, 10.5])  # half a core of it was this process (and its children)
-    monkeypatch.setattr(loadwatch, "_cpu_times", lambda: next(machine))
-    monkeypatch.setattr(loadwatch.CpuSampler, "_read", staticmethod(lambda: (loadwatch._cpu_times(), next(own))))
+    monkeypatch.setattr(loadwatch, "cpu_times", lambda: next(machine))
+    monkeypatch.setattr(loadwatch.CpuSampler, "_read", staticmethod(lambda: (loadwatch.cpu_times(), next(own))))
     monkeypatch.setattr(loadwatch, "cores", lambda: 2)
     monkeypatch.setattr(loadwatch.os, "cpu_count", lambda: 2)
     assert loadwatch.CpuSampler()() == pytest.approx(1.0)

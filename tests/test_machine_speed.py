@@ -86,7 +86,7 @@ def test_where_time_goes_counts_each_stage_on_the_tiny_preset(where, tmp_path):
     from colorkit.data import prepare
     from colorkit.testing import make_image_folder
 
-    ds = prepare(make_image_folder(tmp_path / "imgs", n=30, size=40, seed=1), size=32, seed=0, progress=False)
+    ds = prepare(make_image_folder(tmp_path / "imgs", n=30, size=40, seed=1), size=32, split_seed=0, progress=False)
     stats = load_or_compute_stats(ds)
     n_train = len(ds.train_idx)
     flops = where.count_stage_flops("cgan", "tiny", ds, stats)

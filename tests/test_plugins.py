@@ -12,7 +12,7 @@ import pytest
 import colorkit
 from colorkit.cli import main
 from colorkit.core import plugin_manager as plugins
-from colorkit.core.registry import DuplicateComponentError, Entry, Registry, UnknownComponentError
+from colorkit.core.registry import ColorkitError, DuplicateComponentError, Entry, Registry, UnknownComponentError
 
 
 def make_dist(root, dist_name, module, source, entry_name=None):
@@ -287,7 +287,7 @@ FORMER_HOOK = '''
 from colorkit import hookimpl
 
 class Former:
-    """a method registered through the former hook name"""
+    """a method registered through a hook name colorkit does not define"""
 
 @hookimpl
 def register_conditional_models(register):
@@ -295,17 +295,15 @@ def register_conditional_models(register):
 '''
 
 
-def test_the_former_hook_name_still_registers_a_method(plugin_path):
-    """A third-party plugin written against ``register_conditional_models`` still registers
-    its method (kind ``method``), with a DeprecationWarning naming ``register_methods``."""
+def test_the_former_hook_name_is_an_unknown_hook(plugin_path):
+    """``register_conditional_models``, the hook's name before 0.1.0, is rejected like any
+    hook name colorkit does not define: the plugin fails to load, naming the known hooks."""
     make_dist(plugin_path, "ck-test-former", "ck_test_former", FORMER_HOOK, entry_name="former")
-    with pytest.warns(DeprecationWarning, match=r"register_conditional_models .*deprecated; use register_methods"):
-        entry = plugins.registry("method").get("ck-former-hook")
-    assert entry.kind == "method" and entry.plugin == "former"
-    assert not [f for f in plugins.failures() if f.plugin == "former"]
+    assert "ck-former-hook" not in plugins.registry("method")
+    (fail,) = [f for f in plugins.failures() if f.plugin == "former"]
+    assert "unknown hook 'register_conditional_models'" in fail.error and "register_methods" in fail.error
 
 
-def test_the_former_kind_name_still_works():
-    with pytest.warns(DeprecationWarning, match=r"kind 'conditional_model' is deprecated; use 'method'"):
-        reg = plugins.registry("conditional_model")
-    assert reg is plugins.registry("method") and "mdn" in reg
+def test_the_former_kind_name_is_an_unknown_kind():
+    with pytest.raises(ColorkitError, match=r"unknown component kind 'conditional_model'; expected one of .*method"):
+        plugins.registry("conditional_model")

@@ -38,7 +38,7 @@ def folder(tmp_path_factory):
     from colorkit.data import prepare
 
     path = make_image_folder(tmp_path_factory.mktemp("resume") / "imgs", n=24, size=32, seed=5)
-    load_or_compute_stats(prepare(path, size=SIZE, seed=0, progress=False))  # cached for every run
+    load_or_compute_stats(prepare(path, size=SIZE, split_seed=0, progress=False))  # cached for every run
     return path
 
 
@@ -168,11 +168,11 @@ def test_resume_of_a_finished_run_leaves_it_untouched(folder, tmp_path, tmp_path
 
 
 def test_second_training_into_a_locked_directory_is_refused(folder, tmp_path, capsys):
-    from colorkit.core.checkpoint import lock_dir
+    from colorkit.core.fs import lock_dir
 
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from colorkit.core.checkpoint import lock_dir\n"
+        "import sys, time; from colorkit.core.fs import lock_dir\n"
         f"with lock_dir({str(out)!r}):\n    print('locked', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:

@@ -293,6 +293,8 @@ def test_one_options_object_for_every_entry(ds):
     assert stats_cache_path(ds, inv, components=5) == stats_cache_path(ds, weighting="inverse", components=5)
     with pytest.raises(TypeError, match="unknown colour-statistics option"):
         stats_cache_path(ds, weightings="inverse")
+    with pytest.raises(TypeError, match=r"unknown colour-statistics option\(s\): k$"):  # now components=
+        stats_cache_path(ds, k=5)
     with pytest.raises(ColorkitError, match="unknown weighting 'flat'"):
         StatsConfig(weighting="flat")
     with pytest.raises(ColorkitError, match="unknown gamut rule"):

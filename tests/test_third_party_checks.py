@@ -108,7 +108,7 @@ def data(site, tmp_path_factory):
     from colorkit.data import prepare
 
     folder = make_image_folder(tmp_path_factory.mktemp("third-party") / "imgs", n=24, size=32, seed=5)
-    ds = prepare(folder, size=32, seed=0, progress=False)
+    ds = prepare(folder, size=32, split_seed=0, progress=False)
     return folder, ds, load_or_compute_stats(ds)
 
 

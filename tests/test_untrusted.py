@@ -40,7 +40,7 @@ def data(tmp_path_factory):
     from colorkit.data import prepare
 
     folder = make_image_folder(tmp_path_factory.mktemp("untrusted") / "imgs", n=24, size=32, seed=7)
-    ds = prepare(folder, size=SIZE, seed=0, progress=False)
+    ds = prepare(folder, size=SIZE, split_seed=0, progress=False)
     return folder, ds, load_or_compute_stats(ds)
 
 

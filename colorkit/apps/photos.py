@@ -20,8 +20,9 @@ from PIL import Image
 from colorkit.apps.folder import MANIFEST
 from colorkit.apps.made import MadeFiles
 from colorkit.apps.sources import assign_stems
-from colorkit.core.fs import atomic_write_png, atomic_write_text, ensure_writable_dir, staged_files
+from colorkit.core.fs import atomic_write_text, ensure_writable_dir, staged_files
 from colorkit.core.hints import check_hints, hints_to_json
+from colorkit.core.images import atomic_write_png
 from colorkit.core.registry import ColorkitError
 from colorkit.data.imageio import image_size, open_image
 from colorkit.inference.grid import grid_row, stack_rows

@@ -33,8 +33,7 @@ from PIL import Image, ImageDraw
 
 from colorkit.apps.clip_outputs import FORMAT, fingerprint, plan_outputs, remove_temporaries
 from colorkit.apps.sources import assign_stems, real_path
-from colorkit.core.checkpoint import atomic_write_text, lock_dir
-from colorkit.core.fs import atomic_write_bytes
+from colorkit.core.fs import atomic_write_bytes, atomic_write_text, lock_dir
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
 from colorkit.data.video import CONTAINERS, FrameFolderWriter, VideoWriter, check_output, content_sha256

@@ -9,7 +9,6 @@ import click
 from colorkit.cli.options import (
     data_options,
     field_option,
-    is_quiet,
     option_pairs,
     parse_options,
     progress_option,
@@ -25,7 +24,7 @@ from colorkit.train.engine import TrainConfig
 @click.command("bench")
 @field_option(BenchConfig, "methods", default="mdn,cvae,cgan", show_default=True,
               help="Comma-separated registered methods (third-party ones too).")
-@data_options(seed=False, min_size=16)
+@data_options(min_size=16)
 @stats_options
 @field_option(BenchConfig, "preset")
 @train_options("epochs")
@@ -46,7 +45,7 @@ from colorkit.train.engine import TrainConfig
                    "mdn:decoder_loss=l2) or a sampling setting for scoring (mode=mixture, colornet:temperature=0.5); "
                    "without METHOD: every method that has KEY.")
 @progress_option
-def bench(methods, ablation, options, quiet, quiet_alias, **fields) -> None:
+def bench(methods, ablation, options, quiet, **fields) -> None:
     """Train (or reuse) each method, score all and the reference methods on the same test
     images with every registered metric, write the tables.
 
@@ -68,7 +67,7 @@ def bench(methods, ablation, options, quiet, quiet_alias, **fields) -> None:
       colorkit bench --ablation decoder-loss
     """
     t0 = time.perf_counter()
-    progress = not is_quiet(quiet, quiet_alias)
+    progress = not quiet
     given = sections(fields, data=DataConfig, stats=StatsConfig, train=TrainConfig)
     train = {**given["train"], "progress": progress}
     if ablation:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from colorkit.cli.options import is_quiet, option_pairs, parse_options, progress_option
+from colorkit.cli.options import option_pairs, parse_options, progress_option
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
 from colorkit.core.stages import MAX_SEED
@@ -60,7 +60,7 @@ from colorkit.inference.photo import MAX_K
 @option_pairs(help="Sampling setting of the method (repeatable), e.g. temperature=0.5 for colornet; mode=... "
                    "as --mode.")
 def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt_name, quality, as_frames, fps,
-             container, scene_threshold, hint_args, hints_path, quiet, quiet_alias, options) -> None:
+             container, scene_threshold, hint_args, hints_path, quiet, options) -> None:
     """Write K colorizations of each IMAGE (colour or grey), of every image in a folder, or
     of every file a quoted glob matches.
 
@@ -129,7 +129,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
         if as_frames and not Path(images[0]).is_dir():
             raise ColorkitError(f"--frames needs a folder of numbered frames; {images[0]} is not a folder")
         _colorize_clip(images[0], run_dir, k, out, mode, seed, device, max_pixels, fps, container, scene_threshold,
-                       not is_quiet(quiet, quiet_alias), parse_options(options))
+                       not quiet, parse_options(options))
         return
     if fps is not None:
         raise ColorkitError("--fps is for a folder of frames given with --frames")
@@ -151,7 +151,7 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
             raise ColorkitError(f"a folder or glob must be the only IMAGES argument (got {len(images)} arguments, "
                                 f"including {patterns[0]}); quote a glob so that colorkit expands it")
         _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt,
-                         not is_quiet(quiet, quiet_alias), parse_options(options))
+                         not quiet, parse_options(options))
         return
     _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, parse_options(options),
                      hints or None)

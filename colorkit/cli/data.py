@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from colorkit.cli.options import data_options, is_quiet, progress_option
+from colorkit.cli.options import data_options, progress_option
 from colorkit.data import PreparedDataset, prepare
 from colorkit.data.transfer import MIN_RATE, STALL_TIMEOUT
 
@@ -20,9 +20,9 @@ def dataset_options(fn):
     return data_options(fn)
 
 
-def prepare_from_options(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
+def prepare_from_options(dataset: str, size: int, crop: bool, split_seed: int, test_size: int | None,
                          cache_dir: Path | None, progress: bool = True) -> PreparedDataset:
-    return prepare(dataset, size=size, crop=crop, seed=seed, test_size=test_size,
+    return prepare(dataset, size=size, crop=crop, split_seed=split_seed, test_size=test_size,
                    cache_dir=cache_dir, progress=progress)
 
 
@@ -35,7 +35,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"data set : {info['name']} ({info['source']})",
         f"images   : {info['n_images']} kept of {info['n_files']} image files, "
         f"{info['size']}x{info['size']} pixels ({resize})",
-        f"split    : train {info['n_train']}, test {info['n_test']} images (seed {info['seed']})",
+        f"split    : train {info['n_train']}, test {info['n_test']} images (split seed {info['seed']})",
         f"skipped  : {info['n_skipped']} files ({skip_text})",
         f"cache    : {info['cache']} ({info.get('shards', 1)} shard(s))",
         f"hash     : {info['hash'][:16]} (key), {info.get('content_hash', '')[:16]} (content)",
@@ -77,7 +77,7 @@ def data() -> None:
                    "stops (the partial file is kept: run the same fetch again to resume). 0: no minimum.")
 @progress_option
 def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | None, cache_dir: Path | None,
-              max_bytes: int | None, stall_timeout: float, min_rate: float, quiet: bool, quiet_alias: bool) -> None:
+              max_bytes: int | None, stall_timeout: float, min_rate: float, quiet: bool) -> None:
     """Download (resuming an interrupted download) and verify data set NAME's archive.
 
     NAME is a recipe: lfw, lsun-church or imagenet-val (see `colorkit plugins`). Afterwards
@@ -85,7 +85,7 @@ def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | N
     from colorkit.data.recipes import fetch
 
     path = fetch(name, url=url, from_file=from_file, sha256=sha256, cache_dir=cache_dir,
-                 progress=not is_quiet(quiet, quiet_alias), max_bytes=max_bytes, stall_timeout=stall_timeout,
+                 progress=not quiet, max_bytes=max_bytes, stall_timeout=stall_timeout,
                  min_rate=min_rate)
     click.echo(f"{name}: {path} ({path.stat().st_size} bytes, verified); next: colorkit data prepare {name}")
 
@@ -94,12 +94,12 @@ def fetch_cmd(name: str, url: str | None, from_file: str | None, sha256: str | N
 @click.argument("name", required=False)
 @dataset_options
 @progress_option
-def prepare_cmd(name: str | None, dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
-                cache_dir: Path | None, quiet: bool, quiet_alias: bool) -> None:
+def prepare_cmd(name: str | None, dataset: str, size: int, crop: bool, split_seed: int, test_size: int | None,
+                cache_dir: Path | None, quiet: bool) -> None:
     """Stream, resize, convert and cache every image once, in shards (reused while the source
     is unchanged; an interrupted preparation resumes). NAME is the same as --dataset NAME."""
-    ds = prepare_from_options(name or dataset, size, crop, seed, test_size, cache_dir,
-                              progress=not is_quiet(quiet, quiet_alias))
+    ds = prepare_from_options(name or dataset, size, crop, split_seed, test_size, cache_dir,
+                              progress=not quiet)
     click.echo(format_info(ds.info()))
 
 
@@ -107,10 +107,10 @@ def prepare_cmd(name: str | None, dataset: str, size: int, crop: bool, seed: int
 @dataset_options
 @click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
 @click.option("--files", "show_files", is_flag=True, help="Also list each skipped file with its reason.")
-def info_cmd(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
+def info_cmd(dataset: str, size: int, crop: bool, split_seed: int, test_size: int | None,
              cache_dir: Path | None, as_json: bool, show_files: bool) -> None:
     """Counts per split and per skip reason, size and cache path (prepares if needed)."""
-    ds = prepare_from_options(dataset, size, crop, seed, test_size, cache_dir, progress=not as_json)
+    ds = prepare_from_options(dataset, size, crop, split_seed, test_size, cache_dir, progress=not as_json)
     info = ds.info()
     if show_files:
         info["skipped_files"] = ds.skipped_files

@@ -112,21 +112,17 @@ def sections(params: dict[str, Any], **models: type[BaseModel]) -> dict[str, dic
     return out
 
 
-def data_options(fn: Callable | None = None, *, seed: bool = True, min_size: int = 8) -> Callable:
+def data_options(fn: Callable | None = None, *, min_size: int = 8) -> Callable:
     """``--dataset --size --crop/--no-crop --split-seed --test-size --cache-dir``
-    (:class:`colorkit.train.config.DataConfig`). With ``seed=True`` (the commands whose
-    ``--seed`` is only the split's) the split seed is also spelled ``--seed`` and reaches
-    the command as ``seed``; otherwise as ``split_seed``."""
+    (:class:`colorkit.train.config.DataConfig`), reaching the command under the field names."""
     from colorkit.train.config import DataConfig
 
     def deco(f: Callable) -> Callable:
-        split = (field_option(DataConfig, "split_seed", "--split-seed", "--seed", param="seed") if seed
-                 else field_option(DataConfig, "split_seed"))
         return _apply(f, [
             field_option(DataConfig, "dataset"),
             field_option(DataConfig, "size", type=click.IntRange(min=min_size)),
             field_option(DataConfig, "crop"),
-            split,
+            field_option(DataConfig, "split_seed"),
             field_option(DataConfig, "test_size"),
             field_option(DataConfig, "cache_dir", type=click.Path(file_okay=False)),
         ])
@@ -160,18 +156,8 @@ def train_options(*names: str, **overrides: dict[str, Any]) -> Callable:
 
 
 def progress_option(fn: Callable) -> Callable:
-    """``--quiet/-q`` (no progress bars); ``--no-progress`` is kept as a hidden alias."""
-    fn = click.option("--no-progress", "quiet_alias", is_flag=True, hidden=True,
-                      help="Former name of --quiet.")(fn)
+    """``--quiet/-q`` (no progress bars)."""
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(fn)
-
-
-def is_quiet(quiet: bool, quiet_alias: bool) -> bool:
-    if quiet_alias:
-        from colorkit.core.deprecation import warn_renamed
-
-        warn_renamed("--no-progress", "--quiet")
-    return bool(quiet or quiet_alias)
 
 
 def option_pairs(fn: Callable | None = None, *, help: str) -> Callable:  # noqa: A002 - click's name

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from colorkit.cli.data import prepare_from_options
-from colorkit.cli.options import data_options, field_option, is_quiet, progress_option, stats_options
+from colorkit.cli.options import data_options, field_option, progress_option, stats_options
 from colorkit.core.stats import StatsConfig, load_or_compute_stats, stats_cache_path
 
 
@@ -16,14 +16,12 @@ from colorkit.core.stats import StatsConfig, load_or_compute_stats, stats_cache_
 @data_options
 @stats_options
 @field_option(StatsConfig, "components", type=click.IntRange(min=1))
-@click.option("--k", "former_k", type=click.IntRange(min=1), default=None, hidden=True,
-              help="Former name of --components.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also copy the statistics (safetensors) here.")
 @progress_option
-def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
-          cache_dir: str | None, weighting: str, components: int, former_k: int | None, out: Path | None,
-          quiet: bool, quiet_alias: bool) -> None:
+def stats(dataset: str, size: int, crop: bool, split_seed: int, test_size: int | None,
+          cache_dir: str | None, weighting: str, components: int, out: Path | None,
+          quiet: bool) -> None:
     """Compute (or reuse) the colour statistics of the training split.
 
     \b
@@ -32,20 +30,12 @@ def stats(dataset: str, size: int, crop: bool, seed: int, test_size: int | None,
       colorkit stats --dataset ~/photos --weighting inverse --out stats.safetensors
       colorkit stats --components 10
     """
-    quiet = is_quiet(quiet, quiet_alias)
-    if former_k is not None:
-        from colorkit.train.config import warn_renamed
-
-        warn_renamed("--k", "--components", "colorkit stats")
-        click.echo("colorkit: warning: --k of `colorkit stats` is now --components; the old name will be removed",
-                   err=True)
-        components = former_k
-    ds = prepare_from_options(dataset, size, crop, seed, test_size, cache_dir, progress=not quiet)
+    ds = prepare_from_options(dataset, size, crop, split_seed, test_size, cache_dir, progress=not quiet)
     cfg = StatsConfig(components=components, weighting=weighting)
     st = load_or_compute_stats(ds, cfg, progress=not quiet)
     path = stats_cache_path(ds, cfg)
     s = st.summary()
-    click.echo(f"training images : {s['n_train_images']} ({ds.name}, seed {seed}, {size}x{size} pixels)")
+    click.echo(f"training images : {s['n_train_images']} ({ds.name}, split seed {split_seed}, {size}x{size} pixels)")
     click.echo(
         f"PCA             : top {s['k']} components explain {100 * s['explained_variance_ratio']:.1f}% "
         f"of the ab variance; sigma_1^2 = {s['sigma2_first']:.3e}, sigma_{s['k']}^2 = "

@@ -10,7 +10,6 @@ import click
 from colorkit.cli.options import (
     data_options,
     field_option,
-    is_quiet,
     option_pairs,
     parse_options,
     progress_option,
@@ -24,7 +23,7 @@ from colorkit.train.engine import TrainConfig
 
 @click.command("train")
 @field_option(MethodSpec, "name", "--method", param="method", required=True)
-@data_options(seed=False, min_size=16)
+@data_options(min_size=16)
 @stats_options
 @field_option(MethodSpec, "preset")
 @train_options("epochs")
@@ -33,7 +32,7 @@ from colorkit.train.engine import TrainConfig
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @option_pairs(help="Method config field (repeatable), e.g. decoder_loss=l2.")
 @progress_option
-def train(method, preset, out, resume, options, quiet, quiet_alias, **fields) -> None:
+def train(method, preset, out, resume, options, quiet, **fields) -> None:
     """Train METHOD (statistics, then each stage) and leave a run directory.
 
     \b
@@ -55,7 +54,7 @@ def train(method, preset, out, resume, options, quiet, quiet_alias, **fields) ->
     given = sections(fields, data=DataConfig, stats=StatsConfig, train=TrainConfig)
     cfg = RunConfig(data=given["data"], stats=given["stats"],
                     method=MethodSpec(name=method, preset=preset, options=parse_options(options)),
-                    train={**given["train"], "progress": not is_quiet(quiet, quiet_alias)})
+                    train={**given["train"], "progress": not quiet})
     run = train_config(cfg, out=out, resume=resume)
     from colorkit.core import distributed as D
 

@@ -29,16 +29,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from colorkit import __version__
-from colorkit.core.fs import (  # noqa: F401 - re-exported for existing callers
+from colorkit.core.fs import (
     atomic_dir,
-    atomic_write_bytes,
-    atomic_write_png,
     atomic_write_text,
-    ensure_writable_dir,
-    lock_dir,
 )
-from colorkit.core.registry import ColorkitError, canonical_kind
-from colorkit.core.tensorfile import safetensors_bytes, save_tensors  # noqa: F401 - re-exported for existing callers
+from colorkit.core.registry import ColorkitError
+from colorkit.core.tensorfile import save_tensors
 
 FORMAT = "colorkit-checkpoint-v1"
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt"}
@@ -234,7 +230,6 @@ def read_meta(directory: Path, prefix: str = "model") -> dict[str, Any]:
         raise ColorkitError(
             f"{meta_path} lacks valid {', '.join(bad)} (expected kind and name strings and a config object)"
         )
-    meta["kind"] = canonical_kind(meta["kind"], warn=False)  # a file saved under a former kind name
     return meta
 
 
@@ -275,8 +270,6 @@ def load_component(directory: str | Path, *, kind: str | None = None, name: str 
 
     directory = resolve_dir(directory)
     meta = read_meta(directory, prefix)
-    if kind is not None:
-        kind = canonical_kind(kind)
     if kind is not None and meta.get("kind") != kind:
         raise ColorkitError(f"checkpoint {directory} holds a {meta.get('kind')!r}, expected a {kind!r}")
     if name is not None and meta.get("name") != name:

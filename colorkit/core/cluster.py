@@ -28,21 +28,16 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from colorkit.core.deprecation import deprecated_alias
-
 __all__ = ["KMeansResult", "kmeans", "kmeans_plus_plus", "diverse_from_samples"]
 
 
 class KMeansResult(NamedTuple):
     """``centers`` (B, k, D), ``labels`` (B, N) int64 in [0, k), ``inertia`` (B,): the sum
-    over points of the squared distance to their center. ``centres``, its former name,
-    still reads ``centers`` (with a :class:`DeprecationWarning`)."""
+    over points of the squared distance to their center."""
 
     centers: Tensor
     labels: Tensor
     inertia: Tensor
-
-    centres = deprecated_alias("centers", "centres")
 
 
 def _sq_dists(x: Tensor, c: Tensor) -> Tensor:

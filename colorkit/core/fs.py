@@ -1,10 +1,10 @@
 """Writing files safely: the one place colorkit writes a file or a folder atomically and
 takes a folder lock. Every writer in the package uses these helpers:
 
-- :func:`atomic_write_bytes` / :func:`atomic_write_text` / :func:`atomic_write_png`: a
-  temporary file beside the target, fsync, rename; the final name only ever holds a whole
-  file. :class:`AtomicFile` is the same for a file written piece by piece (a stream, a
-  file another library writes by name).
+- :func:`atomic_write_bytes` / :func:`atomic_write_text`: a temporary file beside the
+  target, fsync, rename; the final name only ever holds a whole file (pictures are encoded
+  to bytes by :mod:`colorkit.core.images`). :class:`AtomicFile` is the same for a file
+  written piece by piece (a stream, a file another library writes by name).
 - :func:`atomic_dir` / :class:`AtomicDir`: a whole folder written aside and swapped in; at
   every instant one complete copy exists.
 - :func:`replace`: rename a finished file or folder into place and sync its folder;
@@ -254,24 +254,6 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, part: bool = False) -> 
 def atomic_write_text(path: str | Path, text: str, *, part: bool = False) -> None:
     """Write a text file (UTF-8) atomically, as :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"), part=part)
-
-
-def atomic_write_png(path: str | Path, image: Any, **save_kwargs: Any) -> None:
-    """Write a PNG atomically, as :func:`atomic_write_bytes`: ``image`` is a matplotlib
-    figure (``savefig(**save_kwargs)``, then closed) or a PIL image."""
-    import io
-
-    buf = io.BytesIO()
-    if hasattr(image, "savefig"):
-        import matplotlib.pyplot as plt
-
-        try:
-            image.savefig(buf, format="png", **save_kwargs)
-        finally:
-            plt.close(image)
-    else:
-        image.save(buf, format="PNG", **save_kwargs)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 class _Moved(Exception):

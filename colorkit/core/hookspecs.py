@@ -48,11 +48,6 @@ def register_methods(register: Register) -> None:
 
 
 @hookspec
-def register_conditional_models(register: Register) -> None:
-    """The former name of :func:`register_methods`: still called, with a DeprecationWarning."""
-
-
-@hookspec
 def register_decoder_losses(register: Register) -> None:
     """Register decoder losses (:class:`colorkit.core.interfaces.DecoderLoss`): per-sample
     losses between a predicted and a true ab field ``(B, 2, H, W)`` in ab / 128 units.

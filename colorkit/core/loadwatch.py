@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from colorkit.core.threads import BUSY_CORES, _cpu_times, cores
+from colorkit.core.threads import BUSY_CORES, cores, cpu_times
 
 INTERVAL = 1.0
 """Seconds between two measurements of the other processes' load."""
@@ -86,7 +86,7 @@ class CpuSampler:
         children's: those still running and those already waited for (a child that ends
         moves from the one to the other, so the sum does not jump)."""
         t = os.times()
-        return _cpu_times(), time.process_time() + t.children_user + t.children_system + _children_cpu(os.getpid())
+        return cpu_times(), time.process_time() + t.children_user + t.children_system + _children_cpu(os.getpid())
 
     def __call__(self) -> float | None:
         (machine, own), (machine0, own0) = self._read(), self._last

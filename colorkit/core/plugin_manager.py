@@ -25,8 +25,7 @@ from typing import Any
 import pluggy
 
 from colorkit.core import hookspecs
-from colorkit.core.deprecation import warn_renamed
-from colorkit.core.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry, canonical_kind
+from colorkit.core.registry import KINDS, ColorkitError, DuplicateComponentError, Entry, Registry
 
 hookimpl = pluggy.HookimplMarker("colorkit")
 
@@ -35,7 +34,7 @@ ENTRY_POINT_GROUP = "colorkit"
 # llm does with its default plugins.
 BUILTIN_MODULES = ("colorkit.builtin_components",)
 
-_HOOK_FOR_KIND = {
+HOOK_FOR_KIND = {
     "backbone": "register_backbones",
     "embedder": "register_embedders",
     "method": "register_methods",
@@ -43,11 +42,6 @@ _HOOK_FOR_KIND = {
     "metric": "register_metrics",
     "dataset": "register_datasets",
 }
-
-
-FORMER_HOOKS = {"register_conditional_models": "method"}
-"""Former hook names, still called (with a DeprecationWarning naming the new hook) for a
-plugin that implements one: ``{hook: kind}``."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,12 @@ class _State:
 _state: _State | None = None
 _lock = threading.RLock()
 _loading = threading.local()
+_in_process: dict[tuple[str, str], Entry] = {}
+"""Components registered by :func:`add_in_process` (``colorkit.register``), kept across
+:func:`reload`: ``{(kind, name): entry}``."""
+
+IN_PROCESS = "in-process"
+"""The distribution of a component registered in the running process, not by a package."""
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -93,7 +93,7 @@ def _env_list(var: str) -> list[str] | None:
 
 def _check_hook_names(module: ModuleType, pm: pluggy.PluginManager) -> None:
     """Reject hook implementations whose name colorkit does not define (a misspelling)."""
-    known = set(_HOOK_FOR_KIND.values()) | set(FORMER_HOOKS) | {"register_commands", "reference_embedder"}
+    known = set(HOOK_FOR_KIND.values()) | {"register_commands", "reference_embedder"}
     for attr in dir(module):
         obj = getattr(module, attr, None)
         if callable(obj) and getattr(obj, "colorkit_impl", None) is not None and attr not in known:
@@ -148,13 +148,9 @@ def call_hook(hook_name: str, **kwargs: Any) -> list[PluginFailure]:
 
 
 def _collect(st: _State) -> None:
-    hooks = [(kind, hook_name) for kind, hook_name in _HOOK_FOR_KIND.items()]
-    hooks += [(kind, former) for former, kind in FORMER_HOOKS.items()]
-    for kind, hook_name in hooks:
+    for kind, hook_name in HOOK_FOR_KIND.items():
         for impl in getattr(st.pm.hook, hook_name).get_hookimpls():  # registration order: colorkit's own first
             plugin = impl.plugin_name
-            if hook_name in FORMER_HOOKS:
-                warn_renamed(f"the hook {hook_name} (plugin '{plugin}')", _HOOK_FOR_KIND[kind], stacklevel=2)
             dist = st.dist_of.get(plugin, "?")
 
             def register(name: str, factory: Any, *, description: str = "", _k=kind, _p=plugin, _d=dist) -> None:
@@ -193,6 +189,11 @@ def _load() -> _State:
     except pluggy.PluginValidationError as exc:  # pragma: no cover - guarded above
         st.failures.append(PluginFailure(str(exc.plugin), "?", str(exc)))
     _collect(st)
+    for entry in _in_process.values():  # after the packages: a package's name wins, as a built-in's does
+        try:
+            st.registries[entry.kind].add(entry)
+        except DuplicateComponentError as exc:
+            st.failures.append(PluginFailure(entry.plugin, IN_PROCESS, f"{exc}; the second is ignored"))
     for f in st.failures:
         print(f"colorkit: warning: {f}", file=sys.stderr)
     return st
@@ -218,13 +219,38 @@ def reload() -> None:
         importlib.invalidate_caches()  # new distributions on sys.path become visible
 
 
+def add_in_process(kind: str, name: str, factory: Any, description: str = "") -> Entry:
+    """Register ``factory`` as the ``kind`` ``name`` in this process only (no package, no
+    entry point): plugin = the factory's module, distribution :data:`IN_PROCESS`. A name
+    already taken, by a package or in process, is a :class:`DuplicateComponentError`."""
+    reg = registry(kind)
+    doc = description or _summary(getattr(factory, "__doc__", None) or "")
+    entry = Entry(kind, name, factory, getattr(factory, "__module__", None) or "?", IN_PROCESS, doc)
+    with _lock:
+        reg.add(entry)
+        _in_process[(kind, name)] = entry
+    return entry
+
+
+def remove_in_process(kind: str, name: str) -> None:
+    """Undo :func:`add_in_process`; a name a package registered cannot be removed."""
+    reg = registry(kind)
+    with _lock:
+        if (kind, name) not in _in_process:
+            where = f"registered by {reg.entries[name].source}" if name in reg.entries else "not registered"
+            raise ColorkitError(f"{kind} {name!r} was not registered in this process ({where}); "
+                                "only colorkit.register(...) registrations can be removed")
+        del _in_process[(kind, name)]
+        if reg.entries.get(name) is not None and reg.entries[name].distribution == IN_PROCESS:
+            del reg.entries[name]
+
+
 def plugin_manager() -> pluggy.PluginManager:
     return state().pm
 
 
 def registry(kind: str) -> Registry:
-    """The registry of ``kind`` (a former kind name works, with a DeprecationWarning)."""
-    kind = canonical_kind(kind)
+    """The registry of ``kind``."""
     if kind not in KINDS:
         raise ColorkitError(f"unknown component kind {kind!r}; expected one of {', '.join(KINDS)}")
     return state().registries[kind]

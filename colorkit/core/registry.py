@@ -23,24 +23,6 @@ KINDS: tuple[str, ...] = (
 )
 
 
-FORMER_KINDS: dict[str, str] = {"conditional_model": "method"}
-"""Former kind names, still accepted (code that uses one gets a DeprecationWarning; a saved
-file that holds one is read as the new kind)."""
-
-
-def canonical_kind(kind: str, *, warn: bool = True) -> str:
-    """``kind``, or the kind a former name (:data:`FORMER_KINDS`) now has, warning when
-    ``warn``: ``canonical_kind("conditional_model") == "method"``."""
-    new = FORMER_KINDS.get(kind)
-    if new is None:
-        return kind
-    if warn:
-        from colorkit.core.deprecation import warn_renamed
-
-        warn_renamed(f"the component kind {kind!r}", repr(new), stacklevel=4)
-    return new
-
-
 class ColorkitError(Exception):
     """An error the user can act on; the CLI prints it on one line and exits 2."""
 

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from colorkit.core.deprecation import warn_renamed
 from colorkit.core.registry import ColorkitError
 
 MAX_SEED = 2**32 - 1
@@ -88,8 +87,6 @@ class Stage:
     is the rate the optimizer was made with and ``t`` the fraction of the stage's steps
     done (epochs of an ``--epochs`` override included), so it decays to 0 at the stage's
     end. It depends only on the step's position, so a resumed run follows it exactly.
-
-    ``setup`` is the former name of ``on_start``, still accepted with a :class:`DeprecationWarning`.
     """
 
     name: str
@@ -102,18 +99,12 @@ class Stage:
     skip: Callable[[Any], bool] | None = None
     on_start: Callable[[Any], None] | None = None
     on_end: Callable[[Any, StageEnd], None] | None = None
-    setup: Callable[[Any], None] | None = None
     lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ColorkitError(f"stage {self.name!r}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
                                 f"got {self.lr_schedule!r}")
-        if self.setup is not None:
-            warn_renamed("Stage(setup=...)", "Stage(on_start=...)", stacklevel=4)
-            if self.on_start is not None:
-                raise ColorkitError(f"stage {self.name!r}: give on_start or its former name setup, not both")
-            self.on_start, self.setup = self.setup, None
 
 
 def noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:

@@ -21,13 +21,12 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor
 
 from colorkit import __version__
@@ -234,7 +233,7 @@ class StatsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     components: int = 20
-    """Principal components kept (the specificity loss uses 20); formerly ``k``."""
+    """Principal components kept (the specificity loss uses 20)."""
     weighting: str = "rebalanced"
     """Colourfulness weights: ``rebalanced`` (Zhang et al.) or ``inverse`` (the raw 1/p)."""
     lam: float = 0.5
@@ -250,21 +249,6 @@ class StatsConfig(BaseModel):
         if v not in WEIGHTINGS:
             raise ColorkitError(f"unknown weighting {v!r}; expected one of {', '.join(WEIGHTINGS)}")
         return v
-
-    @model_validator(mode="before")
-    @classmethod
-    def _former_k(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "k" in values:
-            warnings.warn("StatsConfig: 'k' is now called 'components'; the old name will be removed",
-                          DeprecationWarning, stacklevel=4)
-            values = {**values, "components": values["k"]}
-            del values["k"]
-        return values
-
-    @property
-    def k(self) -> int:
-        """Former name of :attr:`components`."""
-        return self.components
 
     @field_validator("components")
     @classmethod
@@ -282,11 +266,9 @@ class StatsConfig(BaseModel):
 
 
 def _options(config: StatsConfig | None, options: dict[str, Any]) -> StatsConfig:
-    """``config`` with keyword ``options`` (k=, weighting=, ...) applied."""
+    """``config`` with keyword ``options`` (components=, weighting=, ...) applied."""
     base = (config or StatsConfig()).model_dump()
-    if "k" in options:  # the former name of components
-        del base["components"]
-    unknown = sorted(set(options) - set(base) - {"k"})
+    unknown = sorted(set(options) - set(base))
     if unknown:
         raise TypeError(f"unknown colour-statistics option(s): {', '.join(unknown)}")
     return StatsConfig(**{**base, **options})
@@ -310,7 +292,7 @@ def compute_stats(
     ``config`` (a :class:`StatsConfig`) or its fields as keywords (``k=``, ``weighting=``, ...).
     """
     cfg = _options(config, options)
-    k, weighting, lam, sigma, gamut = cfg.k, cfg.weighting, cfg.lam, cfg.sigma, cfg.gamut
+    k, weighting, lam, sigma, gamut = cfg.components, cfg.weighting, cfg.lam, cfg.sigma, cfg.gamut
     train = dataset.split("train")
     n = len(train)
     if n <= k:
@@ -403,7 +385,7 @@ def stats_cache_path(dataset: PreparedDataset, config: StatsConfig | None = None
     """Where :func:`load_or_compute_stats` keeps the statistics for these options: the
     dataset's cache folder, ``stats-<hash of (dataset, training split, options)>.safetensors``."""
     cfg = _options(config, options)
-    opts = {"k": cfg.k, "weighting": cfg.weighting, "lam": float(cfg.lam), "sigma": float(cfg.sigma),
+    opts = {"k": cfg.components, "weighting": cfg.weighting, "lam": float(cfg.lam), "sigma": float(cfg.sigma),
             "gamut": cfg.gamut}
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT, "dataset": dataset.hash, **opts}, sort_keys=True, default=str).encode())

@@ -45,7 +45,7 @@ BUSY_CORES = 0.5
 """Cores kept busy by other processes from which :func:`adapt_wait_policy` lets threads sleep."""
 
 
-def _cpu_times() -> tuple[int, int] | None:
+def cpu_times() -> tuple[int, int] | None:
     """(busy, total) jiffies of all CPUs since boot, from ``/proc/stat`` (``None`` elsewhere)."""
     try:
         with open("/proc/stat") as fh:
@@ -61,11 +61,11 @@ def _cpu_times() -> tuple[int, int] | None:
 def busy_cores(window: float = 0.1) -> float | None:
     """Cores kept busy by other processes, measured over ``window`` seconds while this
     process sleeps (``None`` where ``/proc/stat`` is not available)."""
-    a = _cpu_times()
+    a = cpu_times()
     if a is None:
         return None
     time.sleep(window)
-    b = _cpu_times()
+    b = cpu_times()
     if b is None or b[1] <= a[1]:
         return None
     return (b[0] - a[0]) / (b[1] - a[1]) * cores()

@@ -105,7 +105,7 @@ def build_cache(
     workers: int,
     progress: bool | Callable[[int, int | None], None],
     desc: str,
-    seed: int,
+    split_seed: int,
     test_size: int | None,
 ) -> dict[str, Any]:
     """Stream every record into shards in ``.tmp-build-<key>`` (resuming what a dead
@@ -174,7 +174,7 @@ def build_cache(
             writer.abort()
             raise
         source.cleanup()
-        index = assemble(source, manifests, settings, digest, seed, test_size)
+        index = assemble(source, manifests, settings, digest, split_seed, test_size)
         if index["n_images"] == 0:
             counts = ", ".join(f"{r} {c}" for r, c in sorted(Counter(index["skipped_files"].values()).items()))
             shutil.rmtree(build, ignore_errors=True)
@@ -190,7 +190,7 @@ def build_cache(
 
 
 def assemble(source: Source, manifests: list[dict[str, Any]], settings: dict[str, Any],
-              digest: str, seed: int, test_size: int | None) -> dict[str, Any]:
+              digest: str, split_seed: int, test_size: int | None) -> dict[str, Any]:
     files: list[str] = []
     kept: list[int] = []
     meta: list[Any] = []
@@ -232,7 +232,7 @@ def assemble(source: Source, manifests: list[dict[str, Any]], settings: dict[str
         "skipped_files": skipped_files,
         "skip_details": skip_details,
         "split_rule": rule,
-        "split": initial_split(n_kept, seed, test_size, source.location, rule),
+        "split": initial_split(n_kept, split_seed, test_size, source.location, rule),
     }
 
 

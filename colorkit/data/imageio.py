@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from colorkit.core.color import L_SCALE, rgb_to_lab
 from colorkit.core.registry import ColorkitError
 from colorkit.core.regular import NotRegularFile, check_regular, open_regular
-from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, _to_rgb
+from colorkit.data.images import GREY_MODES, WIDE_GREY_MODES, to_rgb
 
 MAX_PIXELS = 50_000_000
 """Default limit on the pixels of a photo to colorize (50 megapixels, e.g. 8660x5773)."""
@@ -116,7 +116,7 @@ def _as_rgb(image: Image.Image) -> Image.Image:
         else:  # Pillow converts premultiplied La only to LA
             grey = (image.convert("LA") if image.mode == "La" else image).convert("L")
         return grey.convert("RGB")
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     if rgb is None:
         raise ColorkitError(f"cannot convert an image of mode {image.mode} to RGB")
     return rgb

@@ -128,7 +128,7 @@ def chroma_stats(rgb: np.ndarray) -> tuple[float, float]:
     return float(np.mean(np.abs(a) + np.abs(b))), float(np.sqrt(a * a + b * b).max())
 
 
-def _to_rgb(img: Image.Image) -> Image.Image | None:
+def to_rgb(img: Image.Image) -> Image.Image | None:
     """Convert any colour mode to RGB (alpha composited on white); ``None`` if impossible."""
     if img.mode == "RGB":
         return img
@@ -180,10 +180,10 @@ def _load_file(fh: Any, size: int, crop: bool, min_side: int) -> Loaded:
     except Exception as exc:  # noqa: BLE001 - any decoder error is a per-file reason
         return Loaded(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
     with img:
-        return _load_opened(img, size, crop, min_side)
+        return load_opened(img, size, crop, min_side)
 
 
-def _load_opened(img: Image.Image, size: int, crop: bool, min_side: int) -> Loaded:
+def load_opened(img: Image.Image, size: int, crop: bool, min_side: int) -> Loaded:
     w, h = img.size
     if min(w, h) < min_side:
         return Loaded(None, "too-small", f"{w}x{h} px, shorter side below {min_side}")
@@ -207,7 +207,7 @@ def _load_opened(img: Image.Image, size: int, crop: bool, min_side: int) -> Load
     if img.mode in _GREY_MODES:  # draft may pick L for a greyscale JPEG
         return Loaded(None, "greyscale", f"mode {img.mode}")
     try:
-        rgb = _to_rgb(img)
+        rgb = to_rgb(img)
     except Exception as exc:  # noqa: BLE001
         return Loaded(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
     if rgb is None:

@@ -76,7 +76,7 @@ def prepare(
     *,
     size: int = 64,
     crop: bool = False,
-    seed: int = 0,
+    split_seed: int = 0,
     test_size: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool | Callable[[int, int | None], None] = True,
@@ -90,7 +90,7 @@ def prepare(
     registered data set name (``colorkit.list_datasets()``) or a
     :class:`~colorkit.data.sources.Source`.
     ``crop``: centre square crop before resizing (default: the paper's straight resize).
-    ``seed``, ``test_size``: the train/test split (default size: see module docstring).
+    ``split_seed``, ``test_size``: the train/test split (default size: see module docstring).
     ``cache_dir``: base cache folder (default ``$COLORKIT_CACHE`` or ``~/.cache/colorkit``).
     ``progress``: a progress bar (``True``), none (``False``) or a callable
     ``progress(done, total_or_None)`` called after each image.
@@ -122,7 +122,7 @@ def prepare(
         index = build_cache(
             src, final, settings, digest,
             workers=n_workers, progress=progress, desc=f"preparing {name} ({size}x{size})",
-            seed=seed, test_size=test_size,
+            split_seed=split_seed, test_size=test_size,
         )
     n = int(index["n_images"])
     expected = src.expected_images
@@ -131,7 +131,7 @@ def prepare(
               file=sys.stderr)
     rule = index.get("split_rule")
     t = check_test_size(test_size, n, src.location, rule)
-    train_idx, test_idx = split_indices(n, t, seed)
+    train_idx, test_idx = split_indices(n, t, split_seed)
     return PreparedDataset(
         root=final,
         source=src.root or src.path or src.location,
@@ -143,7 +143,7 @@ def prepare(
         skipped=dict(index["skipped"]),
         skipped_files=dict(index["skipped_files"]),
         hash=digest,
-        seed=seed,
+        seed=split_seed,
         test_size=t,
         n_candidates=int(index["n_files"]),
         name=name,

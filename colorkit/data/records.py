@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from colorkit.data import images as _images
+from colorkit.data import images
 
 #: Largest encoded image read from an archive or LMDB (a member claiming more is skipped
 #: as ``too-large`` without being read).
@@ -73,43 +73,43 @@ class Source:
 
 
 def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in _images.IMAGE_EXTENSIONS
+    return os.path.splitext(name)[1].lower() in images.IMAGE_EXTENSIONS
 
 
 # ----------------------------------------------------------------------------- decoding
-def decode_record(rec: Record, size: int, crop: bool, min_side: int) -> _images.Loaded:
+def decode_record(rec: Record, size: int, crop: bool, min_side: int) -> images.Loaded:
     """Resize and check one record like a file in a folder; never raises for bad data."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
     if rec.reason is not None:
-        return _images.Loaded(None, rec.reason, rec.detail)
+        return images.Loaded(None, rec.reason, rec.detail)
     try:
         if rec.path is not None:
-            return _images.load_image(rec.path, size, crop=crop, min_side=min_side)
+            return images.load_image(rec.path, size, crop=crop, min_side=min_side)
         if rec.image is not None:
             img = rec.image
             if isinstance(img, np.ndarray):
                 if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-                    return _images.Loaded(
+                    return images.Loaded(
                         None, "unsupported-mode", f"array {img.dtype} {img.shape}; expected uint8 (H, W, 3)"
                     )
                 img = Image.fromarray(img, "RGB")
-            return _images._load_opened(img, size, crop, min_side)
+            return images.load_opened(img, size, crop, min_side)
         data = rec.data or b""
         if not data:
-            return _images.Loaded(None, "empty-file", "0 bytes")
+            return images.Loaded(None, "empty-file", "0 bytes")
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            return _images.Loaded(None, "not-an-image", "Pillow cannot identify the file")
+            return images.Loaded(None, "not-an-image", "Pillow cannot identify the file")
         except Image.DecompressionBombError as exc:
-            return _images.Loaded(None, "too-large", str(exc))
+            return images.Loaded(None, "too-large", str(exc))
         with img:
-            return _images._load_opened(img, size, crop, min_side)
+            return images.load_opened(img, size, crop, min_side)
     except Exception as exc:  # noqa: BLE001 - any decoder error is a per-file reason
-        return _images.Loaded(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
+        return images.Loaded(None, "corrupt-or-truncated", f"{type(exc).__name__}: {exc}")
 
 
 __all__ = ["ARCHIVE_SUFFIXES", "MAX_COMPRESSION_RATIO", "MAX_RECORD_BYTES", "RATIO_MIN_BYTES", "Record", "Source",

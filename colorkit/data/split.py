@@ -1,11 +1,11 @@
 """The train/test split of a prepared data set.
 
 Deshpande et al. (CVPR 2017, section 7.1) hold out a random test set of 1000 images per
-data set. ``test_size`` images are drawn at random (``numpy.random.default_rng(seed)``
+data set. ``test_size`` images are drawn at random (``numpy.random.default_rng(split_seed)``
 permutation); the default is the source's split rule when it has one (the paper's 1000 for
 the recipes), else the paper's 1000 scaled down for small sets:
 ``min(1000, max(1, round(0.1 * N)), N - 1)`` (Python ``round``, half to even). The split is
-recomputed from (N, seed, test_size) on every call; it is not part of the cache.
+recomputed from (N, split_seed, test_size) on every call; it is not part of the cache.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ def default_test_size(n: int) -> int:
     return max(0, min(PAPER_TEST_SIZE, max(1, round(0.1 * n)), n - 1))
 
 
-def split_indices(n: int, test_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, test_size: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic random split of ``range(n)``: ``(train_idx, test_idx)``, each sorted
     int64, ``test_idx`` of length ``test_size``."""
-    perm = np.random.default_rng(seed).permutation(n).astype(np.int64)
+    perm = np.random.default_rng(split_seed).permutation(n).astype(np.int64)
     return np.sort(perm[test_size:]), np.sort(perm[:test_size])
 
 
@@ -49,7 +49,7 @@ def check_test_size(test_size: int | None, n: int, root: Any, rule: dict[str, An
 
 
 def initial_split(
-    n: int, seed: int, test_size: int | None, root: Any, rule: dict[str, Any] | None
+    n: int, split_seed: int, test_size: int | None, root: Any, rule: dict[str, Any] | None
 ) -> dict[str, Any] | None:
     """The split asked for when the cache was made (recorded for reference; every call
     recomputes its own). ``None`` if ``test_size`` does not fit (prepare then raises)."""
@@ -59,8 +59,8 @@ def initial_split(
         t = check_test_size(test_size, n, root, rule)
     except ColorkitError:
         return None
-    _, test = split_indices(n, t, seed)
-    return {"seed": seed, "test_size": t, "test": test.tolist()}
+    _, test = split_indices(n, t, split_seed)
+    return {"seed": split_seed, "test_size": t, "test": test.tolist()}
 
 
 __all__ = ["PAPER_TEST_SIZE", "check_test_size", "default_test_size", "initial_split", "split_indices"]

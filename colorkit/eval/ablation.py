@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from colorkit.core.checkpoint import atomic_write_text
+from colorkit.core.fs import atomic_write_text
 
 # label -> the method's decoder loss option: registered decoder-loss names and weights
 VARIANTS: dict[str, dict[str, float]] = {

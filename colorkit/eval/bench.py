@@ -128,7 +128,7 @@ def _test_split(cfg: BenchConfig, ds: Any, log) -> tuple[Any, Any, dict[str, Any
             "name": ds.name or Path(ds.source).name, "source": str(ds.source), "hash": ds.info().get("hash"),
             "images": int(len(ds.test_idx)), "held_out": False}
 
-    tds = prepare(cfg.test_dataset, size=cfg.size, crop=cfg.data.crop, seed=cfg.data.split_seed,
+    tds = prepare(cfg.test_dataset, size=cfg.size, crop=cfg.data.crop, split_seed=cfg.data.split_seed,
                   cache_dir=cfg.data.cache_dir, progress=cfg.progress)
     info = tds.info()
     log(f"test set: {tds.source}: {tds.n} usable images (all scored), {info['n_skipped']} skipped "
@@ -168,9 +168,10 @@ def _check(cfg: BenchConfig) -> None:
 
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    from colorkit.core.environment import versions
     from colorkit.core.stats import load_or_compute_stats
     from colorkit.inference import load
-    from colorkit.train.runs import _versions_safe, read_run
+    from colorkit.train.runs import read_run
 
     t_start = time.perf_counter()
     load_start = machine_load()
@@ -179,7 +180,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     if threads is not None:
         torch.set_num_threads(threads)
     out = Path(cfg.out)
-    from colorkit.core.checkpoint import ensure_writable_dir
+    from colorkit.core.fs import ensure_writable_dir
 
     ensure_writable_dir(out)  # a read-only or full --out fails now, not after the training
 
@@ -282,7 +283,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "split": {"train": int(len(ds.train_idx)), "test": int(len(test))},
         "preset": cfg.preset, "seed": cfg.seed, "seeds": seeds, "k": cfg.k, "epochs_override": cfg.epochs,
         "bootstrap": {"resamples": cfg.resamples, "level": LEVEL, "seed": cfg.seed, "over": "test images"},
-        "versions": _versions_safe(), "device": device or cfg.device,
+        "versions": versions(), "device": device or cfg.device,
         "threads": loadwatch.own_threads(), "machine": {
             **describe_machine(), **speed, "load_start": load_start,
             "load_end": machine_load(own_threads=torch.get_num_threads()),  # not counting the bench's own threads

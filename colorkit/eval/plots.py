@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from colorkit.core.fs import atomic_write_png
+from colorkit.core.images import atomic_write_png
 from colorkit.eval.evaluate import PRIMARY
 
 

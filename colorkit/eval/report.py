@@ -17,7 +17,7 @@ from colorkit.core.fs import atomic_write_text
 from colorkit.eval.evaluate import PRIMARY
 from colorkit.eval.machine import machine_line
 from colorkit.eval.plots import hints_plot, sample_sheet, scatter_plot
-from colorkit.eval.verdicts import _ci_text
+from colorkit.eval.verdicts import ci_text
 
 EXTRA_UNITS = {"train_seconds": "s", "infer_seconds_per_image": "s/image"}
 # results.md's realism table (when registered): name -> column title
@@ -61,8 +61,8 @@ def table_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{_ci_text(r.get(PRIMARY + '_ci'))} | "
-                     f"{_fmt(r.get('variance'), '.1e')}{_ci_text(r.get('variance_ci'), '{:.1e}')} |")
+        lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{ci_text(r.get(PRIMARY + '_ci'))} | "
+                     f"{_fmt(r.get('variance'), '.1e')}{ci_text(r.get('variance_ci'), '{:.1e}')} |")
     if same:
         lines += [""] + [f"{line}." for line in same]
     realism = [m for m in REALISM if m in metrics]
@@ -72,7 +72,7 @@ def table_markdown(results: dict[str, Any]) -> str:
                   "|---|" + "---|" * len(realism)]
         for name, r in rows.items():
             lines.append(f"| {name} | " + " | ".join(
-                f"{_fmt(r.get(m), '.3f')}{_ci_text(r.get(m + '_ci'))}" for m in realism) + " |")
+                f"{_fmt(r.get(m), '.3f')}{ci_text(r.get(m + '_ci'))}" for m in realism) + " |")
     other = [m for m in metrics if m not in realism and m not in (PRIMARY, "variance")]
     if other:
         lines += ["", "| Method | " + " | ".join(other)
@@ -80,7 +80,7 @@ def table_markdown(results: dict[str, Any]) -> str:
         for name, r in rows.items():
             lines.append(
                 f"| {name} | "
-                + " | ".join(f"{_fmt(r.get(m), _spec(m))}{_ci_text(r.get(m + '_ci'), '{:' + _spec(m) + '}')}"
+                + " | ".join(f"{_fmt(r.get(m), _spec(m))}{ci_text(r.get(m + '_ci'), '{:' + _spec(m) + '}')}"
                              for m in other)
                 + f" | {_fmt(r.get('train_seconds'), '.1f')} | {_fmt(r.get('infer_seconds_per_image'), '.4f')} |"
             )
@@ -161,9 +161,9 @@ def hints_markdown(results: dict[str, Any]) -> list[str]:
         for name, r in entry["methods"].items():
             if name in same:
                 continue
-            lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{_ci_text(r.get(PRIMARY + '_ci'))} | "
-                         f"{_fmt(r.get('mae_all'), '.3f')}{_ci_text(r.get('mae_all_ci'))} | "
-                         f"{_fmt(r.get('variance'), '.1e')}{_ci_text(r.get('variance_ci'), '{:.1e}')} |")
+            lines.append(f"| {name} | {r['kind']} | {_fmt(r.get(PRIMARY), '.3f')}{ci_text(r.get(PRIMARY + '_ci'))} | "
+                         f"{_fmt(r.get('mae_all'), '.3f')}{ci_text(r.get('mae_all_ci'))} | "
+                         f"{_fmt(r.get('variance'), '.1e')}{ci_text(r.get('variance_ci'), '{:.1e}')} |")
         if entry["verdicts"]:
             lines += ["", f"Verdicts with {count} hint{'' if count == '1' else 's'} (paired bootstrap of per-image "
                       "error-of-best at the pixels without a hint):", ""]

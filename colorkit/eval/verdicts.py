@@ -83,7 +83,7 @@ def verdicts(rows: dict[str, dict[str, Any]], image_means: dict[str, dict[str, t
     return out
 
 
-def _ci_text(ci: list[float] | None, fmt: str = "{:.3f}") -> str:
+def ci_text(ci: list[float] | None, fmt: str = "{:.3f}") -> str:
     if not ci or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in ci):
         return ""
     return f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
@@ -92,9 +92,9 @@ def _ci_text(ci: list[float] | None, fmt: str = "{:.3f}") -> str:
 def verdict_line(name: str, row: dict[str, Any], comparisons: dict[str, dict[str, Any]]) -> str:
     beats = [r for r, c in comparisons.items() if c["outcome"] == "beats"]
     rest = [(r, c) for r, c in comparisons.items() if c["outcome"] != "beats"]
-    parts = [f"{name}: error-of-best {row[PRIMARY]:.3f}{_ci_text(row.get(PRIMARY + '_ci'))}"]
+    parts = [f"{name}: error-of-best {row[PRIMARY]:.3f}{ci_text(row.get(PRIMARY + '_ci'))}"]
     parts.append(f"beats {', '.join(beats)}" if beats else "beats no reference")
     for r, c in rest:
         word = "is WORSE than" if c["outcome"] == "worse" else "does NOT beat"
-        parts.append(f"{word} {r} (difference {c['difference']:+.3f}{_ci_text(c['ci'])})")
+        parts.append(f"{word} {r} (difference {c['difference']:+.3f}{ci_text(c['ci'])})")
     return "; ".join(parts)

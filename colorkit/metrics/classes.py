@@ -53,7 +53,7 @@ class SampleMetric(Metric):
     def _check(self, samples: Tensor, target: Tensor | None, grey: Tensor | None) -> None:
         if self.needs_grey and grey is None:
             raise ColorkitError(f"metric {self.registry_name!r} needs the grey image (B, 1, H, W)")
-        F._check_samples(samples, target, grey)
+        F.check_samples(samples, target, grey)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.registry_name!r}, images={int(self.count)})"
@@ -69,7 +69,7 @@ class ErrorOfBest(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> Tensor:
         self._check(samples, target, grey)
-        return F._error_of_best_per_image(samples, target)
+        return F.error_of_best_per_image(samples, target)
 
 
 class Variance(SampleMetric):
@@ -83,7 +83,7 @@ class Variance(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor | None = None, grey: Tensor | None = None) -> Tensor:
         self._check(samples, target, grey)
-        return F._variance_per_image(samples)
+        return F.variance_per_image(samples)
 
 
 class MAEAll(SampleMetric):
@@ -97,7 +97,7 @@ class MAEAll(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> Tensor:
         self._check(samples, target, grey)
-        return F._mae_per_image(samples, target, grid=self.grid)
+        return F.mae_per_image(samples, target, grid=self.grid)
 
 
 class MAEGrid(MAEAll):
@@ -122,7 +122,7 @@ class WMAEAll(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> Tensor:
         self._check(samples, target, grey)
-        return F._wmae_per_image(samples, target, self.stats, grid=self.grid)
+        return F.wmae_per_image(samples, target, self.stats, grid=self.grid)
 
 
 class WMAEGrid(WMAEAll):
@@ -145,7 +145,7 @@ class Colorfulness(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor | None, grey: Tensor) -> Tensor:
         self._check(samples, target, grey)
-        return F._colorfulness_per_image(samples, grey)
+        return F.colorfulness_per_image(samples, grey)
 
 
 class ColorfulnessGT(SampleMetric):
@@ -161,7 +161,7 @@ class ColorfulnessGT(SampleMetric):
         if target is None:
             raise ColorkitError(f"metric {self.registry_name!r} needs the ground truth target")
         self._check(samples, target, grey)
-        return F._colorfulness_gt_per_image(target, grey)
+        return F.colorfulness_gt_per_image(target, grey)
 
 
 class PairwiseDistance(SampleMetric):
@@ -174,7 +174,7 @@ class PairwiseDistance(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor | None = None, grey: Tensor | None = None) -> Tensor:
         self._check(samples, target, grey)
-        return F._pairwise_per_image(samples)
+        return F.pairwise_per_image(samples)
 
 
 class HistKL(SampleMetric):
@@ -189,7 +189,7 @@ class HistKL(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> Tensor:
         self._check(samples, target, grey)
-        return F._hist_kl_per_image(samples, target)
+        return F.hist_kl_per_image(samples, target)
 
 
 class GradLogRatio(SampleMetric):
@@ -203,7 +203,7 @@ class GradLogRatio(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor, grey: Tensor | None = None) -> Tensor:
         self._check(samples, target, grey)
-        return F._grad_log_ratio_per_image(samples, target)
+        return F.grad_log_ratio_per_image(samples, target)
 
 
 class ColorfulnessDiff(SampleMetric):
@@ -217,7 +217,7 @@ class ColorfulnessDiff(SampleMetric):
 
     def per_image(self, samples: Tensor, target: Tensor, grey: Tensor) -> Tensor:
         self._check(samples, target, grey)
-        return F._colorfulness_diff_per_image(samples, target, grey)
+        return F.colorfulness_diff_per_image(samples, target, grey)
 
 
 METRIC_CLASSES: tuple[type[SampleMetric], ...] = (

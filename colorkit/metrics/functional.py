@@ -2,7 +2,7 @@
 
 Every function takes the ``k`` colorizations of each image and returns one value per image
 (``reduction="none"``, shape ``(B,)``) or their mean / sum over images. The metric classes in
-:mod:`colorkit.metrics.classes` call the same private ``_*_per_image`` helpers, so the two
+:mod:`colorkit.metrics.classes` call the same public ``*_per_image`` functions, so the two
 forms cannot drift apart.
 
 Shapes and units (see :mod:`colorkit.core.interfaces`):
@@ -78,6 +78,18 @@ __all__ = [
     "variance",
     "wmae_all",
     "wmae_grid",
+    # per-image forms (B,) the metric classes accumulate, and the input check they share
+    "check_samples",
+    "error_of_best_per_image",
+    "variance_per_image",
+    "mae_per_image",
+    "wmae_per_image",
+    "colorfulness_per_image",
+    "colorfulness_gt_per_image",
+    "pairwise_per_image",
+    "hist_kl_per_image",
+    "grad_log_ratio_per_image",
+    "colorfulness_diff_per_image",
 ]
 
 
@@ -89,7 +101,7 @@ class WeightSource(Protocol):
 
 
 # --------------------------------------------------------------------------- checks
-def _check_samples(samples: Tensor, target: Tensor | None = None, grey: Tensor | None = None) -> None:
+def check_samples(samples: Tensor, target: Tensor | None = None, grey: Tensor | None = None) -> None:
     if not isinstance(samples, Tensor) or samples.ndim != 5 or samples.shape[2] != 2:
         shape = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
         hint = " (one colorization per image: use samples.unsqueeze(1))" if (
@@ -203,18 +215,18 @@ def _weights(stats: WeightSource, target: Tensor, like: Tensor) -> Tensor:
     return w.to(device=like.device, dtype=like.dtype)[:, None, None]
 
 
-def _error_of_best_per_image(samples: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+def error_of_best_per_image(samples: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
     """``mask``: ``(B, 1, 1, H, W)`` (:func:`_check_mask`) or None (every pixel)."""
     return _masked_mean(_abs_err(samples, target), mask).amin(dim=1)  # (B, k) -> (B,)
 
 
-def _variance_per_image(samples: Tensor, mask: Tensor | None = None) -> Tensor:
+def variance_per_image(samples: Tensor, mask: Tensor | None = None) -> Tensor:
     if mask is None:
         return _float(samples).var(dim=1, unbiased=False).mean(dim=(1, 2, 3))
     return _masked_mean(_float(samples).var(dim=1, unbiased=False).unsqueeze(1), mask)[:, 0]
 
 
-def _mae_per_image(samples: Tensor, target: Tensor, grid: bool, mask: Tensor | None = None) -> Tensor:
+def mae_per_image(samples: Tensor, target: Tensor, grid: bool, mask: Tensor | None = None) -> Tensor:
     err = _abs_err(samples, target)
     if mask is not None:  # the same count of pixels in each of the k: the mean of the k means
         return _masked_mean(err, mask).mean(dim=1)
@@ -223,7 +235,7 @@ def _mae_per_image(samples: Tensor, target: Tensor, grid: bool, mask: Tensor | N
     return err.mean(dim=(1, 2, 3, 4))
 
 
-def _wmae_per_image(samples: Tensor, target: Tensor, stats: WeightSource, grid: bool) -> Tensor:
+def wmae_per_image(samples: Tensor, target: Tensor, stats: WeightSource, grid: bool) -> Tensor:
     err = _abs_err(samples, target)
     err = err * _weights(stats, target, err)
     if grid:
@@ -231,7 +243,7 @@ def _wmae_per_image(samples: Tensor, target: Tensor, stats: WeightSource, grid: 
     return err.mean(dim=(1, 2, 3, 4))
 
 
-def _pairwise_per_image(samples: Tensor) -> Tensor:
+def pairwise_per_image(samples: Tensor) -> Tensor:
     b, k = samples.shape[:2]
     if k == 1:
         return samples.new_zeros(b, dtype=_float(samples).dtype)
@@ -263,13 +275,13 @@ def hasler_suesstrunk(rgb255: Tensor) -> Tensor:
     return std + 0.3 * mean
 
 
-def _colorfulness_per_image(samples: Tensor, grey: Tensor) -> Tensor:
+def colorfulness_per_image(samples: Tensor, grey: Tensor) -> Tensor:
     k = samples.shape[1]
     grey_k = grey.unsqueeze(1).expand(-1, k, -1, -1, -1)  # (B, k, 1, H, W)
     return hasler_suesstrunk(lab_to_rgb255(grey_k, samples)).mean(dim=1)
 
 
-def _colorfulness_gt_per_image(target: Tensor, grey: Tensor) -> Tensor:
+def colorfulness_gt_per_image(target: Tensor, grey: Tensor) -> Tensor:
     return hasler_suesstrunk(lab_to_rgb255(grey, target))
 
 
@@ -285,7 +297,7 @@ def _ab_histogram(ab: Tensor) -> Tensor:
     return hist / hist.sum(1, keepdim=True)
 
 
-def _hist_kl_per_image(samples: Tensor, target: Tensor) -> Tensor:
+def hist_kl_per_image(samples: Tensor, target: Tensor) -> Tensor:
     p = _ab_histogram(samples)
     q = _ab_histogram(target)
     uniform = 1.0 / p.shape[1]
@@ -302,14 +314,14 @@ def _grad_energy(ab: Tensor) -> Tensor:
     return dx + dy
 
 
-def _grad_log_ratio_per_image(samples: Tensor, target: Tensor) -> Tensor:
+def grad_log_ratio_per_image(samples: Tensor, target: Tensor) -> Tensor:
     es = _grad_energy(samples).mean(dim=1)  # (B,)
     et = _grad_energy(target)  # (B,)
     return torch.log2((es + GRAD_EPS) / (et + GRAD_EPS))
 
 
-def _colorfulness_diff_per_image(samples: Tensor, target: Tensor, grey: Tensor) -> Tensor:
-    return _colorfulness_per_image(samples, grey) - _colorfulness_gt_per_image(target, grey)
+def colorfulness_diff_per_image(samples: Tensor, target: Tensor, grey: Tensor) -> Tensor:
+    return colorfulness_per_image(samples, grey) - colorfulness_gt_per_image(target, grey)
 
 
 # --------------------------------------------------------------------------- public forms
@@ -320,9 +332,9 @@ def error_of_best(samples: Tensor, target: Tensor, reduction: Reduction = "mean"
 
     ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` -> ``(B,)`` or a scalar. ``mask
     (B, 1, H, W)``: average over the pixels where it is 1 only (e.g. those without a hint)."""
-    _check_samples(samples, target)
+    check_samples(samples, target)
     m = None if mask is None else _check_mask(mask, samples)
-    return _reduce(_error_of_best_per_image(samples, target, m), reduction)
+    return _reduce(error_of_best_per_image(samples, target, m), reduction)
 
 
 def variance(samples: Tensor, reduction: Reduction = "mean", *, mask: Tensor | None = None) -> Tensor:
@@ -332,9 +344,9 @@ def variance(samples: Tensor, reduction: Reduction = "mean", *, mask: Tensor | N
 
     ``samples (B, k, 2, H, W)`` -> ``(B,)`` or a scalar. ``mask (B, 1, H, W)``: average over
     the pixels where it is 1 only."""
-    _check_samples(samples)
+    check_samples(samples)
     m = None if mask is None else _check_mask(mask, samples)
-    return _reduce(_variance_per_image(samples, m), reduction)
+    return _reduce(variance_per_image(samples, m), reduction)
 
 
 def mae_all(samples: Tensor, target: Tensor, reduction: Reduction = "mean", *,
@@ -344,16 +356,16 @@ def mae_all(samples: Tensor, target: Tensor, reduction: Reduction = "mean", *,
 
     ``samples (B, k, 2, H, W)``, ``target (B, 2, H, W)`` -> ``(B,)`` or a scalar. ``mask
     (B, 1, H, W)``: average over the pixels where it is 1 only."""
-    _check_samples(samples, target)
+    check_samples(samples, target)
     m = None if mask is None else _check_mask(mask, samples)
-    return _reduce(_mae_per_image(samples, target, grid=False, mask=m), reduction)
+    return _reduce(mae_per_image(samples, target, grid=False, mask=m), reduction)
 
 
 def mae_grid(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Absolute error, "Grid" (Table 1): as :func:`mae_all` over the 8 x 8 pixels of
     :func:`central_grid_indices` only. ab/128 units."""
-    _check_samples(samples, target)
-    return _reduce(_mae_per_image(samples, target, grid=True), reduction)
+    check_samples(samples, target)
+    return _reduce(mae_per_image(samples, target, grid=True), reduction)
 
 
 def wmae_all(samples: Tensor, target: Tensor, stats: WeightSource,
@@ -362,16 +374,16 @@ def wmae_all(samples: Tensor, target: Tensor, stats: WeightSource,
     and every pixel of ``w * |samples - target|``, ``w = stats.weight_of(target)`` the
     colourfulness weight of the pixel's ground-truth bin. Not divided by the sum of the
     weights. ab/128 units times the (dimensionless) weight."""
-    _check_samples(samples, target)
-    return _reduce(_wmae_per_image(samples, target, stats, grid=False), reduction)
+    check_samples(samples, target)
+    return _reduce(wmae_per_image(samples, target, stats, grid=False), reduction)
 
 
 def wmae_grid(samples: Tensor, target: Tensor, stats: WeightSource,
               reduction: Reduction = "mean") -> Tensor:
     """Weighted absolute error, "Grid" (Table 2): :func:`wmae_all` over the pixels of
     :func:`central_grid_indices` only."""
-    _check_samples(samples, target)
-    return _reduce(_wmae_per_image(samples, target, stats, grid=True), reduction)
+    check_samples(samples, target)
+    return _reduce(wmae_per_image(samples, target, stats, grid=True), reduction)
 
 
 def colorfulness(samples: Tensor, grey: Tensor, reduction: Reduction = "mean") -> Tensor:
@@ -379,8 +391,8 @@ def colorfulness(samples: Tensor, grey: Tensor, reduction: Reduction = "mean") -
     averaged over the k colorizations.
 
     ``samples (B, k, 2, H, W)``, ``grey (B, 1, H, W)`` -> ``(B,)`` or a scalar."""
-    _check_samples(samples, grey=grey)
-    return _reduce(_colorfulness_per_image(samples, grey), reduction)
+    check_samples(samples, grey=grey)
+    return _reduce(colorfulness_per_image(samples, grey), reduction)
 
 
 def colorfulness_gt(target: Tensor, grey: Tensor, reduction: Reduction = "mean") -> Tensor:
@@ -389,8 +401,8 @@ def colorfulness_gt(target: Tensor, grey: Tensor, reduction: Reduction = "mean")
     if not isinstance(target, Tensor) or target.ndim != 4 or target.shape[1] != 2:
         shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
         raise ColorkitError(f"target must have shape (B, 2, H, W); got {shape}")
-    _check_samples(target.unsqueeze(1), grey=grey)
-    return _reduce(_colorfulness_gt_per_image(target, grey), reduction)
+    check_samples(target.unsqueeze(1), grey=grey)
+    return _reduce(colorfulness_gt_per_image(target, grey), reduction)
 
 
 def pairwise_distance(samples: Tensor, reduction: Reduction = "mean") -> Tensor:
@@ -398,24 +410,24 @@ def pairwise_distance(samples: Tensor, reduction: Reduction = "mean") -> Tensor:
     absolute difference per pixel and channel. ab/128 units; 0 when k = 1.
 
     ``samples (B, k, 2, H, W)`` -> ``(B,)`` or a scalar."""
-    _check_samples(samples)
-    return _reduce(_pairwise_per_image(samples), reduction)
+    check_samples(samples)
+    return _reduce(pairwise_per_image(samples), reduction)
 
 
 def hist_kl(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Symmetric KL (nats) between the pooled ab histogram of the k colorizations and the
     ground truth's, per image (see the module docstring)."""
-    _check_samples(samples, target)
-    return _reduce(_hist_kl_per_image(samples, target), reduction)
+    check_samples(samples, target)
+    return _reduce(hist_kl_per_image(samples, target), reduction)
 
 
 def grad_log_ratio(samples: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
     """log2 of the ab gradient energy of the colorizations over the ground truth's, per image."""
-    _check_samples(samples, target)
-    return _reduce(_grad_log_ratio_per_image(samples, target), reduction)
+    check_samples(samples, target)
+    return _reduce(grad_log_ratio_per_image(samples, target), reduction)
 
 
 def colorfulness_diff(samples: Tensor, target: Tensor, grey: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Colourfulness M of the colorizations (mean over k) minus the ground truth's, per image."""
-    _check_samples(samples, target, grey)
-    return _reduce(_colorfulness_diff_per_image(samples, target, grey), reduction)
+    check_samples(samples, target, grey)
+    return _reduce(colorfulness_diff_per_image(samples, target, grey), reduction)

@@ -9,7 +9,8 @@
   ``colorkit_tiny_stats`` and ``colorkit_contract``.
 """
 
-from colorkit.testing.contract import ContractError, check_component, check_method
+from colorkit.testing.contract import check_component, check_method
+from colorkit.testing.errors import ContractError
 from colorkit.testing.fixtures import make_image_folder, tiny_dataset, tiny_stats
 
 __all__ = ["ContractError", "check_component", "check_method", "make_image_folder", "tiny_dataset", "tiny_stats"]

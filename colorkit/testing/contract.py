@@ -21,10 +21,10 @@ from torch import Tensor, nn
 
 from colorkit.core.interfaces import Metric, RatioMetric
 from colorkit.core.registry import KINDS, Entry
-from colorkit.testing.errors import ContractError, _fail  # noqa: F401 - ContractError is re-exported
+from colorkit.testing.errors import fail
 from colorkit.testing.sampling_checks import check_hints as _check_hints
 from colorkit.testing.sampling_checks import check_sequence as _check_sequence
-from colorkit.testing.tensors import AB_LIMIT, _ab, _check_ab, _finite, _grey  # noqa: F401
+from colorkit.testing.tensors import check_ab, check_finite, random_ab, random_grey
 
 
 def find_entry(obj: Any, kind: str | None = None) -> Entry:
@@ -37,20 +37,20 @@ def find_entry(obj: Any, kind: str | None = None) -> Entry:
             reg = registry(k)
             if obj in reg:
                 return reg.get(obj)
-        _fail(obj, f"no {kind or 'component'} of that name is registered (see `colorkit plugins`)")
+        fail(obj, f"no {kind or 'component'} of that name is registered (see `colorkit plugins`)")
     for k in kinds:
         for e in registry(k).entries.values():
             if e.factory is obj:
                 return e
     name = getattr(obj, "__qualname__", repr(obj))
-    _fail(name, f"is not registered as a {kind or 'component'}: add a hookimpl {hook_for(obj, kind)} "
+    fail(name, f"is not registered as a {kind or 'component'}: add a hookimpl {hook_for(obj, kind)} "
                 "in a module named by a [project.entry-points.colorkit] line of your package, and install it")
     raise AssertionError  # unreachable
 
 
 def hook_for(obj: Any, kind: str | None = None) -> str:
     """The hook that registers ``obj`` (a class) or components of ``kind``."""
-    from colorkit.core.plugin_manager import _HOOK_FOR_KIND
+    from colorkit.core.plugin_manager import HOOK_FOR_KIND
 
     if kind is None and isinstance(obj, type):
         from colorkit.core import interfaces as I
@@ -58,15 +58,15 @@ def hook_for(obj: Any, kind: str | None = None) -> str:
         bases = {I.Metric: "metric", I.Method: "method", I.DecoderLoss: "decoder_loss",
                  I.Backbone: "backbone", I.Embedder: "embedder"}
         kind = next((k for base, k in bases.items() if issubclass(obj, base)), None)
-    return _HOOK_FOR_KIND.get(kind or "", "register_<kind>s, e.g. register_metrics")
+    return HOOK_FOR_KIND.get(kind or "", "register_<kind>s, e.g. register_metrics")
 
 
 def _check_entry(e: Entry) -> str:
     what = f"{e.kind} {e.name!r} ({e.source})"
     if not e.description:
-        _fail(what, "has no description: pass description= to register() or give the class a docstring")
+        fail(what, "has no description: pass description= to register() or give the class a docstring")
     if e.distribution in {"", "?"}:
-        _fail(what, "does not come from an installed distribution (entry point without metadata)")
+        fail(what, "does not come from an installed distribution (entry point without metadata)")
     return what
 
 
@@ -92,12 +92,12 @@ def _meta_data(what: str, obj: Any, s: int, batch: int) -> tuple[Any, dict[str, 
 
     spec = obj.contract_dataset
     if not spec:
-        _fail(what, "declares uses_meta = True but names no contract_dataset (a data set with per-image "
+        fail(what, "declares uses_meta = True but names no contract_dataset (a data set with per-image "
                     "metadata to check it on)")
     ds = prepare(spec, size=s, progress=False, test_size=batch)
     meta_of = load_meta(ds)
     if meta_of is None:
-        _fail(what, f"contract_dataset {spec!r} has no per-image metadata (colorkit-meta.json)")
+        fail(what, f"contract_dataset {spec!r} has no per-image metadata (colorkit-meta.json)")
     b = ds.split("test").batch(list(range(batch)))
     return ds, b, meta_of(b["index"])
 
@@ -115,11 +115,11 @@ def _round_trip(what: str, obj: Any, stats: Any, tmp: Path) -> Any:
             back = load_component(tmp / "ckpt", kind=obj.kind, name=obj.registry_name,
                                   **({"stats": stats} if method else {}))
     except Exception as exc:  # noqa: BLE001
-        _fail(what, f"save/load round trip failed: {type(exc).__name__}: {exc}")
+        fail(what, f"save/load round trip failed: {type(exc).__name__}: {exc}")
     a, b = obj.state_dict(), back.state_dict()
     for k, v in a.items():
         if not torch.equal(v.cpu(), b[k].cpu()):
-            _fail(what, f"tensor {k!r} differs after the save/load round trip")
+            fail(what, f"tensor {k!r} differs after the save/load round trip")
     return back
 
 
@@ -136,9 +136,9 @@ def _backward(what: str, loss: Tensor, params: list[nn.Parameter]) -> None:
     loss.backward()
     got = [p.grad for p in params if p.grad is not None]
     if params and not got:
-        _fail(what, "backward produced no gradient for any parameter")
+        fail(what, "backward produced no gradient for any parameter")
     for gr in got:
-        _finite(what, "a gradient", gr)
+        check_finite(what, "a gradient", gr)
 
 
 # ------------------------------------------------------------------ per kind
@@ -153,24 +153,24 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
     e = find_entry(obj, "method")
     what = _check_entry(e)
     if stats is None:
-        _fail(what, "a method needs colour statistics: pass stats= (a ColorStats, e.g. the colorkit_tiny_stats "
+        fail(what, "a method needs colour statistics: pass stats= (a ColorStats, e.g. the colorkit_tiny_stats "
                     "fixture of colorkit.testing, or colorkit.core.stats.load_or_compute_stats(dataset))")
     s = image_size or int(getattr(stats, "image_size", 64))
     torch.manual_seed(seed)
     m = _build(e, stats, s)
     if getattr(m.config, "image_size", s) != s:
-        _fail(what, f"config image_size {m.config.image_size} differs from the statistics' {s}")
+        fail(what, f"config image_size {m.config.image_size} differs from the statistics' {s}")
     stages = m.stages()
     if not stages:
-        _fail(what, "stages() returned no training stage")
+        fail(what, "stages() returned no training stage")
     names = [st.name for st in stages]
     if len(set(names)) != len(names):
-        _fail(what, f"stage names repeat: {names}")
+        fail(what, f"stage names repeat: {names}")
     modes = tuple(getattr(m, "sample_modes", ()))
     if not modes:
-        _fail(what, "sample_modes is empty")
+        fail(what, "sample_modes is empty")
     extra: dict[str, Any] = {}
-    grey = _grey(batch, s, seed)
+    grey = random_grey(batch, s, seed)
     if getattr(m, "uses_meta", False):  # sampled with per-image metadata, trained on its data set
         dataset, b, meta = _meta_data(what, m, s, batch)
         grey, extra = b["grey"], {"meta": meta}
@@ -182,24 +182,24 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
             Trainer(TrainConfig(epochs=1, max_steps_per_epoch=train_steps, progress=False, seed=seed,
                                 batch_size=4, device="cpu")).fit(m, split, tmp / "run")
         except Exception as exc:  # noqa: BLE001
-            _fail(what, f"training through the engine failed: {type(exc).__name__}: {exc}")
+            fail(what, f"training through the engine failed: {type(exc).__name__}: {exc}")
         for st in stages:
             old = before[st.name]
             if st.epochs and old:
                 now = _stage_state(st)
                 if all(torch.equal(v, now[k2]) for k2, v in old.items()):
                     has_params = any(True for mod in st.modules.values() for _ in mod.parameters())
-                    _fail(what, f"stage {st.name!r} left every {'parameter' if has_params else 'buffer'} of its "
+                    fail(what, f"stage {st.name!r} left every {'parameter' if has_params else 'buffer'} of its "
                                 f"modules ({', '.join(st.modules)}) unchanged after {train_steps} engine steps: "
                                 "its step must change them (e.g. ctx.optimize(name, loss) with a loss that "
                                 "depends on them)")
         for mode in modes:
             g1 = torch.Generator().manual_seed(seed)
             out = m.sample(grey, k, mode=mode, generator=g1, **extra)
-            _check_ab(what, f"sample(mode={mode!r})", out, (batch, k, 2, s, s))
+            check_ab(what, f"sample(mode={mode!r})", out, (batch, k, 2, s, s))
             again = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
             if not torch.allclose(out, again, atol=1e-6):
-                _fail(what, f"sample(mode={mode!r}) is not reproducible with the same generator seed")
+                fail(what, f"sample(mode={mode!r}) is not reproducible with the same generator seed")
         for mode in modes:
             _check_sequence(what, m, grey, k, mode, seed, extra)
         _check_hints(what, m, grey, k, modes[0], seed, extra)
@@ -208,7 +208,7 @@ def check_method(obj: Any, *, stats: Any, dataset: Any = None, image_size: int |
             a = m.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
             b = back.sample(grey, k, mode=mode, generator=torch.Generator().manual_seed(seed), **extra)
             if not torch.allclose(a, b, atol=1e-5):
-                _fail(what, f"samples (mode={mode!r}) differ after the save/load round trip: state outside the "
+                fail(what, f"samples (mode={mode!r}) differ after the save/load round trip: state outside the "
                             "state_dict? (keep tensors as parameters or persistent registered buffers)")
 
 
@@ -216,7 +216,7 @@ class _SyntheticSplit:
     """A split of random grey/ab fields, for checks run without a prepared data set."""
 
     def __init__(self, n: int, s: int, seed: int) -> None:
-        self.grey, self.ab = _grey(n, s, seed), _ab(n, s, seed)
+        self.grey, self.ab = random_grey(n, s, seed), random_ab(n, s, seed)
 
     def __len__(self) -> int:
         return len(self.grey)
@@ -229,54 +229,54 @@ class _SyntheticSplit:
 def _check_backbone(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     m = _build(e, stats, s)
     if not isinstance(getattr(m, "out_channels", None), int) or not isinstance(getattr(m, "reduction", None), int):
-        _fail(what, "must state integer out_channels and reduction")
+        fail(what, "must state integer out_channels and reduction")
     m.train()
-    f = m(_grey(2, s, 0))
+    f = m(random_grey(2, s, 0))
     h = -(-s // m.reduction)
     if f.dim() != 4 or f.shape[:2] != (2, m.out_channels) or abs(f.shape[-1] - h) > 1:
-        _fail(what, f"forward gave {tuple(f.shape)}, expected (2, {m.out_channels}, ~{h}, ~{h})")
-    _finite(what, "features", f)
+        fail(what, f"forward gave {tuple(f.shape)}, expected (2, {m.out_channels}, ~{h}, ~{h})")
+    check_finite(what, "features", f)
     _backward(what, f.float().pow(2).mean(), list(m.parameters()))
     m.eval()
     back = _round_trip(what, m, None, tmp)
-    x = _grey(2, s, 1)
+    x = random_grey(2, s, 1)
     if not torch.allclose(m(x), back.eval()(x), atol=1e-5):
-        _fail(what, "features differ after the save/load round trip")
+        fail(what, "features differ after the save/load round trip")
 
 
 def _check_embedder(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     m = _build(e, stats, s)
     d = getattr(m, "latent_dim", None)
-    ab, grey = _ab(2, s, 0), _grey(2, s, 0)
+    ab, grey = random_ab(2, s, 0), random_grey(2, s, 0)
     g = grey if m.uses_grey else None
     m.train()
     post = m.encode(ab, g)
     if tuple(post.mu.shape) != (2, d) or tuple(post.logvar.shape) != (2, d):
-        _fail(what, f"encode gave mu {tuple(post.mu.shape)}, logvar {tuple(post.logvar.shape)}; expected (2, {d})")
+        fail(what, f"encode gave mu {tuple(post.mu.shape)}, logvar {tuple(post.logvar.shape)}; expected (2, {d})")
     rec = m.decode(post.sample(), g)
-    _check_ab(what, "decode", rec[:, None], (2, 1, 2, s, s))
+    check_ab(what, "decode", rec[:, None], (2, 1, 2, s, s))
     _backward(what, (rec - ab).pow(2).mean() + post.kl().mean(), list(m.parameters()))
     m.eval()
     back = _round_trip(what, m, None, tmp)
     if not torch.allclose(m.decode(post.mu.detach(), g), back.eval().decode(post.mu.detach(), g), atol=1e-5):
-        _fail(what, "decode differs after the save/load round trip")
+        fail(what, "decode differs after the save/load round trip")
 
 
 def _check_loss(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     m = _build(e, stats, None)
-    target = _ab(3, s, 0)
-    pred = _ab(3, s, 5).requires_grad_(True)
+    target = random_ab(3, s, 0)
+    pred = random_ab(3, s, 5).requires_grad_(True)
     val = m(pred, target, stats)
     if tuple(val.shape) != (3,):
-        _fail(what, f"returned shape {tuple(val.shape)}, expected per-sample (B,) = (3,)")
-    _finite(what, "loss", val)
+        fail(what, f"returned shape {tuple(val.shape)}, expected per-sample (B,) = (3,)")
+    check_finite(what, "loss", val)
     val.sum().backward()
     if pred.grad is None:
-        _fail(what, "no gradient reaches the prediction")
-    _finite(what, "gradient", pred.grad)
+        fail(what, "no gradient reaches the prediction")
+    check_finite(what, "gradient", pred.grad)
     same = m(target.clone(), target, stats)
     if (same.abs() > 1e-4 * (1 + val.detach().abs())).any():
-        _fail(what, f"is not ~0 for a perfect prediction (got {same.tolist()})")
+        fail(what, f"is not ~0 for a perfect prediction (got {same.tolist()})")
     _round_trip(what, m, None, tmp)
 
 
@@ -287,14 +287,14 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     path) gives one value per image; a second instance computes the same value."""
     undeclared = [a for a in ("units", "higher_is_better") if not _declared(e.factory, a)]
     if undeclared:
-        _fail(what, f"declares no {' and no '.join(undeclared)}: set the class attributes units (what the value is "
+        fail(what, f"declares no {' and no '.join(undeclared)}: set the class attributes units (what the value is "
                     "measured in, written beside it, e.g. 'ab/128') and higher_is_better (True, False, or None when "
                     "neither direction is better); the base class's values are only fallbacks")
     m = _build(e, stats, None)
     if m.higher_is_better not in (True, False, None) or not isinstance(m.units, str) or not m.units:
-        _fail(what, "must declare higher_is_better (True, False or None) and units (a non-empty string)")
+        fail(what, "must declare higher_is_better (True, False or None) and units (a non-empty string)")
     n = 4
-    target, grey = _ab(n, s, 0), _grey(n, s, 0)
+    target, grey = random_ab(n, s, 0), random_grey(n, s, 0)
     extra: dict[str, Any] = {}
     if getattr(m, "uses_meta", False):
         _, b, meta = _meta_data(what, m, s, n)
@@ -309,13 +309,13 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     m.update(samples, target, grey, **extra)
     whole = m.compute()
     if not isinstance(whole, float) or whole != whole or whole in (float("inf"), float("-inf")):
-        _fail(what, f"compute() gave {whole!r}, expected a finite float after one update")
+        fail(what, f"compute() gave {whole!r}, expected a finite float after one update")
     m.reset()
     m.update(samples[:1], target[:1], grey[:1], **part(0, 1))
     m.update(samples[1:], target[1:], grey[1:], **part(1, n))
     split = m.compute()
     if abs(split - whole) > 1e-5 * (1 + abs(whole)):
-        _fail(what, f"gives {split!r} for the images in two batches (1 + {n - 1}) but {whole!r} for one batch of "
+        fail(what, f"gives {split!r} for the images in two batches (1 + {n - 1}) but {whole!r} for one batch of "
                     f"{n}: its state must accumulate sums over images (or override update/compute together)")
     m.reset()
     m.update(samples[:1], target[:1], grey[:1], **part(0, 1))
@@ -323,12 +323,12 @@ def _check_metric(e: Entry, what: str, stats: Any, s: int, tmp: Path) -> None:
     other = _build(e, stats, None)
     other.update(samples[:1], target[:1], grey[:1], **part(0, 1))
     if abs(first - other.compute()) > 1e-6 * (1 + abs(first)):
-        _fail(what, "reset() does not clear the state: after reset and one update it differs from a new instance")
+        fail(what, "reset() does not clear the state: after reset and one update it differs from a new instance")
     cls = type(m)
     if cls.update is Metric.update:
         vals = m.per_image(samples, target, grey)
         if tuple(vals.shape) != (n,):
-            _fail(what, f"per_image returned shape {tuple(vals.shape)}, expected one value per image ({n},)")
+            fail(what, f"per_image returned shape {tuple(vals.shape)}, expected one value per image ({n},)")
 
 
 def _declared(cls: Any, attr: str) -> bool:

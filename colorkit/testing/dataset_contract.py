@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from colorkit.testing.errors import _fail
+from colorkit.testing.errors import fail
 
 
 def check_dataset_entry(e: Any, what: str) -> None:
@@ -27,19 +27,19 @@ def check_dataset_entry(e: Any, what: str) -> None:
         made = e.factory()
     if isinstance(made, Recipe):
         if not made.filename or made.n_images <= 0 or not isinstance(made.split_rule.get("test_size"), int):
-            _fail(what, f"recipe {made!r} lacks a file name, an image count or a split rule test_size")
+            fail(what, f"recipe {made!r} lacks a file name, an image count or a split rule test_size")
         for value, n in ((made.md5, 32), (made.sha256, 64)):
             if value is not None and (len(value) != n or any(c not in "0123456789abcdef" for c in value)):
-                _fail(what, f"recipe checksum {value!r} is not {n} lowercase hexadecimal digits")
+                fail(what, f"recipe checksum {value!r} is not {n} lowercase hexadecimal digits")
         return
     if isinstance(made, Source):
         if not isinstance(made.fingerprint(), str):
-            _fail(what, "Source.fingerprint() did not return a string")
+            fail(what, "Source.fingerprint() did not return a string")
         for rec in islice(made.records(0), 3):
             if not isinstance(rec, Record) or not isinstance(rec.key, str) or (
                     rec.data is None and rec.image is None and rec.path is None and rec.reason is None):
-                _fail(what, f"Source.records() gave {rec!r}; expected Records with a key and data, image or path")
+                fail(what, f"Source.records() gave {rec!r}; expected Records with a key and data, image or path")
         return
     p = Path(made)
     if not p.exists():
-        _fail(what, f"returned {p}, which does not exist")
+        fail(what, f"returned {p}, which does not exist")

@@ -7,5 +7,5 @@ class ContractError(AssertionError):
     """A component breaks colorkit's contract; the message says how."""
 
 
-def _fail(what: str, msg: str) -> None:
+def fail(what: str, msg: str) -> None:
     raise ContractError(f"{what}: {msg}")

@@ -30,12 +30,12 @@ def make_image_folder(path: str | Path, n: int = 40, size: int = 48, seed: int =
     return path
 
 
-def tiny_dataset(folder: str | Path, *, size: int = 32, seed: int = 0, test_size: int = 8,
+def tiny_dataset(folder: str | Path, *, size: int = 32, split_seed: int = 0, test_size: int = 8,
                  cache_dir: str | Path | None = None) -> Any:
     """``colorkit.data.prepare`` of ``folder`` at ``size`` (no progress bars)."""
     from colorkit.data import prepare
 
-    return prepare(folder, size=size, seed=seed, test_size=test_size, cache_dir=cache_dir, progress=False)
+    return prepare(folder, size=size, split_seed=split_seed, test_size=test_size, cache_dir=cache_dir, progress=False)
 
 
 def tiny_stats(dataset: Any, k: int = 20) -> Any:

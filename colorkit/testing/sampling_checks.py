@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colorkit.testing.errors import _fail
-from colorkit.testing.tensors import _ab, _check_ab
+from colorkit.testing.errors import fail
+from colorkit.testing.tensors import check_ab, random_ab
 
 
 def check_sequence(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int, extra: dict[str, Any]) -> None:
@@ -26,13 +26,13 @@ def check_sequence(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int
         out = m.sample_sequence(clip, k, mode=mode, generator=torch.Generator().manual_seed(seed), scenes=scenes,
                                 **seq_meta)
     except Exception as exc:  # noqa: BLE001
-        _fail(what, f"{label} failed: {type(exc).__name__}: {exc}")
-    _check_ab(what, label, out, (5, k, 2, s, s))
+        fail(what, f"{label} failed: {type(exc).__name__}: {exc}")
+    check_ab(what, label, out, (5, k, 2, s, s))
     one = m.sample(grey[:1], k, mode=mode, generator=torch.Generator().manual_seed(seed),
                    **({"meta": meta[:1]} if meta is not None else {}))[0]
     for t in range(3):
         if not torch.allclose(out[t], one, atol=1e-5):
-            _fail(what, f"{label}: frame {t} of a clip that repeats one frame is not what sample() gives that frame "
+            fail(what, f"{label}: frame {t} of a clip that repeats one frame is not what sample() gives that frame "
                         "with the same generator (the method's random draws must stay fixed across the frames of a "
                         "scene)")
     sampler = m.sequence_sampler(k, mode=mode, generator=torch.Generator().manual_seed(seed))
@@ -42,7 +42,7 @@ def check_sequence(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int
     chunked = torch.cat([sampler.sample(clip[a:b], scenes[a:b],
                                         meta=seq_meta["meta"][a:b] if seq_meta else None) for a, b in parts])
     if not torch.allclose(out, chunked, atol=1e-5):
-        _fail(what, f"{label} differs when the clip is fed to its sequence_sampler in chunks")
+        fail(what, f"{label} differs when the clip is fed to its sequence_sampler in chunks")
 
 
 def check_hints(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int, extra: dict[str, Any]) -> None:
@@ -60,18 +60,18 @@ def check_hints(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int, e
     plain = m.sample(grey, k, mode=mode, generator=gen(), **extra)
     label = "sample_with_hints(hints=None)"
     if not torch.equal(sample_with_hints(m, grey, k, hints=None, mode=mode, generator=gen(), **extra), plain):
-        _fail(what, f"{label} differs from sample() without hints")
+        fail(what, f"{label} differs from sample() without hints")
     takes = bool(getattr(m, "takes_hints", False))
     if takes and not torch.equal(m.sample(grey, k, mode=mode, generator=gen(), hints=None, **extra), plain):
-        _fail(what, "sample(..., hints=None) differs from sample() without hints: hints=None must change nothing")
-    target = _ab(b, s, seed + 7)
+        fail(what, "sample(..., hints=None) differs from sample() without hints: hints=None must change nothing")
+    target = random_ab(b, s, seed + 7)
     hints = simulate_hints(target, 6, generator=gen())
     try:
         out = sample_with_hints(m, grey, k, hints=hints, mode=mode, generator=gen(), **extra)
     except Exception as exc:  # noqa: BLE001
-        _fail(what, f"sampling with hints failed{' (it declares takes_hints)' if takes else ''}: "
+        fail(what, f"sampling with hints failed{' (it declares takes_hints)' if takes else ''}: "
                     f"{type(exc).__name__}: {exc}")
-    _check_ab(what, "sample with hints", out, (b, k, 2, s, s))
+    check_ab(what, "sample with hints", out, (b, k, 2, s, s))
     mask = hints[:, None, :1]  # (B, 1, 1, s, s)
 
     def err(x: Tensor) -> float:
@@ -79,5 +79,5 @@ def check_hints(what: str, m: Any, grey: Tensor, k: int, mode: str, seed: int, e
 
     if not err(out) < err(plain):
         how = "its own use of them (takes_hints)" if takes else "the generic fallback"
-        _fail(what, f"hints do not lower the error at the hinted pixels ({err(out):.4f} with, {err(plain):.4f} "
+        fail(what, f"hints do not lower the error at the hinted pixels ({err(out):.4f} with, {err(plain):.4f} "
                     f"without) through {how}")

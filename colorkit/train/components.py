@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from colorkit.core.registry import ColorkitError, canonical_kind
+from colorkit.core.registry import ColorkitError
 
 _NEEDED_KINDS = {"backbone": "backbone", "embedder": "embedder"}
 """Config fields naming a component that sampling needs (decoder losses are for training only)."""
@@ -54,7 +54,6 @@ def check_components_installed(info: dict[str, Any], run_dir: Path) -> None:
         if not isinstance(key, str) or ":" not in key:
             continue
         kind, name = key.split(":", 1)
-        kind = canonical_kind(kind, warn=False)  # a run saved under a former kind name
         try:
             installed = name in registry(kind)
         except ColorkitError:

@@ -25,16 +25,15 @@ record them under ``"environment"``.
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from colorkit.core.stats import StatsConfig
 from colorkit.train.engine import MAX_SEED, TrainConfig
 
 __all__ = ["DataConfig", "StatsConfig", "MethodSpec", "MethodPreset", "SampleConfig", "RunConfig", "TrainConfig",
-           "ENVIRONMENT_VARIABLES", "environment", "renamed", "warn_renamed"]
+           "ENVIRONMENT_VARIABLES", "environment"]
 
 ENVIRONMENT_VARIABLES = ("COLORKIT_LOSS_IMPL", "COLORKIT_FUSED_CONFIG", "COLORKIT_CACHE", "COLORKIT_LOAD_PLUGINS",
                          "COLORKIT_BLOCK_PLUGINS", "COLORKIT_THREADS_FIXED", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
@@ -48,24 +47,6 @@ def environment() -> dict[str, str]:
     """``{name: value}`` of every :data:`ENVIRONMENT_VARIABLES` entry that is set (an empty
     value counts: ``COLORKIT_LOAD_PLUGINS=""`` loads no plugin)."""
     return {name: os.environ[name] for name in ENVIRONMENT_VARIABLES if name in os.environ}
-
-
-def warn_renamed(old: str, new: str, where: str) -> None:
-    """The one DeprecationWarning of a renamed setting (a field, a keyword, an option)."""
-    warnings.warn(f"{where}: {old!r} is now called {new!r}; the old name will be removed", DeprecationWarning,
-                  stacklevel=4)
-
-
-def renamed(values: Any, old: str, new: str, where: str) -> Any:
-    """A ``mode="before"`` validator's step: ``values[old]`` moved to ``values[new]``, with
-    :func:`warn_renamed`."""
-    if not isinstance(values, dict) or old not in values:
-        return values
-    warn_renamed(old, new, where)
-    values = dict(values)
-    value = values.pop(old)
-    values.setdefault(new, value)
-    return values
 
 
 class _Section(BaseModel):
@@ -88,22 +69,12 @@ class DataConfig(_Section):
     cache_dir: str | None = None
     """Cache folder [default: $COLORKIT_CACHE or ~/.cache/colorkit]."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _former_names(cls, values: Any) -> Any:
-        return renamed(values, "seed", "split_seed", "DataConfig")
-
-    @property
-    def seed(self) -> int:
-        """Former name of :attr:`split_seed`."""
-        return self.split_seed
-
     def prepare(self, progress: bool = True) -> Any:
         """The prepared data set (cached; see :func:`colorkit.data.prepare`)."""
         from colorkit.data import prepare
 
-        return prepare(self.dataset, size=self.size, crop=self.crop, seed=self.split_seed, test_size=self.test_size,
-                       cache_dir=self.cache_dir, progress=progress)
+        return prepare(self.dataset, size=self.size, crop=self.crop, split_seed=self.split_seed,
+                       test_size=self.test_size, cache_dir=self.cache_dir, progress=progress)
 
 
 class MethodPreset(_Section):

@@ -29,7 +29,7 @@ from torch.utils.data import DistributedSampler
 
 from colorkit.core import distributed as D
 from colorkit.core import loadwatch
-from colorkit.core.checkpoint import lock_dir
+from colorkit.core.fs import lock_dir
 from colorkit.core.interfaces import Method, StageEnd, StepContext
 from colorkit.core.registry import ColorkitError
 from colorkit.core.stages import MAX_SEED, Stage

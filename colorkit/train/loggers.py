@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from colorkit.core.checkpoint import atomic_write_png
 from colorkit.core.fs import open_write
+from colorkit.core.images import atomic_write_png
 from colorkit.train.callbacks import EpochInfo, FitInfo, Logger, StepInfo
 
 RECORD_KEYS = ("stage", "epoch", "global_step")

@@ -19,15 +19,14 @@ from typing import Any
 
 import torch
 
-from colorkit import __version__
 from colorkit.core.checkpoint import (
-    atomic_write_text,
-    lock_dir,
     read_json,
     read_meta,
     resolve_dir,
     write_component,
 )
+from colorkit.core.environment import versions
+from colorkit.core.fs import atomic_write_text, lock_dir
 from colorkit.core.interfaces import BuildContext, Method
 from colorkit.core.registry import ColorkitError
 from colorkit.train.components import components_used
@@ -37,23 +36,6 @@ from colorkit.train.engine import TrainConfig, Trainer
 RUN_FORMAT = "colorkit-run-v1"
 
 
-def _versions_safe() -> dict[str, str]:
-    import numpy
-
-    out = {"colorkit": __version__, "torch": torch.__version__, "python": platform.python_version(),
-           "numpy": numpy.__version__}
-    for mod in ("kornia", "timm", "PIL"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - optional here
-            pass
-    try:
-        import triton
-
-        out["triton"] = triton.__version__
-    except Exception:  # noqa: BLE001 - triton is optional off Linux
-        pass
-    return out
 
 
 def check_options(method: str, preset: str, options: dict[str, Any] | None) -> None:
@@ -216,7 +198,7 @@ def finalize_run(out: Path, method: Method, stats: Any, info: dict[str, Any]) ->
     write_component(out, method)
     stats.save(out / "stats.safetensors")
     run = {"format": RUN_FORMAT, "complete": True, "units": "ab/128 (Lab a,b divided by 128); seconds",
-           "versions": _versions_safe(), "host": platform.node(),
+           "versions": versions(), "host": platform.node(),
            "components": components_used(info.get("method") or method.registry_name, method.config), **info}
     atomic_write_text(out / "run.json", json.dumps(run, indent=2, sort_keys=True))
     shutil.rmtree(out / "train_state", ignore_errors=True)

@@ -15,10 +15,11 @@ import torch
 from torch import Tensor
 
 from colorkit.core import distributed as D
-from colorkit.core.checkpoint import atomic_dir, check_finite, load_tensors, read_meta, save_tensors, write_component
-from colorkit.core.fs import open_write
+from colorkit.core.checkpoint import check_finite, load_tensors, read_meta, write_component
+from colorkit.core.fs import atomic_dir, open_write
 from colorkit.core.interfaces import Method
 from colorkit.core.registry import ColorkitError
+from colorkit.core.tensorfile import save_tensors
 
 STATE_FORMAT = "colorkit-train-state-v1"
 

@@ -14,18 +14,19 @@ gives the same colorizations, on any device and after a checkpoint round trip.
 
 from __future__ import annotations
 
-import contextlib
 from abc import abstractmethod
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from colorkit.core.cluster import diverse_from_samples
-from colorkit.core.interfaces import ComponentConfig, Method, noise  # noqa: F401 - noise: former home
+from colorkit.core.interfaces import ComponentConfig, Method
 from colorkit.core.registry import ColorkitError
+
+from .evalmode import eval_mode
+from .sequence import ClusterSequenceSampler
 
 
 class SampledConfig(ComponentConfig):
@@ -38,18 +39,6 @@ class SampledConfig(ComponentConfig):
     epochs: int = Field(10, ge=1, description="training epochs (paper: 10)")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(2e-4, gt=0)
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    """Evaluation mode (BatchNorm running statistics) and no gradients; restores the mode."""
-    was = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        module.train(was)
 
 
 class SampledMethod(Method):
@@ -105,8 +94,6 @@ class SampledMethod(Method):
         that grouping of the noise in every frame (:class:`ClusterSequenceSampler`);
         ``samples`` keeps the k draws' noise fixed (the default sampler)."""
         if self.check_mode(mode) == "centres":
-            from .sequence import ClusterSequenceSampler
-
             return ClusterSequenceSampler(self, k, mode=mode, generator=generator)
         return super().sequence_sampler(k, mode=mode, generator=generator)
 

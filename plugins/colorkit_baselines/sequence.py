@@ -22,7 +22,7 @@ from colorkit.core.cluster import kmeans
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SequenceSampler
 
-from .sampling import eval_mode
+from .evalmode import eval_mode
 
 
 class ClusterSequenceSampler(SequenceSampler):

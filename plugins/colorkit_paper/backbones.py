@@ -31,9 +31,8 @@ from pydantic import PositiveInt, field_validator
 from torch import Tensor, nn
 
 from colorkit.core.interfaces import Backbone, ComponentConfig, Stage, StepContext, loading_saved_weights
+from colorkit.core.layers import ConvBlock, is_power_of_two
 from colorkit.core.registry import ColorkitError
-
-from .layers import ConvBlock, is_power_of_two
 
 if TYPE_CHECKING:  # pragma: no cover
     from colorkit.core.stats import ColorStats

@@ -30,9 +30,9 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from colorkit.core.interfaces import ComponentConfig, Method, Stage
+from colorkit.core.layers import grey_at_size
 from colorkit.core.registry import ColorkitError
 
-from .layers import grey_at_size
 from .pretext import PretextBackbone, PretextConfig
 
 
@@ -74,7 +74,7 @@ class ColorNetColorizer(PretextBackbone, Method):
 
     def __init__(self, config: ColorNetMethodConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
-        from colorkit.api import create_backbone
+        from colorkit import create_backbone
 
         c = self.config
         self.backbone = create_backbone(c.backbone, **{"preset": c.preset, **c.backbone_kwargs})

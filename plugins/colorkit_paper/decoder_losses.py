@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from colorkit.core.deprecation import deprecated_alias
 from colorkit.core.interfaces import ComponentConfig, DecoderLoss
 
 from .losses import PAPER_WEIGHTS, decoder_loss
@@ -94,8 +93,6 @@ class PaperLoss(DecoderLoss):
         c = self.config
         return {k: v for k, v in {"hist": c.hist, "mah": c.mah, "grad": c.grad, "l2": c.l2}.items() if v}
 
-    weights = deprecated_alias("term_weights")
-
     def forward(self, pred: Tensor, target: Tensor, stats: Any) -> Tensor:
         return decoder_loss(pred, target, stats, weights=self.term_weights, impl=self.config.impl)
 
@@ -126,7 +123,7 @@ class WeightedDecoderLoss:
 
     def __init__(self, weights: dict[str, float], kwargs: dict[str, dict[str, Any]] | None = None,
                  impl: Impl = "auto") -> None:
-        from colorkit.api import create_decoder_loss
+        from colorkit import create_decoder_loss
         from colorkit.core.plugin_manager import registry
 
         kwargs = kwargs or {}

@@ -161,13 +161,14 @@ def pretrained_state(weights: str | Path | None = None, cache_dir: str | Path | 
     the package's ``.pth``), by default the installed package's file through the
     conversion cache (written atomically, unless ``write_cache`` is false; an unwritable
     cache only costs a reconversion)."""
-    from colorkit.core.checkpoint import load_tensors, save_tensors
+    from colorkit.core.checkpoint import load_tensors
+    from colorkit.core.tensorfile import save_tensors
 
     if weights is not None and Path(weights).suffix.lower() == ".safetensors":
         return load_tensors(weights)
     pth = Path(weights) if weights is not None else package_weights_file()
     if cache_dir is None:
-        from colorkit.data.prepare import default_cache_dir
+        from colorkit import default_cache_dir
 
         cache_dir = default_cache_dir()
     source_sha256 = _file_sha256(pth)

@@ -121,7 +121,7 @@ def build_table(backbone: nn.Module, split: Any, *, image_size: int, flip: bool,
     """The split's feature table (from the disk cache when there), or ``None`` when it
     would exceed ``budget_mb``. ``resize`` brings a batch of grey images to ``image_size``
     as the training step does. The backbone must be frozen (it is put in eval mode)."""
-    from .layers import grey_at_size
+    from colorkit.core.layers import grey_at_size
 
     resize = resize or (lambda g: grey_at_size(g, image_size))
     n = len(split)

@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from colorkit.core.layers import ConvBlock
 from colorkit.core.registry import ColorkitError
-
-from .layers import ConvBlock
 
 PAPER_WIDTHS = (384, 320, 288, 256, 128)
 VARIANCE = 0.1

@@ -32,12 +32,12 @@ from colorkit.core.interfaces import (
     StepContext,
     loading_saved_weights,
 )
+from colorkit.core.layers import grey_at_size
 from colorkit.core.propagate import propagate_residual
 from colorkit.core.registry import ColorkitError
 
 from .decoder_losses import WeightedDecoderLoss
 from .hint_inputs import DECODER_HINT_CHANNELS, MDN_HINT_CHANNELS, decoder_hint_features, training_hints
-from .layers import grey_at_size
 from .mdn import MixtureDensityNetwork, distinct_means, mdn_loss, sample_mixture, topk_means
 from .method_config import MAX_VARIANCE, METHOD_PRESETS, MDNConfig, MDNSkipConfig  # noqa: F401 - importable from here
 from .pretext import PretextBackbone
@@ -64,7 +64,7 @@ class MDNMethod(PretextBackbone, Method):
 
     def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
-        from colorkit.api import create_backbone, create_embedder  # registry, at build time only
+        from colorkit import create_backbone, create_embedder  # registry, at build time only
 
         c = self.config
         self.takes_hints = c.hints  # the class says False; a model trained with hints takes them

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from colorkit.core.deprecation import warn_renamed
 from colorkit.core.interfaces import loading_saved_weights
 
 from .decoder_losses import WeightedDecoderLoss, check_decoder_loss_names
@@ -101,16 +100,6 @@ class MDNConfig(PretextConfig):
     frames (a first pass over the clip) or from its first frame's (see ``sequence.py``)."""
     sequence_smoothing: float = Field(0.5, ge=0, lt=1, allow_inf_nan=False)
     """Clips: a code follows ``z_t <- a z_{t-1} + (1 - a) z_t`` within a scene (0: none)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _former_names(cls, data: Any) -> Any:
-        """Configs saved before ``decoder_loss`` named it ``loss_weights``."""
-        if isinstance(data, dict) and "loss_weights" in data and "decoder_loss" not in data:
-            warn_renamed("the mdn config field loss_weights", "decoder_loss", stacklevel=2)
-            data = dict(data)
-            data["decoder_loss"] = data.pop("loss_weights")
-        return data
 
     @field_validator("decoder_loss", mode="before")
     @classmethod

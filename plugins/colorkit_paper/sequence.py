@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from colorkit.core.layers import grey_at_size
 from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SequenceSampler
-
-from .layers import grey_at_size
 
 
 class MixtureSequenceSampler(SequenceSampler):

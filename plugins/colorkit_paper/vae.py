@@ -30,9 +30,8 @@ from pydantic import Field, PositiveInt, field_validator
 from torch import Tensor, nn
 
 from colorkit.core.interfaces import ComponentConfig, Embedder, Posterior
+from colorkit.core.layers import ConvBlock, SameConv2d, is_power_of_two, up2
 from colorkit.core.registry import ColorkitError
-
-from .layers import ConvBlock, SameConv2d, is_power_of_two, up2
 
 PAPER_WIDTHS = (128, 256, 512, 1024)
 

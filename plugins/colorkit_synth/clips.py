@@ -42,11 +42,11 @@ from .world import (
     TEXTURE_AMPLITUDE,
     TEXTURES,
     World,
-    _shape_mask,
-    _texture,
     build_world,
     parse_spec,
     place_object,
+    shape_mask,
+    texture,
 )
 
 MAX_SPEED = 1.5
@@ -106,9 +106,9 @@ def render_clip(world: World, rng: np.random.Generator, frames: int, size: int |
         lab_t = labels[t]
         for i, o in enumerate(objects):
             cx, cy = _bounce(o["cx"] + o["vx"] * t, o["r"], S), _bounce(o["cy"] + o["vy"] * t, o["r"], S)
-            mask = _shape_mask(SHAPES[o["class"]], xx - cx, yy - cy, o["r"])
+            mask = shape_mask(SHAPES[o["class"]], xx - cx, yy - cy, o["r"])
             period = max(2.0, 5.0 * scale)
-            tex = _texture(TEXTURES[o["class"]], xx - cx, yy - cy, period)
+            tex = texture(TEXTURES[o["class"]], xx - cx, yy - cy, period)
             L[mask] = CLASS_L[o["class"]] + TEXTURE_AMPLITUDE * tex[mask] + grain[gy:gy + S, gx:gx + S][mask]
             lab_t[mask] = i + 1
         for lab_value, c in enumerate(region_class):

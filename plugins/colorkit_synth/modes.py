@@ -42,7 +42,7 @@ COHERENCE_TOL = 0.05
 """Largest RMS spread of ab inside a region for it to count as one colour (ab/128, 6.4 Lab units)."""
 
 
-def _labels_at(labels: Tensor, h: int, w: int) -> Tensor:
+def labels_at(labels: Tensor, h: int, w: int) -> Tensor:
     """A label map ``(S, S)`` resized (nearest) to ``(h, w)``, int64."""
     lab = torch.as_tensor(labels)
     if tuple(lab.shape) != (h, w):
@@ -52,7 +52,7 @@ def _labels_at(labels: Tensor, h: int, w: int) -> Tensor:
 
 def region_weights(labels: Tensor, n_regions: int, h: int, w: int) -> tuple[Tensor, Tensor]:
     """Interior masks ``(R, h, w)`` float and a ``(R,)`` bool of regions present at this size."""
-    lab = _labels_at(labels, h, w)
+    lab = labels_at(labels, h, w)
     if lab.min() < 0 or lab.max() >= n_regions:
         raise ColorkitError(f"label map has values {int(lab.min())}-{int(lab.max())}; expected 0-{n_regions - 1}")
     masks = F.one_hot(lab, n_regions).permute(2, 0, 1).float()  # (R, h, w)
@@ -62,7 +62,7 @@ def region_weights(labels: Tensor, n_regions: int, h: int, w: int) -> tuple[Tens
     return use, masks.flatten(1).sum(1) > 0
 
 
-def _check_record(rec: Any) -> None:
+def check_record(rec: Any) -> None:
     if not isinstance(rec, dict) or "labels" not in rec or not isinstance(rec.get("themes"), list) or not rec["themes"]:
         raise ColorkitError("mode metrics need synth metadata per image (a 'labels' map and a list of 'themes'); "
                             "use them on a synth data set")
@@ -70,7 +70,7 @@ def _check_record(rec: Any) -> None:
 
 def image_scores(samples: Tensor, rec: dict[str, Any]) -> tuple[float, float, float]:
     """``(recall, precision, coherence)`` of one image's colorizations ``(k, 2, H, W)``."""
-    _check_record(rec)
+    check_record(rec)
     k, _, h, w = samples.shape
     colours = torch.tensor([g["ab"] for g in rec["themes"]], dtype=torch.float32)  # (G, R, 2)
     n_regions = colours.shape[1]

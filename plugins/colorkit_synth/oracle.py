@@ -19,7 +19,7 @@ from torch import Tensor
 from colorkit.core.interfaces import ComponentConfig, Method, Stage, StepContext
 from colorkit.core.registry import ColorkitError
 
-from .modes import _check_record, _labels_at
+from .modes import check_record, labels_at
 
 
 class OracleConfig(ComponentConfig):
@@ -59,9 +59,9 @@ class Oracle(Method):
         out = torch.zeros(b, k, 2, h, w)
         dev = generator.device if generator is not None else torch.device("cpu")
         for i, rec in enumerate(meta):
-            _check_record(rec)
+            check_record(rec)
             groups = rec["themes"]
-            labels = _labels_at(rec["labels"], h, w)
+            labels = labels_at(rec["labels"], h, w)
             p = torch.tensor([float(g["p"]) for g in groups], dtype=torch.float64)
             if len(groups) <= k:
                 order = [j % len(groups) for j in range(k)]

@@ -172,7 +172,7 @@ def bench_video(methods, runs, spec, preset, clips, frames, k, seed, variants, w
     """
     import colorkit
     from colorkit.core import loadwatch
-    from colorkit.core.checkpoint import atomic_write_text
+    from colorkit.core.fs import atomic_write_text
     from colorkit.core.plugin_manager import registry
     from colorkit.core.registry import ColorkitError
     from colorkit.eval.machine import describe_machine, machine_line, machine_speed

@@ -242,7 +242,7 @@ def build_world(spec: SynthSpec) -> World:
 
 
 # ----------------------------------------------------------------------------- rendering
-def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+def shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
     ax, ay = np.abs(dx), np.abs(dy)
     d = np.hypot(dx, dy)
     if shape == "disc":
@@ -264,7 +264,7 @@ def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndar
     raise AssertionError(shape)
 
 
-def _texture(kind: str, xx: np.ndarray, yy: np.ndarray, period: float) -> np.ndarray:
+def texture(kind: str, xx: np.ndarray, yy: np.ndarray, period: float) -> np.ndarray:
     """A grey pattern in [-1, 1]."""
     if kind == "plain":
         return np.zeros_like(xx)
@@ -313,9 +313,9 @@ def render(world: World, rng: np.random.Generator, size: int) -> tuple[np.ndarra
         if placed is None:
             continue  # no room left: fewer objects
         c, r, cx, cy = placed
-        mask = _shape_mask(SHAPES[c], xx - cx, yy - cy, r)
+        mask = shape_mask(SHAPES[c], xx - cx, yy - cy, r)
         period = max(2.0, 5.0 * scale)
-        L[mask] = CLASS_L[c] + TEXTURE_AMPLITUDE * _texture(TEXTURES[c], xx - cx, yy - cy, period)[mask]
+        L[mask] = CLASS_L[c] + TEXTURE_AMPLITUDE * texture(TEXTURES[c], xx - cx, yy - cy, period)[mask]
         labels[mask] = len(objects) + 1
         objects.append({"class": c, "shape": SHAPES[c], "cx": round(cx, 4), "cy": round(cy, 4), "r": round(r, 4)})
     L = L + rng.uniform(-NOISE_AMPLITUDE, NOISE_AMPLITUDE, L.shape)
@@ -385,8 +385,8 @@ def _write(world: World, folder: Path) -> None:
     import torch
     from PIL import Image
 
-    from colorkit.core.checkpoint import save_tensors
     from colorkit.core.color import lab_to_rgb
+    from colorkit.core.tensorfile import save_tensors
 
     spec = world.spec
     rng = np.random.default_rng([spec.seed, 1])

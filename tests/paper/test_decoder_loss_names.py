@@ -70,11 +70,12 @@ def test_option_takes_a_single_name(stats16):
         create_method("mdn", stats=stats16, preset="tiny", image_size=S, decoder_loss="nope")
 
 
-def test_saved_configs_with_the_former_field_load(stats16):
-    with pytest.warns(DeprecationWarning, match="loss_weights is deprecated; use decoder_loss"):
-        m = create_method("mdn", stats=stats16, preset="tiny", image_size=S, use_cache=False,
-                          loss_weights={"l2": 1.0, "grad": 0.5})
-    assert m.config.decoder_loss == {"l2": 1.0, "grad": 0.5}
+def test_the_former_field_name_is_an_unknown_field(stats16):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="loss_weights"):
+        create_method("mdn", stats=stats16, preset="tiny", image_size=S, use_cache=False,
+                      loss_weights={"l2": 1.0, "grad": 0.5})
 
 
 class Tv(torch.nn.Module):

@@ -129,12 +129,6 @@ def test_paper_loss_weights_are_config(fields, stats64):
     torch.testing.assert_close(with_l2, 2 * naive_l2(target, pred))
 
 
-def test_weights_is_the_former_name_of_term_weights():
-    loss = PaperLoss(hist=1.0, mah=0.5, grad=0.0)
-    with pytest.warns(DeprecationWarning, match=r"PaperLoss.weights is deprecated; use PaperLoss.term_weights"):
-        assert loss.weights == loss.term_weights == {"hist": 1.0, "mah": 0.5}
-
-
 def test_zero_when_equal(fields, stats64):
     _, target = fields
     for name in ("l2", "hist", "mah", "grad", "paper"):

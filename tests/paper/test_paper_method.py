@@ -230,7 +230,8 @@ def test_cached_features_train_the_same_mdn(colorkit_tiny_dataset, tmp_path):
 def test_a_checkpoint_from_before_the_kept_codes_still_loads(stats16, tmp_path):
     """Runs written before ``mdn`` kept its training codes lack those two buffers: they load,
     sample as before, and ``vae-kmeans`` says what is missing."""
-    from colorkit.core.checkpoint import load_tensors, save_tensors
+    from colorkit.core.checkpoint import load_tensors
+    from colorkit.core.tensorfile import save_tensors
 
     m = tiny("mdn", stats16)
     save_component(m, tmp_path / "ckpt", stats=stats16)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from colorkit_paper.layers import SameConv2d
 from colorkit_paper.vae import VAE, VAESkip
 
 from colorkit import ColorkitError
+from colorkit.core.layers import SameConv2d
 
 
 @pytest.mark.parametrize("kernel, stride, size, out", [(4, 1, 4, 4), (4, 1, 7, 7), (5, 2, 16, 8), (4, 2, 8, 4),
