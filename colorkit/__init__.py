@@ -51,6 +51,10 @@ _LAZY = {
     "colorize_clip": "colorkit.apps.video",
     # any kind by name, and a component defined in this process (colorkit/api.py)
     **{name: "colorkit.api" for name in ("create", "list", "register", "unregister")},
+    # a data set's archive into the cache (docs/quickstart.md, "Data sets")
+    "fetch": "colorkit.data.recipes",
+    # a component whose tensors come from elsewhere (an installed package's weights)
+    "ExternalWeights": "colorkit.core.interfaces",
 }
 
 _LAZY_MODULES = {"distributed": "colorkit.core.distributed", "train": "colorkit.train"}
@@ -73,6 +77,11 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'colorkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """Every public name, the lazily loaded ones included (tab completion, ``dir(colorkit)``)."""
+    return sorted({*globals(), *__all__, *_LAZY_MODULES})
 
 
 def load(run_dir=None, device: str = "auto", options: dict | None = None):
@@ -114,7 +123,6 @@ def bench(methods, **settings) -> dict:
 __all__ = [
     "load",
     "bench",
-    "train",
     "color_stats",
     "__version__",
     "ColorkitError",
@@ -131,4 +139,5 @@ __all__ = [
     "list_methods",
     "list_metrics",
     *_LAZY,
+    *_LAZY_MODULES,
 ]

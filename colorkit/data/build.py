@@ -208,7 +208,7 @@ def assemble(source: Source, manifests: list[dict[str, Any]], settings: dict[str
         h.update(json.dumps([m["sha256"], m["files"], sorted(m["skipped_files"].items())]).encode())
     counts = Counter(skipped_files.values())
     n_kept = len(files)
-    rule = getattr(source, "split_rule", None)
+    rule = source.split_rule
     return {
         "format": FORMAT,
         "colorkit_version": __version__,

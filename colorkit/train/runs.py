@@ -179,7 +179,7 @@ def _train_locked(cfg: RunConfig, *, out: Path, resume: bool, prepared: Any, sta
             "dataset": {"source": str(ds.source), "size": ds.size, "n_train": len(ds.train_idx),
                         "n_test": len(ds.test_idx), "hash": ds.info().get("hash")},
             "stats": {k: st.meta.get(k) for k in ("weighting", "k", "lambda", "sigma", "gamut")
-                      if getattr(st, "meta", None) and k in st.meta},
+                      if k in st.meta},
             "train_seconds": summary["train_seconds"], "stage_seconds": summary["stage_seconds"],
             "stage_budget": summary["stage_budget"], "threads": summary["threads"],
             "thread_changes": summary["thread_changes"],
