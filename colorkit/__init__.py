@@ -3,9 +3,6 @@ Colorization", CVPR 2017), its baselines, and a benchmark of diversity against e
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-
 from colorkit.api import (  # noqa: E402
     create_backbone,
     create_decoder_loss,
@@ -19,6 +16,7 @@ from colorkit.api import (  # noqa: E402
     list_methods,
     list_metrics,
 )
+from colorkit.core.environment import __version__  # noqa: E402
 from colorkit.core.plugin_manager import hookimpl  # noqa: E402
 from colorkit.core.registry import ColorkitError  # noqa: E402
 

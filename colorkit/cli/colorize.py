@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from colorkit.cli.options import option_pairs, parse_options, progress_option
-from colorkit.core.registry import ColorkitError
 from colorkit.core.sequence import SCENE_THRESHOLD
 from colorkit.core.stages import MAX_SEED
 from colorkit.data.imageio import MAX_PIXELS
@@ -108,100 +105,11 @@ def colorize(images, run_dir, k, out, mode, seed, device, max_pixels, batch_size
       colorkit colorize film.mp4 --k 5 --out film-colorized/
       colorkit colorize scans/reel1/ --frames --fps 18 --out reel1-colorized/
     """
-    from colorkit.apps.hintfiles import command_line_hints
-    from colorkit.apps.sources import is_pattern
-    from colorkit.data.video import is_clip
-    from colorkit.inference.output import output_format
+    from colorkit.apps.colorize import Request, colorize_inputs
 
-    clips = [p for p in images if is_clip(p)]
-    hinted = bool(hint_args) or hints_path is not None
-    if as_frames or clips:
-        what = images[0] if as_frames else clips[0]
-        if hinted:
-            raise ColorkitError(f"--hint and --hints are for photos; {what} is a clip (colour hints are not taken "
-                                "for videos or folders of frames)")
-        if fmt_name is not None or quality is not None:
-            raise ColorkitError(f"--format and --quality are for photos; a clip's versions are written in the clip's "
-                                f"own kind of file ({what})")
-        if len(images) > 1:
-            raise ColorkitError(f"a clip must be the only IMAGES argument (got {len(images)} arguments, including "
-                                f"{what})")
-        if as_frames and not Path(images[0]).is_dir():
-            raise ColorkitError(f"--frames needs a folder of numbered frames; {images[0]} is not a folder")
-        _colorize_clip(images[0], run_dir, k, out, mode, seed, device, max_pixels, fps, container, scene_threshold,
-                       not quiet, parse_options(options))
-        return
-    if fps is not None:
-        raise ColorkitError("--fps is for a folder of frames given with --frames")
-    if container is not None:
-        raise ColorkitError("--container is for clips; photos take --format")
-    fmt = output_format(fmt_name or "png", quality)
-
-    patterns = [p for p in images if is_pattern(p)]
-    if hinted and patterns:
-        raise ColorkitError(f"--hint and --hints are for one photo (their points are its pixels), not a folder or "
-                            f"glob ({patterns[0]}); put each photo's hints in NAME.hints.json beside NAME.jpg")
-    if hinted and len(images) > 1:
-        raise ColorkitError(f"--hint and --hints are for one photo (their points are its pixels), not {len(images)}; "
-                            "colorize each photo with its own hints, or put them in NAME.hints.json beside "
-                            "NAME.jpg in a folder")
-    hints = command_line_hints(hint_args, hints_path) if hinted else None
-    if patterns:
-        if len(images) > 1:
-            raise ColorkitError(f"a folder or glob must be the only IMAGES argument (got {len(images)} arguments, "
-                                f"including {patterns[0]}); quote a glob so that colorkit expands it")
-        _colorize_folder(images[0], run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt,
-                         not quiet, parse_options(options))
-        return
-    _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, parse_options(options),
-                     hints or None)
-
-
-def _colorize_photos(images, run_dir, k, out, mode, seed, device, max_pixels, fmt, options, hints=None) -> None:
-    from colorkit.apps.photos import check_photos, colorize_photos
-    from colorkit.inference import load
-
-    first = check_photos(images, out, hints=hints, max_pixels=max_pixels)  # before the model loads
-    colorizer = load(run_dir, device=device, options=options)
-    colorize_photos(colorizer, images, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels, fmt=fmt, hints=hints,
-                    first=first, echo=click.echo)
-    _note_demo(colorizer)
-
-
-def _colorize_folder(arg, run_dir, k, out, mode, seed, device, max_pixels, batch_size, fmt, progress,
-                     options) -> None:
-    from colorkit.apps.folder import colorize_folder, summary_lines
-    from colorkit.inference import load
-
-    colorizer = load(run_dir, device=device, options=options)
-    record = colorize_folder(colorizer, arg, out, k=k, mode=mode, seed=seed, max_pixels=max_pixels,
-                             batch_size=batch_size, fmt=fmt, progress=progress, echo=lambda m: click.echo(m, err=True))
-    for line in summary_lines(record, Path(out)):
-        click.echo(line)
-    _note_demo(colorizer)
-
-
-def _colorize_clip(source, run_dir, k, out, mode, seed, device, max_pixels, fps, container, scene_threshold,
-                   progress, options) -> None:
-    from colorkit.apps.video import check_clip_output, colorize_clip, summary_lines
-    from colorkit.data.video import probe
-    from colorkit.inference import load
-
-    info = probe(source, fps, max_pixels)  # a bad clip fails before the model loads (its size: before any decoding)
-    check_clip_output(info, Path(source), Path(out), container)
-    colorizer = load(run_dir, device=device, options=options)
-    record = colorize_clip(colorizer, source, out, k=k, mode=mode, seed=seed, fps=fps, scene_threshold=scene_threshold,
-                           max_pixels=max_pixels, container=container, progress=progress,
-                           echo=lambda m: click.echo(m, err=True))
-    if "made" in record and not record.get("already_done"):
-        for line in summary_lines(record, Path(out)):
-            click.echo(line)
-    _note_demo(colorizer)
-
-
-def _note_demo(colorizer) -> None:
-    if colorizer.bundled:
-        from colorkit.inference.colorizer import DEMO_MODEL_NOTE
-
-        click.echo(f"colorkit: note: {DEMO_MODEL_NOTE}", err=True)
-
+    colorize_inputs(Request(images=list(images), run_dir=run_dir, k=k, out=out, mode=mode, seed=seed, device=device,
+                            max_pixels=max_pixels, batch_size=batch_size, fmt_name=fmt_name, quality=quality,
+                            as_frames=as_frames, fps=fps, container=container, scene_threshold=scene_threshold,
+                            hint_args=list(hint_args), hints_path=hints_path, progress=not quiet,
+                            options=parse_options(options)),
+                    echo=click.echo, note=lambda m: click.echo(m, err=True))

@@ -28,7 +28,7 @@ from safetensors import SafetensorError as SafetensorsError
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from colorkit import __version__
+from colorkit.core.environment import __version__
 from colorkit.core.fs import (
     atomic_dir,
     atomic_write_text,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import platform
 
-from colorkit import __version__
+__all__ = ["__version__", "versions"]
 
-__all__ = ["versions"]
+__version__ = "0.1.0"
+"""colorkit's version (``colorkit.__version__``; the same as pyproject.toml's)."""
 
 OPTIONAL = ("kornia", "timm", "PIL", "triton")
 """Libraries whose version is recorded when they import (triton is absent off Linux)."""

@@ -2,7 +2,7 @@
 
 ``create_<kind>(name, **kwargs)`` builds a component, ``list_<kind>s(pattern)`` lists names.
 An unknown name fails listing the known ones; a duplicate name is an error naming both
-sources. A name ending in ``:`` registers a family (``timm:`` -> ``timm:resnet18``); the
+sources. A name ending in ``:`` registers a family (a plugin's ``fam:`` gives ``fam:member`` for every member); the
 part after the colon is passed to the factory as ``variant=``.
 """
 

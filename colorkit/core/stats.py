@@ -23,13 +23,12 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor
 
-from colorkit import __version__
 from colorkit.core.ab_grid import (  # noqa: F401 - the grid's names, importable from here as before
     BIN_MIN,
     BIN_STEP,
@@ -44,12 +43,29 @@ from colorkit.core.ab_grid import (  # noqa: F401 - the grid's names, importable
     nearest_in_gamut,
 )
 from colorkit.core.color import AB_SCALE
+from colorkit.core.environment import __version__
 from colorkit.core.pca import flip_signs, pca_in_memory, top_eigh
 from colorkit.core.registry import ColorkitError
 from colorkit.core.tensorfile import save_tensors
 
 if TYPE_CHECKING:  # pragma: no cover
-    from colorkit.data import PreparedDataset
+    import numpy as np
+
+
+class PreparedDataset(Protocol):
+    """What the statistics read of a prepared data set (:class:`colorkit.data.PreparedDataset`
+    is one): its training split, sizes, split rule, content hash and cache folder."""
+
+    source: Any
+    root: Any
+    n: int
+    size: int
+    hash: str
+    seed: int
+    test_size: int
+    train_idx: np.ndarray
+
+    def split(self, name: str) -> Any: ...
 
 FORMAT = "colorkit-stats-v1"
 UNITS = "ab/128; variances in (ab/128)^2"

@@ -28,8 +28,8 @@ from typing import Any
 
 from PIL import Image
 
-from colorkit import __version__
 from colorkit.core import fs
+from colorkit.core.environment import __version__
 from colorkit.core.registry import ColorkitError
 from colorkit.data import images as _images
 from colorkit.data.records import Record, Source, decode_record

@@ -45,8 +45,8 @@ from typing import Any
 
 import torch
 
-from colorkit import __version__
 from colorkit.core import loadwatch
+from colorkit.core.environment import __version__
 from colorkit.core.fs import atomic_write_text
 from colorkit.core.registry import ColorkitError
 from colorkit.core.threads import STARTUP, machine_load, openmp_environment, resolve_threads

@@ -35,7 +35,7 @@ from colorkit.inference.photo import check_k
 
 if TYPE_CHECKING:
     from colorkit.core.sequence import SequenceSampler
-    from colorkit.inference.colorizer import Colorizer
+    from colorkit.inference.protocol import LoadedModel
 
 
 @dataclass
@@ -83,9 +83,9 @@ class VideoColorization:
     docstring). ``versions``: which versions to compose (default all k); ``fps``: for a
     folder of numbered frames. Iterating again runs the pipeline again."""
 
-    def __init__(self, colorizer: Colorizer, source: str | Path, *, k: int = 5, mode: str | None = None, seed: int = 0,
-                 fps: float | None = None, scene_threshold: float | None = SCENE_THRESHOLD, chunk: int = 8,
-                 versions: list[int] | None = None, max_pixels: int | None = None) -> None:
+    def __init__(self, colorizer: LoadedModel, source: str | Path, *, k: int = 5, mode: str | None = None,
+                 seed: int = 0, fps: float | None = None, scene_threshold: float | None = SCENE_THRESHOLD,
+                 chunk: int = 8, versions: list[int] | None = None, max_pixels: int | None = None) -> None:
         check_k(k)
         if chunk < 1:
             raise ColorkitError(f"chunk must be at least 1, got {chunk}")

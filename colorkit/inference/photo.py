@@ -35,7 +35,7 @@ from colorkit.data.imageio import model_grey, open_image, to_tensor
 from colorkit.inference.output import Writer
 
 if TYPE_CHECKING:
-    from colorkit.inference.colorizer import Colorizer
+    from colorkit.inference.protocol import LoadedModel
 
 MAX_K = 64
 """Most colorizations per image."""
@@ -49,7 +49,7 @@ def check_k(k: int) -> None:
 
 
 @torch.no_grad()
-def colorize_full_resolution(colorizer: Colorizer, image: Any, *, k: int, mode: str | None, seed: int,
+def colorize_full_resolution(colorizer: LoadedModel, image: Any, *, k: int, mode: str | None, seed: int,
                              output: str = "images", max_pixels: int | None = None, hints: Any = None) -> Any:
     if output not in {"images", "tensors"}:
         raise ColorkitError(f"output must be 'images' or 'tensors', got {output!r}")
@@ -60,7 +60,7 @@ def colorize_full_resolution(colorizer: Colorizer, image: Any, *, k: int, mode: 
 
 
 @torch.no_grad()
-def iter_colorizations(colorizer: Colorizer, image: Any, *, k: int, mode: str | None = None, seed: int = 0,
+def iter_colorizations(colorizer: LoadedModel, image: Any, *, k: int, mode: str | None = None, seed: int = 0,
                        max_pixels: int | None = None, hints: Any = None) -> Iterator[Image.Image]:
     """The ``k`` colorizations of ``image`` at its own resolution, one PIL image at a time.
 
@@ -132,7 +132,7 @@ def write_colorizations(img: Image.Image | Lightness, ab: torch.Tensor, writer: 
 
 
 @torch.no_grad()
-def colorize_photo(colorizer: Colorizer, img: Image.Image, writer: Writer, paths: list[Path], *, k: int,
+def colorize_photo(colorizer: LoadedModel, img: Image.Image, writer: Writer, paths: list[Path], *, k: int,
                    mode: str | None = None, seed: int = 0, thumb_height: int | None = None,
                    hints: Any = None) -> tuple[list[Future], list[Image.Image]]:
     """The ``k`` colorizations of RGB ``img`` (those of ``colorizer.colorize``), written by
