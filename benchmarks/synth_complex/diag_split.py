@@ -1,0 +1,94 @@
+"""Why does an ``mdn`` run cover the synth themes or not? Diagnostics on the test split.
+
+    python benchmarks/synth_diagnose.py RUN_DIR [--dataset SPEC]
+
+Prints, over the test images: (1) the VAE alone: does decoding the posterior mean of the
+true colour field reproduce the drawn theme (the embedding's ceiling)? (2) the mixture:
+mean number of components with weight > 0.05, weight entropy, and per component the
+fraction of images where it is the most probable; (3) what each component's mean decodes
+to: the fraction of (image, component) pairs that reproduce some possible theme, and how
+many distinct themes the top-k and all components cover (top-k near-duplicates show as
+covered < valid).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from colorkit_synth.modes import MODE_TOL, region_weights
+
+from colorkit.data import prepare
+from colorkit.data.meta import load_meta
+from colorkit.inference import load
+from colorkit.train.runs import read_run
+
+
+def theme_match(samples: torch.Tensor, rec: dict) -> torch.Tensor:
+    """(k, G) bool: sample j reproduces possible theme g."""
+    k, _, h, w = samples.shape
+    colours = torch.tensor([g["ab"] for g in rec["themes"]], dtype=torch.float32)
+    wts, present = region_weights(rec["labels"], colours.shape[1], h, w)
+    wts, colours = wts[present], colours[:, present]
+    means = torch.einsum("kchw,rhw->krc", samples.float(), wts) / wts.flatten(1).sum(1)[None, :, None]
+    return ((means[:, None] - colours[None]).norm(dim=-1) <= MODE_TOL).all(-1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("--dataset", default=None)
+    ap.add_argument("--k", type=int, default=5)
+    a = ap.parse_args()
+    info = read_run(a.run)
+    ds = prepare(a.dataset or info["dataset"]["source"], size=info["dataset"]["size"], progress=False)
+    test = ds.split(__import__("os").environ.get("SPLIT", "test"))
+    b = test.batch(list(range(min(60, len(test)))))
+    meta = load_meta(ds)(b["index"])
+    m = load(a.run).method
+    with torch.no_grad():
+        post = m.embedder.encode(b["ab"], b["grey"] if m.embedder.uses_grey else None)
+        rec_ab = m.embedder.decode(post.mu, b["grey"] if m.embedder.uses_grey else None)
+        log_pi, mu = m.mdn(m.backbone(b["grey"]))
+        n, M, d = mu.shape
+        gk = b["grey"].repeat_interleave(M, 0) if m.embedder.uses_grey else None
+        comp = m.embedder.decode(mu.reshape(n * M, d), gk).reshape(n, M, 2, *b["ab"].shape[-2:])
+    vae_ok = []
+    for i, rec in enumerate(meta):
+        drawn = next(j for j, g in enumerate(rec["themes"]) if rec["theme"] in g["ids"])
+        vae_ok.append(bool(theme_match(rec_ab[i : i + 1], rec)[0, drawn]))
+    pi = log_pi.exp()
+    print(f"VAE reconstruction (posterior mean) reproduces the drawn theme: {np.mean(vae_ok):.3f}")
+    print(
+        f"components with pi > 0.05: {(pi > 0.05).sum(1).float().mean():.2f} of {M}; "
+        f"weight entropy {(-(pi * log_pi).sum(1)).mean():.3f} nats (uniform: {np.log(M):.3f})"
+    )
+    win = torch.bincount(pi.argmax(1), minlength=M).float() / n
+    print("winner fraction per component:", " ".join(f"{x:.2f}" for x in win.tolist()))
+    print("mean pi per component:       ", " ".join(f"{x:.2f}" for x in pi.mean(0).tolist()))
+    valid_c, cov_top, cov_all, dup_top, groups = [], [], [], [], []
+    order = torch.sort(log_pi, dim=1, descending=True, stable=True).indices
+    per_comp_valid = torch.zeros(M)
+    for i, rec in enumerate(meta):
+        mt = theme_match(comp[i], rec)  # (M, G)
+        per_comp_valid += mt.any(1).float()
+        valid_c.append(float(mt.any(1).float().mean()))
+        top = mt[order[i, : a.k]]
+        cov_top.append(int(top.any(0).sum()))
+        cov_all.append(int(mt.any(0).sum()))
+        dup_top.append(int(top.any(1).sum()) - int(top.any(0).sum()))
+        groups.append(len(rec["themes"]))
+    print(
+        "per component: fraction of images its mean reproduces a theme:",
+        " ".join(f"{x:.2f}" for x in (per_comp_valid / n).tolist()),
+    )
+    print(f"(image, component) pairs reproducing a theme: {np.mean(valid_c):.3f}")
+    print(
+        f"themes covered by top-{a.k}: {np.mean(cov_top):.2f}; by all {M} components: {np.mean(cov_all):.2f}; "
+        f"possible themes per image {np.mean(groups):.2f}; valid-but-duplicate top-{a.k} outputs {np.mean(dup_top):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
