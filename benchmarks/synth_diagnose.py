@@ -1,6 +1,6 @@
 """Why does an ``mdn`` run cover the synth themes or not? Diagnostics on the test split.
 
-    python benchmarks/synth_diagnose.py RUN_DIR [--dataset SPEC]
+    python benchmarks/synth_diagnose.py RUN_DIR [--dataset SPEC] [--split test|train] [--max-images N]
 
 Prints, over the test images: (1) the VAE alone: does decoding the posterior mean of the
 true colour field reproduce the drawn theme (the embedding's ceiling)? (2) the mixture:
@@ -40,11 +40,13 @@ def main() -> None:
     ap.add_argument("run")
     ap.add_argument("--dataset", default=None)
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--split", default="test", choices=["test", "train"], help="the split to diagnose")
+    ap.add_argument("--max-images", type=int, default=None, help="at most this many images of the split")
     a = ap.parse_args()
     info = read_run(a.run)
     ds = prepare(a.dataset or info["dataset"]["source"], size=info["dataset"]["size"], progress=False)
-    test = ds.split("test")
-    b = test.batch(list(range(len(test))))
+    test = ds.split(a.split)
+    b = test.batch(list(range(min(a.max_images or len(test), len(test)))))
     meta = load_meta(ds)(b["index"])
     m = load(a.run).method
     with torch.no_grad():

@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from test_layers_imports import ORDER, find_cycle
 
 ROOT = Path(__file__).resolve().parents[1] / "colorkit"
 
@@ -33,26 +34,6 @@ def graph_of(folder: str) -> dict[str, set[str]]:
     return {name: imported_modules(path, package, set(paths)) - {name} for name, path in paths.items()}
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (found := visit(node)):
-            return found
-    return None
 
 
 @pytest.mark.parametrize("folder", ["core", "train", "inference", "apps", "eval", "data"])
@@ -76,9 +57,6 @@ def test_the_check_sees_a_cycle_through_a_type_hint(tmp_path):
     (tmp_path / "a.py").write_text(hint)
     assert imported_modules(tmp_path / "a.py", "colorkit.x", {"colorkit.x.b"}) == {"colorkit.x.b"}
     assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
-
-
-ORDER = ["core", "data", "metrics", "builtin_components", "api", "train", "inference", "eval", "apps", "cli"]
 
 
 def every_import(path: Path) -> list[str]:
