@@ -52,6 +52,15 @@ def test_a_slow_step_stops_the_timing_early():
     assert 1 <= len(times) <= 3  # three times `seconds` at most, not 50 steps
 
 
+def test_the_results_header_says_when_torch_runs_narrower_kernels_than_the_cpu_has():
+    m = {"processor": "Some CPU 9000", "cpu_flags": "avx512", "torch_cpu_capability": "AVX2",
+         "reference_steps_per_s": 6.5, "reference": {"threads": 1}}
+    assert machine.machine_line(m) == ("machine: 6.5 reference steps/s at 1 threads, load unknown, CPU Some CPU 9000 "
+                                       "(avx512; torch kernels AVX2)")
+    m["torch_cpu_capability"] = "AVX512"
+    assert machine.machine_line(m).endswith("CPU Some CPU 9000 (avx512)")
+
+
 def test_the_results_header_names_the_machine():
     from colorkit.eval.report import table_markdown
 

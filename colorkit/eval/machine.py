@@ -192,6 +192,15 @@ def machine_speed(threads: int | None = None) -> dict[str, Any]:
             "anchor_gflops": anchor_gflops(threads)}
 
 
+def _narrower_kernels(machine: dict[str, Any]) -> str:
+    """``"; torch kernels AVX2"`` where torch dispatched to other kernels than the CPU's
+    flags class says (``ATEN_CPU_CAPABILITY`` set, or a torch built without them), else ``""``."""
+    cap, flags = machine.get("torch_cpu_capability"), machine.get("cpu_flags")
+    if not cap or not flags or flags == "unknown" or str(cap).lower() == str(flags).lower():
+        return ""
+    return f"; torch kernels {cap}"
+
+
 def machine_line(machine: dict[str, Any]) -> str:
     """One line for a results table's header: ``machine: N reference steps/s, load L, CPU ...``."""
     ref = machine.get("reference_steps_per_s")
@@ -202,7 +211,7 @@ def machine_line(machine: dict[str, Any]) -> str:
     text = (f"machine: {ref if ref is not None else 'no'} reference steps/s"
             + (f" at {threads} threads" if threads else "")
             + f", load {load if load is not None else 'unknown'}, CPU {machine.get('processor', 'unknown')}"
-            + f" ({machine.get('cpu_flags', 'unknown')})")
+            + f" ({machine.get('cpu_flags', 'unknown')}{_narrower_kernels(machine)})")
     anchor = machine.get("anchor_gflops")
     if anchor:
         text += f"; anchor: matmul {anchor.get('matmul')} GFLOP/s, convolution {anchor.get('conv')} GFLOP/s"
