@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator
 from torch import Tensor, nn
 
 from colorkit.core.interfaces import ComponentConfig, Embedder, Posterior
@@ -58,11 +58,6 @@ class VAEConfig(ComponentConfig):
     """How the colour encoder's last maps (S/16 x S/16) become the code: ``flatten`` (the
     paper: a fully connected layer over every position) or a global ``max`` or ``mean`` over
     the positions before it, so that the code does not depend on where things are."""
-    encoder_local: bool = False
-    """The colour encoder sees 13-pixel windows instead of the whole image: ``C(5,2,w0) B ->
-    C(5,1,w1) B -> C(1,1,w3) B`` at S/2, then ``encoder_pool`` (``max`` or ``mean``) over
-    every position, so the code summarises which colours appear with which local grey
-    patterns, not where (needs ``encoder_pool`` max or mean)."""
 
     @field_validator("image_size")
     @classmethod
@@ -70,12 +65,6 @@ class VAEConfig(ComponentConfig):
         if v < 16 or not is_power_of_two(v):
             raise ValueError(f"image_size must be a power of two >= 16, got {v}")
         return v
-
-    @model_validator(mode="after")
-    def _local_pools(self) -> VAEConfig:
-        if self.encoder_local and self.encoder_pool == "flatten":
-            raise ValueError("encoder_local needs encoder_pool 'max' or 'mean' (got 'flatten')")
-        return self
 
 
 VAE_PRESETS: dict[str, dict[str, Any]] = {
@@ -92,25 +81,21 @@ class ColourEncoder(nn.Module):
     :attr:`VAEConfig.encoder_pool`."""
 
     def __init__(self, widths: tuple[int, ...], latent_dim: int, image_size: int, dropout: float,
-                 in_channels: int = 2, pool: str = "flatten", local: bool = False) -> None:
+                 in_channels: int = 2, pool: str = "flatten") -> None:
         super().__init__()
         w0, w1, w2, w3 = widths
         self.in_channels, self.pool = in_channels, pool
-        if local:  # 13-pixel windows at S/2
-            self.convs = nn.Sequential(ConvBlock(in_channels, w0, 5, 2), ConvBlock(w0, w1, 5, 1),
-                                       ConvBlock(w1, w3, 1, 1))
-        else:
-            self.convs = nn.Sequential(
-                ConvBlock(in_channels, w0, 5, 2), ConvBlock(w0, w1, 5, 2), ConvBlock(w1, w2, 5, 2),
-                ConvBlock(w2, w3, 4, 2),
-            )
+        self.convs = nn.Sequential(
+            ConvBlock(in_channels, w0, 5, 2), ConvBlock(w0, w1, 5, 2), ConvBlock(w1, w2, 5, 2),
+            ConvBlock(w2, w3, 4, 2),
+        )
         side = image_size // 16
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(w3 * (side * side if pool == "flatten" else 1), 2 * latent_dim)  # F(2d)
 
     def forward(self, ab: Tensor, grey: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = ab if self.in_channels == 2 else torch.cat([ab, grey.to(ab) - 0.5], dim=1)  # type: ignore[union-attr]
-        h = self.convs(x)  # (B, w3, S/16, S/16); (B, w3, S/2, S/2) with ``local``
+        h = self.convs(x)  # (B, w3, S/16, S/16)
         if self.pool == "max":
             h = h.amax(dim=(2, 3))  # (B, w3)
         elif self.pool == "mean":
@@ -186,8 +171,7 @@ class VAE(Embedder):
         c = self.config
         self.latent_dim = c.latent_dim
         self.encoder = ColourEncoder(c.widths, c.latent_dim, c.image_size, c.dropout,
-                                     3 if self.uses_grey and c.encoder_grey else 2, c.encoder_pool,
-                                     c.encoder_local)
+                                     3 if self.uses_grey and c.encoder_grey else 2, c.encoder_pool)
         self.decoder = Decoder(c.widths, c.latent_dim, c.image_size, self._skip_channels())
 
     def _skip_channels(self) -> tuple[int, int, int, int]:

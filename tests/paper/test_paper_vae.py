@@ -109,25 +109,3 @@ def test_encoder_pool_reads_the_pooled_maps(pool):
         torch.testing.assert_close(vae.encode(ab).mu, vae.encoder.fc(pooled).chunk(2, 1)[0])
     flat = VAESkip(preset="tiny", image_size=32)
     assert flat.encoder.fc.in_features == w3 * 2 * 2
-
-
-def _square(size: int, top: int, left: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A 6x6 coloured square, lighter than its grey surroundings, on an otherwise empty field."""
-    ab, grey = torch.zeros(1, 2, size, size), torch.full((1, 1, size, size), 0.5)
-    ab[:, 0, top : top + 6, left : left + 6], ab[:, 1, top : top + 6, left : left + 6] = 0.3, -0.2
-    grey[:, :, top : top + 6, left : left + 6] = 0.7
-    return ab, grey
-
-
-def test_a_local_encoder_gives_the_same_code_wherever_a_shape_is():
-    """``encoder_local`` + ``encoder_pool='max'``: a shape moved elsewhere (away from the
-    borders, by whole S/2 steps) keeps its code; the paper's encoder gives another code."""
-    local = VAESkip(preset="tiny", image_size=32, encoder_grey=True, encoder_pool="max", encoder_local=True).eval()
-    paper = VAESkip(preset="tiny", image_size=32, encoder_grey=True).eval()
-    assert [m.stride[0] for m in local.encoder.modules() if isinstance(m, torch.nn.Conv2d)] == [2, 1, 1]
-    a, b = _square(32, 8, 8), _square(32, 18, 14)
-    with torch.no_grad():
-        torch.testing.assert_close(local.encode(*a).mu, local.encode(*b).mu)
-        assert not torch.allclose(paper.encode(*a).mu, paper.encode(*b).mu, atol=1e-4)
-    with pytest.raises(ValueError, match="encoder_local needs encoder_pool"):
-        VAESkip(preset="tiny", encoder_local=True)
