@@ -23,7 +23,7 @@ Units: ``ab`` = Lab ab / 128, ``grey`` = L / 100.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, PositiveInt, field_validator
@@ -50,14 +50,6 @@ class VAEConfig(ComponentConfig):
     """``vae-skip``: channels of colour-hint maps read by the grey-level encoder beside the
     grey image (0: none; the ``mdn-skip`` method sets it when it learns from hints). The
     plain ``vae`` has no grey-level encoder and ignores it."""
-    encoder_grey: bool = False
-    """``vae-skip``: the colour encoder reads the grey image beside ab, q(z | C, G), so the
-    code need carry only what the grey image does not say (the colours of what it shows);
-    the plain ``vae`` ignores it."""
-    encoder_pool: Literal["flatten", "max", "mean"] = "flatten"
-    """How the colour encoder's last maps (S/16 x S/16) become the code: ``flatten`` (the
-    paper: a fully connected layer over every position) or a global ``max`` or ``mean`` over
-    the positions before it, so that the code does not depend on where things are."""
 
     @field_validator("image_size")
     @classmethod
@@ -75,32 +67,21 @@ VAE_PRESETS: dict[str, dict[str, Any]] = {
 
 
 class ColourEncoder(nn.Module):
-    """``ab (B,2,S,S)`` [+ ``grey (B,1,S,S)``] ``-> (mu, logvar)``, each ``(B, d)``.
+    """``ab (B,2,S,S) -> (mu, logvar)``, each ``(B, d)``."""
 
-    ``in_channels``: 2 (ab) or 3 (ab and the centred grey image); ``pool``: see
-    :attr:`VAEConfig.encoder_pool`."""
-
-    def __init__(self, widths: tuple[int, ...], latent_dim: int, image_size: int, dropout: float,
-                 in_channels: int = 2, pool: str = "flatten") -> None:
+    def __init__(self, widths: tuple[int, ...], latent_dim: int, image_size: int, dropout: float) -> None:
         super().__init__()
         w0, w1, w2, w3 = widths
-        self.in_channels, self.pool = in_channels, pool
         self.convs = nn.Sequential(
-            ConvBlock(in_channels, w0, 5, 2), ConvBlock(w0, w1, 5, 2), ConvBlock(w1, w2, 5, 2),
-            ConvBlock(w2, w3, 4, 2),
+            ConvBlock(2, w0, 5, 2), ConvBlock(w0, w1, 5, 2), ConvBlock(w1, w2, 5, 2), ConvBlock(w2, w3, 4, 2)
         )
         side = image_size // 16
         self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(w3 * (side * side if pool == "flatten" else 1), 2 * latent_dim)  # F(2d)
+        self.fc = nn.Linear(w3 * side * side, 2 * latent_dim)  # F(2d)
 
-    def forward(self, ab: Tensor, grey: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = ab if self.in_channels == 2 else torch.cat([ab, grey.to(ab) - 0.5], dim=1)  # type: ignore[union-attr]
-        h = self.convs(x)  # (B, w3, S/16, S/16)
-        if self.pool == "max":
-            h = h.amax(dim=(2, 3))  # (B, w3)
-        elif self.pool == "mean":
-            h = h.mean(dim=(2, 3))
-        mu, logvar = self.fc(self.drop(h.flatten(1))).chunk(2, dim=1)  # (B, d) each
+    def forward(self, ab: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.convs(ab).flatten(1)  # (B, w3 * (S/16)^2)
+        mu, logvar = self.fc(self.drop(h)).chunk(2, dim=1)  # (B, d) each
         return mu, logvar
 
 
@@ -170,8 +151,7 @@ class VAE(Embedder):
         super().__init__(config, **fields)
         c = self.config
         self.latent_dim = c.latent_dim
-        self.encoder = ColourEncoder(c.widths, c.latent_dim, c.image_size, c.dropout,
-                                     3 if self.uses_grey and c.encoder_grey else 2, c.encoder_pool)
+        self.encoder = ColourEncoder(c.widths, c.latent_dim, c.image_size, c.dropout)
         self.decoder = Decoder(c.widths, c.latent_dim, c.image_size, self._skip_channels())
 
     def _skip_channels(self) -> tuple[int, int, int, int]:
@@ -186,13 +166,7 @@ class VAE(Embedder):
 
     def encode(self, ab: Tensor, grey: Tensor | None = None) -> Posterior:
         self._check(ab, 2, "ab")
-        if self.encoder.in_channels == 2:
-            return Posterior(*self.encoder(ab))
-        if grey is None:
-            raise ColorkitError(f"{type(self).__name__} with encoder_grey encodes with the grey image: "
-                                "call encode(ab, grey)")
-        self._check(grey, 1, "grey")
-        return Posterior(*self.encoder(ab, grey))
+        return Posterior(*self.encoder(ab))
 
     def decode(self, z: Tensor, grey: Tensor | None = None, hint_feats: Tensor | None = None) -> Tensor:
         return self.decoder(z)

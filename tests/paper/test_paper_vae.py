@@ -78,34 +78,3 @@ def test_backward_reaches_all_parameters():
     recon, post = vae(ab, grey)
     ((recon - ab).pow(2).sum() + post.kl().sum()).backward()
     assert all(p.grad is not None for p in vae.parameters())
-
-
-def test_encoder_grey_reads_the_grey_image():
-    """``encoder_grey``: vae-skip's colour encoder reads the grey image beside ab, q(z | C, G);
-    the plain VAE has no grey image to read and keeps its two-channel encoder."""
-    vae = VAESkip(preset="tiny", image_size=16, encoder_grey=True).eval()
-    assert vae.encoder.convs[0][0].in_channels == 3
-    ab = torch.rand(2, 2, 16, 16) - 0.5
-    a = vae.encode(ab, torch.zeros(2, 1, 16, 16)).mu
-    b = vae.encode(ab, torch.rand(2, 1, 16, 16)).mu
-    assert not torch.allclose(a, b)
-    with pytest.raises(ColorkitError, match="grey"):
-        vae.encode(ab)
-    assert VAE(preset="tiny", image_size=16, encoder_grey=True).encoder.convs[0][0].in_channels == 2
-    assert VAESkip(preset="tiny", image_size=16).encoder.convs[0][0].in_channels == 2
-
-
-@pytest.mark.parametrize("pool", ["max", "mean"])
-def test_encoder_pool_reads_the_pooled_maps(pool):
-    """``encoder_pool``: the code is read from the encoder's last maps pooled over every
-    position (a fully connected layer of w3 inputs), not from every position's features."""
-    vae = VAESkip(preset="tiny", image_size=32, encoder_pool=pool).eval()
-    w3 = vae.config.widths[3]
-    assert vae.encoder.fc.in_features == w3
-    ab = torch.rand(1, 2, 32, 32) - 0.5
-    with torch.no_grad():
-        maps = vae.encoder.convs(ab)  # (1, w3, 2, 2)
-        pooled = maps.amax(dim=(2, 3)) if pool == "max" else maps.mean(dim=(2, 3))
-        torch.testing.assert_close(vae.encode(ab).mu, vae.encoder.fc(pooled).chunk(2, 1)[0])
-    flat = VAESkip(preset="tiny", image_size=32)
-    assert flat.encoder.fc.in_features == w3 * 2 * 2
