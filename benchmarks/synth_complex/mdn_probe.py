@@ -1,6 +1,13 @@
 """Retrain only the MDN stage (mdn-init + mdn, MDN weights re-initialised) of a finished mdn-skip run on
-its own VAE, with other MDN epochs; score mode recall/precision/coherence/error-of-best on the test split."""
+its own VAE (or a synth_vae_probe.py --out's), with other MDN epochs and config fields; score mode
+recall/precision/coherence/error-of-best on the test split for each sampling mode, and the paired
+error-of-best difference to prior-kmeans (a run of the same data set).
 
+    python mdn_probe.py RUN SPEC EPOCHS OUTDIR [--vae VAE_OUT] [--option components=16] [--modes topk,distinct]
+        [--prior-kmeans RUN] [--threads 1]
+"""
+
+import argparse
 import json
 import sys
 import time
@@ -15,46 +22,74 @@ from synth_modes import bootstrap, score
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
 from colorkit.inference import load
+from colorkit.metrics.functional import error_of_best_per_image
 from colorkit.train.engine import TrainConfig, Trainer
 
-run, spec, epochs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-torch.set_num_threads(2)
-ds = prepare(spec, progress=False)
-m = load(run, device="cpu").method
-if len(sys.argv) > 5:  # the VAE (and its stored codes) of a synth_vae_probe.py --out
+ap = argparse.ArgumentParser()
+ap.add_argument("run")
+ap.add_argument("spec")
+ap.add_argument("epochs", type=int)
+ap.add_argument("out")
+ap.add_argument("vae_pos", nargs="?", default=None, help="(old form of --vae)")
+ap.add_argument("--vae", default=None, help="the VAE (and its stored codes) of a synth_vae_probe.py --out")
+ap.add_argument("--option", action="append", default=[], help="MDN config field=JSON value (components, mdn_fc, ...)")
+ap.add_argument("--modes", default="topk", help="sampling modes to score, comma-separated")
+ap.add_argument("--prior-kmeans", default=None, help="a prior-kmeans run: paired error-of-best difference")
+ap.add_argument("--threads", type=int, default=2)
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+ds = prepare(a.spec, progress=False)
+m = load(a.run, device="cpu").method
+vae = a.vae or a.vae_pos
+if vae:
     from safetensors.torch import load_file
 
-    print(m.load_state_dict(load_file(f"{sys.argv[5]}/train_state/model.safetensors")))
+    print(m.load_state_dict(load_file(f"{vae}/train_state/model.safetensors")))
+opts = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.option)}
 torch.manual_seed(0)
-for mod in m.mdn.modules():
-    if hasattr(mod, "reset_parameters") and mod is not m.mdn:
-        mod.reset_parameters()
+if opts:
+    from colorkit_paper.hint_inputs import MDN_HINT_CHANNELS
+    from colorkit_paper.mdn import MixtureDensityNetwork
+
+    m.config = m.config.model_copy(update=opts)
+    c = m.config
+    feat = m._feature_shape()
+    m.mdn = MixtureDensityNetwork(feat[0], feat[1:], m.embedder.latent_dim, c.components, c.mdn_widths, c.mdn_fc,
+                                  c.mdn_dropout, hint_channels=MDN_HINT_CHANNELS if c.hints else 0)
+else:
+    for mod in m.mdn.modules():
+        if hasattr(mod, "reset_parameters") and mod is not m.mdn:
+            mod.reset_parameters()
 st = [s for s in m.stages() if s.name in ("mdn-init", "mdn")]
 m.stages = lambda: st
 t0 = time.perf_counter()
-Trainer(TrainConfig(seed=0, epochs=epochs, progress=False, device="cpu")).fit(m, ds.split("train"), out)
+Trainer(TrainConfig(seed=0, epochs=a.epochs, progress=False, device="cpu")).fit(m, ds.split("train"), a.out)
 secs = time.perf_counter() - t0
 m.eval()
 test = ds.split("test")
 b = test.batch(list(range(len(test))))
 meta = load_meta(ds)(b["index"])
-gen = torch.Generator().manual_seed(0)
-with torch.no_grad():
-    s = torch.cat([m.sample(b["grey"][j : j + 16], 5, generator=gen) for j in range(0, len(test), 16)]).float()
-per = score(s, b["ab"], meta)
-res = {k: (float(v.mean()), bootstrap(v)) for k, v in per.items()}
+pk = None
+if a.prior_kmeans:
+    pm = load(a.prior_kmeans, device="cpu").method
+    pk = error_of_best_per_image(pm.sample(b["grey"], 5, generator=torch.Generator().manual_seed(0)).float(),
+                                 b["ab"]).double().numpy()
+out = {"options": opts, "mdn_epochs": a.epochs, "mdn_seconds": round(secs, 1)}
+for mode in a.modes.split(","):
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        s = torch.cat([m.sample(b["grey"][j : j + 16], 5, mode=mode, generator=gen)
+                       for j in range(0, len(test), 16)]).float()
+    per = score(s, b["ab"], meta)
+    res = {k: [round(float(v.mean()), 3), [round(x, 3) for x in bootstrap(v)]] for k, v in per.items()}
+    if pk is not None:
+        d = per["error_of_best"] - pk
+        res["eob_minus_prior_kmeans"] = [round(float(d.mean()), 4), [round(x, 4) for x in bootstrap(d)]]
+    out[mode] = res
 with torch.no_grad():
     log_pi, mu = m.mdn(m.backbone(b["grey"]))
     n, M, d = mu.shape
     comp = m.embedder.decode(mu.reshape(n * M, d), b["grey"].repeat_interleave(M, 0)).reshape(n, M, 2, 64, 64)
-valid = np.mean([float(theme_match(comp[i], r).any(1).float().mean()) for i, r in enumerate(meta)])
-print(
-    json.dumps(
-        {
-            "mdn_epochs": epochs,
-            "mdn_seconds": round(secs, 1),
-            "valid_component_pairs": round(valid, 3),
-            **{k: [round(v[0], 3), [round(v[1][0], 3), round(v[1][1], 3)]] for k, v in res.items()},
-        }
-    )
-)
+out["valid_component_pairs"] = round(
+    float(np.mean([float(theme_match(comp[i], r).any(1).float().mean()) for i, r in enumerate(meta)])), 3)
+print(json.dumps(out))
