@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from colorkit_synth.modes import COHERENCE_TOL, region_weights
+from colorkit_synth.modes import COHERENCE_TOL, region_summaries
 from colorkit_synth.oracle import Oracle
 from synth_diagnose import theme_match
 from synth_modes import bootstrap
@@ -61,17 +61,9 @@ for a, c in (("oracle", "prior-kmeans"), ("mdn-skip", "prior-kmeans"), ("mdn-ski
 for m in ("mdn-skip",):
     bg, ob = [], []
     for i, r in enumerate(meta):
-        x = S[m][i]
-        kk, _, h, w = x.shape
-        nreg = len(r["themes"][0]["ab"])
-        wts, present = region_weights(r["labels"], nreg, h, w)
-        for ri in range(nreg):
-            if not present[ri]:
-                continue
-            wv = wts[ri]
-            cnt = wv.sum()
-            mu = torch.einsum("kchw,hw->kc", x, wv) / cnt
-            spread = ((((x - mu[:, :, None, None]) ** 2).sum(1) * wv).sum((1, 2)) / cnt).sqrt()
-            (bg if ri == 0 else ob).extend((spread <= COHERENCE_TOL).tolist())
+        _, spread, regions = region_summaries(S[m][i], r)
+        flat = spread <= COHERENCE_TOL
+        bg.extend(flat[:, regions == 0].flatten().tolist())
+        ob.extend(flat[:, regions > 0].flatten().tolist())
     print(f"{m}: coherent backgrounds {np.mean(bg):.3f} ({len(bg)} pairs), objects {np.mean(ob):.3f} ({len(ob)} pairs)")
 # the most-probable-5 oracle (deterministic)

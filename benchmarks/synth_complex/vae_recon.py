@@ -2,7 +2,7 @@ import sys
 
 import numpy as np
 import torch
-from colorkit_synth.modes import COHERENCE_TOL, image_scores, region_weights
+from colorkit_synth.modes import COHERENCE_TOL, image_scores, region_summaries
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
@@ -20,17 +20,10 @@ with torch.no_grad():
 sc = np.array([image_scores(rec[i : i + 1], r) for i, r in enumerate(meta)])
 bg, ob = [], []
 for i, r in enumerate(meta):
-    x = rec[i : i + 1].float()
-    nreg = len(r["themes"][0]["ab"])
-    wts, present = region_weights(r["labels"], nreg, *x.shape[-2:])
-    for ri in range(nreg):
-        if not present[ri]:
-            continue
-        wv = wts[ri]
-        cnt = wv.sum()
-        mu = torch.einsum("kchw,hw->kc", x, wv) / cnt
-        sp = ((((x - mu[:, :, None, None]) ** 2).sum(1) * wv).sum((1, 2)) / cnt).sqrt()
-        (bg if ri == 0 else ob).extend((sp <= COHERENCE_TOL).tolist())
+    _, spread, regions = region_summaries(rec[i : i + 1], r)
+    flat = spread <= COHERENCE_TOL
+    bg.extend(flat[:, regions == 0].flatten().tolist())
+    ob.extend(flat[:, regions > 0].flatten().tolist())
 print(
     f"VAE recon: precision {sc[:, 1].mean():.3f} coherence {sc[:, 2].mean():.3f} "
     f"(backgrounds {np.mean(bg):.3f}, objects {np.mean(ob):.3f}); L1 {(rec - b['ab']).abs().mean():.4f}"

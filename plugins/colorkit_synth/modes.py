@@ -68,20 +68,29 @@ def check_record(rec: Any) -> None:
                             "use them on a synth data set")
 
 
+def region_summaries(samples: Tensor, rec: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+    """Each present region's interior summarised in one image's colorizations ``(k, 2, H, W)``:
+    ``(means (k, R', 2), spreads (k, R'), regions (R',))``, ``regions`` the indices of the
+    regions present at this size (0 is the background)."""
+    check_record(rec)
+    _, _, h, w = samples.shape
+    n_regions = len(rec["themes"][0]["ab"])
+    wts, present = region_weights(rec["labels"], n_regions, h, w)  # (R, h, w), (R,)
+    wts = wts[present]
+    x = samples.float().cpu()
+    cnt = wts.flatten(1).sum(1)  # (R',)
+    means = torch.einsum("kchw,rhw->krc", x, wts) / cnt[None, :, None]  # (k, R', 2)
+    sq = torch.einsum("khw,rhw->kr", x.pow(2).sum(1), wts) / cnt[None]  # (k, R')
+    spread = (sq - means.pow(2).sum(-1)).clamp_min(0).sqrt()  # (k, R')
+    return means, spread, present.nonzero()[:, 0]
+
+
 def image_scores(samples: Tensor, rec: dict[str, Any]) -> tuple[float, float, float]:
     """``(recall, precision, coherence)`` of one image's colorizations ``(k, 2, H, W)``."""
-    check_record(rec)
-    k, _, h, w = samples.shape
-    colours = torch.tensor([g["ab"] for g in rec["themes"]], dtype=torch.float32)  # (G, R, 2)
-    n_regions = colours.shape[1]
-    wts, present = region_weights(rec["labels"], n_regions, h, w)  # (R, h, w), (R,)
-    wts, colours = wts[present], colours[:, present]
-    x = samples.float().cpu()
-    cnt = wts.flatten(1).sum(1)  # (R,)
-    means = torch.einsum("kchw,rhw->krc", x, wts) / cnt[None, :, None]  # (k, R, 2)
-    sq = torch.einsum("khw,rhw->kr", x.pow(2).sum(1), wts) / cnt[None]  # (k, R)
-    spread = (sq - means.pow(2).sum(-1)).clamp_min(0).sqrt()  # (k, R)
-    dist = (means[:, None] - colours[None]).norm(dim=-1)  # (k, G, R)
+    means, spread, regions = region_summaries(samples, rec)
+    k = samples.shape[0]
+    colours = torch.tensor([g["ab"] for g in rec["themes"]], dtype=torch.float32)[:, regions]  # (G, R', 2)
+    dist = (means[:, None] - colours[None]).norm(dim=-1)  # (k, G, R')
     match = (dist <= MODE_TOL).all(dim=-1)  # (k, G)
     g = colours.shape[0]
     recall = float(match.any(0).sum()) / min(k, g)
