@@ -34,8 +34,6 @@ def graph_of(folder: str) -> dict[str, set[str]]:
     return {name: imported_modules(path, package, set(paths)) - {name} for name, path in paths.items()}
 
 
-
-
 @pytest.mark.parametrize("folder", ["core", "train", "inference", "apps", "eval", "data"])
 def test_no_import_cycle_even_through_type_hints(folder):
     cycle = find_cycle(graph_of(folder))
