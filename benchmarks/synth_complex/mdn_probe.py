@@ -36,6 +36,13 @@ ap.add_argument("--option", action="append", default=[], help="MDN config field=
 ap.add_argument("--modes", default="topk", help="sampling modes to score, comma-separated")
 ap.add_argument("--prior-kmeans", default=None, help="a prior-kmeans run: paired error-of-best difference")
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--assign", default="code", choices=("code", "decoded", "decoded-loss", "whitened"),
+                help="the component each training code trains: the nearest mean (eq. 6), or the one whose "
+                     "decoded colour field is nearest the image's (plain squared error, or the VAE's own "
+                     "decoder loss), or the nearest in code units divided by the kept codes' spread")
+ap.add_argument("--robust", type=float, default=0.0,
+                help="Cauchy scale s in code units: the winner's squared distance d2 enters as s^2 log(1 + d2 / s^2) "
+                     "(0: plain d2, eq. 6)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 ds = prepare(a.spec, progress=False)
@@ -60,6 +67,41 @@ else:
     for mod in m.mdn.modules():
         if hasattr(mod, "reset_parameters") and mod is not m.mdn:
             mod.reset_parameters()
+if a.assign != "code" or a.robust > 0:
+    from colorkit_paper.mdn import squared_distances
+
+    def decoded_step(batch, ctx):
+        (ab, grey), sel = m._flip_sel(*m._crop(batch["ab"], batch["grey"]))
+        with torch.no_grad():
+            feats = (m._features.lookup(batch["index"], sel) if m._features is not None and "index" in batch
+                     else m.backbone(grey))
+            z = m.embedder.encode(ab, grey if m.embedder.uses_grey else None).sample()
+            from colorkit_paper.method import training_hints
+
+            hints = training_hints(ab, ctx.generator) if m.config.hints else None
+        log_pi, mu = m.mdn(feats, hints)
+        with torch.no_grad():
+            nb, nm, nd = mu.shape
+            if a.assign == "code":
+                win = squared_distances(mu, z).argmin(1, keepdim=True)
+            elif a.assign == "whitened":
+                scale = m._kept_codes().float().std(0).clamp_min(1e-3)
+                win = ((mu - z[:, None]) / scale).pow(2).sum(-1).argmin(1, keepdim=True)
+            else:
+                dec = m.embedder.decode(mu.reshape(nb * nm, nd), grey.repeat_interleave(nm, 0))
+                if a.assign == "decoded":
+                    err = (dec.reshape(nb, nm, *ab.shape[1:]) - ab[:, None]).pow(2).mean((2, 3, 4))
+                else:
+                    err = m.decoder_loss(dec, ab.repeat_interleave(nm, 0), m.stats).reshape(nb, nm)
+                win = err.argmin(1, keepdim=True)
+        d2 = squared_distances(mu, z).gather(1, win)[:, 0]
+        if a.robust > 0:
+            d2 = a.robust**2 * torch.log1p(d2 / a.robust**2)
+        loss = -log_pi.gather(1, win)[:, 0] + d2 / (2 * m.config.variance)
+        ctx.optimize("mdn", loss.mean())
+        return {"loss": loss.mean().detach()}
+
+    m._mdn_step = decoded_step
 st = [s for s in m.stages() if s.name in ("mdn-init", "mdn")]
 m.stages = lambda: st
 t0 = time.perf_counter()
@@ -74,7 +116,7 @@ if a.prior_kmeans:
     pm = load(a.prior_kmeans, device="cpu").method
     pk = error_of_best_per_image(pm.sample(b["grey"], 5, generator=torch.Generator().manual_seed(0)).float(),
                                  b["ab"]).double().numpy()
-out = {"options": opts, "mdn_epochs": a.epochs, "mdn_seconds": round(secs, 1)}
+out = {"assign": a.assign, "robust": a.robust, "options": opts, "mdn_epochs": a.epochs, "mdn_seconds": round(secs, 1)}
 for mode in a.modes.split(","):
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -85,6 +127,7 @@ for mode in a.modes.split(","):
     if pk is not None:
         d = per["error_of_best"] - pk
         res["eob_minus_prior_kmeans"] = [round(float(d.mean()), 4), [round(x, 4) for x in bootstrap(d)]]
+    res["per_image"] = {k: [round(float(x), 5) for x in v] for k, v in per.items()}
     out[mode] = res
 with torch.no_grad():
     log_pi, mu = m.mdn(m.backbone(b["grey"]))
