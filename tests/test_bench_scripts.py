@@ -96,3 +96,26 @@ def test_ceiling_takes_the_runs_split_seed(tmp_path, monkeypatch):
     split, where = ceiling.run_test_split("run", None)
     want = prepare(str(folder), size=16, split_seed=7, test_size=5, cache_dir=tmp_path / "cache", progress=False)
     assert len(split) == 5 and list(split.indices) == list(want.test_idx) and "test split" in where
+
+
+FAKE_LOAD = """
+import argparse, json, os
+p = argparse.ArgumentParser()
+p.add_argument("--threads", type=int)
+p.add_argument("--seconds", type=float)
+p.add_argument("--report")
+a = p.parse_args()
+open(a.report, "w").write(json.dumps({"steps_per_s": a.threads * 100 + os.nice(0)}))
+"""
+
+
+def test_share_frontier_runs_each_side_at_its_threads_and_nice(tmp_path, monkeypatch):
+    """Both sides start at once, each with its thread count, the 1-thread one under its nice level."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import share_frontier
+
+    fake = tmp_path / "load.py"
+    fake.write_text(FAKE_LOAD)
+    monkeypatch.setattr(share_frontier, "LOAD", fake)
+    base = os.nice(0)
+    assert share_frontier.run([(2, 0), (1, 5)], 0.1) == [200 + base, 100 + min(base + 5, 19)]

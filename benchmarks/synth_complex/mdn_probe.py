@@ -129,10 +129,20 @@ for mode in a.modes.split(","):
         res["eob_minus_prior_kmeans"] = [round(float(d.mean()), 4), [round(x, 4) for x in bootstrap(d)]]
     res["per_image"] = {k: [round(float(x), 5) for x in v] for k, v in per.items()}
     out[mode] = res
-with torch.no_grad():
-    log_pi, mu = m.mdn(m.backbone(b["grey"]))
-    n, M, d = mu.shape
-    comp = m.embedder.decode(mu.reshape(n * M, d), b["grey"].repeat_interleave(M, 0)).reshape(n, M, 2, 64, 64)
-out["valid_component_pairs"] = round(
-    float(np.mean([float(theme_match(comp[i], r).any(1).float().mean()) for i, r in enumerate(meta)])), 3)
+
+
+def valid_pairs(batch, records):
+    """The fraction of (image, component) pairs whose decoded mean reproduces a possible theme."""
+    with torch.no_grad():
+        log_pi, mu = m.mdn(m.backbone(batch["grey"]))
+        n, M, d = mu.shape
+        comp = m.embedder.decode(mu.reshape(n * M, d), batch["grey"].repeat_interleave(M, 0))
+        comp = comp.reshape(n, M, *batch["ab"].shape[1:])
+    per = [float(theme_match(comp[i], r).any(1).float().mean()) for i, r in enumerate(records)]
+    return round(float(np.mean(per)), 3)
+
+
+out["valid_component_pairs"] = valid_pairs(b, meta)
+tb = ds.split("train").batch(list(range(60)))
+out["valid_component_pairs_train60"] = valid_pairs(tb, load_meta(ds)(tb["index"]))
 print(json.dumps(out))
