@@ -35,6 +35,23 @@ def theme_match(samples: torch.Tensor, rec: dict) -> torch.Tensor:
     return ((means[:, None] - colours[None]).norm(dim=-1) <= MODE_TOL).all(-1)
 
 
+def split_batch(spec: str, split: str = "test", size: int | None = None, max_images: int | None = None):
+    """``(prepared data set, batch of the split's first images, their metadata records)``."""
+    ds = prepare(spec, progress=False) if size is None else prepare(spec, size=size, progress=False)
+    part = ds.split(split)
+    b = part.batch(list(range(min(max_images or len(part), len(part)))))
+    return ds, b, load_meta(ds)(b["index"])
+
+
+def component_fields(m, grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each mixture component's mean decoded on each grey image: ``(log_pi (n, M), fields (n, M, 2, H, W))``."""
+    with torch.no_grad():
+        log_pi, mu = m.mdn(m.backbone(grey))
+        n, M, d = mu.shape
+        gk = grey.repeat_interleave(M, 0) if m.embedder.uses_grey else None
+        return log_pi, m.embedder.decode(mu.reshape(n * M, d), gk).reshape(n, M, 2, *grey.shape[-2:])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -44,18 +61,13 @@ def main() -> None:
     ap.add_argument("--max-images", type=int, default=None, help="at most this many images of the split")
     a = ap.parse_args()
     info = read_run(a.run)
-    ds = prepare(a.dataset or info["dataset"]["source"], size=info["dataset"]["size"], progress=False)
-    test = ds.split(a.split)
-    b = test.batch(list(range(min(a.max_images or len(test), len(test)))))
-    meta = load_meta(ds)(b["index"])
+    _, b, meta = split_batch(a.dataset or info["dataset"]["source"], a.split, info["dataset"]["size"], a.max_images)
     m = load(a.run).method
     with torch.no_grad():
         post = m.embedder.encode(b["ab"], b["grey"] if m.embedder.uses_grey else None)
         rec_ab = m.embedder.decode(post.mu, b["grey"] if m.embedder.uses_grey else None)
-        log_pi, mu = m.mdn(m.backbone(b["grey"]))
-        n, M, d = mu.shape
-        gk = b["grey"].repeat_interleave(M, 0) if m.embedder.uses_grey else None
-        comp = m.embedder.decode(mu.reshape(n * M, d), gk).reshape(n, M, 2, *b["ab"].shape[-2:])
+    log_pi, comp = component_fields(m, b["grey"])
+    n, M = log_pi.shape
     vae_ok = []
     for i, rec in enumerate(meta):
         drawn = next(j for j, g in enumerate(rec["themes"]) if rec["theme"] in g["ids"])

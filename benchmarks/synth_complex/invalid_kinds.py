@@ -18,22 +18,14 @@ import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from colorkit_synth.modes import MODE_TOL, region_summaries
-from synth_diagnose import theme_match
+from synth_diagnose import component_fields, split_batch, theme_match
 
-from colorkit.data import prepare
-from colorkit.data.meta import load_meta
 from colorkit.inference import load
 
-run, spec = sys.argv[1], sys.argv[2]
-ds = prepare(spec, progress=False)
-test = ds.split("test")
-b = test.batch(list(range(len(test))))
-meta = load_meta(ds)(b["index"])
-m = load(run).method
-with torch.no_grad():
-    log_pi, mu = m.mdn(m.backbone(b["grey"]))
-    n, M, d = mu.shape
-    comp = m.embedder.decode(mu.reshape(n * M, d), b["grey"].repeat_interleave(M, 0)).reshape(n, M, *b["ab"].shape[1:])
+_, b, meta = split_batch(sys.argv[2])
+m = load(sys.argv[1]).method
+_, comp = component_fields(m, b["grey"])
+M = comp.shape[1]
 kinds = {"valid": 0, "mixed": 0, "off-mode": 0}
 chroma, hue, background = [], [], []
 for i, rec in enumerate(meta):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from synth_diagnose import theme_match
+from synth_diagnose import component_fields, theme_match
 from synth_modes import bootstrap, score
 
 from colorkit.data import prepare
@@ -133,11 +133,7 @@ for mode in a.modes.split(","):
 
 def valid_pairs(batch, records):
     """The fraction of (image, component) pairs whose decoded mean reproduces a possible theme."""
-    with torch.no_grad():
-        log_pi, mu = m.mdn(m.backbone(batch["grey"]))
-        n, M, d = mu.shape
-        comp = m.embedder.decode(mu.reshape(n * M, d), batch["grey"].repeat_interleave(M, 0))
-        comp = comp.reshape(n, M, *batch["ab"].shape[1:])
+    _, comp = component_fields(m, batch["grey"])
     per = [float(theme_match(comp[i], r).any(1).float().mean()) for i, r in enumerate(records)]
     return round(float(np.mean(per)), 3)
 

@@ -2,18 +2,15 @@ import sys
 
 import numpy as np
 import torch
-from colorkit_synth.modes import COHERENCE_TOL, image_scores, region_summaries
 
-from colorkit.data import prepare
-from colorkit.data.meta import load_meta
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+from colorkit_synth.modes import COHERENCE_TOL, image_scores, region_summaries
+from synth_diagnose import split_batch
+
 from colorkit.inference import load
 
-run, spec = sys.argv[1], sys.argv[2]
-ds = prepare(spec, progress=False)
-test = ds.split("test")
-b = test.batch(list(range(len(test))))
-meta = load_meta(ds)(b["index"])
-m = load(run).method
+_, b, meta = split_batch(sys.argv[2])
+m = load(sys.argv[1]).method
 with torch.no_grad():
     g = b["grey"] if m.embedder.uses_grey else None
     rec = m.embedder.decode(m.embedder.encode(b["ab"], g).mu, g)
