@@ -7,7 +7,8 @@ Each (test image, component) pair is one of: valid (reproduces a possible theme)
 no single theme matches all regions), or off-mode (some region is farther than the
 tolerance from every one of its colours). For the off-mode regions it prints the median
 chroma of the region's mean relative to the nearest mode's, the median hue difference in
-degrees and the share of them that are backgrounds: a mean between two modes of one region
+degrees and the share of them that are backgrounds, and per region (background or object
+shape) the fraction of the pairs showing it that leave it off every mode: a mean between two modes of one region
 has lower chroma and a hue between theirs.
 """
 
@@ -28,6 +29,7 @@ _, comp = component_fields(m, b["grey"])
 M = comp.shape[1]
 kinds = {"valid": 0, "mixed": 0, "off-mode": 0}
 chroma, hue, background = [], [], []
+seen, off_by_region = {}, {}  # region index -> (image, component) pairs showing it / off every mode
 for i, rec in enumerate(meta):
     valid = theme_match(comp[i], rec).any(1)
     means, _, regions = region_summaries(comp[i], rec)
@@ -35,6 +37,11 @@ for i, rec in enumerate(meta):
     dist = (means[:, None] - colours[None]).norm(dim=-1)  # (M, G, R')
     nearest = dist.argmin(1)  # (M, R')
     for j in range(M):
+        for r in range(len(regions)):
+            slot = int(regions[r])
+            key = "background" if slot == 0 else rec["regions"][slot]
+            seen[key] = seen.get(key, 0) + 1
+            off_by_region[key] = off_by_region.get(key, 0) + int(dist[j, nearest[j, r], r] > MODE_TOL)
         if valid[j]:
             kinds["valid"] += 1
             continue
@@ -52,3 +59,5 @@ if chroma:
     print(f"off-mode regions: {len(chroma)}; chroma / nearest mode's: median {np.median(chroma):.2f} "
           f"(quartiles {np.percentile(chroma, 25):.2f}, {np.percentile(chroma, 75):.2f}); hue difference: median "
           f"{np.median(hue):.0f} degrees; backgrounds {np.mean(background):.0%}")
+shares = (f"{r} {off_by_region[r] / seen[r]:.2f} of {seen[r]}" for r in sorted(seen))
+print("off every mode, per region:", ", ".join(shares))
