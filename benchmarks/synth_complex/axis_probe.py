@@ -16,41 +16,27 @@ of each component first and the other ends after (``axis-one-end-first``). Score
 the means of the same mixture in order of weight (``topk``).
 """
 
-import argparse
 import json
 import math
 import sys
-import time
 
 import torch
 from colorkit_paper.hint_inputs import MDN_HINT_CHANNELS
 from colorkit_paper.mdn import MixtureDensityNetwork
-from colorkit_paper.method import training_hints
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+from _probe import arguments, load_method, step_inputs, train_stages
 from synth_diagnose import split_batch
 from synth_modes import bootstrap, score
 
 from colorkit.core.cluster import kmeans
-from colorkit.inference import load
-from colorkit.train.engine import TrainConfig, Trainer
 
-ap = argparse.ArgumentParser()
-ap.add_argument("run")
-ap.add_argument("spec")
-ap.add_argument("epochs", type=int)
-ap.add_argument("out")
-ap.add_argument("--vae", default=None)
+ap = arguments(__doc__.splitlines()[0])
 ap.add_argument("--min-axis", type=float, default=1.0)
 ap.add_argument("--k", type=int, default=5)
-ap.add_argument("--threads", type=int, default=1)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
-m = load(a.run, device="cpu").method
-if a.vae:
-    from safetensors.torch import load_file
-
-    print(m.load_state_dict(load_file(f"{a.vae}/train_state/model.safetensors")))
+m = load_method(a.run, a.vae)
 c = m.config
 d = m.embedder.latent_dim
 M = c.components
@@ -78,12 +64,7 @@ def nll(log_pi, mu, u, z):
 
 
 def step(batch, ctx):
-    (ab, grey), sel = m._flip_sel(*m._crop(batch["ab"], batch["grey"]))
-    with torch.no_grad():
-        feats = (m._features.lookup(batch["index"], sel) if m._features is not None and "index" in batch
-                 else m.backbone(grey))
-        z = m.embedder.encode(ab, grey if m.embedder.uses_grey else None).sample()
-        hints = training_hints(ab, ctx.generator) if c.hints else None
+    _, _, feats, z, hints = step_inputs(m, batch, ctx)
     log_pi, out = m.mdn(feats, hints)
     mu, u = split(out)
     per = nll(log_pi, mu, u, z)
@@ -93,12 +74,8 @@ def step(batch, ctx):
 
 
 m._mdn_step = step
-st = [s for s in m.stages() if s.name == "mdn"]
-m.stages = lambda: st
 ds, b, meta = split_batch(a.spec)
-t0 = time.perf_counter()
-Trainer(TrainConfig(seed=0, epochs=a.epochs, progress=False, device="cpu")).fit(m, ds.split("train"), a.out)
-secs = time.perf_counter() - t0
+secs = train_stages(m, ("mdn",), ds.split("train"), a.epochs, a.out)
 m.eval()
 with torch.no_grad():
     log_pi, out = m.mdn(m.backbone(b["grey"]))

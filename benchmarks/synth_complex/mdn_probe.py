@@ -7,15 +7,14 @@ error-of-best difference to prior-kmeans (a run of the same data set).
         [--prior-kmeans RUN] [--threads 1]
 """
 
-import argparse
 import json
 import sys
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+from _probe import arguments, load_method, step_inputs, train_stages
 from synth_diagnose import component_fields, theme_match
 from synth_modes import bootstrap, score
 
@@ -23,19 +22,12 @@ from colorkit.data import prepare
 from colorkit.data.meta import load_meta
 from colorkit.inference import load
 from colorkit.metrics.functional import error_of_best_per_image
-from colorkit.train.engine import TrainConfig, Trainer
 
-ap = argparse.ArgumentParser()
-ap.add_argument("run")
-ap.add_argument("spec")
-ap.add_argument("epochs", type=int)
-ap.add_argument("out")
+ap = arguments(__doc__.splitlines()[0])
 ap.add_argument("vae_pos", nargs="?", default=None, help="(old form of --vae)")
-ap.add_argument("--vae", default=None, help="the VAE (and its stored codes) of a synth_vae_probe.py --out")
 ap.add_argument("--option", action="append", default=[], help="MDN config field=JSON value (components, mdn_fc, ...)")
 ap.add_argument("--modes", default="topk", help="sampling modes to score, comma-separated")
 ap.add_argument("--prior-kmeans", default=None, help="a prior-kmeans run: paired error-of-best difference")
-ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--assign", default="code", choices=("code", "decoded", "decoded-loss", "whitened"),
                 help="the component each training code trains: the nearest mean (eq. 6), or the one whose "
                      "decoded colour field is nearest the image's (plain squared error, or the VAE's own "
@@ -46,12 +38,7 @@ ap.add_argument("--robust", type=float, default=0.0,
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 ds = prepare(a.spec, progress=False)
-m = load(a.run, device="cpu").method
-vae = a.vae or a.vae_pos
-if vae:
-    from safetensors.torch import load_file
-
-    print(m.load_state_dict(load_file(f"{vae}/train_state/model.safetensors")))
+m = load_method(a.run, a.vae or a.vae_pos)
 opts = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.option)}
 torch.manual_seed(0)
 if opts:
@@ -71,14 +58,7 @@ if a.assign != "code" or a.robust > 0:
     from colorkit_paper.mdn import squared_distances
 
     def decoded_step(batch, ctx):
-        (ab, grey), sel = m._flip_sel(*m._crop(batch["ab"], batch["grey"]))
-        with torch.no_grad():
-            feats = (m._features.lookup(batch["index"], sel) if m._features is not None and "index" in batch
-                     else m.backbone(grey))
-            z = m.embedder.encode(ab, grey if m.embedder.uses_grey else None).sample()
-            from colorkit_paper.method import training_hints
-
-            hints = training_hints(ab, ctx.generator) if m.config.hints else None
+        ab, grey, feats, z, hints = step_inputs(m, batch, ctx)
         log_pi, mu = m.mdn(feats, hints)
         with torch.no_grad():
             nb, nm, nd = mu.shape
@@ -102,11 +82,7 @@ if a.assign != "code" or a.robust > 0:
         return {"loss": loss.mean().detach()}
 
     m._mdn_step = decoded_step
-st = [s for s in m.stages() if s.name in ("mdn-init", "mdn")]
-m.stages = lambda: st
-t0 = time.perf_counter()
-Trainer(TrainConfig(seed=0, epochs=a.epochs, progress=False, device="cpu")).fit(m, ds.split("train"), a.out)
-secs = time.perf_counter() - t0
+secs = train_stages(m, ("mdn-init", "mdn"), ds.split("train"), a.epochs, a.out)
 m.eval()
 test = ds.split("test")
 b = test.batch(list(range(len(test))))
