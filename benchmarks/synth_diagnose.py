@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 import torch
-from colorkit_synth.modes import MODE_TOL, region_weights
+from colorkit_synth.modes import MODE_TOL, region_summaries
 
 from colorkit.data import prepare
 from colorkit.data.meta import load_meta
@@ -28,11 +28,8 @@ from colorkit.train.runs import read_run
 
 def theme_match(samples: torch.Tensor, rec: dict) -> torch.Tensor:
     """(k, G) bool: sample j reproduces possible theme g."""
-    k, _, h, w = samples.shape
-    colours = torch.tensor([g["ab"] for g in rec["themes"]], dtype=torch.float32)
-    wts, present = region_weights(rec["labels"], colours.shape[1], h, w)
-    wts, colours = wts[present], colours[:, present]
-    means = torch.einsum("kchw,rhw->krc", samples.float(), wts) / wts.flatten(1).sum(1)[None, :, None]
+    means, _, regions = region_summaries(samples, rec)
+    colours = torch.tensor([g["ab"] for g in rec["themes"]], dtype=torch.float32)[:, regions]  # (G, R', 2)
     return ((means[:, None] - colours[None]).norm(dim=-1) <= MODE_TOL).all(-1)
 
 
@@ -44,13 +41,14 @@ def split_batch(spec: str, split: str = "test", size: int | None = None, max_ima
     return ds, b, load_meta(ds)(b["index"])
 
 
-def component_fields(m, grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each mixture component's mean decoded on each grey image: ``(log_pi (n, M), fields (n, M, 2, H, W))``."""
+def component_fields(m, grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each mixture component's mean decoded on each grey image:
+    ``(log_pi (n, M), mu (n, M, d), fields (n, M, 2, H, W))``."""
     with torch.no_grad():
         log_pi, mu = m.mdn(m.backbone(grey))
         n, M, d = mu.shape
         gk = grey.repeat_interleave(M, 0) if m.embedder.uses_grey else None
-        return log_pi, m.embedder.decode(mu.reshape(n * M, d), gk).reshape(n, M, 2, *grey.shape[-2:])
+        return log_pi, mu, m.embedder.decode(mu.reshape(n * M, d), gk).reshape(n, M, 2, *grey.shape[-2:])
 
 
 def main() -> None:
@@ -67,15 +65,15 @@ def main() -> None:
     with torch.no_grad():
         post = m.embedder.encode(b["ab"], b["grey"] if m.embedder.uses_grey else None)
         rec_ab = m.embedder.decode(post.mu, b["grey"] if m.embedder.uses_grey else None)
-    log_pi, comp = component_fields(m, b["grey"])
+    log_pi, mu, comp = component_fields(m, b["grey"])
     n, M = log_pi.shape
-    with torch.no_grad():
-        nearest = (m.mdn(m.backbone(b["grey"]))[1] - post.mu[:, None]).pow(2).sum(-1).argmin(1)  # (n,)
+    nearest = (mu - post.mu[:, None]).pow(2).sum(-1).argmin(1)  # (n,)
+    matches = [theme_match(comp[i], rec) for i, rec in enumerate(meta)]  # (M, G) each
     vae_ok, near_ok, any_ok = [], [], []
     for i, rec in enumerate(meta):
         drawn = next(j for j, g in enumerate(rec["themes"]) if rec["theme"] in g["ids"])
         vae_ok.append(bool(theme_match(rec_ab[i : i + 1], rec)[0, drawn]))
-        drawn_by = theme_match(comp[i], rec)[:, drawn]  # (M,)
+        drawn_by = matches[i][:, drawn]  # (M,)
         near_ok.append(bool(drawn_by[nearest[i]]))
         any_ok.append(bool(drawn_by.any()))
     pi = log_pi.exp()
@@ -91,7 +89,7 @@ def main() -> None:
     order = torch.sort(log_pi, dim=1, descending=True, stable=True).indices
     per_comp_valid = torch.zeros(M)
     for i, rec in enumerate(meta):
-        mt = theme_match(comp[i], rec)  # (M, G)
+        mt = matches[i]  # (M, G)
         per_comp_valid += mt.any(1).float()
         valid_c.append(float(mt.any(1).float().mean()))
         top = mt[order[i, : a.k]]

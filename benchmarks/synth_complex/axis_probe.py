@@ -6,8 +6,8 @@ an object give both when sampled at either end of its axis?
 Retrains the MDN stage of a finished mdn-skip run (on its own VAE or a synth_vae_probe.py
 --out's) with every component a Gaussian of covariance ``variance * I + u u^T``: the network
 gives each component a mean ``mu`` and an axis ``u`` (twice the outputs of eq. 6's network),
-and each training code trains the component of least negative log-likelihood. Two codes
-clusters of equal weight at ``mu +- a`` give ``|u|`` close to ``a``, so ``mu + u`` and
+and each training code trains the component of least negative log-likelihood. Two clusters
+of codes of equal weight at ``mu +- a`` give ``|u|`` close to ``a``, so ``mu + u`` and
 ``mu - u`` land on both where ``mu`` lands between them. Colorizations: components in
 descending order of weight, each giving ``mu + u`` and ``mu - u`` when ``|u|`` is at least
 ``--min-axis`` (code units) and ``mu`` otherwise, the first k of them (``axis``), or one end

@@ -25,7 +25,7 @@ from colorkit.inference import load
 
 _, b, meta = split_batch(sys.argv[2])
 m = load(sys.argv[1]).method
-_, comp = component_fields(m, b["grey"])
+_, _, comp = component_fields(m, b["grey"])
 M = comp.shape[1]
 kinds = {"valid": 0, "mixed": 0, "off-mode": 0}
 chroma, hue, background = [], [], []

@@ -15,11 +15,10 @@ import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from _probe import arguments, load_method, step_inputs, train_stages
-from synth_diagnose import component_fields, theme_match
+from synth_diagnose import component_fields, split_batch, theme_match
 from synth_modes import bootstrap, score
 
 from colorkit.data import prepare
-from colorkit.data.meta import load_meta
 from colorkit.inference import load
 from colorkit.metrics.functional import error_of_best_per_image
 
@@ -57,7 +56,9 @@ else:
 if a.assign != "code" or a.robust > 0:
     from colorkit_paper.mdn import squared_distances
 
-    def decoded_step(batch, ctx):
+    code_scale = m._kept_codes().float().std(0).clamp_min(1e-3) if a.assign == "whitened" else None
+
+    def probe_step(batch, ctx):
         ab, grey, feats, z, hints = step_inputs(m, batch, ctx)
         log_pi, mu = m.mdn(feats, hints)
         with torch.no_grad():
@@ -65,8 +66,7 @@ if a.assign != "code" or a.robust > 0:
             if a.assign == "code":
                 win = squared_distances(mu, z).argmin(1, keepdim=True)
             elif a.assign == "whitened":
-                scale = m._kept_codes().float().std(0).clamp_min(1e-3)
-                win = ((mu - z[:, None]) / scale).pow(2).sum(-1).argmin(1, keepdim=True)
+                win = ((mu - z[:, None]) / code_scale).pow(2).sum(-1).argmin(1, keepdim=True)
             else:
                 dec = m.embedder.decode(mu.reshape(nb * nm, nd), grey.repeat_interleave(nm, 0))
                 if a.assign == "decoded":
@@ -81,12 +81,10 @@ if a.assign != "code" or a.robust > 0:
         ctx.optimize("mdn", loss.mean())
         return {"loss": loss.mean().detach()}
 
-    m._mdn_step = decoded_step
+    m._mdn_step = probe_step
 secs = train_stages(m, ("mdn-init", "mdn"), ds.split("train"), a.epochs, a.out)
 m.eval()
-test = ds.split("test")
-b = test.batch(list(range(len(test))))
-meta = load_meta(ds)(b["index"])
+_, b, meta = split_batch(a.spec)
 pk = None
 if a.prior_kmeans:
     pm = load(a.prior_kmeans, device="cpu").method
@@ -97,7 +95,7 @@ for mode in a.modes.split(","):
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         s = torch.cat([m.sample(b["grey"][j : j + 16], 5, mode=mode, generator=gen)
-                       for j in range(0, len(test), 16)]).float()
+                       for j in range(0, len(meta), 16)]).float()
     per = score(s, b["ab"], meta)
     res = {k: [round(float(v.mean()), 3), [round(x, 3) for x in bootstrap(v)]] for k, v in per.items()}
     if pk is not None:
@@ -109,12 +107,11 @@ for mode in a.modes.split(","):
 
 def valid_pairs(batch, records):
     """The fraction of (image, component) pairs whose decoded mean reproduces a possible theme."""
-    _, comp = component_fields(m, batch["grey"])
+    _, _, comp = component_fields(m, batch["grey"])
     per = [float(theme_match(comp[i], r).any(1).float().mean()) for i, r in enumerate(records)]
     return round(float(np.mean(per)), 3)
 
 
 out["valid_component_pairs"] = valid_pairs(b, meta)
-tb = ds.split("train").batch(list(range(60)))
-out["valid_component_pairs_train60"] = valid_pairs(tb, load_meta(ds)(tb["index"]))
+out["valid_component_pairs_train60"] = valid_pairs(*split_batch(a.spec, "train", max_images=60)[1:])
 print(json.dumps(out))
