@@ -119,3 +119,38 @@ def test_share_frontier_runs_each_side_at_its_threads_and_nice(tmp_path, monkeyp
     monkeypatch.setattr(share_frontier, "LOAD", fake)
     base = os.nice(0)
     assert share_frontier.run([(2, 0), (1, 5)], 0.1) == [200 + base, 100 + min(base + 5, 19)]
+
+
+def test_compare_runs_averages_each_group_of_runs_per_image(monkeypatch, capsys):
+    """--per-group N averages the per-image errors of N consecutive runs (seeds of one
+    configuration) before the intervals; a count that does not divide the runs is an error."""
+    import types
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import compare_runs
+
+    target = torch.zeros(4, 2, 3, 3)
+    offset = {"a0": 0.1, "a1": 0.3, "b0": 0.0, "b1": 0.2}  # every pixel off by this much
+
+    class Split:
+        def __len__(self):
+            return 4
+
+        def batch(self, idx):
+            return {"grey": torch.zeros(4, 1, 3, 3), "ab": target}
+
+    def fake_load(run, device):
+        return types.SimpleNamespace(sample=lambda grey, k: torch.full((4, k, 2, 3, 3), offset[run]))
+
+    monkeypatch.setattr(compare_runs, "load", fake_load)
+    monkeypatch.setattr(compare_runs, "read_run", lambda run: {"dataset": {"hash": "h"}})
+    monkeypatch.setattr(compare_runs, "run_test_split", lambda run, test: (Split(), "test split"))
+    rows = compare_runs.main(["a0", "a1", "b0", "b1", "--per-group", "2"])
+    assert [name for name, _ in rows] == ["a0 + a1", "b0 + b1"]
+    assert [round(v, 6) for _, v in rows] == [0.2, 0.1]
+    assert "-0.1000 [-0.1000, -0.1000]" in capsys.readouterr().out
+    assert [round(v, 6) for _, v in compare_runs.main(["a0", "b0"])] == [0.1, 0.0]
+    with pytest.raises(SystemExit, match="--per-group 3 must divide the number of runs"):
+        compare_runs.main(["a0", "a1", "b0", "b1", "--per-group", "3"])
