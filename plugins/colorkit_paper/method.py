@@ -39,7 +39,13 @@ from colorkit.core.registry import ColorkitError
 from .decoder_losses import WeightedDecoderLoss
 from .hint_inputs import DECODER_HINT_CHANNELS, MDN_HINT_CHANNELS, decoder_hint_features, training_hints
 from .mdn import MixtureDensityNetwork, distinct_means, mdn_loss, sample_mixture, topk_means
-from .method_config import MAX_VARIANCE, METHOD_PRESETS, MDNConfig, MDNSkipConfig  # noqa: F401 - importable from here
+from .method_config import (  # noqa: F401 - importable from here
+    MAX_VARIANCE,
+    MDN_SKIP_PRESETS,
+    METHOD_PRESETS,
+    MDNConfig,
+    MDNSkipConfig,
+)
 from .pretext import PretextBackbone
 
 
@@ -61,6 +67,20 @@ class MDNMethod(PretextBackbone, Method):
     """``variance``: of the Gaussian noise added to a component's mean in ``mixture``
     sampling; ``distinct_radius``: how far apart ``distinct`` keeps the chosen means;
     ``sequence_choice``, ``sequence_smoothing``: how clips are colorized (``sequence_sampler``)."""
+
+    @classmethod
+    def make_config(cls, config: ComponentConfig | dict | None = None, **fields: Any) -> ComponentConfig:
+        """As every component's, except that a preset's ``backbone_kwargs`` are for the preset's
+        backbone: a config that names another backbone and no ``backbone_kwargs`` of its own
+        gets none (``backbone=colornet`` on ``mdn-skip``'s ``small`` preset, whose EfficientNet
+        levels colornet does not have)."""
+        made = super().make_config(config, **fields)
+        given = {*(config.model_fields_set if isinstance(config, ComponentConfig) else config or {}), *fields}
+        preset = cls.PRESETS[made.preset]
+        if ("backbone_kwargs" in preset and "backbone_kwargs" not in given
+                and made.backbone != preset.get("backbone", cls.Config.model_fields["backbone"].default)):
+            return cls.Config.model_validate({**made.model_dump(), "backbone_kwargs": {}})
+        return made
 
     def __init__(self, config: MDNConfig | dict | None = None, *, stats: Any, **fields: Any) -> None:
         super().__init__(config, stats=stats, **fields)
@@ -404,3 +424,4 @@ class MDNSkipMethod(MDNMethod):
     skip connections into the decoder)."""
 
     Config: ClassVar[type[ComponentConfig]] = MDNSkipConfig
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = MDN_SKIP_PRESETS

@@ -27,6 +27,8 @@ class MDNConfig(PretextConfig):
     """Any registered backbone: ``effnet-lite0`` (ImageNet-trained, frozen), ``colornet``
     (trained on the data set's pretext) or ``timm:resnet18`` ..."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra config of the backbone, e.g. ``{"levels": [3, 4]}`` for ``effnet-lite0`` (the
+    ``small`` preset of ``mdn-skip``); a preset's are left out when another backbone is named."""
     components: int = Field(8, ge=1)
     variance: float = Field(VARIANCE, gt=0, le=MAX_VARIANCE, allow_inf_nan=False)
     """Fixed spherical variance sigma^2 of every GMM component (paper: .1); at most 10 (the
@@ -142,6 +144,15 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
         "vae_epochs": 1, "vae_batch_size": 8, "vae_lr": 1e-3,
         "mdn_epochs": 1, "mdn_batch_size": 8, "mdn_lr": 1e-3, "hints": True,
     },
+}
+
+
+MDN_SKIP_PRESETS: dict[str, dict[str, Any]] = {
+    **METHOD_PRESETS,
+    # The MDN reads a hypercolumn of EfficientNet-Lite0 levels 3 and 4 (docs/synth.md, "Harder
+    # worlds": more of a 16-theme world's colourings on two world seeds, the default world and
+    # the demo photos unchanged).
+    "small": {**METHOD_PRESETS["small"], "backbone_kwargs": {"levels": (3, 4)}},
 }
 
 

@@ -116,3 +116,26 @@ def test_a_trained_run_carries_the_backbone(colorkit_tiny_dataset, tmp_path, mon
     model = load(out)
     assert model.method.provenance()["backbone_weights_sha256"] == digest
     assert tuple(model.sample(torch.rand(1, 1, 32, 32), k=2).shape) == (1, 2, 2, 32, 32)
+
+
+
+def test_mdn_skip_small_preset_reads_levels_3_and_4(stats16, tmp_path):
+    """``mdn-skip``'s ``small`` preset gives its MDN the hypercolumn of levels 3 and 4
+    (``mdn`` keeps level 3). The preset's levels are for its own backbone: naming another
+    backbone without kwargs builds that one without them; a saved run keeps its own levels."""
+    from colorkit_paper.method import MDNSkipMethod
+
+    from colorkit import create_method
+
+    skip = create_method("mdn-skip", stats=stats16, preset="small", image_size=16)
+    assert skip.backbone.config.levels == (3, 4) and skip.backbone.out_channels == 112 + 320
+    assert skip.mdn.convs[0][0].in_channels == 432 + skip.mdn.hint_channels
+    plain = create_method("mdn", stats=stats16, preset="small", image_size=16)
+    assert plain.backbone.config.levels == (3,) and plain.mdn.convs[0][0].in_channels == 112 + plain.mdn.hint_channels
+    other = create_method("mdn-skip", stats=stats16, preset="small", image_size=16, backbone="colornet")
+    assert other.config.backbone_kwargs == {} and other.backbone.registry_name == "colornet"
+    assert MDNSkipMethod.make_config(None, backbone_kwargs={"levels": [3]}).backbone_kwargs == {"levels": [3]}
+    old = create_method("mdn-skip", stats=stats16, preset="small", image_size=16, backbone_kwargs={})
+    old.save(tmp_path / "old")  # as a run saved before the preset read two levels
+    back = MDNSkipMethod.load(tmp_path / "old")
+    assert back.backbone.config.levels == (3,) and back.config.backbone_kwargs == {}
