@@ -154,3 +154,17 @@ def test_compare_runs_averages_each_group_of_runs_per_image(monkeypatch, capsys)
     assert [round(v, 6) for _, v in compare_runs.main(["a0", "b0"])] == [0.1, 0.0]
     with pytest.raises(SystemExit, match="--per-group 3 must divide the number of runs"):
         compare_runs.main(["a0", "a1", "b0", "b1", "--per-group", "3"])
+
+
+def test_synth_pair_runs_pairs_per_image(monkeypatch):
+    """pair_runs.paired: means of both, the mean difference second - first and an interval
+    that holds it; a constant shift has a zero-width interval."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks" / "synth_complex"))
+    import pair_runs
+    first = np.array([0.2, 0.4, 0.6, 0.8])
+    out = pair_runs.paired(first, first + 0.1)
+    assert out["first"] == 0.5 and out["second"] == 0.6 and out["difference"] == 0.1 and out["ci"] == [0.1, 0.1]
+    noisy = pair_runs.paired(first, first[::-1])
+    assert noisy["difference"] == 0.0 and noisy["ci"][0] < 0 < noisy["ci"][1]
