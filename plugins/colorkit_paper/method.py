@@ -73,11 +73,15 @@ class MDNMethod(PretextBackbone, Method):
         """As every component's, except that a preset's ``backbone_kwargs`` are for the preset's
         backbone: a config that names another backbone and no ``backbone_kwargs`` of its own
         gets none (``backbone=colornet`` on ``mdn-skip``'s ``small`` preset, whose EfficientNet
-        levels colornet does not have)."""
+        levels colornet does not have). A ``backbone_kwargs`` given replaces the preset's."""
         made = super().make_config(config, **fields)
-        given = {*(config.model_fields_set if isinstance(config, ComponentConfig) else config or {}), *fields}
         preset = cls.PRESETS[made.preset]
-        if ("backbone_kwargs" in preset and "backbone_kwargs" not in given
+        own = preset.get("backbone_kwargs")
+        if isinstance(config, ComponentConfig):  # its backbone_kwargs count as given unless they are the preset's
+            given = "backbone_kwargs" in fields or config.backbone_kwargs != own
+        else:
+            given = "backbone_kwargs" in {*(config or {}), *fields}
+        if (own is not None and not given
                 and made.backbone != preset.get("backbone", cls.Config.model_fields["backbone"].default)):
             return cls.Config.model_validate({**made.model_dump(), "backbone_kwargs": {}})
         return made

@@ -28,7 +28,8 @@ class MDNConfig(PretextConfig):
     (trained on the data set's pretext) or ``timm:resnet18`` ..."""
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra config of the backbone, e.g. ``{"levels": [3, 4]}`` for ``effnet-lite0`` (the
-    ``small`` preset of ``mdn-skip``); a preset's are left out when another backbone is named."""
+    ``small`` preset of ``mdn-skip``). Given, it replaces the preset's (keep ``levels`` in it
+    to keep them); a preset's are left out when another backbone is named."""
     components: int = Field(8, ge=1)
     variance: float = Field(VARIANCE, gt=0, le=MAX_VARIANCE, allow_inf_nan=False)
     """Fixed spherical variance sigma^2 of every GMM component (paper: .1); at most 10 (the
@@ -152,7 +153,7 @@ MDN_SKIP_PRESETS: dict[str, dict[str, Any]] = {
     # The MDN reads a hypercolumn of EfficientNet-Lite0 levels 3 and 4 (docs/synth.md, "Harder
     # worlds": more of a 16-theme world's colourings on two world seeds, the default world and
     # the demo photos unchanged).
-    "small": {**METHOD_PRESETS["small"], "backbone_kwargs": {"levels": (3, 4)}},
+    "small": {**METHOD_PRESETS["small"], "backbone_kwargs": {"levels": [3, 4]}},
 }
 
 

@@ -135,6 +135,10 @@ def test_mdn_skip_small_preset_reads_levels_3_and_4(stats16, tmp_path):
     other = create_method("mdn-skip", stats=stats16, preset="small", image_size=16, backbone="colornet")
     assert other.config.backbone_kwargs == {} and other.backbone.registry_name == "colornet"
     assert MDNSkipMethod.make_config(None, backbone_kwargs={"levels": [3]}).backbone_kwargs == {"levels": [3]}
+    small = MDNSkipMethod.make_config(None)  # a config object made from the preset, then another backbone
+    assert MDNSkipMethod.make_config(small, backbone="colornet").backbone_kwargs == {}
+    mine = MDNSkipMethod.make_config(None, backbone_kwargs={"input_scale": 2})
+    assert MDNSkipMethod.make_config(mine, backbone="colornet").backbone_kwargs == {"input_scale": 2}
     old = create_method("mdn-skip", stats=stats16, preset="small", image_size=16, backbone_kwargs={})
     old.save(tmp_path / "old")  # as a run saved before the preset read two levels
     back = MDNSkipMethod.load(tmp_path / "old")
