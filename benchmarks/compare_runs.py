@@ -1,6 +1,6 @@
 """Paired comparison of trained runs on one test set: error-of-best per image (ab/128) of
-each run's default sampling, with its 95% bootstrap interval, and every run's paired
-difference to the first (whole interval below 0 = better than the first).
+each run's (or group's) default sampling, with its 95% bootstrap interval, and each one's
+paired difference to the first (whole interval below 0 = better than the first).
 
     python benchmarks/compare_runs.py RUN_A RUN_B [RUN_C ...] [--test-dataset FOLDER] [--k 5]
     python benchmarks/compare_runs.py A0 A1 A2 B0 B1 B2 --per-group 3   # seeds 0-2 of A and of B
