@@ -166,3 +166,24 @@ def test_colorize_bad_image_writes_nothing(bench_out, tmp_path, capsys):
                               "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "cannot read image" in err and str(bad) in err
     assert not (tmp_path / "o").exists()
+
+
+def test_bench_refuses_a_finished_run_of_an_earlier_preset(bench_out, folder, tmp_path, capsys):
+    """A finished run left in --out is reused only while the preset still gives its settings:
+    one trained before the preset changed (here: its MDN learning rate edited) is refused, not
+    scored as today's preset."""
+    import shutil
+
+    out = tmp_path / "again"
+    shutil.copytree(bench_out / "runs" / "mdn" / "seed-0", out / "runs" / "mdn" / "seed-0")
+    args = ["bench", "--methods", "mdn", "--dataset", str(folder), *TINY, "--no-references",
+            "--out", str(out), "--quiet"]
+    code, out_text, err = run_cli(args, capsys)
+    assert code == 0 and "reusing finished run" in out_text + err
+    meta = out / "runs" / "mdn" / "seed-0" / "model.json"
+    saved = json.loads(meta.read_text())
+    saved["config"]["mdn_lr"] *= 2
+    meta.write_text(json.dumps(saved))
+    code, out_text, err = run_cli(args, capsys)
+    assert code == 2 and "of an earlier tiny preset (today's differs in mdn_lr)" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -84,6 +84,24 @@ def _same_stats(info: dict[str, Any], cfg: BenchConfig) -> bool:
         return type(cfg.stats).model_validate(recorded) == cfg.stats
 
 
+def _preset_changed(method: str, run_dir: Path, preset: str, options: dict[str, Any]) -> list[str]:
+    """The fields a method's preset sets whose value in the finished run ``run_dir`` differs
+    from what the preset and ``options`` give today (a run left from before a preset changed);
+    empty for a method without presets or a run that does not record them."""
+    from colorkit.core.checkpoint import read_meta
+    from colorkit.core.plugin_manager import registry
+
+    factory = registry("method").get(method).factory
+    presets, make = getattr(factory, "PRESETS", None), getattr(factory, "make_config", None)
+    if not isinstance(presets, dict) or preset not in presets or make is None:
+        return []
+    saved = read_meta(run_dir).get("config")
+    if not isinstance(saved, dict):
+        return []
+    now = make(None, preset=preset, **options).model_dump(mode="json")
+    return sorted(k for k in presets[preset] if k in saved and k in now and saved[k] != now[k])
+
+
 def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log) -> Path:
     """A finished run directory for ``method`` and training ``seed``: given with --runs,
     left by an earlier (interrupted) bench, or trained now."""
@@ -108,6 +126,10 @@ def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log)
                 and info.get("seed") == seed and info.get("epochs_override") == cfg.epochs \
                 and split_seed_of(info) == cfg.data.split_seed \
                 and (info.get("options") or {}) == train_opts and _same_stats(info, cfg):
+            changed = _preset_changed(method, run_dir, cfg.preset, train_opts)
+            if changed:
+                raise ColorkitError(f"{run_dir} holds a {method} run of an earlier {cfg.preset} preset "
+                                    f"(today's differs in {', '.join(changed)}); use another --out or delete it")
             log(f"{method} (seed {seed}): reusing finished run {run_dir}")
             return run_dir
         raise ColorkitError(f"{run_dir} holds a run with other settings; use another --out or delete it")
