@@ -19,6 +19,7 @@ from synth_diagnose import split_batch  # noqa: E402
 from synth_modes import score  # noqa: E402
 
 from colorkit.inference import load  # noqa: E402
+from colorkit.train.runs import read_run  # noqa: E402
 
 METRICS = ("mode_recall", "mode_precision", "coherence", "error_of_best")
 RESAMPLES = 2000
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     ap.add_argument("--json", default=None, help="also write the figures here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    _, b, meta = split_batch(a.spec)
+    ds, b, meta = split_batch(a.spec)
+    for run in (a.first, a.second):
+        if read_run(run)["dataset"].get("hash") != ds.info().get("hash"):
+            raise SystemExit(f"{run} was not trained on {a.spec}")
     one, two = (per_image(r, b["grey"], b["ab"], meta) for r in (a.first, a.second))
     out = {k: paired(one[k], two[k]) for k in METRICS}
     for k, v in out.items():
