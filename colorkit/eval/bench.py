@@ -89,17 +89,17 @@ def _preset_changed(method: str, run_dir: Path, preset: str, options: dict[str, 
     from what the preset and ``options`` give today (a run left from before a preset changed);
     empty for a method without presets or a run that does not record them."""
     from colorkit.core.checkpoint import read_meta
+    from colorkit.core.interfaces import Component
     from colorkit.core.plugin_manager import registry
 
     factory = registry("method").get(method).factory
-    presets, make = getattr(factory, "PRESETS", None), getattr(factory, "make_config", None)
-    if not isinstance(presets, dict) or preset not in presets or make is None:
-        return []
+    if not (isinstance(factory, type) and issubclass(factory, Component)) or preset not in factory.PRESETS:
+        return []  # a plain registered callable has no presets
     saved = read_meta(run_dir).get("config")
     if not isinstance(saved, dict):
         return []
-    now = make(None, preset=preset, **options).model_dump(mode="json")
-    return sorted(k for k in presets[preset] if k in saved and k in now and saved[k] != now[k])
+    now = factory.make_config(None, preset=preset, **options).model_dump(mode="json")
+    return sorted(k for k in factory.PRESETS[preset] if k in saved and k in now and saved[k] != now[k])
 
 
 def _run_for(method: str, seed: int, cfg: BenchConfig, ds: Any, stats: Any, log) -> Path:
