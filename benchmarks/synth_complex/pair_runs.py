@@ -19,6 +19,7 @@ from synth_diagnose import split_batch  # noqa: E402
 from synth_modes import score  # noqa: E402
 
 from colorkit.inference import load  # noqa: E402
+from colorkit.metrics.bootstrap import paired_bootstrap  # noqa: E402
 from colorkit.train.runs import read_run  # noqa: E402
 
 METRICS = ("mode_recall", "mode_precision", "coherence", "error_of_best")
@@ -26,13 +27,10 @@ RESAMPLES = 2000
 
 
 def paired(first: np.ndarray, second: np.ndarray) -> dict[str, float | list[float]]:
-    """Means of both, and mean(second - first) with its 95% percentile bootstrap interval."""
-    d = np.asarray(second, dtype=float) - np.asarray(first, dtype=float)
-    rng = np.random.default_rng(0)
-    means = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(RESAMPLES)]
-    lo, hi = np.percentile(means, [2.5, 97.5])
+    """Means of both, and mean(second - first) with its 95% paired bootstrap interval."""
+    d, lo, hi = paired_bootstrap(second, first, resamples=RESAMPLES)
     return {"first": round(float(np.mean(first)), 4), "second": round(float(np.mean(second)), 4),
-            "difference": round(float(d.mean()), 4), "ci": [round(float(lo), 4), round(float(hi), 4)]}
+            "difference": round(d, 4), "ci": [round(lo, 4), round(hi, 4)]}
 
 
 @torch.no_grad()

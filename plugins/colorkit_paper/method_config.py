@@ -151,8 +151,8 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
 MDN_SKIP_PRESETS: dict[str, dict[str, Any]] = {
     **METHOD_PRESETS,
     # The MDN reads a hypercolumn of EfficientNet-Lite0 levels 3 and 4 (docs/synth.md, "Harder
-    # worlds": more of a 16-theme world's colourings on two world seeds, the default world and
-    # the demo photos unchanged).
+    # worlds": more of a 16-theme world's colourings on three world seeds, the default world
+    # and the demo photos unchanged).
     "small": {**METHOD_PRESETS["small"], "backbone_kwargs": {"levels": [3, 4]}},
 }
 
